@@ -1,0 +1,191 @@
+"""The checklist as data: steps, guidance, questions, checks, log signatures, cause rules.
+
+Loading is strict: unknown keys, unknown check ids, bad parameters and rules that name
+signals no check emits all fail with the YAML path of the offending entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wizard.model.errors import WizardError
+from wizard.model.results import SIGNAL_ID, STEP_IDS, StepId
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Question(Strict):
+    id: str
+    prompt: str
+    kind: Literal["text", "target", "time", "duration", "choice", "paths", "context", "number", "flag"]
+    help: str = ""
+    choices: list[str] = Field(default_factory=list)
+    option: str = Field(description="the `diagnose` option this question fills")
+
+
+class CheckSpec(Strict):
+    check: str = Field(description="a check id, e.g. tcp.burst")
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float = Field(default=15.0, gt=0, le=120)
+
+
+class Step(Strict):
+    id: StepId
+    title: str
+    guidance: str
+    checks: list[CheckSpec]
+
+
+class Weight(Strict):
+    signal: str = Field(pattern=SIGNAL_ID)
+    weight: float = Field(gt=0, le=10)
+    why: str = ""
+
+
+class CauseRule(Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    title: str
+    summary: str
+    remedy: str
+    prior: float = Field(default=-3.0, description="log-odds before any evidence")
+    supports: list[Weight] = Field(default_factory=list)
+    contradicts: list[Weight] = Field(default_factory=list)
+    separate_from: dict[str, str] = Field(
+        default_factory=dict, description="other cause id -> the check that tells them apart")
+
+
+SignatureClass = Literal["rst_certain", "eof_or_rst", "not_reset", "kernel_event", "crash",
+                         "resource", "proxy_state", "protocol"]
+
+
+class Signature(Strict):
+    id: str
+    cls: SignatureClass = Field(alias="class")
+    ecosystem: str
+    regex: str
+    meaning: str = ""
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value, re.I)
+        except re.error as exc:
+            raise ValueError(f"regex does not compile: {exc}") from None
+        return value
+
+    def compiled(self) -> re.Pattern[str]:
+        return re.compile(self.regex, re.I)
+
+
+class Checklist(Strict):
+    id: str
+    title: str
+    version: int
+    questions: list[Question]
+    steps: list[Step]
+    signatures: list[Signature]
+    causes: list[CauseRule]
+    threshold: float = Field(default=0.5, gt=0, lt=1,
+                             description="confidence at which a cause counts as diagnosed")
+    close_call: float = Field(default=0.1, ge=0, lt=1,
+                              description="confidence gap under which two causes are a close call")
+
+    @model_validator(mode="after")
+    def _six_steps_in_order(self) -> Checklist:
+        ids = tuple(s.id for s in self.steps)
+        if ids != STEP_IDS:
+            raise ValueError(f"steps must be exactly {', '.join(STEP_IDS)} in that order, got {', '.join(ids)}")
+        causes = [c.id for c in self.causes]
+        if len(set(causes)) != len(causes):
+            raise ValueError("a cause id appears twice")
+        for cause in self.causes:
+            for other in cause.separate_from:
+                if other not in causes:
+                    raise ValueError(f"cause {cause.id}: separate_from names unknown cause {other!r}")
+        return self
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def cause(self, cause_id: str) -> CauseRule | None:
+        return next((c for c in self.causes if c.id == cause_id), None)
+
+
+def _where(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic error location as a YAML path, naming steps and causes by id."""
+    out: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = str(part)
+            if isinstance(node, list) and 0 <= part < len(node) and isinstance(node[part], dict):
+                ident = node[part].get("id") or node[part].get("check")
+                if ident:
+                    label = f"{part}:{ident}"
+            out.append(f"[{label}]")
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+        else:
+            out.append(f".{part}" if out else str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return "".join(out)
+
+
+def load_checklist(
+    path: Path,
+    check_params: Mapping[str, type[BaseModel]] | None = None,
+    emitted_signals: set[str] | None = None,
+) -> Checklist:
+    """Read and validate a checklist file.
+
+    ``check_params`` maps every known check id to its parameter model (from the check
+    registry); ``emitted_signals`` is every signal some check can raise. Both are given by
+    the caller so that this leaf module needs no knowledge of the checks themselves.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WizardError("unreadable checklist", f"{path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise WizardError("bad checklist", f"{path}: not YAML: {exc}") from None
+    try:
+        checklist = Checklist.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise WizardError("bad checklist", f"{path}: {_where(first['loc'], data)}: {first['msg']}") from None
+    if check_params is not None:
+        for s_index, step in enumerate(checklist.steps):
+            for c_index, spec in enumerate(step.checks):
+                where = f"steps[{s_index}:{step.id}].checks[{c_index}:{spec.check}]"
+                model = check_params.get(spec.check)
+                if model is None:
+                    raise WizardError("bad checklist", f"{path}: {where}: unknown check id {spec.check!r}")
+                try:
+                    model.model_validate(spec.params)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    key = ".".join(str(p) for p in first["loc"])
+                    raise WizardError("bad checklist", f"{path}: {where}.params.{key}: {first['msg']}") from None
+    if emitted_signals is not None:
+        for c_index, cause in enumerate(checklist.causes):
+            for kind in ("supports", "contradicts"):
+                for w_index, weight in enumerate(getattr(cause, kind)):
+                    if weight.signal not in emitted_signals:
+                        raise WizardError(
+                            "bad checklist",
+                            f"{path}: causes[{c_index}:{cause.id}].{kind}[{w_index}]: "
+                            f"no check emits signal {weight.signal!r}")
+    return checklist

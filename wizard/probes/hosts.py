@@ -1,0 +1,195 @@
+"""Hosts (I/O): where server-side evidence is read. Commands as argv, file reads bounded.
+
+``LocalHost`` is this machine; ``NetnsHost`` runs commands inside a network namespace
+(files are the host's, except the per-namespace ``/proc/net`` and ``/proc/sys/net``);
+``SshHost`` (asyncssh) offers the same interface over one reused connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob as globmod
+import json
+import os
+import re
+import shutil
+import stat as statmod
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from wizard.model import WizardError
+from wizard.probes.commands import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, CommandOutput, run_command
+
+READ_TIMEOUT = 5.0
+
+
+class HostError(Exception):
+    """A file or command in a server context could not be read; ``message`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+    mtime: float
+    is_file: bool
+
+
+class Host(ABC):
+    """A place where commands run and files are read. No shell strings, ever."""
+
+    #: the context as written on the command line: local, netns:NAME, ssh:user@host
+    spec: str
+
+    @abstractmethod
+    async def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput: ...
+
+    @abstractmethod
+    async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        """Up to ``max_bytes`` of ``path`` from ``offset``; raises HostError."""
+
+    @abstractmethod
+    async def stat(self, path: str) -> FileInfo:
+        """Size and mtime of ``path``; raises HostError."""
+
+    @abstractmethod
+    async def glob(self, pattern: str) -> list[str]: ...
+
+    @abstractmethod
+    async def which(self, tool: str) -> str | None: ...
+
+    @abstractmethod
+    async def is_privileged(self) -> bool:
+        """Whether commands and reads here run with root rights."""
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+        except HostError:
+            return False
+        return True
+
+    async def read_text(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+        return (await self.read(path, 0, max_bytes)).decode("utf-8", "replace")
+
+    async def addresses(self) -> list[str]:
+        """Every IP address configured in this context (``ip -j addr``)."""
+        out = await self.run(["ip", "-j", "addr", "show"], timeout=3, max_bytes=1 << 20)
+        if not out.ok:
+            raise HostError(f"cannot list addresses in {self.spec}: {out.problem()}")
+        try:
+            links = json.loads(out.text or "[]")
+        except json.JSONDecodeError:
+            raise HostError(f"cannot list addresses in {self.spec}: unreadable ip -j output") from None
+        return [a["local"] for link in links for a in link.get("addr_info", []) if "local" in a]
+
+    async def close(self) -> None:
+        """Release connections (SSH); nothing to do for local contexts."""
+
+
+class LocalHost(Host):
+    spec = "local"
+
+    async def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput:
+        return await run_command(argv, timeout, max_bytes, where=self.spec)
+
+    async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        def _read() -> bytes:
+            with open(path, "rb") as handle:
+                if offset:
+                    handle.seek(offset)
+                return handle.read(max_bytes)
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(_read), READ_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise HostError(f"reading {path} took longer than {READ_TIMEOUT:g}s") from None
+        except OSError as exc:
+            raise HostError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    async def stat(self, path: str) -> FileInfo:
+        try:
+            st = await asyncio.to_thread(os.stat, path)
+        except OSError as exc:
+            raise HostError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return FileInfo(path, st.st_size, st.st_mtime, statmod.S_ISREG(st.st_mode))
+
+    async def glob(self, pattern: str) -> list[str]:
+        return sorted(await asyncio.to_thread(globmod.glob, pattern))
+
+    async def which(self, tool: str) -> str | None:
+        return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+    async def is_privileged(self) -> bool:
+        return os.geteuid() == 0
+
+
+# Files whose content depends on the network namespace of the reader.
+_PER_NETNS = re.compile(r"^/proc/(self/)?(net|sys/net)/")
+
+
+class NetnsHost(LocalHost):
+    """Commands run under ``ip netns exec NAME``; per-namespace files are read there too."""
+
+    def __init__(self, name: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise WizardError("unknown context", f"netns:{name} is not a valid namespace name")
+        self.name = name
+        self.spec = f"netns:{name}"
+
+    async def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput:
+        out = await run_command(["ip", "netns", "exec", self.name, *argv], timeout, max_bytes,
+                                where=self.spec)
+        if out.returncode is not None and out.returncode != 0 and b"exec of" in out.stderr:
+            # ip netns exec reports a missing program itself; keep it recognisable.
+            return CommandOutput(tuple(argv), 127, b"", out.stderr, out.duration_ms, missing=True,
+                                 where=self.spec)
+        return CommandOutput(tuple(argv), out.returncode, out.stdout, out.stderr, out.duration_ms,
+                             out.timed_out, out.truncated, out.missing, self.spec)
+
+    async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        if not _PER_NETNS.match(path):
+            return await super().read(path, offset, max_bytes)
+        out = await self.run(["cat", path], timeout=READ_TIMEOUT, max_bytes=offset + max_bytes)
+        if not out.ok:
+            raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
+        return out.stdout[offset:offset + max_bytes]
+
+    async def stat(self, path: str) -> FileInfo:
+        if _PER_NETNS.match(path):
+            data = await self.read(path)
+            return FileInfo(path, len(data), 0.0, True)
+        return await super().stat(path)
+
+
+def netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def host_for(spec: str) -> Host:
+    """The Host for a ``--server`` value; raises WizardError for an unknown context."""
+    if spec in ("", "local"):
+        return LocalHost()
+    kind, _, rest = spec.partition(":")
+    if kind == "netns":
+        if not rest:
+            raise WizardError("unknown context", "netns: needs a namespace name (netns:NAME)")
+        host = NetnsHost(rest)
+        if not netns_exists(rest):
+            raise WizardError("unknown context", f"network namespace {rest!r} does not exist (ip netns list)")
+        return host
+    if kind == "ssh":
+        if not rest:
+            raise WizardError("unknown context", "ssh: needs a host (ssh:[user@]host[:port])")
+        from wizard.probes.ssh import SshHost  # asyncssh loads only when asked for
+
+        return SshHost.from_spec(rest)
+    raise WizardError("unknown context", f"{spec!r}: use local, netns:NAME or ssh:[user@]host[:port]")

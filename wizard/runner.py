@@ -1,0 +1,138 @@
+"""Async orchestration: runs each step's checks concurrently, bounded, and emits events.
+
+No check's failure or hang stops the run: an exception becomes an ``error`` result with
+its traceback, a timeout an ``error`` saying so, a missing privilege or tool a ``skip``
+with the fix. Results land in the Session as they finish, so Ctrl-C keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from wizard.analysis import diagnose
+from wizard.checks import CheckContext, get_check
+from wizard.checks.base import Check
+from wizard.model import STEP_IDS, CheckResult, CheckSpec, Evidence, Session, Status, StepResult
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: str
+
+
+@dataclass(frozen=True)
+class CheckStarted:
+    step: str
+    index: int
+    check: str
+    title: str
+
+
+@dataclass(frozen=True)
+class CheckFinished:
+    step: str
+    index: int
+    result: CheckResult
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: str
+    result: StepResult
+
+
+Event = StepStarted | CheckStarted | CheckFinished | StepFinished
+
+
+class Runner:
+    def __init__(self, ctx: CheckContext, emit: Callable[[Event], None] | None = None) -> None:
+        self.ctx = ctx
+        self.checklist = ctx.checklist
+        self.emit = emit or (lambda event: None)
+
+    async def preflight(self, cls: type[Check]) -> CheckResult | None:
+        """A skip result when the check cannot run here, else None."""
+        ctx = self.ctx
+        if cls.needs_root == "client" and not ctx.client_root:
+            return CheckResult.skipped(
+                "needs root on this machine (raw sockets or privileged reads)",
+                "run as root: sudo reset-wizard ... (or grant cap_net_raw,cap_net_admin)")
+        if cls.needs_root == "server" and not ctx.server_root:
+            return CheckResult.skipped(
+                f"needs root in the server context {ctx.server.spec}",
+                "run as root (sudo reset-wizard ...), or allow passwordless sudo for it over ssh")
+        for tool in cls.needs_tools:
+            host = ctx.client if tool.where == "client" else ctx.server
+            if await host.which(tool.name) is None:
+                return CheckResult.skipped(f"{tool.name} is not installed in {host.spec}", tool.fix())
+        return None
+
+    async def run_check(self, step_id: str, index: int, spec: CheckSpec) -> CheckResult:
+        cls = get_check(spec.check)
+        self.emit(CheckStarted(step_id, index, cls.id, cls.title))
+        started = time.monotonic()
+        started_at = datetime.now(timezone.utc)
+        try:
+            result = await self.preflight(cls)
+            if result is None:
+                params = cls.Params.model_validate(spec.params)
+                result = await asyncio.wait_for(cls().run(self.ctx, params), spec.timeout_s)
+        except asyncio.TimeoutError:
+            result = CheckResult(id=cls.id, status=Status.ERROR,
+                                 summary=f"did not finish within {spec.timeout_s:g}s",
+                                 reason=f"timed out after {spec.timeout_s:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in one check must not stop the run
+            result = CheckResult(
+                id=cls.id, status=Status.ERROR, summary=f"failed unexpectedly: {type(exc).__name__}: {exc}",
+                reason=str(exc),
+                evidence=[Evidence(kind="traceback", title="traceback", text=traceback.format_exc())])
+        result = result.model_copy(update={
+            "id": cls.id, "title": cls.title, "started_at": started_at,
+            "duration_ms": int((time.monotonic() - started) * 1000)})
+        self.emit(CheckFinished(step_id, index, result))
+        return result
+
+    async def run_step(self, session: Session, step_id: str, only: int | None = None) -> StepResult:
+        """Run a step's checks concurrently (or just check ``only``), filling the session."""
+        spec = self.checklist.step(step_id)
+        step = session.step(step_id)
+        step.title = spec.title
+        if only is None:
+            step.checks = []
+        self.emit(StepStarted(step_id))
+
+        async def one(index: int, check: CheckSpec) -> None:
+            result = await self.run_check(step_id, index, check)
+            # Keep the checklist's order whatever order the checks finish in.
+            existing = [c for c in step.checks if c.id != result.id]
+            existing.append(result)
+            order = [c.check for c in spec.checks]
+            step.checks = sorted(existing, key=lambda c: order.index(c.id) if c.id in order else 99)
+            step.refresh_status()
+
+        indexes = range(len(spec.checks)) if only is None else [only]
+        try:
+            await asyncio.gather(*(one(i, spec.checks[i]) for i in indexes))
+        finally:
+            step.refresh_status()
+            self.emit(StepFinished(step_id, step))
+        return step
+
+    async def run_all(self, session: Session, steps: Iterable[str] = STEP_IDS) -> Session:
+        try:
+            for step_id in steps:
+                await self.run_step(session, step_id)
+        finally:
+            self.conclude(session)
+        return session
+
+    def conclude(self, session: Session) -> None:
+        session.diagnosis, session.close_call = diagnose(self.checklist, session)
+        session.finished_at = datetime.now(timezone.utc)
