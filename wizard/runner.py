@@ -14,10 +14,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import socket
+
+from wizard import __version__
 from wizard.analysis import diagnose
-from wizard.checks import CheckContext, get_check
+from wizard.checks import CheckContext, get_check, load
 from wizard.checks.base import Check
-from wizard.model import STEP_IDS, CheckResult, CheckSpec, Evidence, Session, Status, StepResult
+from wizard.model import (STEP_IDS, Answers, Checklist, CheckResult, CheckSpec, Context, Evidence,
+                          Session, Status, StepResult, ToolInfo, WizardError, parse_target)
+from wizard.probes import Host, LocalHost, Probes, host_for, real_probes
 
 
 @dataclass(frozen=True)
@@ -136,3 +141,37 @@ class Runner:
     def conclude(self, session: Session) -> None:
         session.diagnosis, session.close_call = diagnose(self.checklist, session)
         session.finished_at = datetime.now(timezone.utc)
+
+
+async def prepare(
+    target_text: str,
+    answers: Answers,
+    server_spec: str = "local",
+    *,
+    probes: Probes | None = None,
+    checklist: Checklist | None = None,
+    client: Host | None = None,
+    server: Host | None = None,
+) -> tuple[Session, CheckContext]:
+    """Parse and resolve the target, open the server context, and build an empty session.
+
+    Raises WizardError for bad input (bad target or port, unresolvable host, unknown
+    context), before anything is probed or written.
+    """
+    target = parse_target(target_text)
+    probes = probes or real_probes()
+    resolution = await probes.dns.resolve(target.host, min(answers.timeout_s, 5.0))
+    if not resolution.ok:
+        raise WizardError("unresolvable host",
+                          f"{target.host}: {resolution.error or 'no IPv4 or IPv6 address'}")
+    target.addresses = list(resolution.addresses)
+    server = server or host_for(server_spec)
+    client = client or LocalHost()
+    ctx = CheckContext(
+        target=target, answers=answers, checklist=checklist or load(), client=client,
+        server=server, probes=probes, client_root=await client.is_privileged(),
+        server_root=await server.is_privileged(), resolution=resolution)
+    session = Session(
+        tool=ToolInfo(version=__version__), started_at=datetime.now(timezone.utc), target=target,
+        context=Context(client=socket.gethostname(), server=server.spec), answers=answers)
+    return session, ctx

@@ -50,6 +50,7 @@ class CheckContext:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     client_root: bool = False
     server_root: bool = False
+    resolution: Any = None  # the probes.dns Resolution made when the run was prepared
     _cache: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     async def once(self, key: str, factory: Callable[[], Any]) -> Any:
