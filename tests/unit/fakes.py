@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from wizard.checks import CheckContext, load
-from wizard.model import Answers, Target
+from wizard.checks import CheckContext, checklist_path
+from wizard.model import Answers, Target, load_checklist
 from wizard.probes.commands import CommandOutput
 from wizard.probes.dns import Resolution
 from wizard.probes.hosts import FileInfo, Host, HostError
@@ -156,7 +156,7 @@ def make_ctx(target: str = "127.0.0.1:8080", *, answers: Answers | None = None,
     if not parsed.addresses:
         parsed.addresses = [parsed.host] if parsed.is_address else probes.dns.table.get(parsed.host, [])
     return CheckContext(
-        target=parsed, answers=answers or Answers(), checklist=load(),
+        target=parsed, answers=answers or Answers(), checklist=load_checklist(checklist_path()),
         client=client or FakeHost("local"), server=server or FakeHost("local"),
         probes=probes, now=lambda: datetime(2026, 11, 22, 3, 50, tzinfo=timezone.utc),
         client_root=root, server_root=root,

@@ -1,0 +1,1 @@
+"""Checks of the app area (being written)."""
