@@ -104,6 +104,10 @@ class Checklist(Strict):
         ids = tuple(s.id for s in self.steps)
         if ids != STEP_IDS:
             raise ValueError(f"steps must be exactly {', '.join(STEP_IDS)} in that order, got {', '.join(ids)}")
+        for step in self.steps:
+            ids_in_step = [c.check for c in step.checks]
+            if len(set(ids_in_step)) != len(ids_in_step):
+                raise ValueError(f"step {step.id} lists a check twice; a step runs each check once")
         causes = [c.id for c in self.causes]
         if len(set(causes)) != len(causes):
             raise ValueError("a cause id appears twice")
