@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import socket
-
 from wizard import __version__
 from wizard.analysis import diagnose
 from wizard.checks import CheckContext, get_check, load
@@ -23,6 +21,7 @@ from wizard.checks.base import Check
 from wizard.model import (STEP_IDS, Answers, Checklist, CheckResult, CheckSpec, Context, Evidence,
                           Session, Status, StepResult, ToolInfo, WizardError, parse_target)
 from wizard.probes import Host, LocalHost, Probes, host_for, real_probes
+from wizard.probes.hosts import local_hostname
 
 
 @dataclass(frozen=True)
@@ -173,5 +172,5 @@ async def prepare(
         server_root=await server.is_privileged(), resolution=resolution)
     session = Session(
         tool=ToolInfo(version=__version__), started_at=datetime.now(timezone.utc), target=target,
-        context=Context(client=socket.gethostname(), server=server.spec), answers=answers)
+        context=Context(client=local_hostname(), server=server.spec), answers=answers)
     return session, ctx

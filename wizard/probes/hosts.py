@@ -170,6 +170,13 @@ class NetnsHost(LocalHost):
         return await super().stat(path)
 
 
+def local_hostname() -> str:
+    """The name of the machine the wizard runs on (the client side of the session)."""
+    import socket
+
+    return socket.gethostname()
+
+
 def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
