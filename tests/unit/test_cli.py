@@ -1,0 +1,202 @@
+"""The command line: bad input is one line and exit 2 with nothing written; real runs write
+both files with the exit code of CLI.md; Ctrl-C still writes what was gathered."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.unit.fakes import FakeDns, FakeProbes
+from wizard.cli import main, parse_duration, parse_time, write_atomic
+from wizard.model import WizardError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], **kw) -> tuple[int, str]:
+    # A fake resolver: no test may send a real DNS query.
+    code = main(args, probes=kw.get("probes") or FakeProbes(dns=FakeDns({"app.example.test": ["127.0.0.1"]})))
+    return code, capsys.readouterr().err
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, never listened, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_one_line(err: str, problem: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"reset-wizard: {problem}: "), lines[0]
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["diagnose", "127.0.0.1:http"], "bad port"),
+    (["diagnose", "127.0.0.1:0"], "bad port"),
+    (["diagnose", "127.0.0.1:70000"], "bad port"),
+    (["diagnose", "[::1]:65536"], "bad port"),
+    (["diagnose", "127.0.0.1"], "bad target"),
+    (["diagnose", "no_such..host:80"], "bad target"),
+    (["diagnose", "nowhere.example.test:80"], "unresolvable host"),
+    (["diagnose", "127.0.0.1:80", "--server", "netns:rwcl-does-not-exist"], "unknown context"),
+    (["diagnose", "127.0.0.1:80", "--server", "docker:web"], "unknown context"),
+    (["diagnose", "127.0.0.1:80", "--log", "/nonexistent/rwcl/app.log"], "unreadable log"),
+    (["diagnose", "127.0.0.1:80", "--log", "/nonexistent/rwcl/*.log"], "unreadable log"),
+    (["diagnose", "127.0.0.1:80", "--log", "/"], "unreadable log"),
+    (["diagnose", "127.0.0.1:80", "--at", "yesterday-ish"], "bad time"),
+    (["diagnose", "127.0.0.1:80", "--window", "ten minutes"], "bad window"),
+    (["diagnose", "127.0.0.1:80", "--attempts", "0"], "bad attempts"),
+    (["diagnose", "127.0.0.1:80", "--attempts", "1001"], "bad attempts"),
+    (["diagnose", "127.0.0.1:80", "--timeout", "61"], "bad timeout"),
+    (["diagnose", "127.0.0.1:80", "--timeout", "0"], "bad timeout"),
+    (["diagnose", "127.0.0.1:80", "--hold", "-1"], "bad hold"),
+    (["diagnose", "127.0.0.1:80", "--payload", "@/nonexistent/rwcl/payload"], "unreadable payload"),
+    (["diagnose", "127.0.0.1:80", "--side", "both"], "bad option"),
+    (["diagnose", "127.0.0.1:80", "--frobnicate"], "bad option"),
+    (["diagnose"], "missing target"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+        args: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli([*args, "--json", str(tmp_path / "s.json"), "--report", str(tmp_path / "r.md")], capsys)
+    assert code == 2
+    assert_one_line(err, problem)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_report_is_not_overwritten_without_force(tmp_path: Path, capsys) -> None:
+    report = tmp_path / "r.md"
+    report.write_text("my notes\n")
+    code, err = run_cli(["diagnose", "127.0.0.1:80", "--report", str(report), "--json", str(tmp_path / "s.json")],
+                        capsys)
+    assert code == 2
+    assert_one_line(err, "report exists")
+    assert report.read_text() == "my notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md"]
+
+
+def test_report_into_missing_directory_is_rejected_before_probing(tmp_path: Path, capsys) -> None:
+    code, err = run_cli(["diagnose", "127.0.0.1:80", "--report", str(tmp_path / "no" / "r.md")], capsys)
+    assert code == 2
+    assert_one_line(err, "bad report path")
+
+
+def test_binary_payload_file_is_rejected_as_not_utf8(tmp_path: Path, capsys) -> None:
+    blob = tmp_path / "payload.bin"
+    blob.write_bytes(b"\xff\xfe\x00binary")
+    code, err = run_cli(["diagnose", "127.0.0.1:80", "--payload", f"@{blob}"], capsys)
+    assert code == 2
+    assert_one_line(err, "bad payload")
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("45", 45), ("1.5m", 90)])
+def test_windows_accept_units_and_plain_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_times_accept_rfc3339_local_clock_and_relative_forms() -> None:
+    now = datetime(2026, 11, 22, 3, 48, 8).astimezone()
+    assert parse_time("2026-11-22T03:40:00Z", now).isoformat() == "2026-11-22T03:40:00+00:00"
+    assert parse_time("2026-11-22 03:40", now) == datetime(2026, 11, 22, 3, 40).astimezone()
+    assert parse_time("03:40:30", now) == now.replace(minute=40, second=30)
+    assert parse_time("-10m", now) == now - timedelta(minutes=10)
+    with pytest.raises(WizardError):
+        parse_time("03:99", now)
+
+
+def test_atomic_write_refuses_to_replace_a_file_without_force(tmp_path: Path) -> None:
+    path = tmp_path / "r.md"
+    write_atomic(path, "first\n", force=False)
+    with pytest.raises(WizardError):
+        write_atomic(path, "second\n", force=False)
+    assert path.read_text() == "first\n"
+    write_atomic(path, "third\n", force=True)
+    assert path.read_text() == "third\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]  # no temp files left behind
+
+
+def test_json_schema_option_prints_the_session_schema(capsys) -> None:
+    assert main(["diagnose", "--json-schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert {"schema", "steps", "diagnosis", "target"} <= set(schema["properties"])
+
+
+def test_checks_lists_every_registered_check_with_its_step(capsys) -> None:
+    from wizard.checks import all_checks
+
+    assert main(["checks"]) == 0
+    out = capsys.readouterr().out
+    for check_id, cls in all_checks().items():
+        line = next(line for line in out.splitlines() if line.startswith(check_id + " "))
+        assert cls.step in line
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wizard", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_closed_port_is_diagnosed_port_closed_exit_1_with_both_files(tmp_path: Path) -> None:
+    port = closed_port()
+    done = cli("diagnose", f"127.0.0.1:{port}", "--attempts", "3", "--timeout", "2",
+               "--json", str(tmp_path / "s.json"), "--report", str(tmp_path / "r.md"))
+    assert done.returncode == 1, done.stderr
+    session = json.loads((tmp_path / "s.json").read_text())
+    assert session["schema"] == 1
+    assert session["diagnosis"][0]["cause"] == "port-closed"
+    assert session["diagnosis"][0]["evidence"]
+    report = (tmp_path / "r.md").read_text()
+    assert "port-closed" in report
+    assert "verdict: port-closed" in done.stderr
+
+
+def test_report_command_renders_a_saved_session_again(tmp_path: Path) -> None:
+    port = closed_port()
+    first = cli("diagnose", f"127.0.0.1:{port}", "--attempts", "2", "--quiet", "--json", str(tmp_path / "s.json"))
+    assert first.returncode == 1, first.stderr
+    again = cli("report", str(tmp_path / "s.json"), "-o", str(tmp_path / "again.md"))
+    assert again.returncode == 0, again.stderr
+    assert "port-closed" in (tmp_path / "again.md").read_text()
+    refused = cli("report", str(tmp_path / "s.json"), "-o", str(tmp_path / "again.md"))
+    assert refused.returncode == 2 and "exists" in refused.stderr
+
+
+def test_ctrl_c_ends_the_run_cleanly_and_still_writes_what_was_gathered(tmp_path: Path) -> None:
+    # A listener that completes handshakes (the kernel does) but never reads or answers:
+    # the payload probe waits for its whole timeout, so the run is still busy when we interrupt.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(128)
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wizard", "diagnose", f"127.0.0.1:{port}", "--timeout", "30",
+             "--hold", "30", "--payload", "hello\\r\\n", "--json", str(tmp_path / "s.json"),
+             "--report", str(tmp_path / "r.md")],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            # Interrupt once the first steps have produced results (progress lines on stderr).
+            time.sleep(4)
+            assert proc.poll() is None, proc.communicate()[1]
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+    assert proc.returncode == 3, err
+    assert "interrupted" in err
+    session = json.loads((tmp_path / "s.json").read_text())
+    assert session["interrupted"] is True
+    assert any(check for step in session["steps"] for check in step["checks"])
+    assert (tmp_path / "r.md").read_text().strip()

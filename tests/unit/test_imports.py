@@ -1,0 +1,33 @@
+"""Import hygiene: the layer contracts hold, and the headless modules load no UI or scapy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADLESS = ["wizard.model", "wizard.analysis", "wizard.redact", "wizard.probes", "wizard.checks",
+            "wizard.report", "wizard.runner", "wizard.cli", "wizard.lab.demo"]
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    command = [str(lint)] if lint.exists() else [shutil.which("lint-imports") or "lint-imports"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_headless_modules_import_neither_textual_rich_nor_scapy() -> None:
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {HEADLESS!r}:\n"
+        "    importlib.import_module(name)\n"
+        "from wizard.checks import all_checks; all_checks()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'scapy'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
