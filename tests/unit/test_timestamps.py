@@ -26,7 +26,7 @@ SAMPLES = [
     ("nginx-error", "2026/11/22 03:48:08 [error] 1234#1234: *5 recv() failed (104: Connection reset by peer) while reading response header from upstream", 0.0),
     ("access-log", '10.0.0.9 - - [22/Nov/2026:03:48:08 +0000] "GET /health HTTP/1.1" 502 157 "-" "curl/7.88.1"', 0.0),
     ("apache-error", "[Sun Nov 22 03:48:08.123456 2026] [proxy_http:error] [pid 1234:tid 5678] (104)Connection reset by peer: [client 10.0.0.9:5000] AH01102: error reading status line from remote server", 0.123456),
-    ("epoch", "1795321688.660592 IP 10.0.0.1.443 > 10.0.0.2.5000: Flags [R.], seq 1, ack 1, win 0", 0.660592),
+    ("epoch", "1795319288.660592 IP 10.0.0.1.443 > 10.0.0.2.5000: Flags [R.], seq 1, ack 1, win 0", 0.660592),
     ("klog", "I1122 03:48:08.123456       1 reflector.go:123] watch of *v1.Pod ended with: connection reset by peer", 0.123456),
 ]
 
@@ -42,9 +42,9 @@ def test_every_format_is_detected_and_parsed_to_the_same_instant(name: str, line
 
 
 def test_epoch_seconds_are_utc_whatever_the_local_zone() -> None:
-    line = "1795321688.5 something"
+    line = "1795319288.5 something"
     ts = format_named("epoch").parse(line, TimeContext(tz=ZoneInfo("Asia/Tokyo")))
-    assert ts == 1795321688.5
+    assert ts == 1795319288.5
 
 
 def test_naive_times_are_read_in_the_given_zone() -> None:
