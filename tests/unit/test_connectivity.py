@@ -179,3 +179,14 @@ def test_checklist_params_of_step_two_validate() -> None:
     ctx = make_ctx()
     spec = next(c for c in ctx.checklist.step("connectivity").checks if c.check == "icmp.ping")
     assert PingParams.model_validate(spec.params).count == 3
+
+
+async def test_an_unresolved_name_is_never_handed_to_a_socket_or_ping() -> None:
+    tcp = FakeTcp()
+    client = FakeHost(commands={("ping",): PING_OK})
+    ctx = make_ctx("nothing.test:80", client=client, probes=FakeProbes(tcp=tcp))
+    assert ctx.target.addresses == []
+    connect = await TcpConnectCheck().run(ctx, NoParams())
+    ping = await IcmpPingCheck().run(ctx, PingParams())
+    assert connect.status is Status.SKIP and ping.status is Status.SKIP
+    assert tcp.calls == [] and client.calls == []

@@ -15,6 +15,18 @@ from wizard.model import CheckResult, Status
 MAX_PING_ADDRESSES = 4
 
 
+NO_ADDRESS = "the target has no resolved address to connect to"
+
+
+def _addresses(ctx: CheckContext) -> list[str]:
+    """Resolved addresses only: a bare name handed to a socket or ping would be resolved again."""
+    if ctx.target.addresses:
+        return list(ctx.target.addresses)
+    if ctx.resolution is not None and ctx.resolution.addresses:
+        return list(ctx.resolution.addresses)
+    return [ctx.target.host] if ctx.target.is_address else []
+
+
 def _family(address: str) -> str:
     return "IPv6" if ":" in address else "IPv4"
 
@@ -85,8 +97,9 @@ class TcpConnectCheck(Check[NoParams]):
     description = "Connects to every resolved address concurrently and classifies each outcome."
 
     async def run(self, ctx: CheckContext, params: NoParams) -> CheckResult:
-        addresses = list(ctx.target.addresses) or list(getattr(ctx.resolution, "addresses", []) or []) \
-            or [ctx.target.host]
+        addresses = _addresses(ctx)
+        if not addresses:
+            return CheckResult.skipped(NO_ADDRESS, "check the name (dns.resolve) or give an address")
         port = ctx.target.port
         outcomes = await asyncio.gather(*(ctx.probes.tcp.connect(a, port, ctx.answers.timeout_s)
                                           for a in addresses))
@@ -179,7 +192,9 @@ class IcmpPingCheck(Check[PingParams]):
     description = "The system ping to each address: loss and round-trip times."
 
     async def run(self, ctx: CheckContext, params: PingParams) -> CheckResult:
-        addresses = (list(ctx.target.addresses) or [ctx.target.host])[:MAX_PING_ADDRESSES]
+        addresses = _addresses(ctx)[:MAX_PING_ADDRESSES]
+        if not addresses:
+            return CheckResult.skipped(NO_ADDRESS, "check the name (dns.resolve) or give an address")
         timeout = params.count * params.interval_s + 3.0
 
         async def one(address: str):  # type: ignore[no-untyped-def]

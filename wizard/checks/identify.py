@@ -232,7 +232,10 @@ class ClientSocketsCheck(Check[NoParams]):
         if probe is None:
             return CheckResult.skipped("no process probe in this run (psutil unavailable)",
                                        "pip install psutil")
-        addresses = ctx.target.addresses or [ctx.target.host]
+        addresses = ctx.target.addresses or ([ctx.target.host] if ctx.target.is_address else [])
+        if not addresses:
+            return CheckResult.skipped("the target has no resolved address to look for",
+                                       "check the name (dns.resolve) or give an address")
         found = await probe.connections_to(addresses, ctx.target.port, 5.0)
         f = Findings()
         target = ", ".join(addresses)
@@ -301,7 +304,7 @@ class ServerContextCheck(Check[NoParams]):
         tools = {tool: await ctx.server.which(tool) for tool in SERVER_TOOLS}
         missing = [t for t, path in tools.items() if path is None]
         f.add(f"tools in {spec}: " + ", ".join(f"{t} {'yes' if p else 'no'}" for t, p in tools.items()),
-              data={"tools": tools})
+              source=f"which in {spec}", data={"tools": tools})
         owns = await ctx.server_has_target()
         addresses = ", ".join(ctx.target.addresses) or ctx.target.host
         status = Status.PASS
