@@ -138,3 +138,20 @@ def test_hosts_lookup_skips_comments_bad_addresses_and_duplicates() -> None:
             "10.0.0.3 notsvc # svc\n")
     assert hosts_lookup("svc", text) == ["10.0.0.2", "fe80::1"]
     assert hosts_lookup("absent", text) == []
+
+
+async def test_process_probe_is_bounded_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import wizard.probes.processes as processes
+
+    def slow_scan(wanted, port):  # type: ignore[no-untyped-def]
+        time.sleep(0.6)
+        return processes.ProcessSockets(error="a late answer that must be dropped")
+
+    monkeypatch.setattr(processes, "_scan", slow_scan)
+    started = time.monotonic()
+    found = await ProcessProbe().connections_to(["127.0.0.1"], 1, timeout=0.1)
+    assert time.monotonic() - started < 0.5
+    assert "did not answer within 0.1s" in found.error and "late" not in found.error
+    assert found.holders == ()
