@@ -1,1 +1,300 @@
-"""Checks of the firewall area (being written)."""
+"""Step 4 check: which firewall rules on the server answer this port, and whose counter moves."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from wizard.checks.base import Check, CheckContext, CheckParams, Findings
+from wizard.checks.common import bracket
+from wizard.checks.fwrules import (Flow, Hit, Ruleset, combine, merge_iptables, parse_iptables_save,
+                                   parse_nft_json, walk)
+from wizard.checks.registry import register
+from wizard.model import CheckResult, Status
+from wizard.probes.commands import CommandOutput
+from wizard.probes.hosts import Host, HostError
+
+_CAP = 16 << 20  # large rulesets (kube-proxy) run to megabytes
+_TIMEOUT = 10.0
+
+
+@dataclass
+class Collected:
+    """One reading of every firewall layer in the server context."""
+
+    ruleset: Ruleset = field(default_factory=Ruleset)
+    read: list[str] = field(default_factory=list)  # command lines that gave a ruleset
+    notes: list[str] = field(default_factory=list)  # not installed, not loaded, failed
+    whole: list[tuple[str, str]] = field(default_factory=list)  # (command line, text) to quote whole
+    source_cmd: dict[str, str] = field(default_factory=dict)  # rule source -> command line
+
+
+async def _loaded(host: Host, path: str) -> bool:
+    """Whether a kernel facility is there already; asking netfilter otherwise could load it."""
+    try:
+        if path.startswith("/proc/"):
+            return bool((await host.read_text(path, 65536)).strip())
+        return await host.exists(path)
+    except HostError:
+        return False
+
+
+async def _nf_tables_present(host: Host) -> bool:
+    """nf_tables is loaded, built in, or the kernel cannot load modules at all (no /proc/modules)."""
+    try:
+        modules = await host.read_text("/proc/modules", 1 << 20)
+    except HostError:
+        return True
+    return any(line.split(" ", 1)[0] == "nf_tables" for line in modules.splitlines()) or \
+        await host.exists("/sys/module/nf_tables")
+
+
+async def _run(host: Host, argv: list[str], into: Collected) -> CommandOutput | None:
+    out = await host.run(argv, timeout=_TIMEOUT, max_bytes=_CAP)
+    if out.missing:
+        into.notes.append(f"{argv[0]} is not installed in {host.spec}")
+        return None
+    if not out.ok:
+        into.notes.append(f"{out.command_line}: {out.problem()}")
+        return None
+    if out.truncated:
+        into.notes.append(f"{out.command_line}: output cut at {_CAP} bytes; later rules are not seen")
+    return out
+
+
+async def collect(host: Host, backends: dict[str, str]) -> Collected:
+    """nft (JSON for structure, text for exact quotes), then iptables-save for both families.
+
+    ``backends`` maps iptables-save/ip6tables-save to the backend its ``-V`` named, asked once
+    per run: a legacy tool only runs where legacy tables exist, an nf_tables one only where
+    nf_tables is loaded, so reading never loads a kernel module.
+    """
+    got = Collected()
+    nft_loaded = await _nf_tables_present(host)
+    nft_rs: Ruleset | None = None
+    if not nft_loaded:
+        got.notes.append("nf_tables is not loaded: no nftables rules (not loading it to look)")
+    elif js := await _run(host, ["nft", "-j", "list", "ruleset"], got):
+        text = await _run(host, ["nft", "-a", "list", "ruleset"], got)
+        nft_rs = parse_nft_json(js.text, text.text if text else "")
+        got.read.append(js.command_line)
+        cmd = text.command_line if text else js.command_line
+        got.source_cmd["nft"] = cmd
+        got.whole.append((cmd, text.text if text else js.text))
+        combine(got.ruleset, nft_rs)
+    for tool, family, names in (("iptables-save", "ip", "/proc/net/ip_tables_names"),
+                                ("ip6tables-save", "ip6", "/proc/net/ip6_tables_names")):
+        source = tool.removesuffix("-save")
+        legacy_there = await _loaded(host, names)
+        backend = backends.get(tool, "")
+        if backend == "missing":
+            got.notes.append(f"{tool} is not installed in {host.spec}")
+        elif (backend == "legacy" and legacy_there) or (backend != "legacy" and nft_loaded):
+            if out := await _run(host, [tool, "-c"], got):
+                nf = said_nft(out.text)
+                rs, _ = parse_iptables_save(out.text, source if nf else f"{source}-legacy", family)
+                _fold(got, rs, out, nft_rs if nf else None)
+        if legacy_there and backend != "legacy":
+            # Legacy tables apply alongside nftables ones and only the legacy tool shows them.
+            if out := await _run(host, [f"{source}-legacy-save", "-c"], got):
+                rs, _ = parse_iptables_save(out.text, f"{source}-legacy", family)
+                _fold(got, rs, out, None)
+    return got
+
+
+def said_nft(text: str) -> bool:
+    return "(nf_tables)" in text.split("\n", 3)[0] or "(nf_tables)" in text[:400]
+
+
+def _fold(got: Collected, rs: Ruleset, out: CommandOutput, nft_rs: Ruleset | None) -> None:
+    got.read.append(out.command_line)
+    got.whole.append((out.command_line, out.text))
+    for key in rs.chains:
+        got.source_cmd.setdefault(key[0], out.command_line)
+    if nft_rs is not None:
+        # iptables-nft rules live in nft's tables: fold them into the chains they are in.
+        merge_iptables(got.ruleset, rs)
+        for r in rs.all_rules():
+            got.source_cmd.setdefault(f"merged:{r.family}", out.command_line)
+    else:
+        combine(got.ruleset, rs)
+
+
+class FirewallRulesParams(CheckParams):
+    probe: bool = Field(default=True, description="read counters around one payload probe")
+
+
+def _family(addr: str) -> str:
+    try:
+        return "ipv4" if ipaddress.ip_address(addr).version == 4 else "ipv6"
+    except ValueError:
+        return ""
+
+
+def _kind(hit: Hit) -> str:
+    """What a hit means for the connection: reject, icmp-reject, drop, rate-limit, ct-invalid, or ''."""
+    rule = hit.rule
+    if rule is None:
+        return "drop" if hit.chain.policy == "drop" else ""
+    if rule.verdict not in ("reject", "drop"):
+        return ""
+    if rule.limits:
+        return "rate-limit"
+    states = rule.ct_states
+    if states and states <= {"invalid"}:
+        return "ct-invalid"
+    if rule.verdict == "drop":
+        return "drop"
+    return "reject" if rule.resets or rule.reject_with == "?" else "icmp-reject"
+
+
+_SIGNAL = {"reject": "fw.reject", "drop": "fw.drop", "rate-limit": "fw.rate_limit",
+           "ct-invalid": "fw.ct_invalid"}
+_SAYS = {"reject": "rejects with a TCP reset", "icmp-reject": "rejects with ICMP (not a reset)",
+         "drop": "drops", "rate-limit": "rate-limits and then rejects or drops",
+         "ct-invalid": "drops or rejects packets conntrack calls INVALID"}
+
+
+def _counter(rs: Ruleset, hit: Hit) -> int | None:
+    if hit.rule is not None:
+        return rs.counters().get(hit.rule.key)
+    chain = rs.chains.get(hit.chain.key)
+    return chain.packets if chain else None
+
+
+@register
+class FirewallRulesCheck(Check[FirewallRulesParams]):
+    id = "firewall.rules"
+    title = "Firewall rules for the port"
+    step = "firewall"
+    Params = FirewallRulesParams
+    needs_root = "server"
+    reads_server = True
+    emits = ("fw.reject_rule", "fw.reject_moved", "fw.drop_rule", "fw.drop_moved",
+             "fw.rate_limit_rule", "fw.rate_limit_moved", "fw.ct_invalid_rule", "fw.no_rule")
+    description = ("Reads nftables and iptables rules in the server context, lists every rule a "
+                   "connection to the port may meet (following jumps, ending with the policy), "
+                   "and reads their counters before and after one probe.")
+
+    async def run(self, ctx: CheckContext, params: FirewallRulesParams) -> CheckResult:
+        f = Findings()
+        port = ctx.target.port
+        backends = await ctx.once("fw.backends", lambda: _backends(ctx.server))
+
+        async def read() -> Collected:
+            return await collect(ctx.server, backends)
+
+        if params.probe and ctx.probes is not None and getattr(ctx.probes, "tcp", None) is not None:
+            br = await bracket(ctx, read)
+            before, after, probe = br.before, br.after, br.probe
+            f.add(f"probe between the two readings: {probe.kind} at {probe.stage}", data={
+                "kind": probe.kind, "stage": probe.stage, "address": probe.address, "port": probe.port})
+        else:
+            before = after = await read()
+            probe = None
+        for note in after.notes:
+            f.add(note)
+        for problem in after.ruleset.problems:
+            f.add(f"not understood: {problem}")
+        if not after.read:
+            return CheckResult.skipped(
+                f"no firewall ruleset could be read in {ctx.server.spec}: " + "; ".join(after.notes),
+                "apt install nftables (nft) or iptables; run as root in the server context")
+
+        owns = await ctx.server_has_target()
+        hooks = ("input",) if owns else ("input", "forward")
+        fams = sorted({_family(a) for a in ctx.target.addresses} - {""}) or [""]
+        hits: dict[Any, Hit] = {}
+        for hook in hooks:
+            for fam in fams:
+                addrs = tuple(a for a in ctx.target.addresses if not fam or _family(a) == fam)
+                for hit in walk(after.ruleset, Flow(port, fam, addrs), hook):
+                    key = hit.rule.key if hit.rule else hit.chain.key
+                    if key not in hits or (hits[key].match == "may" and hit.match == "yes"):
+                        hits[key] = hit
+        if "forward" in hooks:
+            f.add("the server context does not own the target address (or it is not known): "
+                  "forward chains are walked too, as on a router")
+        return self._judge(f, ctx, list(hits.values()), before, after, probe is not None, port)
+
+    def _judge(self, f: Findings, ctx: CheckContext, hits: list[Hit], before: Collected,
+               after: Collected, probed: bool, port: int) -> CheckResult:
+        rows, notable, worst_sure, moved_any = [], [], False, []
+        may_accept = {h.chain.key for h in hits if h.rule is not None and h.rule.verdict == "accept"}
+        for i, hit in enumerate(hits):
+            kind = _kind(hit)
+            b, a = _counter(before.ruleset, hit), _counter(after.ruleset, hit)
+            delta = a - b if a is not None and b is not None and probed else None
+            rule = hit.rule
+            row = {"path": hit.describe(), "match": hit.match, "verdict": hit.verdict, "kind": kind,
+                   "text": hit.text, "family": hit.chain.family, "table": hit.chain.table,
+                   "chain": rule.chain if rule else hit.chain.name,
+                   "handle": rule.handle if rule else None, "counter_before": b, "counter_after": a,
+                   "delta": delta, "limits": list(rule.limits) if rule else [],
+                   "nft_text": rule.alt_text if rule else ""}
+            rows.append(row)
+            if not kind:
+                continue
+            notable.append(i)
+            strength = 1.0 if hit.match == "yes" else 0.5
+            if rule is None and hit.chain.key in may_accept:
+                strength = 0.5  # an earlier rule might accept the port first
+            sure = strength == 1.0
+            worst_sure |= sure and kind in ("reject", "drop")
+            what = f"{hit.chain.label} {_SAYS[kind]}" if rule else f"{hit.chain.label} policy drop"
+            moved = bool(delta)
+            title = f"{'matches' if hit.match == 'yes' else 'may match'} port {port}: {hit.describe()}"
+            if moved:
+                title += f" (counter +{delta} during the probe: the strongest evidence there is)"
+                moved_any.append(what)
+            source = _source(after, hit)
+            f.add(title, kind="rules", source=source, text=hit.text, data=row)
+            sig = _SIGNAL.get(kind)
+            if sig:
+                f.signal(f"{sig}_rule", f"{what} for port {port}: {hit.text}", strength)
+                if moved and kind != "ct-invalid":
+                    f.signal(f"{sig}_moved", f"{what}: counter moved by {delta} during the probe "
+                             f"({hit.text})")
+        if hits:
+            f.add(f"rules a connection to port {port} may meet, in order", kind="rules",
+                  source=", ".join(after.read), text="\n".join(h.text for h in hits),
+                  highlight=notable, data={"rules": rows})
+        for cmd, text in after.whole:
+            f.add("whole ruleset", kind="rules", source=cmd, text=text)
+        kinds = {_kind(h) for h in hits} - {""}
+        if not kinds - {"ct-invalid"}:
+            f.signal("fw.no_rule", f"rulesets read ({', '.join(after.read)}): nothing rejects or drops "
+                     f"port {port} and the policies on the way accept")
+            return f.result(Status.PASS, f"no firewall rule rejects or drops port {port}")
+        rank = ("reject", "drop", "rate-limit", "icmp-reject", "ct-invalid")
+        lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], r["match"] != "yes",
+                                                               rank.index(r["kind"])))
+        summary = f"{lead['path']} ({lead['match']} match)"
+        if moved_any:
+            summary = f"counter moved during the probe: {summary}"
+        status = Status.FAIL if moved_any or worst_sure else Status.WARN
+        return f.result(status, summary)
+
+
+def _source(got: Collected, hit: Hit) -> str:
+    """The command whose output the quoted line comes from."""
+    rule = hit.rule
+    if rule is not None and rule.alt_text:
+        key = f"merged:{rule.family}"
+    else:
+        key = rule.source if rule else hit.chain.source
+    return got.source_cmd.get(key, "") or got.read[0]
+
+
+async def _backends(host: Host) -> dict[str, str]:
+    """The backend each iptables-save names in its version line (nf_tables, legacy or missing)."""
+    found: dict[str, str] = {}
+    for tool in ("iptables-save", "ip6tables-save"):
+        out = await host.run([tool, "-V"], timeout=3, max_bytes=4096)
+        text = out.text + out.err
+        found[tool] = ("missing" if out.missing else "legacy" if "legacy" in text
+                       else "nf_tables" if "nf_tables" in text else "")
+    return found

@@ -1,0 +1,651 @@
+"""Firewall rules as values: parse nft JSON/text and iptables-save, decide which rules match a port.
+
+Pure: no I/O. The parsers never raise on bad input; what they could not read is listed in
+``Ruleset.problems`` so the check can say so instead of pretending the ruleset is empty.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+Match = Literal["yes", "may", "no"]
+Verdict = Literal["accept", "drop", "reject", "jump", "goto", "return", "none"]
+
+# Where iptables' built-in chains hook and at which priority (NF_IP_PRI_*).
+_IPT_HOOKS = {"PREROUTING": "prerouting", "INPUT": "input", "FORWARD": "forward",
+              "OUTPUT": "output", "POSTROUTING": "postrouting"}
+_IPT_PRIO = {"raw": -300, "mangle": -150, "nat": -100, "filter": 0, "security": 50}
+_HOOK_ORDER = {"ingress": 0, "prerouting": 1, "input": 2, "forward": 2, "output": 3, "postrouting": 4}
+_LIMIT_XT = {"limit", "hashlimit", "connlimit", "recent"}
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One condition of a rule: ``field op values`` (values as nft writes them: 80, 8000-8100, @set)."""
+
+    field: str  # proto, dport, sport, saddr, daddr, iif, nfproto, ct state, other
+    op: str = "=="  # == or !=
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    source: str  # nft, iptables, ip6tables, iptables-legacy, ip6tables-legacy
+    family: str
+    table: str
+    chain: str
+    handle: int  # nft handle; position in the chain for iptables-save
+    text: str = ""  # the rule exactly as its tool prints it
+    alt_text: str = ""  # the same rule as the other tool prints it (nft vs iptables-save)
+    verdict: Verdict = "none"
+    target: str = ""  # chain of a jump/goto, or an iptables target that is no verdict
+    reject_with: str = ""  # "tcp reset", "icmp port-unreachable", "?" when not known
+    packets: int | None = None
+    bytes: int | None = None
+    selectors: tuple[Selector, ...] = ()
+    limits: tuple[str, ...] = ()  # limit rate over, meter, hashlimit, connlimit, ct count
+    opaque: bool = False  # nft showed an xt expression: detail is in iptables-save only
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int]:
+        return (self.source, self.family, self.table, self.chain, self.handle)
+
+    @property
+    def resets(self) -> bool:
+        return self.verdict == "reject" and self.reject_with in ("tcp reset", "tcp-reset")
+
+    @property
+    def ct_states(self) -> frozenset[str]:
+        return frozenset(v for s in self.selectors if s.field == "ct state" and s.op == "=="
+                         for v in s.values)
+
+    def verdict_text(self) -> str:
+        if self.verdict == "reject":
+            return f"reject with {self.reject_with}" if self.reject_with else "reject"
+        if self.verdict in ("jump", "goto"):
+            return f"{self.verdict} {self.target}"
+        return self.verdict if self.verdict != "none" else (self.target or "no verdict")
+
+
+@dataclass(frozen=True)
+class Chain:
+    source: str
+    family: str
+    table: str
+    name: str
+    hook: str = ""  # empty for a user chain
+    prio: int = 0
+    policy: str = ""  # accept / drop for base chains
+    type: str = ""
+    packets: int | None = None  # iptables-save's policy counter
+    bytes: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.source, self.family, self.table, self.name)
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} {self.table} {self.name}"
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    elements: tuple[str, ...]
+    dynamic: bool  # filled at run time: a port missing now may be there later
+
+
+@dataclass
+class Ruleset:
+    chains: dict[tuple[str, str, str, str], Chain] = field(default_factory=dict)
+    rules: dict[tuple[str, str, str, str], list[Rule]] = field(default_factory=dict)
+    sets: dict[tuple[str, str, str], NamedSet] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add_chain(self, chain: Chain) -> None:
+        self.chains[chain.key] = chain
+        self.rules.setdefault(chain.key, [])
+
+    def add_rule(self, rule: Rule) -> None:
+        key = (rule.source, rule.family, rule.table, rule.chain)
+        if key not in self.chains:
+            self.add_chain(Chain(rule.source, rule.family, rule.table, rule.chain))
+        self.rules[key].append(rule)
+
+    def all_rules(self) -> list[Rule]:
+        return [r for rules in self.rules.values() for r in rules]
+
+    def counters(self) -> dict[tuple[str, str, str, str, int], int]:
+        return {r.key: r.packets for r in self.all_rules() if r.packets is not None}
+
+
+# --------------------------------------------------------------------------- nft JSON
+
+def _text(value: Any) -> str:
+    """An nft JSON right-hand side as nft's text would write it."""
+    if isinstance(value, dict):
+        if "set" in value:
+            return ",".join(_text(v) for v in value["set"]) if isinstance(value["set"], list) else "?"
+        if "range" in value and isinstance(value["range"], list) and len(value["range"]) == 2:
+            return f"{_text(value['range'][0])}-{_text(value['range'][1])}"
+        if "prefix" in value and isinstance(value["prefix"], dict):
+            return f"{value['prefix'].get('addr')}/{value['prefix'].get('len')}"
+        return "?"
+    if isinstance(value, list):
+        return ",".join(_text(v) for v in value)
+    return str(value)
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    if isinstance(value, dict) and isinstance(value.get("set"), list):
+        return tuple(_text(v) for v in value["set"])
+    if isinstance(value, list):
+        return tuple(_text(v) for v in value)
+    return (_text(value),)
+
+
+def _selector(m: dict[str, Any]) -> list[Selector]:
+    left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
+    op = "!=" if op == "!=" else "=="
+    vals = _values(right)
+    if isinstance(left, dict) and isinstance(left.get("payload"), dict):
+        proto, fld = left["payload"].get("protocol"), left["payload"].get("field")
+        if fld in ("dport", "sport"):
+            out = [Selector(fld, op, vals)]
+            if proto in ("tcp", "udp", "sctp", "dccp", "udplite"):
+                out.append(Selector("proto", "==", (proto,)))
+            return out
+        if fld in ("saddr", "daddr") and proto in ("ip", "ip6"):
+            return [Selector(fld, op, vals), Selector("nfproto", "==", ("ipv4" if proto == "ip" else "ipv6",))]
+        if fld in ("protocol", "nexthdr") and proto in ("ip", "ip6"):
+            return [Selector("proto", op, vals)]
+        if proto in ("tcp", "udp"):  # tcp flags and the like: condition within the protocol
+            return [Selector("proto", "==", (proto,)), Selector("other", op, (f"{proto} {fld}",))]
+    if isinstance(left, dict) and isinstance(left.get("meta"), dict):
+        key = left["meta"].get("key")
+        if key == "l4proto":
+            return [Selector("proto", op, vals)]
+        if key in ("iif", "iifname"):
+            return [Selector("iif", op, vals)]
+        if key == "nfproto":
+            return [Selector("nfproto", op, vals)]
+    if isinstance(left, dict) and isinstance(left.get("ct"), dict) and left["ct"].get("key") == "state":
+        return [Selector("ct state", op, vals)]
+    return [Selector("other", op, (json.dumps(m, sort_keys=True)[:120],))]
+
+
+def _limit_text(lim: dict[str, Any]) -> str:
+    over = "over " if lim.get("inv") else ""
+    unit = f" {lim['rate_unit']}" if lim.get("rate_unit") not in (None, "packets") else ""
+    return f"limit rate {over}{lim.get('rate')}{unit}/{lim.get('per', 'second')}"
+
+
+def _nft_rule(r: dict[str, Any]) -> Rule:
+    sels: list[Selector] = []
+    limits: list[str] = []
+    verdict: Verdict = "none"
+    target = reject_with = ""
+    packets = nbytes = None
+    opaque = False
+    for e in r.get("expr") or []:
+        if not isinstance(e, dict) or not e:
+            continue
+        kind, val = next(iter(e.items()))
+        if kind == "match" and isinstance(val, dict):
+            sels += _selector(val)
+        elif kind == "counter" and isinstance(val, dict):
+            packets, nbytes = int(val.get("packets", 0)), int(val.get("bytes", 0))
+        elif kind in ("accept", "drop", "return"):
+            verdict = kind  # type: ignore[assignment]
+        elif kind in ("jump", "goto") and isinstance(val, dict):
+            verdict, target = kind, str(val.get("target", ""))  # type: ignore[assignment]
+        elif kind == "reject":
+            verdict = "reject"
+            if isinstance(val, dict) and val.get("type") == "tcp reset":
+                reject_with = "tcp reset"
+            else:
+                # nft's default reject answers TCP with ICMP port unreachable, not a reset.
+                kind_ = val.get("type", "icmp") if isinstance(val, dict) else "icmp"
+                reject_with = f"{kind_} {val.get('expr', 'port-unreachable') if isinstance(val, dict) else 'port-unreachable'}"
+        elif kind == "limit" and isinstance(val, dict):
+            limits.append(_limit_text(val))
+        elif kind == "meter" and isinstance(val, dict):
+            inner = val.get("stmt", {}).get("limit") if isinstance(val.get("stmt"), dict) else None
+            limits.append(f"meter {val.get('name', '?')}" + (f" ({_limit_text(inner)})" if isinstance(inner, dict) else ""))
+        elif kind == "ct count" and isinstance(val, dict):
+            limits.append(f"ct count {'over ' if val.get('inv') else ''}{val.get('val')}")
+        elif kind == "xt" and isinstance(val, dict):
+            opaque = True
+            name = str(val.get("name", "?"))
+            if val.get("type") == "target":
+                if name == "REJECT":
+                    verdict, reject_with = "reject", "?"
+                elif name in ("ACCEPT", "DROP", "RETURN"):
+                    verdict = name.lower()  # type: ignore[assignment]
+                else:
+                    target = name
+            elif name in _LIMIT_XT:
+                limits.append(name)
+            else:
+                sels.append(Selector("other", "==", (f"xt match {name}",)))
+        elif kind == "vmap":
+            sels.append(Selector("other", "==", ("verdict map",)))
+        elif kind == "queue":
+            target = "queue"
+    return Rule("nft", str(r.get("family", "?")), str(r.get("table", "?")), str(r.get("chain", "?")),
+                int(r.get("handle", 0) or 0), verdict=verdict, target=target, reject_with=reject_with,
+                packets=packets, bytes=nbytes, selectors=tuple(sels), limits=tuple(limits), opaque=opaque)
+
+
+def parse_nft_json(text: str, listing: str = "") -> Ruleset:
+    """``nft -j list ruleset``; ``listing`` (``nft -a list ruleset``) supplies the exact rule text."""
+    rs = Ruleset()
+    try:
+        doc = json.loads(text)
+        items = doc["nftables"] if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise ValueError("no 'nftables' list")
+    except (ValueError, KeyError, TypeError) as exc:
+        rs.problems.append(f"nft JSON unreadable: {str(exc)[:120]}")
+        return rs
+    texts = parse_nft_text(listing) if listing else {}
+    for item in items:
+        try:
+            if not isinstance(item, dict) or not item:
+                raise ValueError(f"unexpected item {str(item)[:60]}")
+            kind, obj = next(iter(item.items()))
+            if kind == "chain":
+                rs.add_chain(Chain("nft", str(obj["family"]), str(obj["table"]), str(obj["name"]),
+                                   str(obj.get("hook", "")), int(obj.get("prio", 0) or 0),
+                                   str(obj.get("policy", "accept" if "hook" in obj else "")),
+                                   str(obj.get("type", ""))))
+            elif kind == "rule":
+                rule = _nft_rule(obj)
+                line = texts.get((rule.family, rule.table, rule.chain, rule.handle), "")
+                rs.add_rule(replace(rule, text=line or f"(handle {rule.handle}, text not listed)"))
+            elif kind == "set":
+                elem = obj.get("elem", [])
+                flags = obj.get("flags", [])
+                dynamic = bool({"dynamic", "timeout"} & set(flags if isinstance(flags, list) else [flags]))
+                rs.sets[(str(obj["family"]), str(obj["table"]), str(obj["name"]))] = NamedSet(
+                    tuple(_text(e.get("elem", {}).get("val", "?") if isinstance(e, dict) and "elem" in e else e)
+                          for e in (elem if isinstance(elem, list) else [elem])), dynamic)
+        except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
+            rs.problems.append(f"nft JSON item skipped ({type(exc).__name__}: {str(exc)[:80]})")
+    return rs
+
+
+_TABLE_RE = re.compile(r"^table\s+(\S+)\s+(\S+)\s*\{")
+_CHAIN_RE = re.compile(r"^\s*chain\s+(\S+)\s*\{")
+_HANDLE_RE = re.compile(r"\s+# handle (\d+)\s*$")
+
+
+def parse_nft_text(text: str) -> dict[tuple[str, str, str, int], str]:
+    """``nft -a list ruleset``: (family, table, chain, handle) -> the rule's line without the handle comment."""
+    out: dict[tuple[str, str, str, int], str] = {}
+    family = table = chain = ""
+    for raw in text.splitlines():
+        if m := _TABLE_RE.match(raw):
+            family, table, chain = m.group(1), m.group(2), ""
+            continue
+        if m := _CHAIN_RE.match(raw):
+            chain = m.group(1)
+            continue
+        h = _HANDLE_RE.search(raw)
+        if h and chain and not raw.lstrip().startswith(("chain ", "set ", "map ", "table ")):
+            out[(family, table, chain, int(h.group(1)))] = raw[: h.start()].strip()
+    return out
+
+
+# --------------------------------------------------------------------------- iptables-save
+
+_COUNTS = re.compile(r"^\[(\d+):(\d+)\]\s+")
+
+
+def _ports(value: str) -> tuple[str, ...]:
+    return tuple(v.replace(":", "-") for v in value.split(",") if v)
+
+
+def parse_iptables_line(line: str, source: str, family: str, table: str, position: int) -> Rule:
+    """One ``[p:b] -A CHAIN ...`` line of ``iptables-save -c``; unknown options become may-selectors."""
+    packets = nbytes = None
+    body = line
+    if m := _COUNTS.match(line):
+        packets, nbytes, body = int(m.group(1)), int(m.group(2)), line[m.end():]
+    try:
+        toks = shlex.split(body)
+    except ValueError:
+        toks = body.split()
+    chain, sels, limits = "?", [], []
+    verdict: Verdict = "none"
+    target = reject_with = ""
+    neg, module, i = False, "", 0
+    while i < len(toks):
+        t = toks[i]
+        arg = toks[i + 1] if i + 1 < len(toks) else ""
+        op = "!=" if neg else "=="
+        step = 2
+        if t == "!":
+            neg, i = True, i + 1
+            continue
+        if t == "-A":
+            chain = arg
+        elif t in ("-p", "--protocol"):
+            sels.append(Selector("proto", op, (arg.lower(),)))
+        elif t in ("-s", "--source", "-d", "--destination"):
+            sels.append(Selector("saddr" if t in ("-s", "--source") else "daddr", op, tuple(arg.split(","))))
+        elif t in ("--dport", "--destination-port", "--dports", "--destination-ports"):
+            sels.append(Selector("dport", op, _ports(arg)))
+        elif t in ("--sport", "--source-port", "--sports", "--source-ports"):
+            sels.append(Selector("sport", op, _ports(arg)))
+        elif t in ("-i", "--in-interface"):
+            sels.append(Selector("iif", op, (arg.rstrip("+") + ("*" if arg.endswith("+") else ""),)))
+        elif t in ("--ctstate", "--state"):
+            sels.append(Selector("ct state", op, tuple(v.lower() for v in arg.split(","))))
+        elif t == "-m":
+            module = arg
+            if module in _LIMIT_XT:
+                limits.append(module)
+        elif t in ("-j", "-g"):
+            if t == "-g":
+                verdict, target = "goto", arg
+            elif arg in ("ACCEPT", "DROP", "RETURN", "REJECT"):
+                verdict = arg.lower()  # type: ignore[assignment]
+                reject_with = "icmp-port-unreachable" if arg == "REJECT" else ""
+            else:
+                verdict, target = "jump", arg  # a user chain, or a non-verdict target (LOG, DNAT)
+        elif t == "--reject-with":
+            reject_with = "tcp reset" if arg == "tcp-reset" else arg
+        elif t == "--syn":
+            step = 1  # matches the opening SYN: like ct state new
+        elif t.startswith("--"):
+            # An option of a match module; its values run to the next option.
+            j = i + 1
+            while j < len(toks) and not toks[j].startswith("-") and toks[j] != "!":
+                j += 1
+            if module not in ("tcp", "udp", "comment", "multiport", "conntrack", "state") and module not in _LIMIT_XT:
+                sels.append(Selector("other", op, (f"-m {module} {t} {' '.join(toks[i + 1:j])}".strip(),)))
+            step = j - i
+        else:
+            step = 1
+        neg = False
+        i += step
+    # The counters go in the data, not the quote: they differ between two readings.
+    return Rule(source, family, table, chain, position, text=body.strip(), verdict=verdict,
+                target=target, reject_with=reject_with, packets=packets, bytes=nbytes,
+                selectors=tuple(sels), limits=tuple(limits))
+
+
+def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip") -> tuple[Ruleset, str]:
+    """``iptables-save -c`` into a Ruleset and the backend it names ("nf_tables", "legacy" or "")."""
+    rs = Ruleset()
+    backend = ""
+    table = ""
+    positions: dict[str, int] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        try:
+            if not line:
+                continue
+            if line.startswith("#"):
+                if m := re.search(r"\((nf_tables|legacy)\)", line):
+                    backend = m.group(1)
+                continue
+            if line.startswith("*"):
+                table, positions = line[1:].strip(), {}
+            elif line == "COMMIT":
+                table = ""
+            elif line.startswith(":"):
+                m = re.match(r"^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?", line)
+                if not m or not table:
+                    raise ValueError("chain line outside a table")
+                name, policy = m.group(1), m.group(2)
+                builtin = policy != "-"
+                rs.add_chain(Chain(source, family, table, name, _IPT_HOOKS.get(name, "") if builtin else "",
+                                   _IPT_PRIO.get(table, 0), policy.lower() if builtin else "", table,
+                                   int(m.group(3)) if m.group(3) else None,
+                                   int(m.group(4)) if m.group(4) else None))
+            elif "-A " in line and table:
+                rule = parse_iptables_line(line, source, family, table, 0)
+                positions[rule.chain] = positions.get(rule.chain, 0) + 1
+                rs.add_rule(replace(rule, handle=positions[rule.chain]))
+            else:
+                raise ValueError("not an iptables-save line")
+        except (ValueError, IndexError) as exc:
+            rs.problems.append(f"{source}-save line {n} not understood ({exc}): {line[:80]}")
+    # A jump to a chain that does not exist is a target like LOG or DNAT, not a jump.
+    for key, rules in rs.rules.items():
+        rs.rules[key] = [replace(r, verdict="none") if r.verdict == "jump" and
+                         (source, family, r.table, r.target) not in rs.chains else r for r in rules]
+    return rs, backend
+
+
+def merge_iptables(nft: Ruleset, ipt: Ruleset) -> Ruleset:
+    """Fold iptables-nft rules into the nft ruleset they live in: same chain, same order.
+
+    nft shows iptables' matches as opaque ``xt`` expressions; where the chain's rule count
+    agrees, the nft rule takes its selectors and verdict from the iptables-save line, keeps
+    its own handle and counter, and is quoted as the iptables-save line. Chains that do not
+    line up are added as their own chains, so nothing read is lost.
+    """
+    for key, irules in ipt.rules.items():
+        _, family, table, chain = key
+        nkey = ("nft", family, table, chain)
+        nrules = nft.rules.get(nkey)
+        if nrules is not None and len(nrules) == len(irules):
+            nft.rules[nkey] = [replace(n, text=i.text, alt_text=n.text, selectors=i.selectors,
+                                       limits=i.limits, verdict=i.verdict, target=i.target,
+                                       reject_with=i.reject_with, opaque=False)
+                               for n, i in zip(nrules, irules, strict=True)]
+        else:
+            if nrules is not None:
+                nft.problems.append(f"{family} {table} {chain}: nft and {key[0]}-save disagree "
+                                    "on the rules; both are listed")
+            nft.add_chain(ipt.chains[key])
+            nft.rules[key] = list(irules)
+    return nft
+
+
+def combine(into: Ruleset, other: Ruleset) -> Ruleset:
+    into.chains.update(other.chains)
+    for key, rules in other.rules.items():
+        into.rules[key] = list(rules)
+    into.sets.update(other.sets)
+    into.problems += other.problems
+    return into
+
+
+# --------------------------------------------------------------------------- matching
+
+_PROTO_NUM = {"6": "tcp", "17": "udp"}
+_FAMILY_NF = {"ip": "ipv4", "ip6": "ipv6", "ipv4": "ipv4", "ipv6": "ipv6"}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The connection a rule is judged against: TCP to ``port`` on one of ``daddrs``."""
+
+    port: int
+    nfproto: str = ""  # ipv4 / ipv6; empty when not known
+    daddrs: tuple[str, ...] = ()
+
+    @property
+    def loopback(self) -> bool:
+        return bool(self.daddrs) and all(_is_loopback(a) for a in self.daddrs)
+
+
+def _is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+def _port_in(value: str, port: int, sets: dict[tuple[str, str, str], NamedSet], rule: Rule) -> Match:
+    if value.startswith("@"):
+        named = sets.get((rule.family, rule.table, value[1:]))
+        if named is None:
+            return "may"
+        hit = any(_port_in(e, port, sets, rule) == "yes" for e in named.elements)
+        return "yes" if hit else ("may" if named.dynamic else "no")
+    lo, sep, hi = value.partition("-")
+    try:
+        if sep:
+            return "yes" if int(lo) <= port <= int(hi) else "no"
+        return "yes" if int(value) == port else "no"
+    except ValueError:
+        return "may"  # a service name or something nft wrote we do not know
+
+
+def _addr_in(value: str, addrs: tuple[str, ...]) -> Match:
+    if value.startswith("@") or not addrs:
+        return "may"
+    try:
+        net = ipaddress.ip_network(value.replace(" ", ""), strict=False)
+    except ValueError:
+        return "may"
+    inside = [ipaddress.ip_address(a) in net for a in addrs
+              if ipaddress.ip_address(a).version == net.version]
+    return "yes" if inside and all(inside) else ("may" if any(inside) else "no")
+
+
+def _any_of(values: tuple[str, ...], judge: Any) -> Match:
+    results = [judge(v) for v in values] or ["may"]
+    return "yes" if "yes" in results else ("may" if "may" in results else "no")
+
+
+def _negate(m: Match) -> Match:
+    return {"yes": "no", "no": "yes", "may": "may"}[m]  # type: ignore[return-value]
+
+
+def _judge(sel: Selector, rule: Rule, flow: Flow, sets: dict[tuple[str, str, str], NamedSet]) -> Match:
+    if sel.field == "proto":
+        m = _any_of(sel.values, lambda v: "yes" if _PROTO_NUM.get(v, v) == "tcp" else "no")
+    elif sel.field == "dport":
+        m = _any_of(sel.values, lambda v: _port_in(v, flow.port, sets, rule))
+    elif sel.field == "daddr":
+        m = _any_of(sel.values, lambda v: _addr_in(v, flow.daddrs))
+    elif sel.field == "nfproto":
+        if not flow.nfproto:
+            return "may"
+        m = "yes" if any(_FAMILY_NF.get(v, v) == flow.nfproto for v in sel.values) else "no"
+    elif sel.field == "iif" and flow.loopback:
+        m = "yes" if "lo" in sel.values else "no"
+    elif sel.field == "ct state":
+        # The connection's first packet is "new"; a rule for established packets may hit it later.
+        if sel.op == "!=":
+            return "yes" if "new" not in sel.values else "may"
+        return "yes" if "new" in sel.values else "may"
+    else:
+        return "may"  # client address and port, marks, interfaces, opaque matches
+    return _negate(m) if sel.op == "!=" else m
+
+
+def matches_port(rule: Rule, port: int, *, flow: Flow | None = None,
+                 sets: dict[tuple[str, str, str], NamedSet] | None = None) -> Match:
+    """Whether ``rule`` applies to TCP connections to ``port``: yes, may (undecidable), or no."""
+    flow = flow or Flow(port)
+    if flow.nfproto and _FAMILY_NF.get(rule.family) not in (None, flow.nfproto):
+        return "no"
+    result: Match = "may" if rule.opaque else "yes"
+    for sel in rule.selectors:
+        m = _judge(sel, rule, flow, sets or {})
+        if m == "no":
+            return "no"
+        if m == "may":
+            result = "may"
+    return result
+
+
+def is_final(rule: Rule, match: Match) -> bool:
+    """Whether every packet of the connection that reaches ``rule`` stops there."""
+    return match == "yes" and not rule.limits and rule.verdict in ("accept", "drop", "reject")
+
+
+# --------------------------------------------------------------------------- the walk
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule (or a base chain's policy, ``rule`` None) the connection may meet, and how it got there."""
+
+    chain: Chain
+    rule: Rule | None
+    match: Match
+    path: tuple[str, ...]  # "inet filter input", "jump svc", ...
+    final: bool = False
+
+    @property
+    def verdict(self) -> str:
+        return self.rule.verdict if self.rule else self.chain.policy
+
+    @property
+    def text(self) -> str:
+        if self.rule:
+            return self.rule.text
+        return f"{self.chain.label}: policy {self.chain.policy}"
+
+    def describe(self) -> str:
+        end = self.rule.verdict_text() if self.rule else f"policy {self.chain.policy}"
+        return " → ".join((*self.path, end))
+
+
+_MAX_DEPTH = 16
+
+
+def _walk_chain(rs: Ruleset, chain: Chain, flow: Flow, path: tuple[str, ...],
+                stack: tuple[tuple[str, str, str, str], ...]) -> tuple[list[Hit], str]:
+    """Hits in one chain; the end is accept/drop/reject (certain), return (to the caller) or ""."""
+    hits: list[Hit] = []
+    for rule in rs.rules.get(chain.key, []):
+        m = matches_port(rule, flow.port, flow=flow, sets=rs.sets)
+        if m == "no":
+            continue
+        hits.append(Hit(chain, rule, m, path, is_final(rule, m)))
+        sure = m == "yes" and not rule.limits
+        if rule.verdict in ("jump", "goto"):
+            key = (chain.source, chain.family, chain.table, rule.target)
+            sub = rs.chains.get(key)
+            if sub is None or key in stack or len(stack) >= _MAX_DEPTH:
+                continue
+            sub_hits, end = _walk_chain(rs, sub, flow, (*path, f"{rule.verdict} {rule.target}"),
+                                        (*stack, key))
+            hits += sub_hits
+            if sure and end in ("accept", "drop", "reject"):
+                return hits, end
+            if sure and rule.verdict == "goto":
+                return hits, "return"  # goto never comes back here
+        elif rule.verdict == "return" and sure:
+            return hits, "return"
+        elif is_final(rule, m):
+            return hits, rule.verdict
+    return hits, ""
+
+
+def walk(rs: Ruleset, flow: Flow, hook: str = "input") -> list[Hit]:
+    """Every rule the connection may meet on its way to ``hook`` (input, or forward on a router).
+
+    Base chains run in hook and priority order, each ending in a certain verdict or its
+    policy. An accept ends only its own chain (later base chains still see the packet); a
+    certain drop or reject ends the walk.
+    """
+    hooks = ("ingress", "prerouting", hook)
+    bases = [c for c in rs.chains.values() if c.hook in hooks and
+             (not flow.nfproto or _FAMILY_NF.get(c.family) in (None, flow.nfproto)) and
+             c.family != "bridge"]
+    bases.sort(key=lambda c: (_HOOK_ORDER.get(c.hook, 9), c.prio, c.family, c.table, c.name))
+    hits: list[Hit] = []
+    for chain in bases:
+        chain_hits, end = _walk_chain(rs, chain, flow, (chain.label,), (chain.key,))
+        hits += chain_hits
+        if end in ("drop", "reject"):
+            break
+        if end != "accept":
+            hits.append(Hit(chain, None, "yes", (chain.label,), True))
+            if chain.policy == "drop":
+                break
+    return hits
