@@ -1,0 +1,238 @@
+"""logs.excerpt and the log reader: time windows by binary search, context, merging, signals."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tests.unit.fakes import FakeHost, make_ctx, output
+from wizard.checks.logs import LogExcerptCheck, LogExcerptParams, excerpt
+from wizard.model import Answers, Status
+from wizard.probes.hosts import LocalHost
+from wizard.probes.logs import LogLine, LogReader
+
+UTC = timezone.utc
+AT = datetime(2026, 11, 22, 3, 48, 8, tzinfo=UTC)
+PARAMS = LogExcerptParams()
+
+
+def stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class CountingHost(LocalHost):
+    """The real LocalHost, counting the bytes it reads."""
+
+    def __init__(self) -> None:
+        self.bytes_read = 0
+        self.reads = 0
+
+    async def read(self, path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
+        data = await super().read(path, offset, max_bytes)
+        self.bytes_read += len(data)
+        self.reads += 1
+        return data
+
+
+def big_log(path: Path, lines: int = 120_000, step_s: float = 0.25) -> datetime:
+    """A multi-MB ISO log ending at AT + 1h, with a Python traceback at AT."""
+    start = AT - timedelta(seconds=lines * step_s / 2)
+    with path.open("w") as f:
+        for i in range(lines):
+            t = start + timedelta(seconds=i * step_s)
+            f.write(f"{stamp(t)} INFO worker-3 request id={i} GET /api/items 200 in 12ms\n")
+            if i == lines // 2:
+                f.write(f"{stamp(t)} ERROR worker-3 unhandled error in request id={i}\n")
+                f.write("Traceback (most recent call last):\n")
+                f.write('  File "/srv/app/handler.py", line 88, in handle\n')
+                f.write("ConnectionResetError: [Errno 104] Connection reset by peer\n")
+    return start
+
+
+async def test_window_of_a_big_file_reads_a_small_fraction_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    big_log(path)
+    size = path.stat().st_size
+    assert size > 5_000_000
+    host = CountingHost()
+    win = await LogReader(host).window(str(path), AT.timestamp() - 30, AT.timestamp() + 30, margin=2)
+    assert win.method == "bisect" and win.format == "iso8601"
+    assert host.bytes_read < size / 10
+    inside = [ln for ln in win.lines if ln.in_window]
+    assert all(AT.timestamp() - 30 <= ln.ts <= AT.timestamp() + 30 for ln in inside)
+    # 60 s at 4 lines a second, plus the error line and its three continuation lines
+    assert 238 <= len(inside) <= 246
+    assert sum(1 for ln in win.lines if not ln.in_window) == 4  # two context lines each side
+
+
+async def test_traceback_continuation_lines_stay_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    big_log(path)
+    win = await LogReader(LocalHost()).window(str(path), AT.timestamp() - 1, AT.timestamp() + 1, 0)
+    texts = [ln.text for ln in win.lines if ln.in_window]
+    i = next(n for n, t in enumerate(texts) if "unhandled error" in t)
+    assert texts[i + 1] == "Traceback (most recent call last):"
+    assert texts[i + 3].startswith("ConnectionResetError")
+    cont = [ln for ln in win.lines if not ln.stamped]
+    assert len(cont) == 3 and all(ln.in_window and ln.ts == AT.timestamp() for ln in cont)
+
+
+async def test_window_before_the_traceback_leaves_its_continuation_lines_out(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    big_log(path)
+    win = await LogReader(LocalHost()).window(str(path), AT.timestamp() - 20, AT.timestamp() - 1, 0)
+    assert not any("Traceback" in ln.text for ln in win.lines)
+
+
+async def test_small_file_gets_exact_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "error.log"
+    lines = [f"2026/11/22 03:{m:02d}:08 [info] 1#1: tick" for m in range(40, 48)]
+    lines.append("2026/11/22 03:48:08 [error] 1234#1234: *5 recv() failed (104: Connection reset by peer) "
+                 "while reading response header from upstream, client: 10.0.0.9")
+    path.write_text("\n".join(lines) + "\n")
+    win = await LogReader(LocalHost(), tz=UTC).window(str(path), AT.timestamp() - 60, AT.timestamp() + 60, 1)
+    assert win.method == "whole"
+    # 03:47:08 is exactly at the window's start; 03:46:08 is the one context line
+    assert [(ln.number, ln.in_window) for ln in win.lines] == [(7, False), (8, True), (9, True)]
+
+
+async def test_out_of_order_file_is_scanned_not_searched(tmp_path: Path) -> None:
+    path = tmp_path / "shuffled.log"
+    import random
+
+    rnd = random.Random(7)
+    offsets = list(range(40_000))
+    rnd.shuffle(offsets)
+    with path.open("w") as f:
+        for o in offsets:
+            f.write(f"{stamp(AT + timedelta(seconds=o - 20_000))} INFO line {o}\n")
+    win = await LogReader(LocalHost()).window(str(path), AT.timestamp() - 2, AT.timestamp() + 2, 0)
+    assert win.method == "scan"
+    assert any("out of order" in n for n in win.notes)
+    assert sorted(int(ln.text.rsplit(" ", 1)[1]) for ln in win.lines) == list(range(19_998, 20_003))
+
+
+async def test_byte_cap_is_hit_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    big_log(path, lines=40_000)
+    win = await LogReader(LocalHost(), cap_bytes=64 << 10).window(
+        str(path), AT.timestamp() - 3600, AT.timestamp() + 3600, 0)
+    assert win.capped and win.bytes_read <= 64 << 10
+    assert any("cap" in n for n in win.notes)
+
+
+def _lines(texts: list[str]) -> list[LogLine]:
+    return [LogLine(i + 1, 0, t, 0.0, True, True) for i, t in enumerate(texts)]
+
+
+def test_overlapping_context_is_merged_and_separate_excerpts_are_split() -> None:
+    ctx = make_ctx()
+    texts = [f"line {i} ok" for i in range(30)]
+    texts[5] = "read tcp 10.0.0.1:80->10.0.0.2:5: read: connection reset by peer"
+    texts[7] = "Errno::ECONNRESET in worker"
+    texts[20] = "kernel: Out of memory: Killed process 4242 (java)"
+    ex = excerpt(_lines(texts), ctx.checklist.signatures, context=2, budget=100)
+    chunks = ex.text.split("\n...\n")
+    assert len(chunks) == 2
+    assert chunks[0].splitlines() == texts[3:10]
+    assert chunks[1].splitlines() == texts[18:23]
+    shown = ex.text.splitlines()
+    assert [shown[i] for i in ex.highlight] == [texts[5], texts[7], texts[20]]
+    assert ex.first_line == 4
+    assert ex.counts["oom-kill"] == 1
+
+
+def test_max_matches_caps_the_excerpt_and_counts_what_was_left_out() -> None:
+    ctx = make_ctx()
+    texts = ["Connection reset by peer"] * 50
+    ex = excerpt(_lines(texts), ctx.checklist.signatures, context=0, budget=10)
+    assert len(ex.highlight) == 10 and ex.left_out == 40
+    assert ex.counts["generic-econnreset"] == 50
+
+
+def _server(files: dict[str, str], **kw) -> FakeHost:
+    return FakeHost("local", files=files, **kw)
+
+
+async def test_excerpt_check_quotes_reset_and_crash_lines_with_file_and_line() -> None:
+    log = "\n".join([
+        "Nov 22 03:47:50 web01 systemd[1]: Started app.service.",
+        "Nov 22 03:48:07 web01 app[811]: handling request 17",
+        "Nov 22 03:48:08 web01 app[811]: ConnectionResetError: [Errno 104] Connection reset by peer",
+        "Nov 22 03:48:09 web01 kernel: Out of memory: Killed process 811 (python3) total-vm:1024kB",
+        "Nov 22 03:48:10 web01 systemd[1]: app.service: Main process exited, code=killed, status=9/KILL",
+        "Nov 22 03:48:11 web01 kernel: nf_conntrack: table full, dropping packet",
+        "Nov 22 05:00:00 web01 app[900]: Connection reset by peer (outside the window)",
+    ]) + "\n"
+    ctx = make_ctx(answers=Answers(at=AT, window_s=60, logs=["/var/log/syslog"]),
+                   server=_server({"/var/log/syslog": log}))
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert result.status == Status.WARN
+    ids = {s.id for s in result.signals}
+    assert {"log.reset", "log.crash", "log.conntrack_full"} <= ids
+    reset = next(s for s in result.signals if s.id == "log.reset")
+    assert reset.fact.startswith("/var/log/syslog:3: ")
+    assert "ConnectionResetError" in reset.fact
+    ev = next(e for e in result.evidence if e.kind == "log")
+    assert ev.source == "/var/log/syslog"
+    shown = ev.text.splitlines()
+    assert not any("outside the window" in shown[i] for i in ev.highlight)  # context only
+    assert ev.data["matches"]["generic-econnreset"] == 1
+    assert ev.title.startswith("/var/log/syslog: ") and "reset lines" in ev.title and "crash lines" in ev.title
+    assert ev.data["matches"]["oom-kill"] == 1 and ev.data["first_line"] == 1
+
+
+async def test_unreadable_file_warns_and_the_others_are_still_read() -> None:
+    ctx = make_ctx(answers=Answers(at=AT, logs=["/var/log/missing.log", "/var/log/app.log"]),
+                   server=_server({"/var/log/app.log": "2026-11-22T03:48:08Z worker: socket hang up\n"}))
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert result.status == Status.WARN
+    assert any("/var/log/missing.log" in e.title and "cannot be read" in e.title for e in result.evidence)
+    assert [s.id for s in result.signals] == ["log.eof"]
+
+
+async def test_globs_are_expanded_in_the_server_context() -> None:
+    files = {"/srv/logs/a.log": "2026-11-22T03:48:00Z ok\n",
+             "/srv/logs/b.log": "2026-11-22T03:48:05Z Errno::ECONNRESET from upstream\n"}
+    ctx = make_ctx(answers=Answers(at=AT, logs=["/srv/logs/*.log"]), server=_server(files))
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert [e.source for e in result.evidence if e.kind == "log"] == ["/srv/logs/b.log"]
+    assert result.signals[0].fact.startswith("/srv/logs/b.log:1:")
+
+
+async def test_without_log_options_missing_defaults_skip_with_the_fix() -> None:
+    ctx = make_ctx(server=_server({}))
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert result.status == Status.SKIP and result.fix and "--log PATH" in result.fix
+
+
+async def test_without_log_options_existing_defaults_are_read_over_the_last_window() -> None:
+    # make_ctx's clock is 2026-11-22 03:50 UTC; the default window is the last 15 minutes.
+    log = ("Nov 22 03:20:00 h kernel: Possible SYN flooding on port 0.0.0.0:8080. Sending cookies.\n"
+           "Nov 22 03:45:00 h kernel: TCP: request_sock_TCP: Possible SYN flooding on port 0.0.0.0:8080. Sending cookies.\n")
+    ctx = make_ctx(server=_server({"/var/log/kern.log": log}))
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    syn = [s for s in result.signals if s.id == "log.syn_flood"]
+    assert len(syn) == 1 and syn[0].fact.startswith("/var/log/kern.log:2:")
+
+
+async def test_journal_units_are_read_with_journalctl_json() -> None:
+    ts = int(AT.timestamp() * 1e6)
+    entries = [{"__REALTIME_TIMESTAMP": str(ts), "MESSAGE": "upstream prematurely closed connection while reading response header from upstream",
+                "SYSLOG_IDENTIFIER": "nginx", "_PID": "77"},
+               {"__REALTIME_TIMESTAMP": str(ts + 1000), "MESSAGE": "all fine", "SYSLOG_IDENTIFIER": "nginx"}]
+    server = FakeHost("local", files={"/run/systemd/journal": ""},
+                      commands={("journalctl",): output(["journalctl"], "\n".join(json.dumps(e) for e in entries))})
+    ctx = make_ctx(answers=Answers(at=AT, journal=["nginx"]), server=server)
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    call = next(c for c in server.calls if c[0] == "journalctl")
+    assert call[:3] == ("journalctl", "-o", "json") and "-u" in call and "nginx" in call
+    assert any(s.id == "log.proxy_upstream" for s in result.signals)
+
+
+async def test_journal_without_journald_says_so() -> None:
+    ctx = make_ctx(answers=Answers(at=AT, journal=["app"]), server=FakeHost("local", files={}))
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert result.status == Status.WARN
+    assert any("journald is not running" in e.title for e in result.evidence)
