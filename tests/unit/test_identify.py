@@ -68,6 +68,10 @@ SAMPLES = [
     ("ERROR 2013 (HY000): Lost connection to MySQL server during query", "mysql", "eof_or_rst"),
     ("kex_exchange_identification: read: Connection reset by peer", "ssh", "rst_certain"),
     ("Read error (Connection reset by peer) in headers.", "errno", "rst_certain"),
+    ("dial tcp 127.0.0.1:8080: connect: connection refused", "go", "not_reset"),
+    ("client_loop: send disconnect: Broken pipe", "ssh", "eof_or_rst"),
+    ("Connection reset by peer (os error 104)", "rust", "rst_certain"),
+    ("Error: write EPIPE", "node", "eof_or_rst"),
 ]
 
 
