@@ -1,0 +1,406 @@
+"""The packet probe (I/O, scapy): passive capture, the SYN fingerprint, TCP traceroute, DF sizes.
+
+scapy is imported inside the functions that need it (importing it costs about a second and
+must not delay the TUI), with ``conf.verb = 0``. Raw packets go out through one reused
+L3 socket per address family, serialised by a lock so two checks never steal each other's
+answers; every call is bounded by a timeout (and captures by a packet count). Callers get
+the project's value types (PacketEvent, SynFingerprint, Hop, SizeEcho), never scapy packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from wizard.probes.hosts import Host, LocalHost
+from wizard.probes.nftguard import RstGuard
+
+T = TypeVar("T")
+Direction = Literal["out", "in"]
+
+
+@dataclass(frozen=True)
+class PacketEvent:
+    """One TCP segment seen on the wire, ``ms`` after the capture started."""
+
+    ms: float
+    direction: Direction  # out: towards the target port; in: from it
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    ttl: int  # TTL (IPv4) or hop limit (IPv6) as received
+    ip_id: int | None  # None for IPv6
+    df: bool
+    flags: str  # scapy's letters: S, SA, A, PA, FA, R, RA ...
+    seq: int
+    ack: int
+    window: int
+    options: tuple[str, ...] = ()
+    ts_val: int | None = None
+    ts_ecr: int | None = None
+    payload_len: int = 0
+
+    @property
+    def is_rst(self) -> bool:
+        return "R" in self.flags
+
+    @property
+    def is_syn(self) -> bool:
+        return "S" in self.flags and "A" not in self.flags
+
+    @property
+    def is_synack(self) -> bool:
+        return "S" in self.flags and "A" in self.flags
+
+    @property
+    def is_fin(self) -> bool:
+        return "F" in self.flags
+
+    @property
+    def has_timestamps(self) -> bool:
+        return "Timestamp" in self.options
+
+    @property
+    def client_port(self) -> int:
+        return self.sport if self.direction == "out" else self.dport
+
+
+@dataclass(frozen=True)
+class SynFingerprint:
+    """How the target answered a bare SYN: the server's TTL, window and options."""
+
+    address: str
+    port: int
+    answer: Literal["syn-ack", "rst", "none"]
+    ttl: int | None = None
+    initial_ttl: int | None = None  # the likely initial TTL (64, 128 or 255)
+    hops: int | None = None  # routers between us and the answer: initial_ttl - ttl
+    window: int | None = None
+    options: tuple[str, ...] = ()
+    mss: int | None = None
+    wscale: int | None = None
+    ip_id: int | None = None
+    df: bool = False
+    rtt_ms: float = 0.0
+    source_port: int = 0
+    guard_table: str = ""
+
+    @property
+    def has_timestamps(self) -> bool:
+        return "Timestamp" in self.options
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One TTL of a TCP SYN traceroute: who answered it, and how."""
+
+    ttl: int
+    address: str | None
+    kind: Literal["time-exceeded", "syn-ack", "rst", "unreachable", "none"]
+    rtt_ms: float = 0.0
+    reply_ttl: int | None = None
+
+    @property
+    def is_target(self) -> bool:
+        return self.kind in ("syn-ack", "rst")
+
+
+@dataclass(frozen=True)
+class SizeEcho:
+    """One DF-flagged ICMP echo of ``size`` bytes (IP packet size) and what came back."""
+
+    size: int
+    answered: bool
+    frag_needed_mtu: int | None = None  # ICMP "fragmentation needed" / "packet too big"
+    rtt_ms: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Capture(Generic[T]):
+    """The packets seen while ``action`` ran, and the action's own result."""
+
+    events: list[PacketEvent]
+    result: T
+    iface: str
+    bpf: str
+    action_ms: float  # when the action started, on the capture's clock
+    truncated: bool = False
+    pcap_path: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def initial_ttl(ttl: int) -> int:
+    """The usual initial TTL a received one started from (Linux 64, Windows 128, others 255)."""
+    return next(i for i in (32, 64, 128, 255) if ttl <= i)
+
+
+def _scapy() -> Any:
+    from scapy import all as sc  # noqa: PLC0415 - lazy on purpose (import cost)
+
+    sc.conf.verb = 0
+    return sc
+
+
+def _is_v6(address: str) -> bool:
+    return ":" in address
+
+
+def _options(tcp: Any) -> tuple[tuple[str, ...], int | None, int | None]:
+    names: list[str] = []
+    ts_val = ts_ecr = None
+    for opt in tcp.options or []:
+        name = opt[0] if isinstance(opt, tuple) else str(opt)
+        if name in ("NOP", "EOL"):
+            continue
+        names.append(str(name))
+        if name == "Timestamp" and isinstance(opt[1], tuple):
+            ts_val, ts_ecr = opt[1]
+    return tuple(names), ts_val, ts_ecr
+
+
+def event_from_packet(pkt: Any, port: int, t0: float) -> PacketEvent | None:
+    """A PacketEvent from a scapy packet (None if it carries no TCP over IP)."""
+    sc = _scapy()
+    ip = pkt.getlayer(sc.IP) or pkt.getlayer(sc.IPv6)
+    if ip is None or not pkt.haslayer(sc.TCP):
+        return None
+    tcp = pkt[sc.TCP]
+    v6 = ip.version == 6
+    names, ts_val, ts_ecr = _options(tcp)
+    return PacketEvent(
+        ms=round((float(pkt.time) - t0) * 1000, 2), direction="out" if tcp.dport == port else "in",
+        src=str(ip.src), dst=str(ip.dst), sport=int(tcp.sport), dport=int(tcp.dport),
+        ttl=int(ip.hlim if v6 else ip.ttl), ip_id=None if v6 else int(ip.id),
+        df=False if v6 else bool(int(ip.flags) & 0x2), flags=str(tcp.flags), seq=int(tcp.seq),
+        ack=int(tcp.ack), window=int(tcp.window), options=names, ts_val=ts_val, ts_ecr=ts_ecr,
+        payload_len=len(bytes(tcp.payload)))
+
+
+def _reserve_port(address: str) -> socket.socket:
+    """Bind (not listen) a socket on an ephemeral port, so no real connection reuses it."""
+    sock = socket.socket(socket.AF_INET6 if _is_v6(address) else socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("::" if _is_v6(address) else "0.0.0.0", 0))
+    return sock
+
+
+class PacketProbe:
+    """Raw-socket probes; needs root (CAP_NET_RAW, and CAP_NET_ADMIN for the guard)."""
+
+    def __init__(self, client: Host | None = None) -> None:
+        self.client = client or LocalHost()  # where the guard's nft runs: this machine
+        self._sockets: dict[int, Any] = {}
+        self._lock = asyncio.Lock()
+
+    def _socket(self, address: str) -> Any:
+        family = 6 if _is_v6(address) else 4
+        if family not in self._sockets:
+            sc = _scapy()
+            if family == 6:
+                from scapy.layers.inet6 import L3RawSocket6  # noqa: PLC0415
+
+                self._sockets[6] = L3RawSocket6()
+            else:
+                self._sockets[4] = sc.L3RawSocket()
+        return self._sockets[family]
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+    async def _sr(self, address: str, packets: list[Any], timeout: float) -> tuple[Any, Any]:
+        async with self._lock:
+            sock = await asyncio.to_thread(self._socket, address)
+            return await asyncio.wait_for(
+                asyncio.to_thread(sock.sr, packets, timeout=timeout), timeout + 5)
+
+    async def _send(self, address: str, packet: Any) -> None:
+        async with self._lock:
+            sock = await asyncio.to_thread(self._socket, address)
+            await asyncio.wait_for(asyncio.to_thread(sock.send, packet), 5)
+
+    # -- passive capture ---------------------------------------------------------------
+    async def capture(self, address: str, port: int, action: Callable[[], Awaitable[T]], *,
+                      max_packets: int = 500, max_s: float = 60.0, settle_s: float = 0.3,
+                      pcap_path: str = "") -> Capture[T]:
+        """Sniff the target's address and port while ``action`` runs (bounded in packets and time)."""
+        sc = await asyncio.to_thread(_scapy)
+        v6 = _is_v6(address)
+        iface = str((sc.conf.route6 if v6 else sc.conf.route).route(address)[0])
+        bpf = f"{'ip6' if v6 else 'ip'} and tcp and host {address} and port {port}"
+        loopback = iface == "lo" or address.startswith("127.") or address == "::1"
+        events: list[PacketEvent] = []
+        raw: list[Any] = []
+        last: list[tuple[bytes, float]] = []
+        t0 = time.time()
+        ready = threading.Event()
+
+        def on_packet(pkt: Any) -> None:
+            if float(pkt.time) - t0 > max_s:
+                return  # the capture's time bound; the sniffer stops at this packet
+            data = bytes(pkt.payload)
+            # On loopback every packet is seen twice (out and in): keep the first.
+            if loopback and last and last[-1][0] == data and float(pkt.time) - last[-1][1] < 0.05:
+                return
+            last[:] = [(data, float(pkt.time))]
+            ev = event_from_packet(pkt, port, t0)
+            if ev is not None:
+                events.append(ev)
+                if pcap_path:
+                    raw.append(pkt)
+
+        sniffer = sc.AsyncSniffer(iface=iface, filter=bpf, store=False, prn=on_packet,
+                                  count=max_packets, started_callback=ready.set,
+                                  stop_filter=lambda _pkt: time.time() - t0 > max_s)
+        sniffer.start()
+        problems: list[str] = []
+        if not await asyncio.to_thread(ready.wait, 3.0):
+            problems.append("the sniffer did not start within 3 s; early packets may be missing")
+        action_ms = round((time.time() - t0) * 1000, 2)
+        try:
+            result = await action()
+            await asyncio.sleep(settle_s)  # late RSTs and FINs of the action's last packets
+        finally:
+            if sniffer.running:
+                await asyncio.to_thread(sniffer.stop, True)
+        truncated = len(events) >= max_packets or (time.time() - t0) >= max_s
+        saved = ""
+        if pcap_path and raw:
+            try:
+                await asyncio.to_thread(sc.wrpcap, pcap_path, raw)
+                saved = pcap_path
+            except OSError as exc:
+                problems.append(f"could not save {pcap_path}: {exc.strerror or exc}")
+        return Capture(sorted(events, key=lambda e: e.ms), result, iface, bpf, action_ms,
+                       truncated, saved, problems)
+
+    # -- active probes -----------------------------------------------------------------
+    async def syn(self, address: str, port: int, timeout: float = 2.0) -> SynFingerprint:
+        """One scapy SYN; the SYN-ACK's TTL, window and options; our RST is sent afterwards."""
+        sc = await asyncio.to_thread(_scapy)
+        reserved = _reserve_port(address)
+        sport = reserved.getsockname()[1]
+        try:
+            seq = random.randrange(1 << 31)
+            ip = sc.IPv6(dst=address) if _is_v6(address) else sc.IP(dst=address)
+            syn = ip / sc.TCP(sport=sport, dport=port, flags="S", seq=seq,
+                              options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)),
+                                       ("WScale", 7)])
+            async with RstGuard(address, [sport], self.client) as guard:
+                started = time.monotonic()
+                answered, _ = await self._sr(address, [syn], timeout)
+                rtt = round((time.monotonic() - started) * 1000, 2)
+            if not answered:
+                return SynFingerprint(address, port, "none", source_port=sport, guard_table=guard.table)
+            reply = answered[0][1]
+            ev = event_from_packet(reply, port, 0.0)
+            if ev is None:
+                return SynFingerprint(address, port, "none", source_port=sport, guard_table=guard.table)
+            if ev.is_synack:
+                # Close the half-open connection on the server ourselves, politely.
+                await self._send(address, ip / sc.TCP(sport=sport, dport=port, flags="R",
+                                                      seq=seq + 1))
+            opts = dict(o for o in (reply[sc.TCP].options or []) if isinstance(o, tuple))
+            first = initial_ttl(ev.ttl)
+            return SynFingerprint(
+                address, port, "syn-ack" if ev.is_synack else "rst" if ev.is_rst else "none",
+                ttl=ev.ttl, initial_ttl=first, hops=first - ev.ttl, window=ev.window,
+                options=ev.options, mss=opts.get("MSS"), wscale=opts.get("WScale"),
+                ip_id=ev.ip_id, df=ev.df, rtt_ms=rtt, source_port=sport, guard_table=guard.table)
+        finally:
+            reserved.close()
+
+    async def traceroute(self, address: str, port: int, max_ttl: int = 16,
+                         timeout: float = 2.0) -> list[Hop]:
+        """TCP SYN traceroute: every TTL at once through one socket, answers matched by seq."""
+        sc = await asyncio.to_thread(_scapy)
+        reserved = _reserve_port(address)
+        sport = reserved.getsockname()[1]
+        v6 = _is_v6(address)
+        base = random.randrange(1 << 30)
+        probes = []
+        for ttl in range(1, max_ttl + 1):
+            ip = sc.IPv6(dst=address, hlim=ttl) if v6 else sc.IP(dst=address, ttl=ttl)
+            probes.append(ip / sc.TCP(sport=sport, dport=port, flags="S", seq=base + ttl))
+        try:
+            async with RstGuard(address, [sport], self.client):
+                answered, _ = await self._sr(address, probes, timeout)
+        finally:
+            reserved.close()
+        by_ttl: dict[int, Hop] = {}
+        reached: list[Any] = []
+        for sent, reply in answered:
+            ttl = int(sent.hlim if v6 else sent.ttl)
+            rip = reply.getlayer(sc.IPv6) if v6 else reply.getlayer(sc.IP)
+            rtt = round((float(reply.time) - float(sent.sent_time or reply.time)) * 1000, 2)
+            reply_ttl = int(rip.hlim if v6 else rip.ttl)
+            if reply.haslayer(sc.TCP) and (not reply.haslayer(sc.IPerror)
+                                           and not reply.haslayer(sc.IPerror6)):
+                flags = str(reply[sc.TCP].flags)
+                kind = "syn-ack" if "S" in flags else "rst" if "R" in flags else "none"
+            else:
+                icmp_type = int(getattr(reply.getlayer(2), "type", -1))
+                kind = "time-exceeded" if icmp_type == (3 if v6 else 11) else "unreachable"
+            if kind == "syn-ack":
+                reached.append(sent)
+            by_ttl[ttl] = Hop(ttl, str(rip.src), kind, max(rtt, 0.0), reply_ttl)  # type: ignore[arg-type]
+        for sent in reached:  # close the half-open connections our SYNs left on the server
+            await self._send(address, (sc.IPv6(dst=address) if v6 else sc.IP(dst=address))
+                             / sc.TCP(sport=sport, dport=port, flags="R", seq=int(sent[sc.TCP].seq) + 1))
+        hops: list[Hop] = []
+        for ttl in range(1, max_ttl + 1):
+            hop = by_ttl.get(ttl, Hop(ttl, None, "none"))
+            hops.append(hop)
+            if hop.is_target:
+                break  # beyond the target every TTL only repeats it
+        return hops
+
+    async def df_echo(self, address: str, sizes: list[int], timeout: float = 2.0) -> list[SizeEcho]:
+        """ICMP echoes with DF (IPv6 never fragments in flight) of the given IP packet sizes."""
+        sc = await asyncio.to_thread(_scapy)
+        v6 = _is_v6(address)
+        iface = str((sc.conf.route6 if v6 else sc.conf.route).route(address)[0])
+        mtu = await asyncio.to_thread(_iface_mtu, iface)
+        header = 48 if v6 else 28
+        results: list[SizeEcho] = []
+        probes = []
+        for i, size in enumerate(sorted(set(sizes))):
+            if mtu and size > mtu:
+                results.append(SizeEcho(size, False, error=f"larger than {iface}'s MTU {mtu}"))
+                continue
+            ident = random.randrange(1 << 16)
+            pad = b"\0" * max(size - header, 0)
+            if v6:
+                probes.append(sc.IPv6(dst=address) / sc.ICMPv6EchoRequest(id=ident, seq=i, data=pad))
+            else:
+                probes.append(sc.IP(dst=address, flags="DF") / sc.ICMP(id=ident, seq=i) / pad)
+        answered, unanswered = await self._sr(address, probes, timeout) if probes else ([], [])
+        for sent, reply in answered:
+            size = len(bytes(sent))
+            too_big = None
+            if v6 and reply.haslayer(sc.ICMPv6PacketTooBig):
+                too_big = int(reply[sc.ICMPv6PacketTooBig].mtu)
+            elif not v6 and reply.haslayer(sc.ICMP) and int(reply[sc.ICMP].type) == 3 \
+                    and int(reply[sc.ICMP].code) == 4:
+                too_big = int(reply[sc.ICMP].nexthopmtu)
+            rtt = round((float(reply.time) - float(sent.sent_time or reply.time)) * 1000, 2)
+            results.append(SizeEcho(size, too_big is None, too_big, max(rtt, 0.0)))
+        for sent in unanswered:
+            results.append(SizeEcho(len(bytes(sent)), False))
+        return sorted(results, key=lambda r: r.size)
+
+
+def _iface_mtu(iface: str) -> int | None:
+    try:
+        with open(f"/sys/class/net/{iface}/mtu", encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
