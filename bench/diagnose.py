@@ -1,0 +1,108 @@
+"""Benchmark (I/O): `reset-wizard diagnose` against a loopback target beside the classic
+sequence of commands a person would type for the same facts, interleaved, with medians.
+
+    .venv/bin/python bench/diagnose.py [--rounds N]
+
+The target is the built-in demo (a loopback server that resets after each request, and its
+log). Goal: the wizard's wall time under 0.5 of the classic sequence. It also checks that the
+headless path never imports textual (`python -X importtime`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from wizard.lab.demo import start_demo  # noqa: E402
+
+TIMEOUT = 60
+
+
+def classic_commands(host: str, port: int, log: Path) -> list[list[str]]:
+    """What a person types, one after another, to learn what one diagnose run reports."""
+    return [
+        ["getent", "hosts", host],
+        ["ping", "-c", "3", host],
+        ["bash", "-c", f"exec 3<>/dev/tcp/{host}/{port} && printf 'GET / HTTP/1.1\\r\\n\\r\\n' >&3 && cat <&3"],
+        ["ss", "-ltn"],
+        ["nft", "list", "ruleset"],
+        ["iptables-save"],
+        ["grep", "-E", "-i", "reset|traceback|died|abort", str(log)],
+    ]
+
+
+def timed(argv: list[str]) -> tuple[float, int]:
+    started = time.monotonic()
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, timeout=TIMEOUT)
+    return time.monotonic() - started, done.returncode
+
+
+def run_classic(commands: list[list[str]]) -> float:
+    total = 0.0
+    for argv in commands:
+        total += timed(argv)[0]
+    return total
+
+
+def wizard_argv(target: str, log: Path) -> list[str]:
+    return [sys.executable, "-m", "wizard", "diagnose", target, "--log", str(log), "--quiet"]
+
+
+def textual_imported(target: str, log: Path) -> list[str]:
+    """Modules of textual (or rich) the headless run imported: should be none."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *wizard_argv(target, log)[1:]],
+                          cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    names = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    return sorted({n for n in names if n.split(".")[0] in ("textual", "rich")})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    with start_demo() as demo:
+        host, port = demo.target.rsplit(":", 1)
+        commands = [c for c in classic_commands(host, int(port), demo.log_path) if shutil.which(c[0])]
+        missing = [c[0] for c in classic_commands(host, int(port), demo.log_path) if not shutil.which(c[0])]
+        wizard_times: list[float] = []
+        classic_times: list[float] = []
+        codes: set[int] = set()
+        for n in range(args.rounds):
+            # Interleaved, alternating who goes first, so drift in machine load hits both alike.
+            order = ("wizard", "classic") if n % 2 == 0 else ("classic", "wizard")
+            for who in order:
+                if who == "wizard":
+                    seconds, code = timed(wizard_argv(demo.target, demo.log_path))
+                    wizard_times.append(seconds)
+                    codes.add(code)
+                else:
+                    classic_times.append(run_classic(commands))
+        leaked = textual_imported(demo.target, demo.log_path)
+
+    w, c = statistics.median(wizard_times), statistics.median(classic_times)
+    print(f"target: the demo scenario (loopback, resets after each request), {args.rounds} rounds interleaved")
+    print(f"classic sequence: {', '.join(' '.join(a[:2]) for a in commands)}")
+    if missing:
+        print(f"  (not installed, left out of the classic sequence: {', '.join(missing)})")
+    print(f"{'':22}{'median':>9}{'min':>9}{'max':>9}")
+    print(f"{'reset-wizard diagnose':22}{w:8.2f}s{min(wizard_times):8.2f}s{max(wizard_times):8.2f}s"
+          f"   exit codes {sorted(codes)}")
+    print(f"{'classic sequence':22}{c:8.2f}s{min(classic_times):8.2f}s{max(classic_times):8.2f}s")
+    ratio = w / c if c else float("inf")
+    print(f"ratio wizard/classic: {ratio:.2f} (goal < 0.5): {'met' if ratio < 0.5 else 'NOT met'}")
+    print(f"headless path imported textual/rich: {', '.join(leaked) if leaked else 'no'}")
+    return 0 if not leaked else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
