@@ -242,6 +242,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             strength = 1.0 if hit.match == "yes" else 0.5
             if rule is None and hit.chain.key in may_accept:
                 strength = 0.5  # an earlier rule might accept the port first
+            row["strength"] = strength
             sure = strength == 1.0
             worst_sure |= sure and kind in ("reject", "drop")
             what = f"{hit.chain.label} {_SAYS[kind]}" if rule else f"{hit.chain.label} policy drop"
@@ -270,7 +271,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
                      f"port {port} and the policies on the way accept")
             return f.result(Status.PASS, f"no firewall rule rejects or drops port {port}")
         rank = ("reject", "drop", "rate-limit", "icmp-reject", "ct-invalid")
-        lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], r["match"] != "yes",
+        lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], -r["strength"],
                                                                rank.index(r["kind"])))
         summary = f"{lead['path']} ({lead['match']} match)"
         if moved_any:

@@ -242,6 +242,11 @@ def _nft_rule(r: dict[str, Any]) -> Rule:
                 packets=packets, bytes=nbytes, selectors=tuple(sels), limits=tuple(limits), opaque=opaque)
 
 
+# Objects of a ruleset listing that do not decide a verdict by themselves.
+_OTHER_OBJECTS = {"metainfo", "table", "map", "element", "flowtable", "counter", "quota",
+                  "ct helper", "limit", "ct timeout", "ct expectation", "secmark", "synproxy"}
+
+
 def parse_nft_json(text: str, listing: str = "") -> Ruleset:
     """``nft -j list ruleset``; ``listing`` (``nft -a list ruleset``) supplies the exact rule text."""
     rs = Ruleset()
@@ -256,9 +261,11 @@ def parse_nft_json(text: str, listing: str = "") -> Ruleset:
     texts = parse_nft_text(listing) if listing else {}
     for item in items:
         try:
-            if not isinstance(item, dict) or not item:
+            if not isinstance(item, dict) or len(item) != 1:
                 raise ValueError(f"unexpected item {str(item)[:60]}")
             kind, obj = next(iter(item.items()))
+            if kind not in ("chain", "rule", "set") and kind not in _OTHER_OBJECTS:
+                raise ValueError(f"unknown object {kind[:30]!r}")
             if kind == "chain":
                 rs.add_chain(Chain("nft", str(obj["family"]), str(obj["table"]), str(obj["name"]),
                                    str(obj.get("hook", "")), int(obj.get("prio", 0) or 0),
