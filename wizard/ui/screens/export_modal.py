@@ -1,0 +1,131 @@
+"""The export dialog: path, Markdown + JSON, redaction on by default, preview, no silent overwrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Static, TextArea
+
+from wizard.ui import export
+from wizard.ui.screens.modals import ConfirmModal
+
+
+class ExportModal(ModalScreen[list[str] | None]):
+    """Returns the paths written, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, session: Any, default_path: str) -> None:
+        super().__init__(classes="modal")
+        self.session = session
+        self.default_path = default_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog export-dialog"):
+            yield Static("Export the report", classes="dialog-title")
+            with Horizontal(classes="form-row"):
+                yield Static("Markdown report", classes="form-label")
+                yield Input(self.default_path, id="path", compact=True)
+            yield Static("", id="json-path", classes="dim")
+            with Horizontal(classes="export-options"):
+                yield Checkbox("Redact secrets", True, id="redact", compact=True)
+                yield Checkbox("Redact addresses too", False, id="redact-addresses", compact=True)
+                yield Checkbox("Write the JSON session", True, id="json", compact=True)
+            yield Static("Preview", classes="section-title")
+            yield TextArea("", id="preview", read_only=True, show_line_numbers=False, soft_wrap=True)
+            yield Static("", id="export-error", classes="field-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Write", id="write", variant="primary")
+
+    def on_mount(self) -> None:
+        self._render()
+        self.query_one("#path", Input).focus()
+
+    def options(self) -> dict[str, bool]:
+        return {"redact": self.query_one("#redact", Checkbox).value,
+                "redact_addresses": self.query_one("#redact-addresses", Checkbox).value}
+
+    def paths(self) -> list[Path]:
+        md = Path(self.query_one("#path", Input).value.strip()).expanduser()
+        out = [md]
+        if self.query_one("#json", Checkbox).value:
+            out.append(export.json_path_for(md))
+        return out
+
+    def _render(self) -> None:
+        self.markdown = export.render_markdown(self.session, **self.options())
+        self.query_one("#preview", TextArea).load_text(self.markdown)
+        self._show_paths()
+
+    def _show_paths(self) -> None:
+        paths = self.paths()
+        self.query_one("#json-path", Static).update(
+            f"and the JSON session: {paths[1]}" if len(paths) > 1 else "(no JSON session)")
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id in ("redact", "redact-addresses"):
+            self._render()
+        else:
+            self._show_paths()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_paths()
+        self.query_one("#export-error", Static).update("")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.write()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "write":
+            self.write()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @work(exclusive=True, group="export")
+    async def write(self) -> None:
+        paths = self.paths()
+        problem = self._problem(paths)
+        if problem:
+            self.query_one("#export-error", Static).update(f"✗ {problem}")
+            return
+        existing = [p for p in paths if p.exists()]
+        if existing:
+            answer = await self.app.push_screen_wait(ConfirmModal(
+                "Replace existing files?", "These files exist already:\n  "
+                + "\n  ".join(str(p) for p in existing) + "\nReplace them?",
+                [("cancel", "Keep them", "default"), ("replace", "Replace", "error")]))
+            if answer != "replace":
+                return
+        try:
+            texts = [self.markdown]
+            if len(paths) > 1:
+                texts.append(export.render_session_json(self.session, **self.options()))
+            for path, text in zip(paths, texts):
+                export.write_atomic(path, text)
+        except OSError as exc:
+            self.query_one("#export-error", Static).update(f"✗ cannot write: {exc.strerror or exc}")
+            return
+        self.dismiss([str(p) for p in paths])
+
+    @staticmethod
+    def _problem(paths: list[Path]) -> str:
+        md = paths[0]
+        if not str(md) or str(md) == ".":
+            return "give a file name for the report"
+        if md.is_dir():
+            return f"{md} is a directory: give a file name"
+        if not md.parent.is_dir():
+            return f"the directory {md.parent} does not exist"
+        return ""

@@ -1,0 +1,123 @@
+"""The verdict: ranked causes with confidence and evidence, remedies, close call, unknowns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Collapsible, Footer, Header, ProgressBar, Static
+
+from wizard.ui.widgets.stepper import Stepper
+
+
+def unknowns(session: Any) -> list[tuple[str, str, str]]:
+    """(check, why, how to run it) for every check that was skipped or failed to run."""
+    out = []
+    for step in session.steps:
+        for check in step.checks:
+            if str(check.status) in ("skip", "error"):
+                out.append((check.title or check.id, check.reason or check.summary, check.fix or ""))
+    return out
+
+
+class CauseView(Collapsible):
+    """One ranked cause: its confidence bar, summary, evidence for and against, remedy."""
+
+    def __init__(self, rank: int, finding: Any, threshold: float) -> None:
+        diagnosed = finding.confidence >= threshold
+        word = "likely" if diagnosed else "possible" if finding.confidence >= 0.2 else "unlikely"
+        self.finding = finding
+        bar = ProgressBar(total=100, show_eta=False, show_percentage=True, classes="confidence")
+        bar.progress = round(finding.confidence * 100)
+        super().__init__(bar, *self._body(finding),
+                         title=f"{rank}. {finding.title or finding.cause}  ·  {finding.confidence:.0%} {word}",
+                         collapsed=rank > 1, classes="cause " + ("-diagnosed" if diagnosed else "-weak"))
+
+    @staticmethod
+    def _body(f: Any) -> list[Static]:
+        out = [Static(Text(f.summary), classes="cause-summary")]
+        body = Text()
+        if f.evidence:
+            body.append("Evidence for\n", style="bold green")
+            for line in f.evidence:
+                body.append(f"  + {line}\n")
+        if f.against:
+            body.append("Evidence against\n", style="bold red")
+            for line in f.against:
+                body.append(f"  − {line}\n")
+        body.rstrip()
+        if body.plain:
+            out.append(Static(body, classes="cause-evidence"))
+        if f.remedy:
+            out.append(Static(Text.assemble(("Remedy  ", "bold"), f.remedy), classes="remedy"))
+        return out
+
+
+class SummaryScreen(Screen):
+    BINDINGS = [Binding("ctrl+s", "app.export", "Export report", priority=True)]
+
+    def __init__(self) -> None:
+        super().__init__(name="summary", classes="summary-screen")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Stepper("summary")
+        yield VerticalScroll(id="body")
+        yield Horizontal(
+            Button("◂ Back", id="back", tooltip="Ctrl+B", compact=True),
+            Button("Export report…", id="export", variant="primary", tooltip="Ctrl+S", compact=True),
+            classes="nav-bar")
+        yield Footer()
+
+    async def on_screen_resume(self) -> None:
+        await self.refresh_verdict()
+
+    async def refresh_verdict(self) -> None:
+        app: Any = self.app
+        session, checklist = app.session, app.checklist
+        body = self.query_one("#body", VerticalScroll)
+        await body.remove_children()
+        if session is None:
+            await body.mount(Static("Nothing has run yet: fill in step 1 first.", classes="verdict"))
+            return
+        threshold = checklist.threshold if checklist is not None else 0.5
+        diagnosed = [f for f in session.diagnosis if f.confidence >= threshold and f.cause != "no-reset-observed"]
+        widgets: list[Any] = [Static(f"Verdict for {session.target.display()}", classes="step-title")]
+        if session.interrupted:
+            widgets.append(Static("The run was cancelled: this verdict rests on what was gathered so far.",
+                                  classes="notice"))
+        if diagnosed:
+            head = f"Most likely: {diagnosed[0].title or diagnosed[0].cause} ({diagnosed[0].confidence:.0%})"
+        elif session.diagnosis and session.diagnosis[0].cause == "no-reset-observed":
+            head = "No cause of resets found: every probe behaved."
+        else:
+            head = "No cause reached the threshold; the leads are below."
+        widgets.append(Static(head, classes="verdict" + (" -diagnosed" if diagnosed else "")))
+        if session.close_call is not None:
+            a, b = session.close_call.causes
+            widgets.append(Static(Text.assemble(("Close call  ", "bold"), f"{a} and {b} are too close to call; "
+                                                f"to tell them apart: {session.close_call.separate_with}"),
+                                  classes="close-call"))
+        for rank, finding in enumerate(session.diagnosis, start=1):
+            widgets.append(CauseView(rank, finding, threshold))
+        missing = unknowns(session)
+        if missing:
+            text = Text()
+            for title, why, fix in missing:
+                text.append(f"• {title}: ", style="bold")
+                text.append(why)
+                if fix:
+                    text.append(f"\n    to run it: {fix}", style="cyan")
+                text.append("\n")
+            text.rstrip()
+            widgets.append(Static(f"Unknowns ({len(missing)} checks did not run)", classes="section-title"))
+            widgets.append(Static(text, classes="unknowns"))
+        await body.mount_all(widgets)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.app.run_action("export" if event.button.id == "export" else "back")

@@ -1,0 +1,1 @@
+"""Widgets of the wizard: the stepper, check results and the evidence views."""

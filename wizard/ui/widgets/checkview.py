@@ -1,0 +1,118 @@
+"""One check in a step: pending, running, then its result with evidence, rerun and copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Collapsible, Static
+
+from wizard.ui.steps import GLYPHS
+from wizard.ui.widgets.evidence import EvidenceView, evidence_text
+
+STATUS_WORD = {"pending": "waiting", "running": "running", "pass": "PASS", "warn": "WARN",
+               "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
+
+
+def result_text(result: Any) -> str:
+    """A check's result as plain text, for the clipboard."""
+    lines = [f"[{result.status}] {result.title or result.id}: {result.summary}"]
+    if result.reason and result.reason not in result.summary:
+        lines.append(f"reason: {result.reason}")
+    if result.fix:
+        lines.append(f"to run it: {result.fix}")
+    for ev in result.evidence:
+        lines.append("")
+        lines.append(evidence_text(ev))
+    return "\n".join(lines)
+
+
+class CheckView(Collapsible):
+    """A check of the step; its title line carries the status, the body the evidence."""
+
+    class RerunRequested(Message):
+        def __init__(self, step: str, index: int) -> None:
+            super().__init__()
+            self.step = step
+            self.index = index
+
+    def __init__(self, step: str, index: int, check_id: str, title: str) -> None:
+        super().__init__(title=title, collapsed=True, id=f"check-{index}", classes="check -pending")
+        self.step = step
+        self.index = index
+        self.check_id = check_id
+        self.check_title = title
+        self.result: Any = None
+        self.state = "pending"
+        self._render_title()
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+
+    def _render_title(self, spinner: str = "") -> None:
+        glyph = spinner if self.state == "running" and spinner else GLYPHS.get(self.state, "·")
+        word = STATUS_WORD.get(self.state, self.state)
+        summary = f" — {self.result.summary}" if self.result is not None and self.state != "running" else ""
+        self.title = f"{glyph} {word:<7} {self.check_title}{summary}"
+        for name in STATUS_WORD:
+            self.set_class(name == self.state, f"-{name}")
+
+    def mark_running(self) -> None:
+        self.state = "running"
+        self._render_title()
+
+    def tick(self, spinner: str) -> None:
+        if self.state == "running":
+            self._render_title(spinner)
+
+    def show_result(self, result: Any) -> None:
+        self.result = result
+        self.state = str(result.status)
+        self._render_title()
+        body = self.query_one(Collapsible.Contents)
+        body.remove_children()
+        body.mount(ResultBody(self.step, self.index, result))
+        # Open what needs attention; a pass stays one line until asked for.
+        self.collapsed = self.state in ("pass", "skip")
+
+
+class ResultBody(Vertical):
+    """The body of a finished check: summary, skip reason and fix, evidence, actions."""
+
+    def __init__(self, step: str, index: int, result: Any) -> None:
+        super().__init__(classes="result-body")
+        self.step = step
+        self.index = index
+        self.result = result
+
+    def compose(self) -> ComposeResult:
+        r = self.result
+        summary = Text(r.summary)
+        if r.duration_ms:
+            summary.append(f"   ({r.duration_ms} ms)", style="dim")
+        yield Static(summary, classes="result-summary")
+        if r.reason and r.reason not in r.summary:
+            yield Static(Text(f"Why: {r.reason}"), classes="result-reason")
+        if r.fix:
+            yield Static(Text(f"To run it: {r.fix}"), classes="result-fix")
+        for ev in r.evidence:
+            yield EvidenceView(ev)
+        if r.signals:
+            signals = Text("Signals: ", style="dim")
+            signals.append(", ".join(s.id for s in r.signals), style="dim italic")
+            yield Static(signals, classes="result-signals")
+        with Horizontal(classes="result-actions"):
+            yield Button("Rerun check", id="rerun", variant="default", compact=True)
+            yield Button("Copy evidence", id="copy", variant="default", compact=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "rerun":
+            self.post_message(CheckView.RerunRequested(self.step, self.index))
+        elif event.button.id == "copy":
+            self.app.copy_to_clipboard(result_text(self.result))
+            self.app.notify(f"Copied the evidence of {self.result.title or self.result.id}",
+                            title="Copied", timeout=3)

@@ -1,0 +1,101 @@
+"""A step's body: its guidance, what is running now, its checks' results, and notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, ProgressBar, Static, TextArea
+
+from wizard.ui.widgets.checkview import CheckView
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class StepPanel(Vertical):
+    """Built from the checklist's step; fed by the app with check events as they arrive."""
+
+    def __init__(self, step: Any) -> None:
+        super().__init__(id=f"panel-{step.id}", classes="step-panel")
+        self.step = step
+        self.started: dict[int, float] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(" ".join(self.step.guidance.split())), classes="guidance")
+        with Vertical(classes="run-status"):
+            yield Static("", id="now-running")
+            yield ProgressBar(total=len(self.step.checks), show_eta=False, id="step-progress")
+        with Vertical(classes="checks"):
+            for index, spec in enumerate(self.step.checks):
+                yield CheckView(self.step.id, index, spec.check, self.app.check_title(spec.check))  # type: ignore[attr-defined]
+        yield Label("Notes for this step (they go into the report):", classes="notes-label")
+        yield TextArea(id="notes", classes="notes", soft_wrap=True, tab_behavior="focus")
+
+    def on_mount(self) -> None:
+        self.sync()
+
+    def views(self) -> list[CheckView]:
+        return list(self.query(CheckView))
+
+    def sync(self) -> None:
+        """Show what the app knows: finished results, running checks, notes."""
+        app: Any = self.app
+        session = app.session
+        done = {}
+        if session is not None:
+            for step in session.steps:
+                if step.id == self.step.id:
+                    done = {c.id: c for c in step.checks}
+                    notes = self.query_one("#notes", TextArea)
+                    if notes.text != step.notes:
+                        notes.load_text(step.notes)
+        for view in self.views():
+            key = (self.step.id, view.index)
+            if key in app.running:
+                self.started[view.index] = app.running[key]
+                view.mark_running()
+            elif view.check_id in done:
+                view.show_result(done[view.check_id])
+        self.tick(app.monotonic())
+
+    def check_started(self, index: int, at: float) -> None:
+        self.started[index] = at
+        self.views()[index].mark_running()
+        self.tick(at)
+
+    def check_finished(self, index: int, result: Any) -> None:
+        self.started.pop(index, None)
+        self.views()[index].show_result(result)
+        self.tick(None)
+
+    def tick(self, now: float | None) -> None:
+        views = self.views()
+        running = [v for v in views if v.state == "running"]
+        finished = sum(1 for v in views if v.state not in ("pending", "running"))
+        self.query_one("#step-progress", ProgressBar).update(progress=finished)
+        status = self.query_one("#now-running", Static)
+        self.set_class(bool(running), "-running")
+        if not running:
+            status.update(Text(f"{finished} of {len(views)} checks done", style="dim")
+                          if finished else Text("Not run yet: Ctrl+R runs this step", style="dim"))
+            return
+        now = now if now is not None else max(self.started.values(), default=0.0)
+        first = min((self.started.get(v.index, now) for v in running), default=now)
+        elapsed = max(0.0, now - first)
+        frame = SPINNER[int(elapsed * 10) % len(SPINNER)]
+        for view in running:
+            view.tick(frame)
+        names = ", ".join(v.check_title for v in running)
+        line = Text(f"{frame} Running {len(running)} of {len(views)}: ", style="bold")
+        line.append(names)
+        line.append(f"   {elapsed:.1f}s", style="dim")
+        line.append("   Esc cancels", style="dim italic")
+        status.update(line)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id == "notes":
+            app: Any = self.app
+            app.set_notes(self.step.id, event.text_area.text)
+
