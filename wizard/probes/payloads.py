@@ -6,6 +6,7 @@ same hello a real Python client would send, without opening any socket.
 
 from __future__ import annotations
 
+import re
 import ssl
 
 HTTP_PORTS = frozenset({80, 591, 3000, 5000, 8000, 8008, 8080, 8081, 8088, 8888, 9000})
@@ -26,8 +27,10 @@ def client_hello(server_name: str | None) -> bytes:
     return outgoing.read()
 
 
-def http_get(host: str, path: str = "/") -> bytes:
+def http_get(host: str, path: str = "/", port: int | None = None) -> bytes:
     authority = f"[{host}]" if ":" in host else host
+    if port is not None and port != 80:
+        authority = f"{authority}:{port}"  # RFC 9110 7.2: the port unless it is the default
     return (f"GET {path or '/'} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: reset-wizard\r\n"
             "Accept: */*\r\nConnection: keep-alive\r\n\r\n").encode()
 
@@ -38,28 +41,34 @@ def default_payload(host: str, port: int, scheme: str | None, path: str | None,
     if scheme in ("https", "wss") or (scheme is None and port in TLS_PORTS):
         return client_hello(None if is_address else host), "tls"
     if scheme in ("http", "ws") or (scheme is None and port in HTTP_PORTS):
-        return http_get(host, path or "/"), "http"
+        return http_get(host, path or "/", port), "http"
     return b"", "none"
 
 
 def decode_escapes(text: str) -> str:
-    """Honour \\r, \\n, \\t, \\\\ and \\xHH in a --payload given on the command line."""
-    out: list[str] = []
-    i = 0
-    simple = {"r": "\r", "n": "\n", "t": "\t", "\\": "\\", "0": "\0"}
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt in simple:
-                out.append(simple[nxt])
-                i += 2
-                continue
-            if nxt == "x" and i + 3 < len(text) + 0 and all(c in "0123456789abcdefABCDEF" for c in text[i + 2:i + 4]) \
-                    and len(text[i + 2:i + 4]) == 2:
-                out.append(chr(int(text[i + 2:i + 4], 16)))
-                i += 4
-                continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    """Honour \\r, \\n, \\t, \\\\ and \\xHH in a --payload given on the command line.
+
+    Other backslashes stay as typed. \\xHH is the character U+00HH; for the exact bytes
+    (\\xff as the byte FF, not its UTF-8 form) use ``payload_bytes``.
+    """
+    return _ESCAPE.sub(lambda m: _SIMPLE.get(m[1]) or chr(int(m[1][1:], 16)), text)
+
+
+def payload_bytes(text: str) -> bytes:
+    """The bytes a --payload stands for: escapes decoded, \\xHH as the byte HH, the rest UTF-8.
+
+    Keeping the typed text (JSON-safe) in the session and turning it into bytes only here
+    means a binary payload survives the round trip through the saved session.
+    """
+    out = bytearray()
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        out += text[pos:m.start()].encode("utf-8", "surrogateescape")
+        out += _SIMPLE[m[1]].encode() if m[1] in _SIMPLE else bytes([int(m[1][1:], 16)])
+        pos = m.end()
+    out += text[pos:].encode("utf-8", "surrogateescape")
+    return bytes(out)
+
+
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|[rnt\\])")
+_SIMPLE = {"r": "\r", "n": "\n", "t": "\t", "\\": "\\"}
