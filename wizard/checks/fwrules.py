@@ -405,6 +405,8 @@ def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip")
                 continue
             if line.startswith("*"):
                 table, positions = line[1:].strip(), {}
+                if not table:
+                    raise ValueError("table without a name")
             elif line == "COMMIT":
                 table = ""
             elif line.startswith(":"):
