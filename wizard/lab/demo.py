@@ -90,7 +90,8 @@ class DemoScenario:
                    now - timedelta(minutes=5, seconds=12))
         self._line(f"demo-app[{pid}] ERROR worker 2: recv() failed (104: Connection reset by peer) "
                    "while reading request, client: 127.0.0.1:50131", now - timedelta(minutes=3, seconds=40))
-        self._line(f"demo-app[{pid}] WARNING worker 2 exited: connection aborted", now - timedelta(minutes=3, seconds=40))
+        self._line(f"demo-app[{pid}] WARNING worker 2: client 127.0.0.1:50131 gone before the response",
+                   now - timedelta(minutes=3, seconds=40))
 
     # -- server ------------------------------------------------------------------------
     def _serve(self) -> None:
