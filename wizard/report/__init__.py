@@ -1,0 +1,49 @@
+"""Session to text: the Markdown incident report and the session JSON, redacted by default."""
+
+from __future__ import annotations
+
+from wizard.model import Session
+from wizard.redact import Redactor, redact_session
+from wizard.report.markdown import render_markdown
+
+__all__ = ["describe_check", "redacted", "render_json", "render_markdown", "render_report"]
+
+
+def describe_check(check_id: str) -> str:
+    """What a check would have told, from its registered description ('' if unknown)."""
+    try:
+        from wizard.checks import all_checks
+    except ImportError:
+        return ""
+    cls = all_checks().get(check_id)
+    return (cls.description or cls.title) if cls is not None else ""
+
+
+def _hostnames(session: Session) -> list[str]:
+    names = [session.target.host, session.context.client]
+    server = session.context.server
+    if server.startswith("ssh:"):
+        rest = server[4:].rsplit("@", 1)[-1]
+        if not rest.startswith("["):
+            rest = rest.split(":", 1)[0]
+        names.append(rest.strip("[]"))
+    return [n for n in names if n and n not in ("local", "localhost")]
+
+
+def redacted(session: Session, *, redact: bool = True, redact_addresses: bool = False) -> Session:
+    """The session as it may leave this machine: secrets (and, if asked, addresses and names) replaced."""
+    if not redact:
+        return session
+    hosts = _hostnames(session) if redact_addresses else []
+    return redact_session(session, Redactor(addresses=redact_addresses, hostnames=hosts))
+
+
+def render_report(session: Session, *, redact: bool = True, redact_addresses: bool = False) -> str:
+    """The Markdown incident report."""
+    return render_markdown(redacted(session, redact=redact, redact_addresses=redact_addresses),
+                           describe=describe_check)
+
+
+def render_json(session: Session, *, redact: bool = True, redact_addresses: bool = False) -> str:
+    """The session as JSON (schema 1)."""
+    return redacted(session, redact=redact, redact_addresses=redact_addresses).to_json()
