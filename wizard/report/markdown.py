@@ -260,8 +260,10 @@ def _evidence(ev: Evidence) -> list[str]:
             out += lines + [""]
         elif ev.text:
             out += [fenced(ev.text), ""]
-    elif ev.kind == "rules" and ev.text:
-        if _is_whole_ruleset(ev):
+    elif ev.kind == "rules":
+        if not ev.text.strip():
+            out += ["(no rules: the ruleset is empty)", ""]
+        elif _is_whole_ruleset(ev):
             data = {k: v for k, v in data.items() if k not in ("whole", "ruleset")}
             lines = ev.text.count("\n") + 1
             out += [f"<details><summary>{html(ev.title or 'ruleset')} ({lines} lines)</summary>", "",
@@ -356,10 +358,10 @@ def _unknowns(session: Session, describe: Describe | None) -> list[str]:
             line = f"- {code(check.id)} {inline(check.title)} ({step.id}): " + \
                    ("skipped" if check.status == Status.SKIP else "errored")
             if what:
-                line += f". It would have told: {inline(what)}"
-            line += f". Reason: {inline(check.reason or check.summary)}"
+                line += f"\n  - would have told: {_sentence(what)}"
+            line += f"\n  - reason: {_sentence(check.reason or check.summary)}"
             if check.fix:
-                line += f". Fix: {code(check.fix)}"
+                line += f"\n  - fix: {code(check.fix)}"
             items.append(line)
     ran = {s.id for s in session.steps if s.checks}
     for step_id in STEP_IDS:
@@ -368,6 +370,10 @@ def _unknowns(session: Session, describe: Describe | None) -> list[str]:
     if not items:
         return out + ["Every check ran.", ""]
     return out + items + [""]
+
+
+def _sentence(text: str) -> str:
+    return inline(text).rstrip(". ")
 
 
 def render_markdown(session: Session, *, describe: Describe | None = None, threshold: float = 0.5) -> str:
