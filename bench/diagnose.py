@@ -54,7 +54,9 @@ def run_classic(commands: list[list[str]]) -> float:
 
 
 def wizard_argv(target: str, log: Path) -> list[str]:
-    return [sys.executable, "-m", "wizard", "diagnose", target, "--log", str(log), "--quiet"]
+    # The same request the classic sequence sends, so both learn the same facts.
+    return [sys.executable, "-m", "wizard", "diagnose", target, "--log", str(log), "--quiet",
+            "--payload", r"GET / HTTP/1.1\r\n\r\n"]
 
 
 def textual_imported(target: str, log: Path) -> list[str]:
