@@ -264,3 +264,9 @@ async def test_every_signal_raised_is_declared_and_the_checklist_loads() -> None
         result, _ = await exchange((kind, stage), hold_s=1)
         assert set(signal_ids(result)) <= declared
     registry.load()
+
+
+def test_time_budgets_grow_with_the_hold_and_the_burst_length() -> None:
+    ctx = make_ctx("127.0.0.1:8080", answers=Answers(hold_s=350, timeout_s=3, attempts=100))
+    assert TcpExchangeCheck.time_budget(ctx, TcpExchangeParams()) >= 350 + 2 * 3
+    assert TcpBurstCheck.time_budget(ctx, TcpBurstParams(stagger_ms=500)) >= 99 * 0.5 + 2 * 3

@@ -116,6 +116,11 @@ class TcpBurstCheck(Check[TcpBurstParams]):
                    "(so a rate limiter sees them in order) but waited on together, sends the "
                    "default payload on each and classifies the sequence of outcomes.")
 
+    @staticmethod
+    def time_budget(ctx: CheckContext, params: TcpBurstParams) -> float:
+        """Seconds the burst may need: the last launch, then one exchange (2 timeouts) and a close."""
+        return (ctx.answers.attempts - 1) * params.stagger_ms / 1000 + 2 * ctx.answers.timeout_s + 1.5
+
     async def run(self, ctx: CheckContext, params: TcpBurstParams) -> CheckResult:
         payload, kind = payload_for(ctx)
         address, port = probe_address(ctx), ctx.target.port
@@ -162,6 +167,9 @@ _ARROW = {  # event -> (from, to, label)
 }
 
 
+_SAID_BY_LABEL = ("connection reset by peer", "connection refused")
+
+
 def ladder(events: list[ProbeEvent]) -> dict[str, Any]:
     """The exchange as a sequence diagram: lanes and arrows, as the report and the TUI draw it."""
     rows: list[dict[str, Any]] = []
@@ -179,7 +187,7 @@ def ladder(events: list[ProbeEvent]) -> dict[str, Any]:
         row: dict[str, Any] = {"ms": e.ms, "src": src, "dst": dst, "label": label}
         if e.what == "connected":
             row["note"] = "inferred from the completed connect(); a capture shows the packet"
-        elif e.detail and e.what != "idle":
+        elif e.detail and e.what != "idle" and e.detail not in _SAID_BY_LABEL:
             row["note"] = e.detail
         rows.append(row)
     return {"lanes": ["client", "server"], "events": rows}
@@ -268,6 +276,11 @@ class TcpExchangeCheck(Check[TcpExchangeParams]):
     description = ("One connection that sends the payload (--payload, or a default chosen by port), "
                    "reads the answer, idles --hold seconds watching for a FIN or RST and sends "
                    "again; says in which stage and how long after the send it ended.")
+
+    @staticmethod
+    def time_budget(ctx: CheckContext, params: TcpExchangeParams) -> float:
+        """Seconds the exchange may need: 2 timeouts, the hold, and the close and RST waits."""
+        return 2 * ctx.answers.timeout_s + ctx.answers.hold_s + 2.5
 
     async def run(self, ctx: CheckContext, params: TcpExchangeParams) -> CheckResult:
         payload, kind = payload_for(ctx)

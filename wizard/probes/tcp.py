@@ -165,10 +165,15 @@ async def _close_gently(sock: socket.socket, wait: float) -> bool:
     while (left := end - time.monotonic()) > 0:
         try:
             chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), left)
-        except (TimeoutError, OSError):
-            # Quiet (nothing unread) or reset: a close now sends no RST of ours.
+        except OSError:  # quiet (TimeoutError) or reset: a close now sends no RST of ours
             return True
         if not chunk:
+            return True
+    for _ in range(64):  # out of time: still take what is already queued, without waiting
+        try:
+            if not sock.recv(65536, socket.MSG_DONTWAIT):
+                return True
+        except OSError:  # BlockingIOError: nothing left unread
             return True
     return False
 
@@ -280,9 +285,10 @@ class _Exchange:
 
     async def _finish(self, kind: OutcomeKind, stage: Stage, message: str) -> ExchangeOutcome:
         assert self.sock is not None
-        quiet = await _close_gently(self.sock, self.left(CLOSE_WAIT_S))
-        self.event("closed", "closed by the probe" if quiet else
-                   "closed while the peer was still sending: our kernel resets the connection")
+        closed = self.event("closed", "closed by the probe")  # our FIN leaves at the shutdown
+        if not await _close_gently(self.sock, self.left(CLOSE_WAIT_S)):
+            self.events[self.events.index(closed)] = ProbeEvent(
+                closed.ms, "closed", "closed while the peer was still sending: our kernel resets it")
         return self.done(kind, stage, message)
 
     async def _send(self, stage: Stage) -> ExchangeOutcome | None:
@@ -398,15 +404,15 @@ class _Exchange:
         if not self.payload:
             return self.done("eof", "hold", base)
         try:
-            self.sock.send(self.payload)
+            n = self.sock.send(self.payload)
         except BlockingIOError:
             return self.done("eof", "hold", base)
         except OSError as exc:
             kind, _, message = _classify(exc)
             self.event("reset" if kind == "reset" else "error", f"the write after the hold: {message}")
             return self.done("eof", "hold", f"{base}; the write after it failed: {message}")
-        self.sent += len(self.payload)
-        self.event("sent", size=len(self.payload))
+        self.sent += n
+        self.event("sent", size=n)
         # The peer's socket is gone or half-closed, so its kernel answers the data with an RST;
         # reading would just return the queued EOF, so watch the socket error instead.
         end = time.monotonic() + self.left(RST_WAIT_S)
