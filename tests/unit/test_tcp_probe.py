@@ -187,6 +187,7 @@ async def test_closed_port_is_refused_at_the_handshake(host: str) -> None:
     assert (out.kind, out.stage) == ("refused", "connect")
     assert [e.what for e in out.events] == ["syn", "refused"]
     assert out.sent == 0
+    assert out.local.rsplit(":", 1)[1].isdigit()  # the SYN's source port, for a capture to match
 
 
 @pytest.mark.parametrize("host", HOSTS)

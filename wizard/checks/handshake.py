@@ -186,7 +186,7 @@ def ladder(events: list[ProbeEvent]) -> dict[str, Any]:
             continue  # a local error is no packet; the facts say what it was
         row: dict[str, Any] = {"ms": e.ms, "src": src, "dst": dst, "label": label}
         if e.what == "connected":
-            row["note"] = "inferred from the completed connect(); a capture shows the packet"
+            row["note"] = "inferred: connect() completed (a capture shows the real packet)"
         elif e.detail and e.what != "idle" and e.detail not in _SAID_BY_LABEL:
             row["note"] = e.detail
         rows.append(row)

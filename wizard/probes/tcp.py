@@ -256,6 +256,7 @@ class _Exchange:
             try:
                 await asyncio.wait_for(loop.sock_connect(sock, sockaddr), self.timeout)
             except OSError as exc:
+                self.local = _local(sock)  # the port the SYN left from, for a capture to match
                 return self._connect_failed(exc)
             self.local = _local(sock)
             self.event("connected")
