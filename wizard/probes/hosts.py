@@ -89,6 +89,10 @@ class Host(ABC):
             raise HostError(f"cannot list addresses in {self.spec}: unreadable ip -j output") from None
         return [a["local"] for link in links for a in link.get("addr_info", []) if "local" in a]
 
+    def unavailable(self) -> str:
+        """Why this context cannot be reached, one line ("" when it can or was not tried)."""
+        return ""
+
     async def close(self) -> None:
         """Release connections (SSH); nothing to do for local contexts."""
 

@@ -1,0 +1,437 @@
+"""SSH server context (I/O): commands and file reads on the server over one asyncssh connection.
+
+The user's own keys, agent and ``~/.ssh/config`` are used, host keys are verified against
+known_hosts, and nothing ever asks for a password (public keys only; ``sudo -n`` only).
+The connection is opened lazily on first use and reused for every command, ranged file read
+(one SFTP session) and glob of the run; a failure to connect is remembered and raised as a
+one-line ``HostError`` by every later call, so server-side checks end quickly with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from wizard.model import WizardError
+from wizard.probes.commands import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, CommandOutput
+from wizard.probes.hosts import READ_TIMEOUT, FileInfo, Host, HostError
+
+CONNECT_TIMEOUT = 5.0
+# OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session holds one.
+MAX_CHANNELS = 8
+STDERR_CAP = 64 * 1024
+
+# Runs argv without the remote user's shell parsing any of it: the script is constant and
+# every argument arrives as a positional parameter. sbin is added because a non-login SSH
+# session of an ordinary user on Debian has no /usr/sbin in PATH (nft, conntrack, ss -p).
+_EXEC = 'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin" LC_ALL=C exec "$@"'
+_WHICH = 'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"; command -v -- "$1"'
+
+#: programs that read what only root may read on the server (rules, conntrack, raw sockets)
+ROOT_PROGRAMS = frozenset({
+    "nft", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "iptables-legacy-save",
+    "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save", "conntrack", "tcpdump",
+})
+
+_PER_NETNS = re.compile(r"^/proc/(self/)?(net|sys/net)/")
+_HOST = re.compile(r"[A-Za-z0-9_.%:-]{1,253}")
+_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where ``ssh:[user@]host[:port]`` points; empty user/port mean ~/.ssh/config or defaults."""
+
+    host: str
+    user: str = ""
+    port: int = 0
+
+    @property
+    def spec(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and self.port else self.host
+        return "ssh:" + (f"{self.user}@" if self.user else "") + host + (f":{self.port}" if self.port else "")
+
+
+def parse_ssh_spec(rest: str) -> SshTarget:
+    """Parse the part after ``ssh:``; IPv6 literals may be bare or ``[addr]:port``."""
+    def bad(why: str) -> WizardError:
+        return WizardError("unknown context", f"ssh:{rest}: {why} (use ssh:[user@]host[:port])")
+
+    user, at, hostport = rest.rpartition("@")
+    if at and not _USER.fullmatch(user):
+        raise bad("not a valid user name")
+    port_text = ""
+    if hostport.startswith("["):
+        host, close, tail = hostport[1:].partition("]")
+        if not close or (tail and not tail.startswith(":")):
+            raise bad("unbalanced brackets")
+        port_text = tail[1:]
+        if tail and not port_text:
+            raise bad("empty port")
+    elif hostport.count(":") == 1:
+        host, _, port_text = hostport.partition(":")
+        if not port_text:
+            raise bad("empty port")
+    else:
+        host = hostport  # a name, an IPv4 address or a bare IPv6 literal
+    # A leading dash would read as an option to anything that sees it; spaces and shell
+    # characters are never part of a host name.
+    if not host or host.startswith("-") or not _HOST.fullmatch(host):
+        raise bad("not a valid host")
+    port = 0
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise bad(f"port {port_text!r} is not 1-65535")
+        port = int(port_text)
+    return SshTarget(host, user if at else "", port)
+
+
+def remote_command(argv: list[str] | tuple[str, ...], sudo: bool = False) -> str:
+    """The command string sent to sshd: argv quoted so no piece is parsed by a shell."""
+    if not argv:
+        raise ValueError("empty argv")
+    return shlex.join([*(["sudo", "-n", "--"] if sudo else []), "sh", "-c", _EXEC, "sh", *argv])
+
+
+def needs_root(argv: list[str] | tuple[str, ...]) -> bool:
+    """Whether this command shows less (or nothing) without root on the server."""
+    prog = posixpath.basename(argv[0]) if argv else ""
+    if prog in ROOT_PROGRAMS:
+        return True
+    # ss shows other users' processes only to root.
+    return prog == "ss" and any(a.startswith("-") and not a.startswith("--") and "p" in a
+                                or a == "--processes" for a in argv[1:])
+
+
+def describe_failure(exc: BaseException, target: SshTarget, timeout: float,
+                     key_known: bool | None = None) -> str:
+    """One line naming why the SSH connection failed and what would fix it."""
+    import asyncssh
+
+    where = target.spec
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        if key_known:
+            return (f"{where}: the server's host key does not match known_hosts (changed key or "
+                    f"a machine in the middle); if the change is expected: ssh-keygen -R "
+                    f"{target.host}, then ssh to it once to verify and record the new key")
+        return (f"{where}: the server's host key is not in known_hosts, so it cannot be "
+                f"verified; ssh to it once to check and record the key, then retry")
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return (f"{where}: authentication failed (public keys only, no passwords); load a key "
+                f"into ssh-agent or set IdentityFile in ~/.ssh/config")
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"{where}: no answer from the SSH server within {timeout:g}s (dropped or unreachable)"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{where}: connection refused (no SSH server listening on that port)"
+    if isinstance(exc, (ConnectionResetError, asyncssh.ConnectionLost)):
+        return f"{where}: the SSH server reset or closed the connection during login"
+    if isinstance(exc, asyncssh.DisconnectError):
+        return f"{where}: the SSH server disconnected: {exc.reason or type(exc).__name__}"
+    if isinstance(exc, OSError):
+        return f"{where}: cannot connect: {exc.strerror or exc}"
+    return f"{where}: cannot connect: {type(exc).__name__}: {exc}"
+
+
+class SshHost(Host):
+    """A server context over SSH: one connection, one SFTP session, bounded channels."""
+
+    def __init__(self, target: SshTarget, *, known_hosts: Any = (), client_keys: Any = (),
+                 config: Any = (), connect_timeout: float = CONNECT_TIMEOUT,
+                 sudo: str = "auto") -> None:
+        self.target = target
+        self.spec = target.spec
+        # () lets asyncssh use the defaults: ~/.ssh/known_hosts, ~/.ssh/id_*, ~/.ssh/config.
+        self._known_hosts = known_hosts
+        self._client_keys = client_keys
+        self._config = config
+        self.connect_timeout = connect_timeout
+        self._sudo_mode = sudo  # auto: use sudo -n when not root and it works; never: don't
+        self._conn: Any = None
+        self._sftp: Any = None
+        self._failure = ""
+        self._lock = asyncio.Lock()
+        self._sftp_lock = asyncio.Lock()
+        self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self._uid: int | None = None
+        self._sudo: bool | None = None
+        self.connects = 0  # connection attempts made (one per run is the contract)
+
+    @classmethod
+    def from_spec(cls, rest: str) -> SshHost:
+        return cls(parse_ssh_spec(rest))
+
+    def unavailable(self) -> str:
+        return self._failure
+
+    # -- the connection -------------------------------------------------------------
+
+    async def _connection(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        if self._failure:
+            raise HostError(self._failure)
+        async with self._lock:
+            if self._conn is None and not self._failure:
+                self._conn = await self._connect()
+        if self._conn is None:
+            raise HostError(self._failure)
+        return self._conn
+
+    async def _connect(self) -> Any:
+        import asyncssh
+
+        self.connects += 1
+        t = self.target
+        kwargs: dict[str, Any] = dict(
+            port=t.port or (), username=t.user or (), config=self._config,
+            known_hosts=self._known_hosts, client_keys=self._client_keys,
+            # Never prompt: no passwords, no keyboard-interactive, public keys only.
+            password=None, kbdint_auth=False, gss_auth=False, preferred_auth="publickey",
+            connect_timeout=self.connect_timeout, login_timeout=self.connect_timeout,
+            keepalive_interval=15, keepalive_count_max=2)
+        try:
+            options = await asyncio.wait_for(asyncssh.SSHClientConnectionOptions.construct(
+                None, host=t.host, **kwargs), self.connect_timeout)
+            if options.known_hosts is None:
+                # `UserKnownHostsFile none` in ~/.ssh/config would make asyncssh accept any key.
+                self._failure = (f"{self.spec}: host key checking is disabled by ~/.ssh/config "
+                                 f"(UserKnownHostsFile none); refusing an unverified server")
+                return None
+            return await asyncio.wait_for(asyncssh.connect(t.host, **kwargs),
+                                          self.connect_timeout * 2)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one remembered line
+            self._failure = describe_failure(exc, t, self.connect_timeout, self._key_known(exc))
+            return None
+
+    def _key_known(self, exc: BaseException) -> bool | None:
+        """Whether known_hosts has some key for the host (then a rejection means it changed)."""
+        import asyncssh
+
+        if not isinstance(exc, asyncssh.HostKeyNotVerifiable):
+            return None
+        files = self._known_hosts if isinstance(self._known_hosts, (str, list)) and self._known_hosts \
+            else [os.path.expanduser("~/.ssh/known_hosts"), "/etc/ssh/ssh_known_hosts"]
+        files = [files] if isinstance(files, str) else files
+        port = self.target.port or 22
+        for path in files:
+            try:
+                keys = asyncssh.read_known_hosts(path)
+                trusted = keys.match(self.target.host, "", port)[0]
+            except (OSError, ValueError, asyncssh.Error):
+                continue
+            if trusted:
+                return True
+        return False
+
+    async def _sftp_client(self) -> Any:
+        if self._sftp is None:
+            conn = await self._connection()
+            async with self._sftp_lock:
+                if self._sftp is None:
+                    try:
+                        self._sftp = await asyncio.wait_for(conn.start_sftp_client(), READ_TIMEOUT)
+                    except (asyncio.TimeoutError, OSError, Exception) as exc:  # noqa: BLE001
+                        raise HostError(f"{self.spec}: cannot open an SFTP session: "
+                                        f"{getattr(exc, 'reason', '') or type(exc).__name__}") from None
+        return self._sftp
+
+    async def close(self) -> None:
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.close()
+            try:
+                await asyncio.wait_for(conn.wait_closed(), 2)
+            except (asyncio.TimeoutError, OSError):
+                pass
+        if not self._failure:
+            self._failure = f"{self.spec}: the connection was closed"
+
+    # -- commands -------------------------------------------------------------------
+
+    async def run(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput:
+        sudo = needs_root(argv) and await self._use_sudo()
+        return await self._exec(argv, timeout, max_bytes, sudo=sudo)
+
+    async def _exec(self, argv: list[str] | tuple[str, ...], timeout: float, max_bytes: int,
+                    *, sudo: bool = False, script: str = "") -> CommandOutput:
+        argv = tuple(argv)
+        conn = await self._connection()
+        command = script or remote_command(argv, sudo)
+        started = time.monotonic()
+        proc = None
+        stdout, stderr, truncated, status, timed_out = b"", b"", False, None, False
+
+        async def drive() -> None:
+            nonlocal proc, stdout, stderr, truncated, status
+            async with self._channels:
+                proc = await conn.create_process(command, encoding=None)
+                proc.stdin.write_eof()
+                (stdout, truncated), (stderr, _) = await asyncio.gather(
+                    _read_capped(proc.stdout, max_bytes), _read_capped(proc.stderr, STDERR_CAP))
+                if truncated:
+                    # Enough was read: stop the remote command rather than transfer the rest.
+                    _stop(proc)
+                    status = 0  # like `cmd | head -c N`: the output read is what was asked for
+                    return
+                await proc.wait_closed()
+                status = proc.exit_status
+
+        try:
+            await asyncio.wait_for(drive(), timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+            if proc is not None:
+                _stop(proc)
+            stdout, stderr, status = b"", b"", None
+        except asyncio.CancelledError:
+            if proc is not None:
+                _stop(proc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - channel errors are the server's answer
+            import asyncssh
+
+            if isinstance(exc, (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError)):
+                self._failure = f"{self.spec}: the SSH connection was lost: {exc}"
+                self._conn, self._sftp = None, None
+            raise HostError(f"{self.spec}: cannot run {argv[0]}: "
+                            f"{getattr(exc, 'reason', '') or exc}") from None
+        if status is None and not timed_out:
+            status = 255  # killed by a signal or the channel closed without a status
+        missing = status == 127 and (b"not found" in stderr or b"No such file" in stderr)
+        return CommandOutput(argv, status, stdout, stderr, int((time.monotonic() - started) * 1000),
+                             timed_out=timed_out, truncated=truncated, missing=missing,
+                             where=self.spec)
+
+    async def _use_sudo(self) -> bool:
+        await self.is_privileged()
+        return bool(self._uid != 0 and self._sudo)
+
+    async def is_privileged(self) -> bool:
+        """Remote uid 0, or ``sudo -n true`` works (then root commands go through sudo -n)."""
+        if self._uid is None:
+            try:
+                out = await self._exec(["id", "-u"], 5, 64)
+            except HostError:
+                return False  # the reason is kept: every server-side call will raise it
+            self._uid = int(out.text.strip()) if out.ok and out.text.strip().isdigit() else -1
+        if self._uid == 0:
+            return True
+        if self._sudo is None:
+            self._sudo = False
+            if self._sudo_mode != "never":
+                try:
+                    out = await self._exec(["sudo", "-n", "true"], 5, 1024)
+                    self._sudo = out.ok
+                except HostError:
+                    return False
+        return bool(self._sudo)
+
+    async def which(self, tool: str) -> str | None:
+        out = await self._exec(("command", "-v", tool), 5, 4096,
+                               script=shlex.join(["sh", "-c", _WHICH, "sh", tool]))
+        path = out.text.strip().splitlines()
+        return path[0] if out.ok and path and path[0].startswith("/") else None
+
+    # -- files ----------------------------------------------------------------------
+
+    async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        if _PER_NETNS.match(path):
+            # /proc files report size 0 and are generated on read: one cat is one round trip.
+            out = await self.run(["cat", path], timeout=READ_TIMEOUT, max_bytes=offset + max_bytes)
+            if not out.ok:
+                raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
+            return out.stdout[offset:offset + max_bytes]
+        import asyncssh
+
+        sftp = await self._sftp_client()
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                async with sftp.open(path, "rb") as handle:
+                    return await handle.read(max_bytes, offset)
+        except TimeoutError:
+            raise HostError(f"reading {path} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
+        except asyncssh.SFTPPermissionDenied:
+            if await self._use_sudo():
+                return await self._sudo_read(path, offset, max_bytes)
+            raise HostError(f"cannot read {path} in {self.spec}: permission denied "
+                            f"(needs root or passwordless sudo)") from None
+        except (asyncssh.SFTPError, OSError) as exc:
+            raise HostError(f"cannot read {path} in {self.spec}: "
+                            f"{getattr(exc, 'reason', '') or exc}") from None
+
+    async def _sudo_read(self, path: str, offset: int, max_bytes: int) -> bytes:
+        # tail -c +N starts at byte N (1-based); head stops after max_bytes, both bounded.
+        out = await self._exec(["tail", "-c", f"+{offset + 1}", "--", path], READ_TIMEOUT,
+                               max_bytes, sudo=True)
+        if not out.ok:
+            raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
+        return out.stdout[:max_bytes]
+
+    async def stat(self, path: str) -> FileInfo:
+        if _PER_NETNS.match(path):
+            data = await self.read(path)
+            return FileInfo(path, len(data), 0.0, True)
+        import asyncssh
+
+        sftp = await self._sftp_client()
+        try:
+            attrs = await asyncio.wait_for(sftp.stat(path), READ_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise HostError(f"stat {path} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
+        except (asyncssh.SFTPError, OSError) as exc:
+            raise HostError(f"cannot read {path} in {self.spec}: "
+                            f"{getattr(exc, 'reason', '') or exc}") from None
+        is_file = attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
+        return FileInfo(path, attrs.size or 0, float(attrs.mtime or 0), is_file)
+
+    async def glob(self, pattern: str) -> list[str]:
+        """Matches on the server (SFTP glob: no shell, so no pattern can run anything)."""
+        import asyncssh
+
+        sftp = await self._sftp_client()
+        try:
+            found = await asyncio.wait_for(sftp.glob(pattern), READ_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise HostError(f"glob {pattern} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
+        except asyncssh.SFTPNoSuchFile:
+            return []
+        except (asyncssh.SFTPError, OSError) as exc:
+            raise HostError(f"cannot list {pattern} in {self.spec}: "
+                            f"{getattr(exc, 'reason', '') or exc}") from None
+        return sorted(p.decode() if isinstance(p, bytes) else str(p) for p in found)
+
+
+async def _read_capped(stream: Any, cap: int) -> tuple[bytes, bool]:
+    """Read until EOF or ``cap`` bytes; stop reading (True) when more is coming."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < cap:
+        chunk = await stream.read(min(65536, cap - size))
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        size += len(chunk)
+    # Exactly at the cap: more only if another byte comes before EOF.
+    more = await stream.read(1)
+    return b"".join(chunks), bool(more)
+
+
+def _stop(proc: Any) -> None:
+    """Kill the remote command (OpenSSH honours signal requests) and close its channel."""
+    try:
+        proc.send_signal("KILL")
+    except Exception:  # noqa: BLE001 - the channel may already be gone
+        pass
+    try:
+        proc.close()
+    except Exception:  # noqa: BLE001
+        pass
