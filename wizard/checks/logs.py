@@ -12,11 +12,21 @@ from pydantic import Field
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Signature, Status
-from wizard.probes.logs import LogLine, LogReader, journal_window
+from wizard.probes.journal import is_journal_file, journal_window
+from wizard.probes.logs import LogLine, LogReader, LogWindow, rotated_in_window
 
+# What a Linux admin would look at first; globs for per-service directories. Only the ones
+# that exist are read, at most MAX_DEFAULT_LOGS of them.
 DEFAULT_LOGS = ("/var/log/syslog", "/var/log/messages", "/var/log/kern.log",
-                "/var/log/nginx/error.log", "/var/log/apache2/error.log",
-                "/var/log/httpd/error_log", "/var/log/haproxy.log")
+                "/var/log/daemon.log", "/var/log/nginx/error.log", "/var/log/apache2/error.log",
+                "/var/log/httpd/error_log", "/var/log/haproxy.log", "/var/log/mysql/error.log",
+                "/var/log/mysqld.log", "/var/log/postgresql/*.log", "/var/log/*/error.log",
+                "/var/log/auth.log", "/var/log/secure")
+MAX_DEFAULT_LOGS = 12
+HIST_BUCKETS = 12
+SPARK = "▁▂▃▄▅▆▇█"
+HIST_CLASSES = (("resets", ("rst_certain",)), ("eof", ("eof_or_rst",)), ("proxy", ("proxy_state",)),
+                ("crashes", ("crash",)), ("resource", ("resource", "kernel_event")))
 
 CLASS_SIGNALS = {"rst_certain": "log.reset", "eof_or_rst": "log.eof", "crash": "log.crash",
                  "resource": "log.resource", "protocol": "log.protocol",
@@ -49,6 +59,7 @@ class Excerpt:
     matches: list[Match] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)  # signature id -> matches
     left_out: int = 0
+    times: list[tuple[float, set[str]]] = field(default_factory=list)  # every match: ts, classes
 
 
 def match_lines(lines: list[LogLine], signatures: list[Signature]) -> list[Match]:
@@ -66,7 +77,9 @@ def match_lines(lines: list[LogLine], signatures: list[Signature]) -> list[Match
 def excerpt(lines: list[LogLine], signatures: list[Signature], context: int, budget: int) -> Excerpt:
     """Keep ``context`` lines around each of the first ``budget`` matches, merging overlaps."""
     found = match_lines(lines, signatures)
-    ex = Excerpt(counts=Counter(s.id for m in found for s in m.signatures))
+    ex = Excerpt(counts=Counter(s.id for m in found for s in m.signatures),
+                 times=[(m.line.ts, {s.cls for s in m.signatures}) for m in found
+                        if m.line.ts is not None])
     kept = found[:max(budget, 0)]
     ex.left_out = len(found) - len(kept)
     ex.matches = kept
@@ -110,6 +123,45 @@ def _title(path: str, counts: Counter[str], sigs: dict[str, Signature]) -> str:
     return f"{path}: " + (", ".join(parts) if parts else "no matching lines")
 
 
+def _hhmmss(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S")
+
+
+def histogram(times: list[tuple[float, set[str]]], t0: float, t1: float,
+              buckets: int = HIST_BUCKETS) -> tuple[dict, str] | None:
+    """Matches counted per time bucket of [t0, t1] and per kind: the table's data and a
+    sparkline text (one row per kind that occurs). None when nothing is in the window."""
+    width = (t1 - t0) / buckets if t1 > t0 else 0.0
+    if width <= 0:
+        return None
+    counts = [[0] * len(HIST_CLASSES) for _ in range(buckets)]
+    seen = False
+    for ts, classes in times:
+        if not t0 <= ts <= t1:
+            continue
+        b = min(buckets - 1, int((ts - t0) / width))
+        for k, (_, members) in enumerate(HIST_CLASSES):
+            if classes & set(members):
+                counts[b][k] += 1
+                seen = True
+    if not seen:
+        return None
+    columns = ["from", "to", *(name for name, _ in HIST_CLASSES)]
+    rows = [[datetime.fromtimestamp(t0 + i * width, timezone.utc).isoformat(timespec="seconds"),
+             datetime.fromtimestamp(t0 + (i + 1) * width, timezone.utc).isoformat(timespec="seconds"),
+             *counts[i]] for i in range(buckets)]
+    lines = []
+    for k, (name, _) in enumerate(HIST_CLASSES):
+        series = [row[k] for row in counts]
+        top = max(series)
+        if not top:
+            continue
+        spark = "".join(" " if v == 0 else SPARK[min(7, (v * 8 - 1) // top)] for v in series)
+        lines.append(f"{name:<9}|{spark}| max {top} per {width:g}s")
+    lines.append(f"{'':<9} {_hhmmss(t0)}{'':{max(1, buckets - 16)}}{_hhmmss(t1)} UTC")
+    return {"columns": columns, "rows": rows, "bucket_s": width}, "\n".join(lines)
+
+
 def window_of(ctx: CheckContext) -> tuple[datetime, datetime]:
     span = ctx.answers.window_s
     if ctx.answers.at is not None:
@@ -121,6 +173,20 @@ def window_of(ctx: CheckContext) -> tuple[datetime, datetime]:
 
 def _signal_for(sig: Signature) -> str | None:
     return ID_SIGNALS.get(sig.id) or CLASS_SIGNALS.get(sig.cls)
+
+
+async def default_logs(ctx: CheckContext) -> list[str]:
+    """The usual logs that exist in the server context, at most MAX_DEFAULT_LOGS."""
+    out: list[str] = []
+    for pattern in DEFAULT_LOGS:
+        if "*" in pattern:
+            found = await ctx.server.glob(pattern)
+        else:
+            found = [pattern] if await ctx.server.exists(pattern) else []
+        out += [p for p in found if p not in out]
+        if len(out) >= MAX_DEFAULT_LOGS:
+            return out[:MAX_DEFAULT_LOGS]
+    return out
 
 
 @register
@@ -144,7 +210,11 @@ class LogExcerptCheck(Check[LogExcerptParams]):
         where = ctx.server.spec
         paths: list[str] = []
         problems: list[str] = []
+        journal_files = [v for v in [*ctx.answers.logs, *ctx.answers.journal] if is_journal_file(v)]
+        units = [v for v in ctx.answers.journal if not is_journal_file(v)]
         for pattern in ctx.answers.logs:
+            if is_journal_file(pattern):
+                continue
             found = await ctx.server.glob(pattern)
             if not found and not any(c in pattern for c in "*?["):
                 found = [pattern]  # read it anyway, so that the reason it fails is said
@@ -153,7 +223,7 @@ class LogExcerptCheck(Check[LogExcerptParams]):
                 f.add(f"no file matches {pattern}", source=pattern)
             paths += [p for p in found if p not in paths]
         if not ctx.answers.logs and not ctx.answers.journal:
-            paths = [p for p in DEFAULT_LOGS if await ctx.server.exists(p)]
+            paths = await default_logs(ctx)
             if not paths:
                 return CheckResult.skipped(
                     f"none of the usual log files ({', '.join(DEFAULT_LOGS)}) exists in {where}",
@@ -166,6 +236,7 @@ class LogExcerptCheck(Check[LogExcerptParams]):
         left_out = 0
         signalled: set[str] = set()
         naive_note = False
+        all_times: list[tuple[float, set[str]]] = []
         reader = LogReader(ctx.server)
 
         def report(source: str, lines: list[LogLine], extra: dict) -> None:
@@ -174,6 +245,7 @@ class LogExcerptCheck(Check[LogExcerptParams]):
             budget -= len(ex.matches)
             left_out += ex.left_out
             totals.update(ex.counts)
+            all_times.extend(ex.times)
             if not ex.matches:
                 return
             f.add(_title(source, ex.counts, sigs), kind="log", source=source, text=ex.text,
@@ -187,8 +259,22 @@ class LogExcerptCheck(Check[LogExcerptParams]):
                         signalled.add(sid)
                         f.signal(sid, f"{_where(source, m.line)}: {_trim(m.line.text)} ({sig.id})")
 
+        windows: list[LogWindow] = []
         for path in paths:
-            win = await reader.window(path, t0, t1, params.context_lines)
+            sibs, notes = await rotated_in_window(reader, path, t0, t1)
+            for note in notes:
+                f.add(f"{path}: {note}", source=path)
+            for sib in sibs:
+                if sib.path not in paths and sib.path not in (w.path for w in windows):
+                    windows.append(await reader.window(sib.path, t0, t1, params.context_lines))
+            if sibs:
+                f.add(f"{path}: the window reaches back into its rotated copies "
+                      f"{', '.join(s.path for s in sibs)}", source=path,
+                      data={"rotated": [{"path": s.path, "first": s.first, "last": s.last}
+                                        for s in sibs]})
+            windows.append(await reader.window(path, t0, t1, params.context_lines))
+        for win in windows:
+            path = win.path
             if win.error:
                 problems.append(win.error)
                 f.add(f"{path}: cannot be read: {win.error}", source=path)
@@ -204,15 +290,27 @@ class LogExcerptCheck(Check[LogExcerptParams]):
                         "method": win.method, "capped": win.capped})
             report(path, win.lines, {"format": win.format})
 
-        for unit in ctx.answers.journal:
-            jw = await journal_window(ctx.server, unit, t0, t1)
+        sources = [(u, "") for u in units] + [("", j) for j in journal_files]
+        for unit, jfile in sources:
+            name = unit or jfile
+            jw = await journal_window(ctx.server, unit, t0, t1, file=jfile)
             if jw.error:
-                problems.append(f"journal of {unit}: {jw.error}")
-                f.add(f"journal of {unit}: {jw.error}", source=jw.command or f"journalctl -u {unit}")
+                problems.append(f"journal of {name}: {jw.error}")
+                f.add(f"journal of {name}: {jw.error}",
+                      source=jw.command or (f"journalctl -u {unit}" if unit else f"journalctl --file {jfile}"))
                 continue
             lines = [LogLine(i + 1, 0, e.text, e.ts, True, True) for i, e in enumerate(jw.entries)]
-            f.add(f"journal of {unit}: {len(lines)} lines in the window", source=jw.command)
-            report(jw.command, lines, {"unit": unit})
+            f.add(f"journal of {name}: {len(lines)} lines in the window"
+                  + (" (output truncated)" if jw.truncated else ""), source=jw.command)
+            report(jw.command, lines, {"unit": unit} if unit else {"journal_file": jfile})
+
+        hist = histogram(all_times, t0, t1)
+        if hist:
+            data, text = hist
+            f.add("matches over time in the window (" + ", ".join(
+                f"{sum(r[i + 2] for r in data['rows'])} {name}"
+                for i, (name, _) in enumerate(HIST_CLASSES) if any(r[i + 2] for r in data["rows"]))
+                + ")", kind="table", source="logs.excerpt", text=text, data=data)
 
         if naive_note:
             f.add("timestamps without a zone were read in the wizard's local time zone "

@@ -5,12 +5,16 @@ search over byte offsets (``Host.stat`` + ``Host.read(path, offset, n)``), so a 
 huge file costs kilobytes. Files whose timestamps are out of order are scanned instead,
 within a byte cap. Lines without a timestamp (traceback continuation lines) belong to the
 line before them: they are in the window exactly when that line is. Journald units are read
-with ``journalctl -o json``.
+with ``journalctl -o json`` (wizard.probes.journal). Rotated siblings (``.1``, ``.2.gz``,
+``-20261122``) are found next to a file and read when their time range reaches the window;
+gzip files are stream-decompressed through the Host in chunks, scanned (no search is
+possible inside a compressed stream) within a byte cap.
 """
 
 from __future__ import annotations
 
-import json
+import re
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from wizard.probes.hosts import Host, HostError
+from wizard.probes.journal import JournalEntry, JournalWindow, journal_window  # noqa: F401
 from wizard.probes.timestamps import TimeContext, TimeFormat, detect
 
 DEFAULT_CAP = 32 << 20  # bytes read per file at most
@@ -105,6 +110,8 @@ class LogReader:
     async def window(self, path: str, start: float, end: float, margin: int = 2) -> LogWindow:
         """Lines of ``path`` whose entries fall in [start, end] (epoch seconds), with up to
         ``margin`` lines before and after them for context."""
+        if is_gzip(path):
+            return await _gz_window(self, path, start, end, margin)
         win = LogWindow(path)
         budget = _Budget(self.host, path, self.cap)
         try:
@@ -253,52 +260,191 @@ class _Scanner:
         return out
 
 
-@dataclass(frozen=True)
-class JournalEntry:
-    ts: float
-    text: str  # "2026-11-22T03:48:08.123456+00:00 ident[pid]: message"
+# --- gzip files: a stream, so a scan ------------------------------------------------------
+
+GZ_TEXT_CAP = 96 << 20  # decompressed bytes scanned per gzip file at most (also a bomb guard)
 
 
-@dataclass
-class JournalWindow:
-    unit: str
-    command: str = ""
-    entries: list[JournalEntry] = field(default_factory=list)
-    error: str = ""
-    truncated: bool = False
+def is_gzip(path: str) -> bool:
+    return path.endswith(".gz")
 
 
-async def journal_window(host: Host, unit: str, start: float, end: float,
-                         max_bytes: int = 16 << 20, timeout: float = 10.0) -> JournalWindow:
-    """The journal entries of ``unit`` in [start, end], through ``journalctl -o json``."""
-    win = JournalWindow(unit)
-    if not any([await host.exists("/run/systemd/journal"), await host.exists("/var/log/journal"),
-                await host.exists("/run/log/journal")]):
-        win.error = f"journald is not running in {host.spec} and there are no journal files"
-        return win
-    argv = ["journalctl", "-o", "json", "--since", f"@{int(start)}", "--until", f"@{int(end) + 1}",
-            "-u", unit, "--no-pager"]
-    out = await host.run(argv, timeout=timeout, max_bytes=max_bytes)
-    win.command, win.truncated = out.command_line, out.truncated
-    if not out.ok:
-        win.error = out.problem()
-        return win
-    for raw in out.text.splitlines():
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        stamp = rec.get("_SOURCE_REALTIME_TIMESTAMP") or rec.get("__REALTIME_TIMESTAMP")
-        try:
-            ts = int(stamp) / 1e6
-        except (TypeError, ValueError):
-            continue
-        msg = rec.get("MESSAGE", "")
-        if isinstance(msg, list):  # binary messages come as byte arrays
-            msg = bytes(b & 0xFF for b in msg if isinstance(b, int)).decode("utf-8", "replace")
-        ident = rec.get("SYSLOG_IDENTIFIER") or rec.get("_COMM") or unit
-        pid = f"[{rec['_PID']}]" if rec.get("_PID") else ""
-        when = datetime.fromtimestamp(ts, timezone.utc).isoformat()
-        for i, part in enumerate(str(msg).splitlines() or [""]):
-            win.entries.append(JournalEntry(ts, f"{when} {ident}{pid}: {part}" if i == 0 else part))
+class _GzScanner(_Scanner):
+    """Lines of a gzip file, decompressed chunk by chunk from Host.read (never whole)."""
+
+    def __init__(self, *args: object, text_cap: int = GZ_TEXT_CAP) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.text_cap = text_cap
+        self.text_used = 0
+        self.text_capped = False
+        self.bad = ""
+
+    async def _lines(self, offset: int) -> AsyncIterator[tuple[int, str]]:
+        pos = 0  # offset in the compressed file
+        out_pos = 0  # offset in the decompressed text
+        pending = b""
+        dec = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+        while pos < self.size:
+            data = await self.budget.read(pos, CHUNK)
+            if not data:
+                break
+            pos += len(data)
+            while data:
+                try:
+                    text = dec.decompress(data, CHUNK * 4)
+                except zlib.error as exc:
+                    self.bad = f"corrupt gzip data after {out_pos} bytes: {exc}"
+                    return
+                data = dec.unconsumed_tail
+                if dec.eof:  # a concatenated member follows
+                    data = dec.unused_data + data
+                    dec = zlib.decompressobj(wbits=47)
+                self.text_used += len(text)
+                if self.text_used > self.text_cap:
+                    self.text_capped = True
+                    return
+                lines, nxt = _split(pending + text, out_pos, False)
+                pending = (pending + text)[nxt - out_pos:]
+                out_pos = nxt
+                for item in lines:
+                    yield item
+        if pending:
+            yield out_pos, pending.rstrip(b"\r").decode("utf-8", "replace")
+
+    async def head(self) -> list[str]:
+        """The first lines (up to HEAD_BYTES of text) for format detection."""
+        got: list[str] = []
+        n = 0
+        async for _, text in self._lines(0):
+            got.append(text)
+            n += len(text) + 1
+            if n >= HEAD_BYTES or len(got) >= 64:
+                break
+        return got
+
+
+async def _gz_window(reader: LogReader, path: str, start: float, end: float,
+                     margin: int) -> LogWindow:
+    win = LogWindow(path, method="scan")
+    budget = _Budget(reader.host, path, reader.cap)
+    try:
+        info = await reader.host.stat(path)
+        if not info.is_file:
+            win.error = f"{path} is not a regular file"
+            return win
+        win.size, win.mtime = info.size, info.mtime
+        ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
+                          year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+        probe = _GzScanner(budget, None, ctx, info.size, start, end, margin)
+        fmt = detect(await probe.head(), ctx)
+        if fmt is None:
+            win.notes.append("no known timestamp format in its first lines: scanned without a "
+                             "time window")
+        else:
+            win.format, win.format_has_zone = fmt.name, fmt.has_zone
+        budget.used = 0  # the head is read again by the scan; count what the scan reads
+        scanner = _GzScanner(budget, fmt, ctx, info.size, start, end, margin)
+        win.lines = await scanner.collect(0, 1, filter_time=fmt is not None)
+        win.notes.append("gzip: decompressed and scanned from the start (a compressed stream "
+                         "cannot be searched)")
+        if scanner.text_capped:
+            win.notes.append(f"stopped after {GZ_TEXT_CAP >> 20} MiB of decompressed text")
+            win.capped = True
+        if scanner.bad:
+            win.notes.append(scanner.bad)
+    except HostError as exc:
+        win.error = exc.message
+    win.bytes_read = budget.used
+    win.capped = win.capped or budget.capped
     return win
+
+
+# --- rotated siblings ---------------------------------------------------------------------
+
+MAX_SIBLINGS = 8
+
+
+@dataclass(frozen=True)
+class Sibling:
+    """A rotated copy of a log file and the time range of its entries (None: unknown)."""
+
+    path: str
+    first: float | None
+    last: float | None
+
+
+def _rotation_key(base: str, path: str) -> tuple[int, int] | None:
+    """Sort key, newest first, of a rotated sibling of ``base``; None when it is not one."""
+    m = re.fullmatch(re.escape(base) + r"(?:\.(\d{1,3})|-(\d{8})(?:\d{2})?)(\.gz)?", path)
+    if not m:
+        return None
+    if m.group(1) is not None:
+        return (0, int(m.group(1)))
+    return (1, -int(m.group(2)))
+
+
+async def rotated_siblings(host: Host, path: str) -> list[str]:
+    """The rotated copies of ``path`` in its directory, newest first (logrotate's numbered
+    ``.1``, ``.2.gz`` and dateext ``-20261122`` names)."""
+    found = set(await host.glob(path + ".*")) | set(await host.glob(path + "-*"))
+    keyed = [(k, p) for p in found if (k := _rotation_key(path, p)) is not None]
+    return [p for _, p in sorted(keyed)]
+
+
+async def time_range(reader: LogReader, path: str) -> Sibling:
+    """First and last entry times of a log, cheaply: its head, and its tail (or, for gzip,
+    its mtime: a rotated file was last written when its last entry was)."""
+    info = await reader.host.stat(path)
+    ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
+                      year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+    budget = _Budget(reader.host, path, 4 * HEAD_BYTES)
+    if is_gzip(path):
+        probe = _GzScanner(budget, None, ctx, info.size, 0.0, 0.0, 0)
+        head = await probe.head()
+    else:
+        head, _ = _split(await budget.read(0, min(HEAD_BYTES, info.size)), 0, True)
+        head = [t for _, t in head]  # type: ignore[misc]
+    fmt = detect(head, ctx)  # type: ignore[arg-type]
+    if fmt is None:
+        return Sibling(path, None, info.mtime or None)
+    first = next((ts for t in head if (ts := fmt.parse(t, ctx)) is not None), None)  # type: ignore[arg-type]
+    last: float | None = info.mtime or None
+    if not is_gzip(path) and info.size:
+        off = max(0, info.size - PROBE_BYTES)
+        tail, _ = _split(await budget.read(off, PROBE_BYTES), off, True)
+        stamps = [ts for _, t in tail if (ts := fmt.parse(t, ctx)) is not None]
+        if stamps:
+            last = stamps[-1]
+    return Sibling(path, first, last)
+
+
+async def rotated_in_window(reader: LogReader, path: str, start: float, end: float,
+                            max_siblings: int = MAX_SIBLINGS) -> tuple[list[Sibling], list[str]]:
+    """The rotated siblings of ``path`` whose entries reach into [start, end], oldest first,
+    and notes. Nothing is looked at when ``path`` itself begins before ``start``."""
+    notes: list[str] = []
+    try:
+        current = await time_range(reader, path)
+    except HostError:
+        return [], notes
+    if current.first is not None and current.first <= start:
+        return [], notes
+    siblings = await rotated_siblings(reader.host, path)
+    if len(siblings) > max_siblings:
+        notes.append(f"{len(siblings)} rotated copies: only the newest {max_siblings} were looked at")
+        siblings = siblings[:max_siblings]
+    chosen: list[Sibling] = []
+    for sib in siblings:
+        try:
+            rng = await time_range(reader, sib)
+        except HostError as exc:
+            notes.append(f"{sib}: {exc.message}")
+            continue
+        if rng.last is not None and rng.last < start - DISORDER_S:
+            break  # this one ends before the window: the older ones do too
+        if rng.first is not None and rng.first > end + DISORDER_S:
+            continue
+        chosen.append(rng)
+        if rng.first is not None and rng.first <= start:
+            break  # the window begins inside this one
+    return chosen[::-1], notes
