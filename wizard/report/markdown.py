@@ -281,7 +281,10 @@ def _evidence(ev: Evidence) -> list[str]:
         out += [f"<details><summary>{html(ev.title or 'traceback')}</summary>", "", fenced(ev.text), "", "</details>", ""]
     elif ev.text:
         out += [fenced(ev.text), ""]
-    out += _data_details(data)
+    # A fact's structured data repeats its title for machines: the JSON session has it,
+    # the report stays readable.
+    if ev.kind not in ("fact", "command", "file"):
+        out += _data_details(data)
     return out
 
 
