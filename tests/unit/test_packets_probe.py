@@ -1,0 +1,275 @@
+"""The RST guard's rule and lifetime, and the packet checks driven by scripted packet probes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
+from wizard.checks.packets import (CaptureParams, PacketsCaptureCheck, PacketsSynprobeCheck,
+                                   PathPmtuCheck, PmtuParams, ProtocolParams, SynParams,
+                                   TcpProtocolCheck)
+from wizard.model import Answers, Status
+from wizard.probes.nftguard import RstGuard, guard_ruleset, remove_stale
+from wizard.probes.packets import Capture, PacketEvent, SizeEcho, SynFingerprint
+from wizard.probes.protocol import Attempt, ProtocolFacts, ProtocolProbe
+from wizard.runner import Runner
+
+
+def test_guard_rule_matches_only_the_probe_port_address_and_rst():
+    script = guard_ruleset("t1", "10.0.0.5", [40001])
+    assert "ip daddr 10.0.0.5 tcp sport 40001 tcp flags & rst == rst counter drop" in script
+    assert "hook output" in script
+    assert "ip6 daddr 2001:db8::5 tcp sport { 40001, 40002 }" in guard_ruleset("t1", "2001:db8::5",
+                                                                              [40002, 40001])
+    with pytest.raises(ValueError):
+        guard_ruleset("t1", "10.0.0.5", [])
+
+
+def _nft_host(tables: str = "") -> FakeHost:
+    return FakeHost(commands={("nft", "list", "tables"): tables, ("nft",): ""})
+
+
+def _deleted(host: FakeHost) -> list[str]:
+    return [c[-1] for c in host.calls if c[:3] == ("nft", "delete", "table")]
+
+
+async def test_guard_table_is_removed_when_the_probe_raises():
+    host = _nft_host()
+    with pytest.raises(RuntimeError):
+        async with RstGuard("10.0.0.5", [40001], host) as guard:
+            raise RuntimeError("probe failed")
+    assert _deleted(host) == [guard.table]
+
+
+async def test_guard_table_is_removed_when_the_probe_is_cancelled():
+    host = _nft_host()
+    entered = asyncio.Event()
+    holder: dict[str, str] = {}
+
+    async def probe() -> None:
+        async with RstGuard("10.0.0.5", [40001], host) as guard:
+            holder["table"] = guard.table
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.ensure_future(probe())
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _deleted(host) == [holder["table"]]
+
+
+async def test_guard_that_cannot_install_cleans_up_and_says_why():
+    from wizard.probes.nftguard import GuardError
+
+    host = FakeHost(commands={("nft", "list", "tables"): "", ("nft", "delete"): "",
+                              ("nft",): output(["nft"], "", 1, "Error: Could not process rule")})
+    with pytest.raises(GuardError, match="Could not process rule"):
+        async with RstGuard("10.0.0.5", [40001], host):
+            pass
+    assert len(_deleted(host)) == 1
+
+
+async def test_stale_guard_tables_of_dead_processes_are_removed_and_live_ones_kept():
+    mine = f"reset_wizard_rstguard_{os.getpid()}_7"
+    host = _nft_host(f"table inet reset_wizard_rstguard_4194303_1\ntable inet {mine}\ntable inet other\n")
+    assert await remove_stale(host) == ["reset_wizard_rstguard_4194303_1"]
+
+
+def test_importing_the_packet_checks_does_not_load_scapy():
+    code = "import sys, wizard.checks.packets, wizard.checks.attribution; print('scapy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# -- the checks, with scripted packet probes -----------------------------------------------
+
+def ev(ms: float, out: bool, flags: str, *, ttl: int = 63, ip_id: int = 100, window: int = 500,
+       ts: bool = True, payload: int = 0, seq: int = 1, cport: int = 40000) -> PacketEvent:
+    a, b = ("127.0.0.1", "127.0.0.1")
+    return PacketEvent(ms, "out" if out else "in", a, b, cport if out else 8080, 8080 if out else cport,
+                       64 if out else ttl, ip_id, True, flags, seq, 1, window,
+                       ("Timestamp",) if ts else (), 1 if ts else None, 2 if ts else None, payload)
+
+
+@dataclass
+class FakePackets:
+    """Replays packets for capture and answers the active probes from a script."""
+
+    events: list[PacketEvent] = field(default_factory=list)
+    on_action: Any = None
+    fingerprint: SynFingerprint | None = None
+    echoes: list[list[SizeEcho]] = field(default_factory=list)
+    hops: list[Any] = field(default_factory=list)
+
+    async def capture(self, address, port, action, **kw) -> Capture:
+        result = await action()
+        if self.on_action:
+            self.on_action()
+        return Capture(self.events, result, "lo", f"tcp and host {address} and port {port}", 0.0)
+
+    async def syn(self, address, port, timeout=2.0) -> SynFingerprint:
+        assert self.fingerprint is not None
+        return self.fingerprint
+
+    async def traceroute(self, address, port, max_ttl=16, timeout=2.0):
+        return self.hops
+
+    async def df_echo(self, address, sizes, timeout=2.0):
+        return self.echoes.pop(0)
+
+
+SNMP_BEFORE = "Tcp: RtoAlgorithm OutRsts\nTcp: 1 10\n"
+NETSTAT = "TcpExt: TCPAbortOnData TCPAbortOnClose\nTcpExt: 0 0\n"
+
+
+def _server() -> FakeHost:
+    return FakeHost(files={"/proc/net/snmp": SNMP_BEFORE, "/proc/net/netstat": NETSTAT})
+
+
+async def test_capture_names_a_path_reset_when_the_server_counters_stay_still():
+    from wizard.probes.packets import Hop
+
+    server = _server()
+    packets = FakePackets(events=[
+        ev(0, True, "S", cport=40000), ev(0.5, False, "SA", ip_id=0, cport=40000),
+        ev(0.6, True, "A", cport=40000), ev(1.0, True, "PA", payload=18, cport=40000),
+        ev(1.2, False, "R", ttl=64, ip_id=0, window=0, ts=False, cport=40000)],
+        hops=[Hop(1, "10.77.1.1", "time-exceeded", 0.3, 64), Hop(2, "127.0.0.1", "syn-ack", 0.5, 63)])
+    tcp = FakeTcp(exchanges={"*": ("reset", "first-data")})
+    ctx = make_ctx(server=server, probes=FakeProbes(tcp=tcp, packets=packets))
+    result = await PacketsCaptureCheck().run(ctx, CaptureParams())
+    assert result.status == Status.FAIL
+    ids = {s.id for s in result.signals}
+    assert {"rst.from_path", "rst.ttl_mismatch", "rst.no_timestamps", "timing.reset_after_first_data",
+            "rst.path_hop"} <= ids
+    kinds = [e.kind for e in result.evidence]
+    assert "ladder" in kinds and "packets" in kinds and "counters" in kinds
+    ladder = next(e for e in result.evidence if e.kind == "ladder").data
+    assert ladder["events"][-1]["src"] == "path"
+    assert tcp.calls[0][0] == "exchange"
+
+
+async def test_capture_credits_the_server_application_when_abort_counters_move():
+    server = _server()
+    packets = FakePackets(events=[
+        ev(0, True, "S"), ev(0.5, False, "SA", ip_id=0), ev(0.6, True, "A"),
+        ev(1.0, True, "PA", payload=18), ev(1.1, False, "A", ip_id=101),
+        ev(3.0, False, "RA", ip_id=102, window=501)],
+        on_action=lambda: server.files.update({
+            "/proc/net/snmp": b"Tcp: RtoAlgorithm OutRsts\nTcp: 1 11\n",
+            "/proc/net/netstat": b"TcpExt: TCPAbortOnData TCPAbortOnClose\nTcpExt: 1 0\n"}))
+    ctx = make_ctx(server=server, probes=FakeProbes(packets=packets))
+    result = await PacketsCaptureCheck().run(ctx, CaptureParams())
+    assert "rst.from_server_app" in {s.id for s in result.signals}
+    counters = next(e for e in result.evidence if e.kind == "counters")
+    assert counters.data["deltas"] == {"Tcp.OutRsts": 1, "TcpExt.TCPAbortOnData": 1}
+
+
+async def test_capture_without_a_reset_passes_and_says_none_was_seen():
+    packets = FakePackets(events=[ev(0, True, "S"), ev(0.5, False, "SA", ip_id=0), ev(0.6, True, "A"),
+                                  ev(1.0, True, "PA", payload=18), ev(1.5, False, "FA", payload=40)])
+    ctx = make_ctx(server=_server(), probes=FakeProbes(packets=packets))
+    result = await PacketsCaptureCheck().run(ctx, CaptureParams())
+    assert result.status == Status.PASS
+    assert {s.id for s in result.signals} == {"rst.none_seen"}
+
+
+async def test_synprobe_reports_a_refusal_with_its_ttl():
+    fp = SynFingerprint("127.0.0.1", 8080, "rst", ttl=64, initial_ttl=64, hops=0, window=0)
+    ctx = make_ctx(probes=FakeProbes(packets=FakePackets(fingerprint=fp)))
+    result = await PacketsSynprobeCheck().run(ctx, SynParams())
+    assert result.status == Status.FAIL
+    assert [s.id for s in result.signals] == ["syn.refused"]
+
+
+async def test_packet_checks_are_skipped_without_root_with_the_fix():
+    ctx = make_ctx(root=False)
+    for cls in (PacketsCaptureCheck, PacketsSynprobeCheck, PathPmtuCheck):
+        skip = await Runner(ctx).preflight(cls)
+        assert skip is not None and skip.status == Status.SKIP and "sudo" in (skip.fix or "")
+    assert "cannot see who sent a reset" in PacketsCaptureCheck.description
+
+
+async def test_large_packets_vanishing_without_icmp_is_a_pmtu_black_hole():
+    small = [SizeEcho(576, True), SizeEcho(1000, True), SizeEcho(1400, False), SizeEcho(1500, False)]
+    packets = FakePackets(echoes=[small, [SizeEcho(1400, False), SizeEcho(1500, False)]])
+    result = await PathPmtuCheck().run(make_ctx(probes=FakeProbes(packets=packets)), PmtuParams())
+    assert result.status == Status.FAIL
+    assert [s.id for s in result.signals] == ["pmtu.blackhole"]
+    assert "not a reset" in result.summary
+
+
+async def test_a_single_lost_echo_answered_on_retry_is_not_a_black_hole():
+    packets = FakePackets(echoes=[[SizeEcho(576, True), SizeEcho(1500, False)], [SizeEcho(1500, True)]])
+    result = await PathPmtuCheck().run(make_ctx(probes=FakeProbes(packets=packets)), PmtuParams())
+    assert [s.id for s in result.signals] == ["pmtu.ok"]
+
+
+async def test_no_echo_answered_leaves_pmtu_unknown():
+    packets = FakePackets(echoes=[[SizeEcho(576, False)], [SizeEcho(576, False)]])
+    result = await PathPmtuCheck().run(make_ctx(probes=FakeProbes(packets=packets)), PmtuParams())
+    assert result.status == Status.WARN and not result.signals
+
+
+@dataclass
+class FakeProtocol:
+    facts: ProtocolFacts
+
+    async def identify(self, address, port, host, timeout):
+        return self.facts
+
+
+@dataclass
+class ProbesWithProtocol(FakeProbes):
+    protocol: Any = None
+
+
+async def test_plain_http_to_a_tls_port_is_a_protocol_mismatch():
+    facts = ProtocolFacts("127.0.0.1", 8080, Attempt(False, "nothing first", "ok"),
+                          Attempt(True, "TLSv1.3 TLS_AES_256_GCM_SHA384", "ok"),
+                          Attempt(False, "connection reset by peer", "reset"))
+    ctx = make_ctx("http://127.0.0.1:8443/", probes=ProbesWithProtocol(protocol=FakeProtocol(facts)))
+    result = await TcpProtocolCheck().run(ctx, ProtocolParams())
+    assert result.status == Status.FAIL
+    assert [s.id for s in result.signals] == ["protocol.mismatch"]
+
+
+async def test_tls_to_a_plain_http_port_is_a_protocol_mismatch():
+    facts = ProtocolFacts("127.0.0.1", 443, Attempt(False, "nothing first", "ok"),
+                          Attempt(False, "wrong version number", "error"), Attempt(True, "HTTP/1.1 200 OK", "ok"))
+    ctx = make_ctx("https://127.0.0.1:443/", probes=ProbesWithProtocol(protocol=FakeProtocol(facts)))
+    result = await TcpProtocolCheck().run(ctx, ProtocolParams())
+    assert [s.id for s in result.signals] == ["protocol.mismatch"]
+
+
+async def test_protocol_probe_recognises_a_real_http_server_on_loopback():
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(b"HTTP/1.0 204 No Content\r\n\r\n")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        ctx = make_ctx(f"http://127.0.0.1:{port}/", answers=Answers(timeout_s=2),
+                       probes=ProbesWithProtocol(protocol=ProtocolProbe()))
+        result = await TcpProtocolCheck().run(ctx, ProtocolParams())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status == Status.PASS, result
+    assert [s.id for s in result.signals] == ["protocol.matches"]
+    assert any("HTTP/1.0 204" in e.title for e in result.evidence)
