@@ -236,3 +236,146 @@ async def test_journal_without_journald_says_so() -> None:
     result = await LogExcerptCheck().run(ctx, PARAMS)
     assert result.status == Status.WARN
     assert any("journald is not running" in e.title for e in result.evidence)
+
+
+# --- rotated siblings, gzip, histogram, defaults ------------------------------------------
+
+import gzip as gzipmod  # noqa: E402
+import os  # noqa: E402
+
+from wizard.checks.logs import histogram  # noqa: E402
+from wizard.probes.logs import rotated_in_window, rotated_siblings  # noqa: E402
+
+
+def nginx_lines(start: datetime, n: int, step_s: float, reset_at: datetime | None = None) -> str:
+    out = []
+    for i in range(n):
+        t = start + timedelta(seconds=i * step_s)
+        out.append(f"{t:%Y/%m/%d %H:%M:%S} [info] 1234#0: *{i} client closed keepalive connection")
+        if reset_at is not None and t <= reset_at < t + timedelta(seconds=step_s):
+            out.append(f"{reset_at:%Y/%m/%d %H:%M:%S} [error] 1234#0: *{i} recv() failed "
+                       "(104: Connection reset by peer) while reading response header from upstream")
+    return "\n".join(out) + "\n"
+
+
+def rotated_set(tmp_path: Path, reset_in: str) -> Path:
+    """error.log (newest hour), .1 (the hour before), .2.gz (the hour before that); the reset
+    line goes into the file named by ``reset_in``."""
+    base = tmp_path / "error.log"
+    hours = {"error.log": AT + timedelta(minutes=30), "error.log.1": AT - timedelta(minutes=30),
+             "error.log.2.gz": AT - timedelta(minutes=90)}
+    for name, start in hours.items():
+        end = start + timedelta(hours=1)
+        text = nginx_lines(start, 720, 5.0, AT if name == reset_in else None)
+        path = tmp_path / name
+        if name.endswith(".gz"):
+            path.write_bytes(gzipmod.compress(text.encode()))
+        else:
+            path.write_text(text)
+        os.utime(path, (end.timestamp(), end.timestamp()))
+    return base
+
+
+async def test_rotated_siblings_are_ordered_newest_first_numbered_and_dateext(tmp_path: Path) -> None:
+    base = tmp_path / "syslog"
+    for name in ("syslog", "syslog.1", "syslog.2.gz", "syslog.10.gz", "syslog-20261121",
+                 "syslog-20261120.gz", "syslog.bak", "syslog.1.swp", "syslogd.log"):
+        (tmp_path / name).write_text("x\n")
+    got = [Path(p).name for p in await rotated_siblings(LocalHost(), str(base))]
+    assert got == ["syslog.1", "syslog.2.gz", "syslog.10.gz", "syslog-20261121", "syslog-20261120.gz"]
+
+
+async def test_window_in_the_previous_rotation_reads_that_file_and_finds_the_reset(tmp_path: Path) -> None:
+    base = rotated_set(tmp_path, "error.log.1")
+    reader = LogReader(LocalHost())
+    sibs, _ = await rotated_in_window(reader, str(base), AT.timestamp() - 60, AT.timestamp() + 60)
+    assert [Path(s.path).name for s in sibs] == ["error.log.1"]  # .2.gz ends before the window
+    ctx = make_ctx(answers=Answers(at=AT, logs=[str(base)], window_s=60), server=LocalHost())
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert "log.reset" in {s.id for s in result.signals}
+    quoted = next(e for e in result.evidence if e.kind == "log")
+    assert quoted.source.endswith("error.log.1") and "104: Connection reset by peer" in quoted.text
+
+
+async def test_window_reaching_into_a_gzip_rotation_decompresses_it(tmp_path: Path) -> None:
+    base = rotated_set(tmp_path, "error.log.2.gz")
+    at = AT - timedelta(minutes=60)
+    # put the reset an hour earlier, inside .2.gz's hour
+    text = nginx_lines(AT - timedelta(minutes=90), 720, 5.0, at)
+    gz = tmp_path / "error.log.2.gz"
+    gz.write_bytes(gzipmod.compress(text.encode()))
+    end = (AT - timedelta(minutes=30)).timestamp()
+    os.utime(gz, (end, end))
+    ctx = make_ctx(answers=Answers(at=at, logs=[str(base)], window_s=60), server=LocalHost())
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    quoted = next(e for e in result.evidence if e.kind == "log")
+    assert quoted.source.endswith("error.log.2.gz") and "Connection reset by peer" in quoted.text
+    facts = " ".join(e.title for e in result.evidence)
+    assert "gzip: decompressed and scanned" in facts
+
+
+async def test_window_inside_the_current_file_does_not_open_its_rotations(tmp_path: Path) -> None:
+    base = rotated_set(tmp_path, "error.log")
+    reader = LogReader(LocalHost())
+    at = AT + timedelta(minutes=45)
+    sibs, _ = await rotated_in_window(reader, str(base), at.timestamp() - 60, at.timestamp() + 60)
+    assert sibs == []
+
+
+async def test_gzip_window_reads_through_the_host_in_chunks_and_keeps_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "app.log.gz"
+    start = big_log(tmp_path / "plain.log", lines=40_000)
+    path.write_bytes(gzipmod.compress((tmp_path / "plain.log").read_bytes()))
+    host = CountingHost()
+    win = await LogReader(host).window(str(path), AT.timestamp() - 5, AT.timestamp() + 5)
+    assert win.format == "iso8601" and win.method == "scan" and not win.error
+    assert host.reads > 1  # streamed, not read whole
+    tb = next(ln for ln in win.lines if ln.text.startswith("Traceback"))
+    plain = (tmp_path / "plain.log").read_text().splitlines()
+    assert plain[tb.number - 1] == tb.text
+    assert tb.in_window and tb.ts is not None and start.timestamp() < tb.ts
+
+
+async def test_corrupt_gzip_is_a_note_not_an_exception(tmp_path: Path) -> None:
+    path = tmp_path / "bad.log.gz"
+    good = gzipmod.compress(nginx_lines(AT, 2000, 1.0).encode())
+    path.write_bytes(good[: len(good) // 2] + b"\x00garbage" * 100)
+    win = await LogReader(LocalHost()).window(str(path), AT.timestamp(), AT.timestamp() + 60)
+    assert not win.error
+    assert any("corrupt gzip" in n or "gzip" in n for n in win.notes)
+
+
+def test_histogram_buckets_resets_and_crashes_by_time() -> None:
+    t0 = AT.timestamp() - 600
+    t1 = AT.timestamp() + 600
+    times = [(AT.timestamp() + i, {"rst_certain"}) for i in range(5)]
+    times += [(t0 + 10, {"crash"}), (t1 + 500, {"rst_certain"})]  # the last is outside
+    data, text = histogram(times, t0, t1, buckets=12)
+    assert data["columns"][:4] == ["from", "to", "resets", "eof"]
+    resets = [row[2] for row in data["rows"]]
+    crashes = [row[data["columns"].index("crashes")] for row in data["rows"]]
+    assert sum(resets) == 5 and resets[6] == 5  # AT is the middle of the window
+    assert crashes[0] == 1
+    assert "resets" in text and "█" in text and "crashes" in text and "eof" not in text
+    assert histogram([], t0, t1) is None
+
+
+async def test_check_adds_a_histogram_table_of_matches(tmp_path: Path) -> None:
+    path = tmp_path / "error.log"
+    path.write_text(nginx_lines(AT - timedelta(minutes=10), 240, 5.0, AT))
+    ctx = make_ctx(answers=Answers(at=AT, logs=[str(path)], window_s=600), server=LocalHost())
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    table = next(e for e in result.evidence if e.kind == "table")
+    assert sum(r[2] for r in table.data["rows"]) == 1 and "resets" in table.text
+
+
+async def test_defaults_read_only_usual_logs_that_exist_including_service_dirs() -> None:
+    line = f"{AT:%b %d %H:%M:%S} host kernel: TCP: too many orphaned sockets\n"
+    server = FakeHost("local", files={"/var/log/kern.log": line,
+                                      "/var/log/postgresql/postgresql-16-main.log": "x\n",
+                                      "/var/log/gitea/error.log": "x\n"})
+    ctx = make_ctx(answers=Answers(at=AT), server=server)
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    first = result.evidence[0].title
+    assert "/var/log/kern.log" in first and "/var/log/postgresql/postgresql-16-main.log" in first
+    assert "/var/log/gitea/error.log" in first and "/var/log/syslog" not in first
