@@ -155,7 +155,7 @@ class ResetWizardApp(App[int]):
             return "identify"
         return name.removeprefix("step:")
 
-    def is_running(self) -> bool:
+    def run_in_progress(self) -> bool:
         return any(w.group == "run" and w.is_running for w in self.workers)
 
     def set_state(self, step_id: str, state: str) -> None:
@@ -338,7 +338,7 @@ class ResetWizardApp(App[int]):
             await self.screen.refresh_verdict()  # type: ignore[attr-defined]
 
     def _busy(self) -> bool:
-        if self.is_running():
+        if self.run_in_progress():
             self.notify("Checks are running: wait, or press Esc to cancel them.", title="Busy",
                         severity="warning")
             return True
@@ -360,7 +360,7 @@ class ResetWizardApp(App[int]):
             if then_all:
                 self.run_remaining()
             else:
-                self.run_action("goto('connectivity')")
+                self.call_later(self.action_goto, 'connectivity')
             return
         target, answers, server = collected
         if answers["at"] is not None or self._target_screen().query_one("#at").value.strip():  # type: ignore[attr-defined]
@@ -375,7 +375,7 @@ class ResetWizardApp(App[int]):
             return
         await self._show(step_id)
         if step_id not in ("identify", "summary") and self.step_states.get(step_id) == "pending" \
-                and not self.is_running():
+                and not self.run_in_progress():
             self.run_one_step(step_id)
 
     async def action_next(self) -> None:
@@ -437,7 +437,7 @@ class ResetWizardApp(App[int]):
         self._quit_after_export = False
 
     async def action_quit(self) -> None:
-        running = self.is_running()
+        running = self.run_in_progress()
         gathered = self.session is not None and any(s.checks for s in self.session.steps)
         if not running and (not gathered or self.saved):
             self.exit(0)

@@ -45,7 +45,7 @@ class ExportModal(ModalScreen[list[str] | None]):
                 yield Button("Write", id="write", variant="primary")
 
     def on_mount(self) -> None:
-        self._render()
+        self._refresh_preview()
         self.query_one("#path", Input).focus()
 
     def options(self) -> dict[str, bool]:
@@ -59,7 +59,7 @@ class ExportModal(ModalScreen[list[str] | None]):
             out.append(export.json_path_for(md))
         return out
 
-    def _render(self) -> None:
+    def _refresh_preview(self) -> None:
         self.markdown = export.render_markdown(self.session, **self.options())
         self.query_one("#preview", TextArea).load_text(self.markdown)
         self._show_paths()
@@ -71,7 +71,7 @@ class ExportModal(ModalScreen[list[str] | None]):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id in ("redact", "redact-addresses"):
-            self._render()
+            self._refresh_preview()
         else:
             self._show_paths()
 

@@ -29,12 +29,12 @@ def nav_bar(first: bool = False) -> Horizontal:
 class NavButtons:
     """Maps the nav bar's buttons to the app's actions."""
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         action = {"back": "back", "next": "next", "rerun-step": "rerun_step",
                   "run-all": "run_all"}.get(event.button.id or "")
         if action:
             event.stop()
-            self.app.run_action(action)  # type: ignore[attr-defined]
+            await self.app.run_action(action)  # type: ignore[attr-defined]
 
 
 class StepScreen(NavButtons, Screen):

@@ -118,6 +118,6 @@ class SummaryScreen(Screen):
             widgets.append(Static(text, classes="unknowns"))
         await body.mount_all(widgets)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.app.run_action("export" if event.button.id == "export" else "back")
+        await self.app.run_action("export" if event.button.id == "export" else "back")

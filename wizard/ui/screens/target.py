@@ -117,21 +117,21 @@ class TargetScreen(NavButtons, Screen):
             return
         self.query_one(f"#row-{name}").set_class(bool(message), "-invalid")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.app.run_action("start")
+        await self.app.run_action("start")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
             event.stop()
-            self.app.run_action("start")
+            await self.app.run_action("start")
         elif event.button.id == "browse":
             event.stop()
             from wizard.ui.screens.modals import FilePickerModal
 
             self.app.push_screen(FilePickerModal(), self._picked)
         else:
-            super().on_button_pressed(event)
+            await super().on_button_pressed(event)
 
     def _picked(self, path: str | None) -> None:
         if path:

@@ -73,6 +73,10 @@ class CheckView(Collapsible):
         self.state = str(result.status)
         self._render_title()
         body = self.query_one(Collapsible.Contents)
+        if not body.is_attached:
+            # Shown before the body is mounted (a panel syncing as it mounts): try once it is.
+            self.call_after_refresh(self.show_result, result)
+            return
         body.remove_children()
         body.mount(ResultBody(self.step, self.index, result))
         # Open what needs attention; a pass stays one line until asked for.

@@ -28,8 +28,8 @@ class StepTab(Static):
         self.update(f"{GLYPHS.get(state, ' ')} {prefix}{self.label}")
         self.tooltip = f"{self.label}: {state} (click to open)"
 
-    def on_click(self) -> None:
-        self.app.run_action(f"goto('{self.step_id}')")
+    async def on_click(self) -> None:
+        await self.app.run_action(f"goto('{self.step_id}')")
 
 
 class Stepper(Horizontal):

@@ -1,0 +1,53 @@
+"""Helpers for the UI tests: a deterministic app, waiting for a condition, steady cursors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tests.ui.scripted import FIXED, ScriptedEngine
+from wizard.ui.app import ResetWizardApp
+
+SIZE = (120, 40)
+
+
+def make_app(engine: ScriptedEngine | None = None, export_dir: Path | None = None, **kw: Any) -> ResetWizardApp:
+    """The real app with a scripted engine, a fixed clock and a frozen monotonic clock."""
+    return ResetWizardApp(engine=engine or ScriptedEngine(), clock=lambda: FIXED, monotonic=lambda: 1000.0,
+                          export_dir=export_dir or Path("/tmp"), **kw)
+
+
+async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Pause until ``condition()`` holds; fail with the condition's source after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.02)
+
+
+async def steady(pilot: Pilot) -> None:
+    """No blinking cursors, then let the screen settle: snapshots must not depend on timing."""
+    for widget in pilot.app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False  # type: ignore[attr-defined]
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+async def type_target(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
+    await pilot.click("#target")
+    await pilot.press(*text)
+
+
+async def run_all(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
+    """Fill step 1 with a target and run every step to the verdict."""
+    await until(pilot, lambda: pilot.app.checklist is not None)
+    await type_target(pilot, text)
+    await pilot.press("ctrl+g")
+    await until(pilot, lambda: pilot.app.screen.name == "summary" and not pilot.app.run_in_progress())
+    await pilot.pause()

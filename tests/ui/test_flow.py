@@ -1,0 +1,253 @@
+"""Pilot tests of the wizard's flow against a scripted engine: the way a person uses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from textual.widgets import Button, Input, Static, TextArea
+
+from tests.ui.helpers import SIZE, make_app, run_all, type_target, until
+from tests.ui.scripted import ScriptedEngine
+from wizard.ui.engine import Skip
+from wizard.ui.screens.export_modal import ExportModal
+from wizard.ui.screens.modals import ConfirmModal, NoticeModal
+from wizard.ui.widgets.checkview import CheckView
+
+
+async def test_filling_step_one_and_running_all_steps_reaches_the_verdict_and_exports(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    app = make_app(engine, export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        assert engine.prepared is not None and engine.prepared[0] == "127.0.0.1:8080"
+        assert [c for c in engine.calls] == [(s, None) for s in
+                                             ("identify", "connectivity", "server-logs", "firewall",
+                                              "app-errors", "handshake")]
+        assert app.session is not None
+        assert app.session.diagnosis[0].cause == "abortive-close"
+        verdict = str(app.screen.query_one(".verdict", Static).render())
+        assert "The server application aborts connections" in verdict
+        assert all(app.step_states[s] != "pending" for s in app.step_states)
+
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        preview = app.screen.query_one("#preview", TextArea).text
+        assert "127.0.0.1" in preview or "8080" in preview
+        path = Path(app.screen.query_one("#path", Input).value)
+        assert path.parent == tmp_path
+        await pilot.click("#write")
+        await until(pilot, lambda: not isinstance(app.screen, ExportModal))
+        assert path.read_text() == preview
+        session = json.loads(path.with_suffix(".json").read_text())
+        assert session["schema"] == 1
+        assert session["diagnosis"][0]["cause"] == "abortive-close"
+        assert app.saved
+
+
+async def test_an_invalid_target_is_explained_beside_the_field_and_nothing_starts() -> None:
+    engine = ScriptedEngine()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_target(pilot, "example.com")
+        problem = str(app.screen.query_one("#err-target", Static).render())
+        assert "has no port" in problem
+        await pilot.press("enter")
+        await pilot.pause()
+        assert engine.prepared is None and app.session is None
+
+
+async def test_a_bad_number_is_explained_beside_its_field() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#attempts")
+        await pilot.press("0")
+        assert "at least 1" in str(app.screen.query_one("#err-attempts", Static).render())
+        await pilot.press("backspace", "5")
+        assert str(app.screen.query_one("#err-attempts", Static).render()) == ""
+
+
+async def test_an_unresolvable_host_is_reported_beside_the_target() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.checklist is not None)
+        await type_target(pilot, "api.example.invalid:443")
+        await pilot.press("enter")
+        await until(pilot, lambda: "NXDOMAIN" in str(app.screen.query_one("#err-target", Static).render()))
+        assert app.session is None
+
+
+async def test_going_back_from_the_verdict_shows_the_last_step_with_its_results() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: app.screen.name == "step:handshake")
+        views = list(app.screen.query(CheckView))
+        assert [v.state for v in views] == ["pass", "fail"]
+        await pilot.press("ctrl+b", "ctrl+b", "ctrl+b", "ctrl+b", "ctrl+b")
+        await until(pilot, lambda: app.screen.name == "target")
+
+
+async def test_rerunning_one_check_runs_only_that_check() -> None:
+    engine = ScriptedEngine()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: app.screen.name == "step:handshake")
+        view = app.screen.query_one("#check-1", CheckView)
+        view.collapsed = False
+        await pilot.pause()
+        rerun = view.query_one("#rerun", Button)
+        rerun.scroll_visible(animate=False)
+        await pilot.pause()
+        await pilot.click(rerun)
+        await until(pilot, lambda: engine.calls[-1] == ("handshake", 1) and not app.run_in_progress())
+        assert app.session.step("handshake").checks[1].id == "tcp.exchange"
+
+
+async def test_rerun_step_runs_the_whole_step_again() -> None:
+    engine = ScriptedEngine()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("4")
+        await until(pilot, lambda: app.screen.name == "step:firewall")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: engine.calls.count(("firewall", None)) == 2 and not app.run_in_progress())
+
+
+async def test_cancelling_a_run_keeps_finished_checks_and_marks_the_rest_cancelled() -> None:
+    engine = ScriptedEngine()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        import asyncio
+
+        engine.gates[("handshake", 1)] = asyncio.Event()
+        await pilot.press("6")
+        await until(pilot, lambda: app.screen.name == "step:handshake")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: ("handshake", 1) in app.running)
+        assert app.step_states["handshake"] == "running"
+        assert "Running 1 of 2" in str(app.screen.query_one("#now-running", Static).render())
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.run_in_progress())
+        checks = app.session.step("handshake").checks
+        assert checks[0].status == "pass"
+        assert checks[1].status == "skip" and "cancelled" in (checks[1].reason or "")
+        assert app.session.interrupted
+        assert app.screen.query_one("#check-1", CheckView).state == "skip"
+
+
+async def test_the_interface_keeps_answering_while_a_check_waits() -> None:
+    engine = ScriptedEngine()
+    import asyncio
+
+    engine.gates[("identify", 0)] = asyncio.Event()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: ("identify", 0) in app.running)
+        await pilot.press("f1")
+        await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        await pilot.press("escape")
+        engine.gates[("identify", 0)].set()
+        await until(pilot, lambda: app.step_states.get("identify") == "warn")
+
+
+async def test_quitting_mid_run_asks_whether_to_save_and_can_quit_without_saving() -> None:
+    engine = ScriptedEngine()
+    import asyncio
+
+    engine.gates[("identify", 1)] = asyncio.Event()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: ("identify", 1) in app.running)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert "still running" in app.screen.message
+        await pilot.click("#discard")
+        await until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
+
+
+async def test_quitting_mid_run_and_saving_opens_the_export_dialog(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    import asyncio
+
+    engine.gates[("identify", 1)] = asyncio.Event()
+    app = make_app(engine, export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: ("identify", 1) in app.running)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.click("#save")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        assert app.session.interrupted
+        await pilot.click("#write")
+        await until(pilot, lambda: app.return_code is not None)
+    written = list(tmp_path.glob("*.md"))
+    assert len(written) == 1
+
+
+async def test_export_never_replaces_a_file_without_asking(tmp_path: Path) -> None:
+    app = make_app(export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        path = Path(app.screen.query_one("#path", Input).value)
+        path.write_text("keep me")
+        await pilot.click("#write")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.click("#cancel")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        assert path.read_text() == "keep me"
+        await pilot.click("#write")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.click("#replace")
+        await until(pilot, lambda: not isinstance(app.screen, (ExportModal, ConfirmModal)))
+        assert path.read_text() != "keep me"
+
+
+async def test_notes_typed_in_a_step_go_into_the_session() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("3")
+        await until(pilot, lambda: app.screen.name == "step:server-logs")
+        notes = app.screen.query_one("#notes", TextArea)
+        notes.focus()
+        await pilot.press(*"deploy at 03:47")
+        assert app.session.step("server-logs").notes == "deploy at 03:47"
+
+
+async def test_without_root_the_skipped_checks_are_announced_with_the_fix() -> None:
+    skip = Skip("app-errors", "kernel.counters", "Kernel counters", "needs root (server side)",
+                "sudo reset-wizard …, or grant cap_net_raw,cap_net_admin")
+    app = make_app(ScriptedEngine(skips=[skip], root_skips=[skip]))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "Kernel counters" in str(app.screen.query_one("#root-notice", Static).render()))
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, NoticeModal))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.name == "target")
+
+
+async def test_jumping_before_step_one_is_refused_with_a_hint() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#tab-firewall")
+        await pilot.pause()
+        assert app.screen.name == "target"
