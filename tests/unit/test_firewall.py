@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
 from wizard.checks.firewall import FirewallRulesCheck, FirewallRulesParams
-from wizard.checks.fwrules import (Flow, Rule, Selector, matches_port, merge_iptables,
-                                   parse_iptables_line, parse_iptables_save, parse_nft_json, walk)
+from wizard.checks.fwrules import (Rule, Selector, merge_iptables, parse_iptables_line,
+                                   parse_iptables_save, parse_nft_json)
+from wizard.checks.fwwalk import Flow, matches_port, walk
 from wizard.model import Status
 
 DATA = Path(__file__).parent / "data" / "fw"
@@ -140,7 +141,8 @@ def test_iptables_multiport_hashlimit_and_conntrack_invalid_are_understood():
     rs = iptables_nft()
     by_handle = {r.handle: r for r in rs.all_rules() if r.family == "ip"}
     assert matches_port(by_handle[3], 587) == "yes" and matches_port(by_handle[3], 588) == "no"
-    assert by_handle[4].limits == ("hashlimit",) and by_handle[4].resets
+    assert by_handle[4].limits == ("-m hashlimit --hashlimit-above 5/sec --hashlimit-burst 5 --hashlimit-name rl",)
+    assert by_handle[4].resets
     assert by_handle[5].ct_states == {"invalid"}
 
 

@@ -10,8 +10,8 @@ from pydantic import Field
 
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.common import bracket
-from wizard.checks.fwrules import (Flow, Hit, Ruleset, combine, merge_iptables, parse_iptables_save,
-                                   parse_nft_json, walk)
+from wizard.checks.fwrules import Ruleset, combine, merge_iptables, parse_iptables_save, parse_nft_json
+from wizard.checks.fwwalk import Flow, Hit, walk
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
 from wizard.probes.commands import CommandOutput
@@ -142,6 +142,10 @@ def _kind(hit: Hit) -> str:
     if rule.verdict not in ("reject", "drop"):
         return ""
     if rule.limits:
+        # A global ``ct count over N`` caps the tracked connections: past N it behaves like a
+        # full conntrack table; a per-key count (meter, connlimit) is a per-client limit.
+        if all(lim.startswith("ct count") for lim in rule.limits):
+            return "ct-count"
         return "rate-limit"
     states = rule.ct_states
     if states and states <= {"invalid"}:
@@ -152,10 +156,11 @@ def _kind(hit: Hit) -> str:
 
 
 _SIGNAL = {"reject": "fw.reject", "drop": "fw.drop", "rate-limit": "fw.rate_limit",
-           "ct-invalid": "fw.ct_invalid"}
+           "ct-invalid": "fw.ct_invalid", "icmp-reject": "fw.reject_icmp", "ct-count": "fw.ct_count"}
 _SAYS = {"reject": "rejects with a TCP reset", "icmp-reject": "rejects with ICMP (not a reset)",
          "drop": "drops", "rate-limit": "rate-limits and then rejects or drops",
-         "ct-invalid": "drops or rejects packets conntrack calls INVALID"}
+         "ct-invalid": "drops or rejects packets conntrack calls INVALID",
+         "ct-count": "caps the number of tracked connections (ct count over N) and then drops or rejects"}
 
 
 def _counter(rs: Ruleset, hit: Hit) -> int | None:
@@ -174,7 +179,9 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
     needs_root = "server"
     reads_server = True
     emits = ("fw.reject_rule", "fw.reject_moved", "fw.drop_rule", "fw.drop_moved",
-             "fw.rate_limit_rule", "fw.rate_limit_moved", "fw.ct_invalid_rule", "fw.no_rule")
+             "fw.rate_limit_rule", "fw.rate_limit_moved", "fw.ct_invalid_rule", "fw.ct_invalid_moved",
+             "fw.reject_icmp_rule", "fw.reject_icmp_moved", "fw.ct_count_rule", "fw.ct_count_moved",
+             "fw.no_rule")
     description = ("Reads nftables and iptables rules in the server context, lists every rule a "
                    "connection to the port may meet (following jumps, ending with the policy), "
                    "and reads their counters before and after one probe.")
@@ -212,7 +219,8 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             for fam in fams:
                 addrs = tuple(a for a in ctx.target.addresses if not fam or _family(a) == fam)
                 for hit in walk(after.ruleset, Flow(port, fam, addrs), hook):
-                    key = hit.rule.key if hit.rule else hit.chain.key
+                    # A verdict map gives one hit per entry: same rule, different verdicts.
+                    key = (hit.rule.key, hit.rule.verdict_text()) if hit.rule else hit.chain.key
                     if key not in hits or (hits[key].match == "may" and hit.match == "yes"):
                         hits[key] = hit
         if "forward" in hooks:
@@ -256,7 +264,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             sig = _SIGNAL.get(kind)
             if sig:
                 f.signal(f"{sig}_rule", f"{what} for port {port}: {hit.text}", strength)
-                if moved and kind != "ct-invalid":
+                if moved:
                     f.signal(f"{sig}_moved", f"{what}: counter moved by {delta} during the probe "
                              f"({hit.text})")
         if hits:
@@ -270,7 +278,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             f.signal("fw.no_rule", f"rulesets read ({', '.join(after.read)}): nothing rejects or drops "
                      f"port {port} and the policies on the way accept")
             return f.result(Status.PASS, f"no firewall rule rejects or drops port {port}")
-        rank = ("reject", "drop", "rate-limit", "icmp-reject", "ct-invalid")
+        rank = ("reject", "drop", "rate-limit", "ct-count", "icmp-reject", "ct-invalid")
         lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], -r["strength"],
                                                                rank.index(r["kind"])))
         summary = f"{lead['path']} ({lead['match']} match)"

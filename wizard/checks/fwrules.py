@@ -1,12 +1,12 @@
-"""Firewall rules as values: parse nft JSON/text and iptables-save, decide which rules match a port.
+"""Firewall rules as values: parse nft JSON/text, iptables-save, ufw and firewalld listings.
 
 Pure: no I/O. The parsers never raise on bad input; what they could not read is listed in
-``Ruleset.problems`` so the check can say so instead of pretending the ruleset is empty.
+``Ruleset.problems`` (or the front end's ``problems``) so the check can say so instead of
+pretending the ruleset is empty. Matching and the chain walk live in ``fwwalk``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import shlex
@@ -21,6 +21,7 @@ _IPT_HOOKS = {"PREROUTING": "prerouting", "INPUT": "input", "FORWARD": "forward"
               "OUTPUT": "output", "POSTROUTING": "postrouting"}
 _IPT_PRIO = {"raw": -300, "mangle": -150, "nat": -100, "filter": 0, "security": 50}
 _HOOK_ORDER = {"ingress": 0, "prerouting": 1, "input": 2, "forward": 2, "output": 3, "postrouting": 4}
+_FAMILY_HINT = {"ip": "ipv4", "ip6": "ipv6", "ipv4": "ipv4", "ipv6": "ipv6"}
 _LIMIT_XT = {"limit", "hashlimit", "connlimit", "recent"}
 
 
@@ -50,6 +51,11 @@ class Rule:
     selectors: tuple[Selector, ...] = ()
     limits: tuple[str, ...] = ()  # limit rate over, meter, hashlimit, connlimit, ct count
     opaque: bool = False  # nft showed an xt expression: detail is in iptables-save only
+    # A verdict map: what it is keyed on (a Selector field) and its (key, verdict, target)
+    # entries; ``vmap_ref`` names a map filled elsewhere (``@name``).
+    vmap_key: str = ""
+    vmap: tuple[tuple[str, str, str], ...] = ()
+    vmap_ref: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str, int]:
@@ -100,11 +106,20 @@ class NamedSet:
     dynamic: bool  # filled at run time: a port missing now may be there later
 
 
+@dataclass(frozen=True)
+class NamedMap:
+    """A named verdict map: (key, verdict, target) entries, as a vmap rule refers to it."""
+
+    entries: tuple[tuple[str, str, str], ...]
+    dynamic: bool
+
+
 @dataclass
 class Ruleset:
     chains: dict[tuple[str, str, str, str], Chain] = field(default_factory=dict)
     rules: dict[tuple[str, str, str, str], list[Rule]] = field(default_factory=dict)
     sets: dict[tuple[str, str, str], NamedSet] = field(default_factory=dict)
+    maps: dict[tuple[str, str, str], NamedMap] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def add_chain(self, chain: Chain) -> None:
@@ -179,6 +194,43 @@ def _selector(m: dict[str, Any]) -> list[Selector]:
     return [Selector("other", op, (json.dumps(m, sort_keys=True)[:120],))]
 
 
+def _key_field(key: Any) -> str:
+    """The Selector field a map key (the left side of ``vmap``) stands for; "other" if unknown."""
+    if isinstance(key, dict):
+        if isinstance(key.get("payload"), dict):
+            fld, proto = key["payload"].get("field"), key["payload"].get("protocol")
+            if fld in ("dport", "sport", "saddr", "daddr"):
+                return fld
+            if fld in ("protocol", "nexthdr") and proto in ("ip", "ip6"):
+                return "proto"
+        if isinstance(key.get("meta"), dict):
+            return {"l4proto": "proto", "iif": "iif", "iifname": "iif",
+                    "nfproto": "nfproto"}.get(str(key["meta"].get("key")), "other")
+        if isinstance(key.get("ct"), dict) and key["ct"].get("key") == "state":
+            return "ct state"
+    return "other"
+
+
+def _verdict_of(value: Any) -> tuple[str, str]:
+    """A map entry's verdict (``{"jump": {"target": "svc"}}``) as (verdict, target)."""
+    if isinstance(value, dict) and len(value) == 1:
+        kind, arg = next(iter(value.items()))
+        if kind in ("accept", "drop", "return", "continue"):
+            return kind, ""
+        if kind in ("jump", "goto") and isinstance(arg, dict):
+            return kind, str(arg.get("target", "?"))
+    return "none", _text(value)[:40]
+
+
+def _entries(elem: Any) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    for pair in elem if isinstance(elem, list) else []:
+        if isinstance(pair, list) and len(pair) == 2:
+            key = pair[0].get("elem", {}).get("val", pair[0]) if isinstance(pair[0], dict) and "elem" in pair[0] else pair[0]
+            out.append((_text(key), *_verdict_of(pair[1])))
+    return tuple(out)
+
+
 def _limit_text(lim: dict[str, Any]) -> str:
     over = "over " if lim.get("inv") else ""
     unit = f" {lim['rate_unit']}" if lim.get("rate_unit") not in (None, "packets") else ""
@@ -192,6 +244,8 @@ def _nft_rule(r: dict[str, Any]) -> Rule:
     target = reject_with = ""
     packets = nbytes = None
     opaque = False
+    vmap_key = vmap_ref = ""
+    vmap: tuple[tuple[str, str, str], ...] = ()
     for e in r.get("expr") or []:
         if not isinstance(e, dict) or not e:
             continue
@@ -215,8 +269,11 @@ def _nft_rule(r: dict[str, Any]) -> Rule:
         elif kind == "limit" and isinstance(val, dict):
             limits.append(_limit_text(val))
         elif kind == "meter" and isinstance(val, dict):
-            inner = val.get("stmt", {}).get("limit") if isinstance(val.get("stmt"), dict) else None
-            limits.append(f"meter {val.get('name', '?')}" + (f" ({_limit_text(inner)})" if isinstance(inner, dict) else ""))
+            stmt = val.get("stmt") if isinstance(val.get("stmt"), dict) else {}
+            inner = f" ({_limit_text(stmt['limit'])})" if isinstance(stmt.get("limit"), dict) else (
+                f" (ct count {'over ' if stmt['ct count'].get('inv') else ''}{stmt['ct count'].get('val')})"
+                if isinstance(stmt.get("ct count"), dict) else "")
+            limits.append(f"meter {val.get('name', '?')}{inner}")
         elif kind == "ct count" and isinstance(val, dict):
             limits.append(f"ct count {'over ' if val.get('inv') else ''}{val.get('val')}")
         elif kind == "xt" and isinstance(val, dict):
@@ -233,17 +290,25 @@ def _nft_rule(r: dict[str, Any]) -> Rule:
                 limits.append(name)
             else:
                 sels.append(Selector("other", "==", (f"xt match {name}",)))
-        elif kind == "vmap":
-            sels.append(Selector("other", "==", ("verdict map",)))
+        elif kind == "vmap" and isinstance(val, dict):
+            vmap_key = _key_field(val.get("key"))
+            data = val.get("data")
+            if isinstance(data, str) and data.startswith("@"):
+                vmap_ref = data[1:]
+            elif isinstance(data, dict) and isinstance(data.get("set"), list):
+                vmap = _entries(data["set"])
+            else:
+                sels.append(Selector("other", "==", ("verdict map not understood",)))
         elif kind == "queue":
             target = "queue"
     return Rule("nft", str(r.get("family", "?")), str(r.get("table", "?")), str(r.get("chain", "?")),
                 int(r.get("handle", 0) or 0), verdict=verdict, target=target, reject_with=reject_with,
-                packets=packets, bytes=nbytes, selectors=tuple(sels), limits=tuple(limits), opaque=opaque)
+                packets=packets, bytes=nbytes, selectors=tuple(sels), limits=tuple(limits), opaque=opaque,
+                vmap_key=vmap_key, vmap=vmap, vmap_ref=vmap_ref)
 
 
 # Objects of a ruleset listing that do not decide a verdict by themselves.
-_OTHER_OBJECTS = {"metainfo", "table", "map", "element", "flowtable", "counter", "quota",
+_OTHER_OBJECTS = {"metainfo", "table", "element", "flowtable", "counter", "quota",
                   "ct helper", "limit", "ct timeout", "ct expectation", "secmark", "synproxy"}
 
 
@@ -264,7 +329,7 @@ def parse_nft_json(text: str, listing: str = "") -> Ruleset:
             if not isinstance(item, dict) or len(item) != 1:
                 raise ValueError(f"unexpected item {str(item)[:60]}")
             kind, obj = next(iter(item.items()))
-            if kind not in ("chain", "rule", "set") and kind not in _OTHER_OBJECTS:
+            if kind not in ("chain", "rule", "set", "map") and kind not in _OTHER_OBJECTS:
                 raise ValueError(f"unknown object {kind[:30]!r}")
             if kind == "chain":
                 rs.add_chain(Chain("nft", str(obj["family"]), str(obj["table"]), str(obj["name"]),
@@ -275,6 +340,11 @@ def parse_nft_json(text: str, listing: str = "") -> Ruleset:
                 rule = _nft_rule(obj)
                 line = texts.get((rule.family, rule.table, rule.chain, rule.handle), "")
                 rs.add_rule(replace(rule, text=line or f"(handle {rule.handle}, text not listed)"))
+            elif kind == "map":
+                flags = obj.get("flags", [])
+                rs.maps[(str(obj["family"]), str(obj["table"]), str(obj["name"]))] = NamedMap(
+                    _entries(obj.get("elem", [])) if obj.get("map") == "verdict" else (),
+                    bool({"dynamic", "timeout"} & set(flags if isinstance(flags, list) else [flags])))
             elif kind == "set":
                 elem = obj.get("elem", [])
                 flags = obj.get("flags", [])
@@ -357,7 +427,7 @@ def parse_iptables_line(line: str, source: str, family: str, table: str, positio
         elif t == "-m":
             module = arg
             if module in _LIMIT_XT:
-                limits.append(module)
+                limits.append(f"-m {module}")
         elif t in ("-j", "-g"):
             if t == "-g":
                 verdict, target = "goto", arg
@@ -375,7 +445,10 @@ def parse_iptables_line(line: str, source: str, family: str, table: str, positio
             j = i + 1
             while j < len(toks) and not toks[j].startswith("-") and toks[j] != "!":
                 j += 1
-            if module not in ("tcp", "udp", "comment", "multiport", "conntrack", "state") and module not in _LIMIT_XT:
+            if module in _LIMIT_XT and limits:
+                # The limit's own options say what it limits: keep them in its text.
+                limits[-1] = f"{limits[-1]} {' '.join(toks[i:j])}".strip()
+            elif module not in ("tcp", "udp", "comment", "multiport", "conntrack", "state"):
                 sels.append(Selector("other", op, (f"-m {module} {t} {' '.join(toks[i + 1:j])}".strip(),)))
             step = j - i
         else:
@@ -465,196 +538,6 @@ def combine(into: Ruleset, other: Ruleset) -> Ruleset:
     for key, rules in other.rules.items():
         into.rules[key] = list(rules)
     into.sets.update(other.sets)
+    into.maps.update(other.maps)
     into.problems += other.problems
     return into
-
-
-# --------------------------------------------------------------------------- matching
-
-_PROTO_NUM = {"6": "tcp", "17": "udp"}
-_FAMILY_NF = {"ip": "ipv4", "ip6": "ipv6", "ipv4": "ipv4", "ipv6": "ipv6"}
-
-
-@dataclass(frozen=True)
-class Flow:
-    """The connection a rule is judged against: TCP to ``port`` on one of ``daddrs``."""
-
-    port: int
-    nfproto: str = ""  # ipv4 / ipv6; empty when not known
-    daddrs: tuple[str, ...] = ()
-
-    @property
-    def loopback(self) -> bool:
-        return bool(self.daddrs) and all(_is_loopback(a) for a in self.daddrs)
-
-
-def _is_loopback(addr: str) -> bool:
-    try:
-        return ipaddress.ip_address(addr).is_loopback
-    except ValueError:
-        return False
-
-
-def _port_in(value: str, port: int, sets: dict[tuple[str, str, str], NamedSet], rule: Rule) -> Match:
-    if value.startswith("@"):
-        named = sets.get((rule.family, rule.table, value[1:]))
-        if named is None:
-            return "may"
-        hit = any(_port_in(e, port, sets, rule) == "yes" for e in named.elements)
-        return "yes" if hit else ("may" if named.dynamic else "no")
-    lo, sep, hi = value.partition("-")
-    try:
-        if sep:
-            return "yes" if int(lo) <= port <= int(hi) else "no"
-        return "yes" if int(value) == port else "no"
-    except ValueError:
-        return "may"  # a service name or something nft wrote we do not know
-
-
-def _addr_in(value: str, addrs: tuple[str, ...]) -> Match:
-    if value.startswith("@") or not addrs:
-        return "may"
-    try:
-        net = ipaddress.ip_network(value.replace(" ", ""), strict=False)
-    except ValueError:
-        return "may"
-    inside = [ipaddress.ip_address(a) in net for a in addrs
-              if ipaddress.ip_address(a).version == net.version]
-    return "yes" if inside and all(inside) else ("may" if any(inside) else "no")
-
-
-def _any_of(values: tuple[str, ...], judge: Any) -> Match:
-    results = [judge(v) for v in values] or ["may"]
-    return "yes" if "yes" in results else ("may" if "may" in results else "no")
-
-
-def _negate(m: Match) -> Match:
-    return {"yes": "no", "no": "yes", "may": "may"}[m]  # type: ignore[return-value]
-
-
-def _judge(sel: Selector, rule: Rule, flow: Flow, sets: dict[tuple[str, str, str], NamedSet]) -> Match:
-    if sel.field == "proto":
-        m = _any_of(sel.values, lambda v: "yes" if _PROTO_NUM.get(v, v) == "tcp" else "no")
-    elif sel.field == "dport":
-        m = _any_of(sel.values, lambda v: _port_in(v, flow.port, sets, rule))
-    elif sel.field == "daddr":
-        m = _any_of(sel.values, lambda v: _addr_in(v, flow.daddrs))
-    elif sel.field == "nfproto":
-        if not flow.nfproto:
-            return "may"
-        m = "yes" if any(_FAMILY_NF.get(v, v) == flow.nfproto for v in sel.values) else "no"
-    elif sel.field == "iif" and flow.loopback:
-        m = "yes" if "lo" in sel.values else "no"
-    elif sel.field == "ct state":
-        # The connection's first packet is "new"; a rule for established packets may hit it later.
-        if sel.op == "!=":
-            return "yes" if "new" not in sel.values else "may"
-        return "yes" if "new" in sel.values else "may"
-    else:
-        return "may"  # client address and port, marks, interfaces, opaque matches
-    return _negate(m) if sel.op == "!=" else m
-
-
-def matches_port(rule: Rule, port: int, *, flow: Flow | None = None,
-                 sets: dict[tuple[str, str, str], NamedSet] | None = None) -> Match:
-    """Whether ``rule`` applies to TCP connections to ``port``: yes, may (undecidable), or no."""
-    flow = flow or Flow(port)
-    if flow.nfproto and _FAMILY_NF.get(rule.family) not in (None, flow.nfproto):
-        return "no"
-    result: Match = "may" if rule.opaque else "yes"
-    for sel in rule.selectors:
-        m = _judge(sel, rule, flow, sets or {})
-        if m == "no":
-            return "no"
-        if m == "may":
-            result = "may"
-    return result
-
-
-def is_final(rule: Rule, match: Match) -> bool:
-    """Whether every packet of the connection that reaches ``rule`` stops there."""
-    return match == "yes" and not rule.limits and rule.verdict in ("accept", "drop", "reject")
-
-
-# --------------------------------------------------------------------------- the walk
-
-@dataclass(frozen=True)
-class Hit:
-    """A rule (or a base chain's policy, ``rule`` None) the connection may meet, and how it got there."""
-
-    chain: Chain
-    rule: Rule | None
-    match: Match
-    path: tuple[str, ...]  # "inet filter input", "jump svc", ...
-    final: bool = False
-
-    @property
-    def verdict(self) -> str:
-        return self.rule.verdict if self.rule else self.chain.policy
-
-    @property
-    def text(self) -> str:
-        if self.rule:
-            return self.rule.text
-        return f"{self.chain.label}: policy {self.chain.policy}"
-
-    def describe(self) -> str:
-        end = self.rule.verdict_text() if self.rule else f"policy {self.chain.policy}"
-        return " → ".join((*self.path, end))
-
-
-_MAX_DEPTH = 16
-
-
-def _walk_chain(rs: Ruleset, chain: Chain, flow: Flow, path: tuple[str, ...],
-                stack: tuple[tuple[str, str, str, str], ...]) -> tuple[list[Hit], str]:
-    """Hits in one chain; the end is accept/drop/reject (certain), return (to the caller) or ""."""
-    hits: list[Hit] = []
-    for rule in rs.rules.get(chain.key, []):
-        m = matches_port(rule, flow.port, flow=flow, sets=rs.sets)
-        if m == "no":
-            continue
-        hits.append(Hit(chain, rule, m, path, is_final(rule, m)))
-        sure = m == "yes" and not rule.limits
-        if rule.verdict in ("jump", "goto"):
-            key = (chain.source, chain.family, chain.table, rule.target)
-            sub = rs.chains.get(key)
-            if sub is None or key in stack or len(stack) >= _MAX_DEPTH:
-                continue
-            sub_hits, end = _walk_chain(rs, sub, flow, (*path, f"{rule.verdict} {rule.target}"),
-                                        (*stack, key))
-            hits += sub_hits
-            if sure and end in ("accept", "drop", "reject"):
-                return hits, end
-            if sure and rule.verdict == "goto":
-                return hits, "return"  # goto never comes back here
-        elif rule.verdict == "return" and sure:
-            return hits, "return"
-        elif is_final(rule, m):
-            return hits, rule.verdict
-    return hits, ""
-
-
-def walk(rs: Ruleset, flow: Flow, hook: str = "input") -> list[Hit]:
-    """Every rule the connection may meet on its way to ``hook`` (input, or forward on a router).
-
-    Base chains run in hook and priority order, each ending in a certain verdict or its
-    policy. An accept ends only its own chain (later base chains still see the packet); a
-    certain drop or reject ends the walk.
-    """
-    hooks = ("ingress", "prerouting", hook)
-    bases = [c for c in rs.chains.values() if c.hook in hooks and
-             (not flow.nfproto or _FAMILY_NF.get(c.family) in (None, flow.nfproto)) and
-             c.family != "bridge"]
-    bases.sort(key=lambda c: (_HOOK_ORDER.get(c.hook, 9), c.prio, c.family, c.table, c.name))
-    hits: list[Hit] = []
-    for chain in bases:
-        chain_hits, end = _walk_chain(rs, chain, flow, (chain.label,), (chain.key,))
-        hits += chain_hits
-        if end in ("drop", "reject"):
-            break
-        if end != "accept":
-            hits.append(Hit(chain, None, "yes", (chain.label,), True))
-            if chain.policy == "drop":
-                break
-    return hits
