@@ -23,6 +23,7 @@ from wizard.probes.hosts import Host, LocalHost
 TABLE_PREFIX = "reset_wizard_rstguard_"
 _TABLE_RE = re.compile(rf"^{TABLE_PREFIX}(\d+)_(\d+)$")
 _counter = itertools.count(1)
+_swept: set[str] = set()  # contexts whose stale tables this process has already removed
 NFT_TIMEOUT = 5.0
 
 
@@ -89,7 +90,11 @@ class RstGuard:
         self.stale_removed: list[str] = []
 
     async def __aenter__(self) -> RstGuard:
-        self.stale_removed = await remove_stale(self.host)
+        # Stale tables can only come from earlier processes: sweeping once per run is enough.
+        if self.host.spec not in _swept or not isinstance(self.host, LocalHost):
+            self.stale_removed = await remove_stale(self.host)
+            if isinstance(self.host, LocalHost):
+                _swept.add(self.host.spec)
         script = guard_ruleset(self.table, self.address, self.sports)
         try:
             out = await self.host.run(["nft", script], timeout=NFT_TIMEOUT)
