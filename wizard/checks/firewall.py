@@ -307,3 +307,8 @@ async def _backends(host: Host) -> dict[str, str]:
         found[tool] = ("missing" if out.missing else "legacy" if "legacy" in text
                        else "nf_tables" if "nf_tables" in text else "")
     return found
+
+
+# conntrack.state lives beside this check in step 4; importing it here registers it until the
+# registry's list of built-in modules names it too.
+from wizard.checks import conntrack as _conntrack  # noqa: E402,F401
