@@ -338,3 +338,93 @@ async def test_forward_chains_are_walked_when_the_server_does_not_own_the_target
 
 def test_fake_output_helper_still_builds_command_outputs():
     assert output(["nft"], "x").text == "x"
+
+
+# --------------------------------------------------------------------------- maps, meters, caps, ICMP
+
+def vmap_ruleset():
+    rs = parse_nft_json(sample("nft-vmap.json"), sample("nft-vmap.txt"))
+    merge_iptables(rs, parse_iptables_save(sample("nft-vmap.iptables-save.txt"))[0])
+    return rs
+
+
+def test_dport_verdict_map_decides_the_port_it_names():
+    rs = vmap_ruleset()
+    end = final(hits_for(rs, 443))
+    assert end.rule is not None and end.rule.handle == 7 and end.verdict == "drop"
+    assert end.rule.text == "tcp dport vmap { 80 : accept, 443 : drop, 8000-8100 : jump svc }"
+    assert final(hits_for(rs, 80)).verdict == "accept"
+
+
+def test_verdict_map_range_jumps_into_the_user_chain():
+    hits = hits_for(vmap_ruleset(), 8050)
+    jump = next(h for h in hits if h.rule is not None and h.rule.handle == 7)
+    assert jump.match == "yes" and jump.rule.verdict_text() == "jump svc"
+    assert any(h.chain.name == "svc" and h.path[-1] == "jump svc" for h in hits)
+
+
+def test_named_verdict_map_is_read_and_decides():
+    rs = vmap_ruleset()
+    assert rs.maps[("inet", "rwf6t", "portv")].entries == (("8080", "drop", ""), ("9090", "accept", ""))
+    end = final(hits_for(rs, 8080))
+    assert end.rule is not None and end.rule.handle == 8 and end.verdict == "drop"
+
+
+def test_ct_state_verdict_map_may_drop_invalid_packets_of_any_port():
+    hits = hits_for(vmap_ruleset(), 7777)
+    invalid = [h for h in hits if h.rule is not None and h.rule.handle == 20 and h.verdict == "drop"]
+    assert invalid and invalid[0].match == "may" and invalid[0].rule.ct_states == {"invalid"}
+
+
+def test_meter_with_ct_count_and_meter_with_limit_keep_what_they_limit():
+    rules = {r.handle: r for r in vmap_ruleset().all_rules() if r.table == "rwf6t"}
+    assert rules[9].limits == ("ct count over 10",)
+    assert rules[11].limits == ("meter m1 (ct count over 2)",)
+    assert rules[13].limits == ("meter m2 (limit rate over 10/second)",)
+    assert rules[13].reject_with == "icmp port-unreachable" and not rules[13].resets
+
+
+def test_dynamic_set_filled_at_run_time_may_match_any_client():
+    hits = hits_for(vmap_ruleset(), 7777)
+    blocked = next(h for h in hits if h.rule is not None and h.rule.handle == 15)
+    assert blocked.match == "may" and blocked.verdict == "drop"
+
+
+def test_named_set_of_ports_is_exact():
+    rs = vmap_ruleset()
+    rule = next(r for r in rs.all_rules() if r.handle == 16 and r.table == "rwf6t")
+    assert matches_port(rule, 443, sets=rs.sets) == "yes"
+    assert matches_port(rule, 444, sets=rs.sets) == "no"
+
+
+def test_iptables_hashlimit_and_connlimit_through_nft_json_take_their_options_from_iptables_save():
+    rules = {r.handle: r for r in vmap_ruleset().all_rules() if r.table == "filter"}
+    assert rules[2].limits[0].startswith("-m hashlimit --hashlimit-above 5/sec") and rules[2].resets
+    assert rules[3].limits[0].startswith("-m connlimit --connlimit-above 3")
+    assert rules[2].alt_text.startswith("tcp dport 5000 xt match hashlimit")
+
+
+def vmap_server():
+    return server({("nft", "-j"): sample("nft-vmap.json"), ("nft", "-a"): sample("nft-vmap.txt"),
+                   ("iptables-save", "-c"): sample("nft-vmap.iptables-save.txt")})
+
+
+async def test_icmp_reject_raises_its_own_signal_not_a_reset():
+    result, _ = await run_check("127.0.0.1:27", vmap_server())
+    sig = signals(result)
+    assert "fw.reject_icmp_rule" in sig and "fw.reject_rule" not in sig
+    assert "fw.no_rule" not in sig
+
+
+async def test_global_ct_count_cap_is_a_ct_count_signal_and_a_per_client_meter_a_rate_limit():
+    sig22 = signals((await run_check("127.0.0.1:22", vmap_server()))[0])
+    sig23 = signals((await run_check("127.0.0.1:23", vmap_server()))[0])
+    assert "fw.ct_count_rule" in sig22 and "fw.rate_limit_rule" not in sig22
+    assert "fw.rate_limit_rule" in sig23 and "fw.ct_count_rule" not in sig23
+
+
+async def test_verdict_map_drop_is_quoted_and_named_as_a_drop():
+    result, _ = await run_check("127.0.0.1:443", vmap_server())
+    assert signals(result)["fw.drop_rule"] == 1.0
+    quoted = [e.text for e in result.evidence if e.kind == "rules" and e.title != "whole ruleset"]
+    assert "tcp dport vmap { 80 : accept, 443 : drop, 8000-8100 : jump svc }" in quoted
