@@ -114,7 +114,7 @@ class SummaryScreen(Screen):
                     text.append(f"\n    to run it: {fix}", style="cyan")
                 text.append("\n")
             text.rstrip()
-            widgets.append(Static(f"Unknowns ({len(missing)} checks did not run)", classes="section-title"))
+            widgets.append(Static(f"Unknowns ({len(missing)} check{'s' if len(missing) != 1 else ''} did not run)", classes="section-title"))
             widgets.append(Static(text, classes="unknowns"))
         await body.mount_all(widgets)
 

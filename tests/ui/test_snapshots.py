@@ -1,0 +1,159 @@
+"""Snapshots of every screen in its interesting states (fixed size, clock and results)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from tests.ui.helpers import SIZE, make_app, run_all, steady, type_target, until
+from tests.ui.scripted import ScriptedEngine
+from wizard.ui.engine import Skip
+from wizard.ui.widgets.checkview import CheckView
+
+EXPORT_DIR = Path("/nonexistent-rwui")  # a fixed path for the dialog; nothing is written
+
+
+def _open_all(pilot: Pilot) -> None:
+    for view in pilot.app.screen.query(CheckView):
+        view.collapsed = False
+
+
+def test_step_one_empty_form(snap_compare) -> None:
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_step_one_shows_problems_beside_the_fields(snap_compare) -> None:
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot, "[::1:443")
+        await pilot.click("#window")
+        await pilot.press(*"soon")
+        await pilot.click("#server")
+        await pilot.press(*"docker:web")
+        await pilot.click("#timeout")
+        await pilot.press(*"90")
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_step_one_without_root_lists_the_skipped_checks(snap_compare) -> None:
+    skips = [Skip("app-errors", "kernel.counters", "Kernel counters", "needs root", "sudo reset-wizard …"),
+             Skip("firewall", "firewall.rules", "Firewall rules", "needs root", "sudo reset-wizard …")]
+
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "NoticeModal")
+        await steady(pilot)
+
+    app = make_app(ScriptedEngine(skips=skips, root_skips=skips))
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_a_step_while_its_checks_run(snap_compare) -> None:
+    engine = ScriptedEngine()
+    engine.gates[("connectivity", 1)] = asyncio.Event()
+    engine.gates[("connectivity", 2)] = asyncio.Event()
+
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: pilot.app.step_states.get("identify") == "warn")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: ("connectivity", 2) in pilot.app.running
+                    and pilot.app.screen.name == "step:connectivity")
+        await until(pilot, lambda: pilot.app.session.step("connectivity").checks)
+        await steady(pilot)
+
+    assert snap_compare(make_app(engine), terminal_size=SIZE, run_before=before)
+
+
+def _step_snapshot(snap_compare, key: str, name: str) -> None:
+    async def before(pilot: Pilot) -> None:
+        await run_all(pilot)
+        await pilot.press(key)
+        await until(pilot, lambda: pilot.app.screen.name == name)
+        _open_all(pilot)
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_identify_results_below_the_form(snap_compare) -> None:
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: pilot.app.step_states.get("identify") == "warn")
+        pilot.app.screen.query_one("#identify-slot").scroll_visible(animate=False)
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_server_logs_with_the_matching_lines_highlighted(snap_compare) -> None:
+    _step_snapshot(snap_compare, "3", "step:server-logs")
+
+
+def test_firewall_rules_as_a_table_with_the_match_marked(snap_compare) -> None:
+    _step_snapshot(snap_compare, "4", "step:firewall")
+
+
+def test_counters_as_before_after_and_delta(snap_compare) -> None:
+    _step_snapshot(snap_compare, "5", "step:app-errors")
+
+
+def test_the_handshake_as_a_ladder(snap_compare) -> None:
+    _step_snapshot(snap_compare, "6", "step:handshake")
+
+
+def test_the_verdict(snap_compare) -> None:
+    async def before(pilot: Pilot) -> None:
+        await run_all(pilot)
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_the_export_dialog_with_its_preview(snap_compare) -> None:
+    async def before(pilot: Pilot) -> None:
+        await run_all(pilot)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "ExportModal")
+        await steady(pilot)
+
+    assert snap_compare(make_app(export_dir=EXPORT_DIR), terminal_size=SIZE, run_before=before)
+
+
+def test_the_help_screen(snap_compare) -> None:
+    async def before(pilot: Pilot) -> None:
+        await pilot.press("f1")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_quitting_mid_run_asks(snap_compare) -> None:
+    engine = ScriptedEngine()
+    engine.gates[("identify", 1)] = asyncio.Event()
+
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: ("identify", 1) in pilot.app.running)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmModal")
+        await steady(pilot)
+
+    assert snap_compare(make_app(engine), terminal_size=SIZE, run_before=before)
