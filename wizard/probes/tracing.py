@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from wizard.probes.commands import CommandOutput, run_command
 from wizard.probes.hosts import Host, HostError, LocalHost
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -328,7 +329,7 @@ class KernelTrace:
                 raise TraceUnavailable(
                     "tracefs is not mounted in the server context",
                     "mount -t tracefs nodev /sys/kernel/tracing (or let the wizard: --allow-tracefs-mount)")
-            out = await self.host.run(["mount", "-t", "tracefs", "nodev", TRACEFS_PATHS[0]], timeout=5)
+            out = await self._mount_cmd(["mount", "-t", "tracefs", "nodev", TRACEFS_PATHS[0]])
             if not out.ok or not await self.host.exists(f"{TRACEFS_PATHS[0]}/instances"):
                 raise TraceUnavailable(f"cannot mount tracefs: {out.problem()}",
                                        "run as root with a kernel built with CONFIG_FTRACE")
@@ -413,6 +414,13 @@ class KernelTrace:
                             dict(self.missing), text, self.started, lost, mounted,
                             tuple(self.removed_stale))
 
+    async def _mount_cmd(self, argv: list[str]) -> CommandOutput:
+        # `ip netns exec` gives each command its own mount namespace (and /sys), so a mount made
+        # through NetnsHost.run would vanish with it: local contexts mount in the wizard's own.
+        if isinstance(self.host, LocalHost):
+            return await run_command(argv, 5, 65536)
+        return await self.host.run(argv, timeout=5)
+
     async def close(self) -> None:
         """Remove the instance (and unmount what this run mounted); safe to call twice."""
         if self.path:
@@ -422,7 +430,7 @@ class KernelTrace:
             except HostError:
                 pass
         if self.mounted:
-            await self.host.run(["umount", self.root], timeout=5)
+            await self._mount_cmd(["umount", self.root])
             self.mounted = False
 
     async def __aenter__(self) -> KernelTrace:
