@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from wizard import __version__
 from wizard.model import Answers, Checklist, Session, WizardError, parse_target
 from wizard.probes import Host, HostError, LocalHost, Probes, host_for
+from wizard.probes.files import write_atomic
 from wizard.probes.payloads import decode_escapes
 
 EXIT_OK, EXIT_DIAGNOSED, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
@@ -219,26 +220,6 @@ async def build_answers(args: argparse.Namespace, server: Host) -> Answers:
 
 
 # -- writing ------------------------------------------------------------------------------
-def write_atomic(path: Path, text: str, force: bool) -> None:
-    """Write via a temp file in the same directory; link (no overwrite) or replace (--force)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise WizardError("output exists", f"{path}: appeared during the run; not overwritten") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_outputs(session: Session, outputs: Outputs, redact: bool, redact_addresses: bool) -> list[str]:
     from wizard.report import render_json, render_report
 

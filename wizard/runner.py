@@ -81,15 +81,18 @@ class Runner:
         self.emit(CheckStarted(step_id, index, cls.id, cls.title))
         started = time.monotonic()
         started_at = datetime.now(timezone.utc)
+        # --hold adds its own length to any check that probes; a check may need more still.
+        timeout = spec.timeout_s + self.ctx.answers.hold_s
         try:
             result = await self.preflight(cls)
             if result is None:
                 params = cls.Params.model_validate(spec.params)
-                result = await asyncio.wait_for(cls().run(self.ctx, params), spec.timeout_s)
+                timeout = max(timeout, cls.time_budget(self.ctx, params) or 0.0)
+                result = await asyncio.wait_for(cls().run(self.ctx, params), timeout)
         except asyncio.TimeoutError:
             result = CheckResult(id=cls.id, status=Status.ERROR,
-                                 summary=f"did not finish within {spec.timeout_s:g}s",
-                                 reason=f"timed out after {spec.timeout_s:g}s")
+                                 summary=f"did not finish within {timeout:g}s",
+                                 reason=f"timed out after {timeout:g}s")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug in one check must not stop the run

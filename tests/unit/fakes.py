@@ -144,6 +144,7 @@ class FakeProbes:
     dns: Any = field(default_factory=FakeDns)
     processes: Any = None
     packets: Any = None
+    protocol: Any = None
 
 
 def make_ctx(target: str = "127.0.0.1:8080", *, answers: Answers | None = None,

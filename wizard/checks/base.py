@@ -121,5 +121,11 @@ class Check(ABC, Generic[P]):
     emits: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
 
+    @staticmethod
+    def time_budget(ctx: CheckContext, params: Any) -> float | None:
+        """Seconds this check needs with these inputs, when more than the checklist allows
+        (a burst of N attempts, a hold); None: the checklist's timeout_s is enough."""
+        return None
+
     @abstractmethod
     async def run(self, ctx: CheckContext, params: P) -> CheckResult: ...

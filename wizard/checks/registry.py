@@ -31,7 +31,8 @@ def get_check(check_id: str) -> type[Check]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their checks.
-    from wizard.checks import app, connectivity, firewall, handshake, identify, logs  # noqa: F401
+    from wizard.checks import (app, connectivity, firewall, handshake, identify, logs,  # noqa: F401
+                               packets)
 
 
 def checklist_path(name: str = DEFAULT_CHECKLIST) -> Path:
