@@ -206,3 +206,17 @@ async def test_disabled_host_key_checking_in_ssh_config_is_refused(tmp_path) -> 
     with pytest.raises(HostError) as info:
         await host.run(["true"])
     assert "host key checking is disabled" in info.value.message
+
+
+def test_limited_remote_command_is_killed_by_the_server_itself_and_keeps_argv_intact() -> None:
+    started = time.monotonic()
+    done = subprocess.run(["sh", "-c", remote_command(["sleep", "30"], limit=1)],
+                          capture_output=True, timeout=10)
+    assert time.monotonic() - started < 5
+    assert done.returncode == 137  # timeout -s KILL
+    done = subprocess.run(["sh", "-c", remote_command(["printf", "%s\\0", *HOSTILE], limit=5)],
+                          capture_output=True, timeout=10)
+    assert done.stdout.decode().split("\0")[:-1] == HOSTILE
+    missing = subprocess.run(["sh", "-c", remote_command(["rwsh-no-such-tool"], limit=5)],
+                             capture_output=True, timeout=10)
+    assert missing.returncode == 127

@@ -10,6 +10,7 @@ one-line ``HostError`` by every later call, so server-side checks end quickly wi
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import posixpath
 import re
@@ -24,13 +25,18 @@ from wizard.probes.hosts import READ_TIMEOUT, FileInfo, Host, HostError
 
 CONNECT_TIMEOUT = 5.0
 # OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session holds one.
-MAX_CHANNELS = 8
+MAX_CHANNELS = 6
 STDERR_CAP = 64 * 1024
 
 # Runs argv without the remote user's shell parsing any of it: the script is constant and
 # every argument arrives as a positional parameter. sbin is added because a non-login SSH
 # session of an ordinary user on Debian has no /usr/sbin in PATH (nft, conntrack, ss -p).
 _EXEC = 'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin" LC_ALL=C exec "$@"'
+# The same, with a kill deadline on the server ($1 seconds): OpenSSH ignores signal requests
+# for root logins, so closing our side alone would leave a silent command running there.
+_EXEC_LIMITED = ('PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"; export LC_ALL=C; '
+                 'limit=$1; shift; if command -v timeout >/dev/null 2>&1; '
+                 'then exec timeout -s KILL "$limit" "$@"; else exec "$@"; fi')
 _WHICH = 'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"; command -v -- "$1"'
 
 #: programs that read what only root may read on the server (rules, conntrack, raw sockets)
@@ -92,11 +98,15 @@ def parse_ssh_spec(rest: str) -> SshTarget:
     return SshTarget(host, user if at else "", port)
 
 
-def remote_command(argv: list[str] | tuple[str, ...], sudo: bool = False) -> str:
-    """The command string sent to sshd: argv quoted so no piece is parsed by a shell."""
+def remote_command(argv: list[str] | tuple[str, ...], sudo: bool = False, limit: float = 0) -> str:
+    """The command string sent to sshd: argv quoted so no piece is parsed by a shell;
+    with ``limit`` (seconds) the server kills the command itself after that long."""
     if not argv:
         raise ValueError("empty argv")
-    return shlex.join([*(["sudo", "-n", "--"] if sudo else []), "sh", "-c", _EXEC, "sh", *argv])
+    prefix = ["sudo", "-n", "--"] if sudo else []
+    if limit > 0:
+        return shlex.join([*prefix, "sh", "-c", _EXEC_LIMITED, "sh", str(math.ceil(limit)), *argv])
+    return shlex.join([*prefix, "sh", "-c", _EXEC, "sh", *argv])
 
 
 def needs_root(argv: list[str] | tuple[str, ...]) -> bool:
@@ -265,7 +275,7 @@ class SshHost(Host):
                     *, sudo: bool = False, script: str = "") -> CommandOutput:
         argv = tuple(argv)
         conn = await self._connection()
-        command = script or remote_command(argv, sudo)
+        command = script or remote_command(argv, sudo, limit=timeout + 1)
         started = time.monotonic()
         proc = None
         stdout, stderr, truncated, status, timed_out = b"", b"", False, None, False
@@ -273,15 +283,20 @@ class SshHost(Host):
         async def drive() -> None:
             nonlocal proc, stdout, stderr, truncated, status
             async with self._channels:
-                proc = await conn.create_process(command, encoding=None)
+                proc = await _open_process(conn, command)
                 proc.stdin.write_eof()
-                (stdout, truncated), (stderr, _) = await asyncio.gather(
-                    _read_capped(proc.stdout, max_bytes), _read_capped(proc.stderr, STDERR_CAP))
-                if truncated:
-                    # Enough was read: stop the remote command rather than transfer the rest.
-                    _stop(proc)
-                    status = 0  # like `cmd | head -c N`: the output read is what was asked for
-                    return
+                errors = asyncio.ensure_future(_read_capped(proc.stderr, STDERR_CAP))
+                try:
+                    stdout, truncated = await _read_capped(proc.stdout, max_bytes)
+                    if truncated:
+                        # Enough was read: stop the remote command rather than transfer the rest.
+                        _stop(proc)
+                        status = 0  # like `cmd | head -c N`: what was read is what was asked for
+                        return
+                    stderr = (await errors)[0]
+                finally:
+                    if not errors.done():
+                        errors.cancel()
                 await proc.wait_closed()
                 status = proc.exit_status
 
@@ -423,6 +438,21 @@ async def _read_capped(stream: Any, cap: int) -> tuple[bytes, bool]:
     # Exactly at the cap: more only if another byte comes before EOF.
     more = await stream.read(1)
     return b"".join(chunks), bool(more)
+
+
+async def _open_process(conn: Any, command: str) -> Any:
+    """Open a session channel; sshd may still count a just-closed session against
+    MaxSessions for a moment, so a refused open is retried (the caller's timeout bounds it)."""
+    import asyncssh
+
+    for attempt in range(1, 1000):
+        try:
+            return await conn.create_process(command, encoding=None)
+        except asyncssh.ChannelOpenError:
+            if attempt >= 20:
+                raise
+            await asyncio.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _stop(proc: Any) -> None:
