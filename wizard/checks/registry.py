@@ -31,8 +31,8 @@ def get_check(check_id: str) -> type[Check]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their checks.
-    from wizard.checks import (app, connectivity, firewall, handshake, identify, logs,  # noqa: F401
-                               packets)
+    from wizard.checks import (app, connectivity, firewall, handshake, identify,  # noqa: F401
+                               kernel_trace, logs, packets)
 
 
 def checklist_path(name: str = DEFAULT_CHECKLIST) -> Path:

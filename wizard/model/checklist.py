@@ -162,7 +162,9 @@ def load_checklist(
     except OSError as exc:
         raise WizardError("unreadable checklist", f"{path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        # libyaml's loader reads the checklist ~10x faster than the pure-Python one: it is on
+        # the start-up path of every run and of the TUI.
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise WizardError("bad checklist", f"{path}: not YAML: {exc}") from None
     try:
