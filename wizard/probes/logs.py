@@ -552,7 +552,7 @@ async def scan_file(host: Host, path: str, signatures: list[tuple[str, str]], *,
 
     # ripgrep's multi-literal search is about twice grep's under LC_ALL=C; both print N:line
     tool = "rg" if await host.which("rg") else "grep"
-    argv = [tool, "-a", "-n", "-i", "-F"] + (["--no-heading", "--no-filename"] if tool == "rg" else [])
+    argv = [tool, "-a", "-n", "-i", "-F"] + (["--no-heading", "--no-filename", "--no-mmap"] if tool == "rg" else [])
     for lit in sorted(literals):
         argv += ["-e", lit]
     out = await host.run([*argv, "--", path], timeout=timeout, max_bytes=max_bytes)
