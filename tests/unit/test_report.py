@@ -376,3 +376,29 @@ def test_fence_is_longer_than_any_backtick_run() -> None:
 
 def test_inline_text_cannot_start_a_heading_or_a_link() -> None:
     assert inline("# not a heading [x](http://e) *y* a_b _c_") == "\\# not a heading \\[x\\](http://e) \\*y\\* a_b \\_c\\_"
+
+
+def test_the_kernels_reason_sits_beside_the_servers_rst_in_the_ladder() -> None:
+    from datetime import datetime, timezone
+
+    from wizard.model import CheckResult, Context, Evidence, Session, Status, ToolInfo, parse_target
+    from wizard.report.markdown import render_markdown
+
+    target = parse_target("10.9.0.2:8080")
+    target.addresses = ["10.9.0.2"]
+    session = Session(tool=ToolInfo(version="t"), started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                      target=target, context=Context(client="c", server="netns:srv"))
+    ladder = Evidence(kind="ladder", title="handshake", data={"lanes": ["client", "server"], "events": [
+        {"ms": 0.0, "src": "client", "dst": "server", "label": "SYN"},
+        {"ms": 1.0, "src": "server", "dst": "client", "label": "RST"}]})
+    traced = Evidence(kind="fact", title="kernel sent RST", data={"rst_reasons": [
+        {"flow": "10.9.0.2:8080->10.9.0.1:40000", "reason": "TCP_ABORT_ON_CLOSE", "comm": "python", "pid": 42},
+        {"flow": "10.9.0.5:22->10.9.0.1:40001", "reason": "NO_SOCKET", "comm": "", "pid": 0}]})
+    session.step("handshake").checks.append(CheckResult(id="tcp.exchange", status=Status.FAIL, summary="reset",
+                                                        evidence=[ladder]))
+    session.step("app-errors").checks.append(CheckResult(id="kernel.resets", status=Status.WARN, summary="x",
+                                                         evidence=[traced]))
+    text = render_markdown(session)
+    mermaid = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    assert "TCP_ABORT_ON_CLOSE (python[42])" in mermaid
+    assert "NO_SOCKET" not in mermaid  # another flow, another port

@@ -238,7 +238,39 @@ def _is_whole_ruleset(ev: Evidence) -> bool:
     return bool(ev.data.get("whole") or ev.data.get("ruleset")) or "ruleset" in ev.title.lower()
 
 
-def _evidence(ev: Evidence) -> list[str]:
+def kernel_reasons(session: Session) -> list[str]:
+    """The server kernel's own reasons for the resets it sent towards the target's port, as
+    recorded by tracing (evidence data ``rst_reasons``): "TCP_ABORT_ON_CLOSE (python[4242])"."""
+    ends = {f"{a}:{session.target.port}" for a in session.target.addresses + [session.target.host]}
+    ends |= {f"[{a}]:{session.target.port}" for a in session.target.addresses if ":" in a}
+    out: list[str] = []
+    for step in session.steps:
+        for check in step.checks:
+            for ev in check.evidence:
+                for item in ev.data.get("rst_reasons") or []:
+                    if not isinstance(item, dict) or str(item.get("flow", "")).split("->")[0] not in ends:
+                        continue
+                    who = f" ({item['comm']}[{item['pid']}])" if item.get("pid") else ""
+                    line = f"{item.get('reason', '?')}{who}"
+                    if line not in out:
+                        out.append(line)
+    return out
+
+
+def _with_kernel_reasons(data: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
+    """The ladder with the kernel's reason beside each RST the server sent."""
+    if not reasons:
+        return data
+    events = []
+    for ev in data.get("events") or []:
+        if isinstance(ev, dict) and ev.get("src") == "server" and "RST" in str(ev.get("label", "")):
+            note = str(ev.get("note") or "")
+            ev = {**ev, "note": (note + " — " if note else "") + "server kernel's reason: " + ", ".join(reasons)}
+        events.append(ev)
+    return {**data, "events": events}
+
+
+def _evidence(ev: Evidence, reasons: list[str] | None = None) -> list[str]:
     head = f"**{inline(ev.title)}**" if ev.title else "**evidence**"
     if ev.source:
         head += f" — from {code(ev.source)}"
@@ -271,7 +303,7 @@ def _evidence(ev: Evidence) -> list[str]:
         else:
             out += [fenced(ev.text), ""]
     elif ev.kind == "ladder":
-        diagram = sequence_diagram(data)
+        diagram = sequence_diagram(_with_kernel_reasons(data, reasons or []))
         if diagram is not None:
             out += [fenced(diagram, "mermaid"), ""]
             data = {k: v for k, v in data.items() if k not in ("lanes", "events")}
@@ -288,22 +320,22 @@ def _evidence(ev: Evidence) -> list[str]:
     return out
 
 
-def _check(check: CheckResult) -> list[str]:
+def _check(check: CheckResult, reasons: list[str] | None = None) -> list[str]:
     out = [f"#### {code(check.id)} {inline(check.title)} — {STATUS_LABEL[check.status]}", "",
            inline(check.summary), ""]
     if check.status in (Status.SKIP, Status.ERROR) and check.reason and check.reason not in check.summary:
         out += [f"Reason: {inline(check.reason)}", ""]
     for ev in check.evidence:
-        out += _evidence(ev)
+        out += _evidence(ev, reasons)
     return out
 
 
-def _step(number: int, step: StepResult) -> list[str]:
+def _step(number: int, step: StepResult, reasons: list[str] | None = None) -> list[str]:
     out = [f"### {number}. {inline(step.title or step.id)} — {STATUS_LABEL[step.status]}", ""]
     if not step.checks:
         out += ["No check of this step ran.", ""]
     for check in step.checks:
-        out += _check(check)
+        out += _check(check, reasons)
     if step.notes.strip():
         out += ["Notes:", ""]
         out += ["> " + line if line.strip() else ">" for line in clean(step.notes).strip().split("\n")]
@@ -316,7 +348,7 @@ def _findings(session: Session) -> list[str]:
     by_id = {s.id: s for s in session.steps}
     for number, step_id in enumerate(STEP_IDS, start=1):
         if step_id in by_id:
-            out += _step(number, by_id[step_id])
+            out += _step(number, by_id[step_id], kernel_reasons(session))
     return out
 
 
