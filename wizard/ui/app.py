@@ -54,7 +54,7 @@ def _answers_values(answers: Answers | None, target: str | None, server: str) ->
 class ResetWizardApp(App[int]):
     """The wizard. Tests inject ``engine`` (scripted results), ``clock`` and ``monotonic``."""
 
-    CSS_PATH = "wizard.tcss"
+    CSS_PATH = Path(__file__).with_name("wizard.tcss")
     TITLE = "reset-wizard"
     SUB_TITLE = "why was the connection reset?"
     ENABLE_COMMAND_PALETTE = False
@@ -101,9 +101,11 @@ class ResetWizardApp(App[int]):
         self.install_screen(TargetScreen(self.initial), "target")
         self.push_screen("target")
         self._ticker = self.set_interval(0.1, self._tick, pause=True)
-        self.load_checklist()
+        # After the first frame: the checklist load imports pydantic and every check, and
+        # a thread importing holds the GIL long enough to delay the first paint.
+        self.call_after_refresh(self.load_checklist)
         if self.demo:
-            self.start_demo()
+            self.call_after_refresh(self.start_demo)
 
     @work(thread=True, exclusive=True, group="load")
     def load_checklist(self) -> None:

@@ -20,10 +20,13 @@ class StepTab(Static):
         self.state = "pending"
 
     def show(self, state: str, current: bool) -> None:
+        if (state, current) == getattr(self, "_shown", None):
+            return
+        self._shown = (state, current)
         self.state = state
-        for name in ("pending", "running", "pass", "warn", "fail", "skip", "error", "done"):
-            self.set_class(name == state, f"-{name}")
-        self.set_class(current, "-current")
+        # One class update per tab: each set_class restyles the widget, and the first
+        # frame has all seven tabs to draw.
+        self.set_classes(["step-tab", f"-{state}", *(["-current"] if current else [])])
         prefix = f"{self.number} " if self.number else ""
         self.update(f"{GLYPHS.get(state, ' ')} {prefix}{self.label}")
         self.tooltip = f"{self.label}: {state} (click to open)"
