@@ -82,6 +82,43 @@ class SshLab:
         return int(out.stdout)
 
 
+def start_sshd(ns: str, addresses: list[str], tmp_path: Path
+               ) -> tuple[subprocess.Popen[str], Path, Path]:
+    """sshd inside ``ns`` on port 22 of ``addresses``: throwaway host and user keys
+    (``tmp_path/user_key``), no passwords; returns the process, a known_hosts file, its log."""
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "host_key")])
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "user_key")])
+    (tmp_path / "authorized_keys").write_text((tmp_path / "user_key.pub").read_text())
+    host_pub = (tmp_path / "host_key.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{','.join(addresses)} {' '.join(host_pub)}\n")
+    log = tmp_path / "sshd.log"
+    config = tmp_path / "sshd_config"
+    listen = "".join(f"ListenAddress [{a}]:22\n" if ":" in a else f"ListenAddress {a}:22\n"
+                     for a in addresses)
+    config.write_text(
+        f"{listen}HostKey {tmp_path / 'host_key'}\nPidFile {tmp_path / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {tmp_path / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
+        "Subsystem sftp internal-sftp\nMaxStartups 100\n"
+        # bash sources ~/.bashrc for SSH commands only when SHLVL < 2: keep this
+        # machine's own root startup files (slow pyenv hooks) out of the test.
+        "SetEnv SHLVL=1\n")
+    _run([SSHD, "-t", "-f", str(config)])
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, SSHD, "-D", "-f", str(config),
+                             "-E", str(log)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 10
+    while "Server listening on " + addresses[0] not in (log.read_text() if log.exists() else ""):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"sshd did not start: {log.read_text() if log.exists() else ''}")
+        time.sleep(0.05)
+    return proc, known, log
+
+
 @pytest.fixture
 def sshlab(tmp_path: Path) -> Iterator[SshLab]:
     require_ssh_lab()
@@ -93,7 +130,6 @@ def sshlab(tmp_path: Path) -> Iterator[SshLab]:
     made_ns = made_link = False
     proc: subprocess.Popen[str] | None = None
     try:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
         _run(["ip", "netns", "add", ns])
         made_ns = True
         _run(["ip", "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", ns])
@@ -105,33 +141,7 @@ def sshlab(tmp_path: Path) -> Iterator[SshLab]:
                      ["ip", "addr", "add", f"{v6_ns}/64", "dev", inner, "nodad"],
                      ["ip", "link", "set", inner, "up"], ["ip", "link", "set", "lo", "up"]):
             _run(["ip", "netns", "exec", ns, *argv])
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "host_key")])
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "user_key")])
-        (tmp_path / "authorized_keys").write_text((tmp_path / "user_key.pub").read_text())
-        host_pub = (tmp_path / "host_key.pub").read_text().split()[:2]
-        known = tmp_path / "known_hosts"
-        known.write_text(f"{v4_ns},{v6_ns} {' '.join(host_pub)}\n")
-        log = tmp_path / "sshd.log"
-        config = tmp_path / "sshd_config"
-        config.write_text(
-            f"ListenAddress {v4_ns}:22\nListenAddress [{v6_ns}]:22\n"
-            f"HostKey {tmp_path / 'host_key'}\nPidFile {tmp_path / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {tmp_path / 'authorized_keys'}\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-            "StrictModes no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
-            "Subsystem sftp internal-sftp\nMaxStartups 100\n"
-            # bash sources ~/.bashrc for SSH commands only when SHLVL < 2: keep this
-            # machine's own root startup files (slow pyenv hooks) out of the test.
-            "SetEnv SHLVL=1\n")
-        _run([SSHD, "-t", "-f", str(config)])
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, SSHD, "-D", "-f", str(config),
-                                 "-E", str(log)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, text=True)
-        deadline = time.monotonic() + 10
-        while "Server listening on " + v4_ns not in (log.read_text() if log.exists() else ""):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"sshd did not start: {log.read_text() if log.exists() else ''}")
-            time.sleep(0.05)
+        proc, known, log = start_sshd(ns, [v4_ns, v6_ns], tmp_path)
         yield SshLab(ns, v4_ns, v6_ns, tmp_path, tmp_path / "user_key", known, log, proc)
     finally:
         if proc is not None:
@@ -351,3 +361,72 @@ async def test_time_window_of_a_200mb_remote_log_transfers_kilobytes(sshlab: Ssh
     # SSH adds a few percent to what the reader asked for, and never reads ahead of it.
     assert sent <= win.bytes_read * 1.05 + 32_768
     assert sent < 2 << 20  # a small fraction of the 200 MiB file
+
+
+def _diagnose(net: object, server: str, home: Path, out: Path) -> dict:
+    """`reset-wizard diagnose` from the client namespace with ``--server`` as given."""
+    import json
+
+    from tests.lab.test_foundation_lab import PORT, RUN_TIMEOUT, WIZARD
+
+    out.mkdir()
+    done = subprocess.run(
+        ["ip", "netns", "exec", net.client, "env", "-u", "SSH_AUTH_SOCK", f"HOME={home}",  # type: ignore[attr-defined]
+         WIZARD, "diagnose", f"{net.server_v4}:{PORT}", "--server", server,  # type: ignore[attr-defined]
+         "--attempts", "5", "--timeout", "2", "--json", str(out / "s.json"),
+         "--report", str(out / "r.md")],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    session = json.loads((out / "s.json").read_text())
+    session["_report"] = (out / "r.md").read_text()
+    return session
+
+
+def _server_side(session: dict) -> dict[str, str]:
+    """Status of every check that read the server context, by check id."""
+    return {c["id"]: c["status"] for step in session["steps"] for c in step["checks"]
+            if c["id"].startswith(("listen.", "kernel.", "firewall.", "logs."))}
+
+
+@pytest.mark.parametrize("scenario", ["firewall-reject", "abortive-close"])
+def test_lab_scenario_over_ssh_gets_the_same_verdict_and_evidence_as_over_netns(
+        labnet: object, tmp_path: Path, scenario: str) -> None:
+    require_ssh_lab()
+    from tests.lab.test_foundation_lab import PORT
+
+    net = labnet
+    if scenario == "firewall-reject":
+        net.serve("listen", "::", PORT)  # type: ignore[attr-defined]
+        net.nft(net.server, (  # type: ignore[attr-defined]
+            "table inet rwsh_filter {\n  chain input {\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            f"    tcp dport {PORT} counter reject with tcp reset\n  }}\n}}\n"))
+        decisive = "reject with tcp reset"
+    else:
+        net.serve("linger0", "::", PORT)  # type: ignore[attr-defined]
+        decisive = "TCPAbortOnData"
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    proc, known, _log = start_sshd(net.server, [net.server_v4], keys)  # type: ignore[attr-defined]
+    try:
+        home = tmp_path / "home"
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "known_hosts").write_text(known.read_text())
+        shutil.copy(keys / "user_key", home / ".ssh" / "lab_key")
+        # A Host alias from ~/.ssh/config: host name, user and key all come from there.
+        (home / ".ssh" / "config").write_text(
+            f"Host rwsh-lab-server\n  HostName {net.server_v4}\n  User root\n"  # type: ignore[attr-defined]
+            "  IdentityFile ~/.ssh/lab_key\n")
+        over_netns = _diagnose(net, f"netns:{net.server}", home, tmp_path / "netns")  # type: ignore[attr-defined]
+        over_ssh = _diagnose(net, "ssh:rwsh-lab-server", home, tmp_path / "ssh")
+    finally:
+        proc.kill()
+        proc.wait(5)
+    assert over_ssh["context"]["server"] == "ssh:rwsh-lab-server"
+    assert over_netns["diagnosis"][0]["cause"] == scenario, over_netns["diagnosis"]
+    assert over_ssh["diagnosis"][0]["cause"] == scenario, over_ssh["diagnosis"]
+    assert _server_side(over_ssh) == _server_side(over_netns)
+    # The server's side was really read over SSH, not skipped on both sides alike.
+    assert any(status not in ("skip", "error") for status in _server_side(over_ssh).values())
+    print(f"\n{scenario}: server-side checks over ssh: {_server_side(over_ssh)}")
+    assert decisive in over_ssh["_report"]
