@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
 from wizard.checks.firewall import FirewallRulesCheck, FirewallRulesParams
-from wizard.checks.fwrules import (Rule, Selector, merge_iptables, parse_iptables_line,
-                                   parse_iptables_save, parse_nft_json)
+from wizard.checks.fwrules import (Rule, Selector, merge_iptables, parse_firewalld_zones, parse_iptables_line,
+                                   parse_iptables_save, parse_nft_json, parse_ufw_status)
 from wizard.checks.fwwalk import Flow, matches_port, walk
 from wizard.model import Status
 
@@ -428,3 +428,86 @@ async def test_verdict_map_drop_is_quoted_and_named_as_a_drop():
     assert signals(result)["fw.drop_rule"] == 1.0
     quoted = [e.text for e in result.evidence if e.kind == "rules" and e.title != "whole ruleset"]
     assert "tcp dport vmap { 80 : accept, 443 : drop, 8000-8100 : jump svc }" in quoted
+
+
+# --------------------------------------------------------------------------- ufw and firewalld
+
+# `ufw status verbose` (ufw 0.36.2, Debian 12) after `ufw default deny incoming; ufw allow 22/tcp;
+# ufw reject 8080/tcp; ufw limit from 10.0.0.0/8 to any port 8000:8100 proto tcp; ufw allow OpenSSH`
+UFW = """Status: active
+Logging: on (low)
+Default: deny (incoming), allow (outgoing), disabled (routed)
+New profiles: skip
+
+To                         Action      From
+--                         ------      ----
+22/tcp                     ALLOW IN    Anywhere
+8080/tcp                   REJECT IN   Anywhere
+8000:8100/tcp              LIMIT IN    10.0.0.0/8
+OpenSSH                    ALLOW IN    Anywhere
+22/tcp (v6)                ALLOW IN    Anywhere (v6)
+"""
+
+# `firewall-cmd --list-all-zones` (firewalld 1.3, two zones shown), with
+# `firewall-cmd --add-port=8080/tcp --add-rich-rule='rule family="ipv4" source address="10.0.0.0/8"
+#  port port="8080" protocol="tcp" reject type="tcp-reset"'`
+FIREWALLD = """block
+  target: %%REJECT%%
+  icmp-block-inversion: no
+  interfaces: 
+  rich rules: 
+
+public (active)
+  target: default
+  icmp-block-inversion: no
+  interfaces: eth0
+  sources: 
+  services: dhcpv6-client ssh
+  ports: 8080/tcp 9000-9100/tcp
+  protocols: 
+  forward: yes
+  masquerade: no
+  rich rules: 
+\trule family="ipv4" source address="10.0.0.0/8" port port="8080" protocol="tcp" reject type="tcp-reset"
+"""
+
+
+def test_ufw_rules_for_the_port_are_found_with_their_action():
+    fe = parse_ufw_status(UFW)
+    assert fe.state == "active" and fe.defaults.startswith("deny (incoming)") and not fe.problems
+    found = {r.text.split()[0]: (r.action, m) for r, m in fe.for_port(8080)}
+    assert found == {"8080/tcp": ("reject", "yes"), "8000:8100/tcp": ("limit", "yes"), "OpenSSH": ("allow", "may")}
+    assert [r.action for r, _ in fe.for_port(22)] == ["allow", "allow", "allow"]
+
+
+def test_firewalld_zone_ports_and_rich_rules_are_found():
+    fe = parse_firewalld_zones(FIREWALLD)
+    hits = {r.text: r.action for r, m in fe.for_port(8080) if m == "yes"}
+    assert hits["public (active): ports: 8080/tcp"] == "accept"
+    assert any("reject type=\"tcp-reset\"" in t and a == "reject" for t, a in hits.items())
+    assert hits["block: target: %%REJECT%%"] == "reject"
+    assert not fe.problems
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300))
+def test_front_end_parsers_never_raise_and_say_what_they_could_not_read(text):
+    ufw = parse_ufw_status(text)
+    assert ufw.state or ufw.problems
+    fwd = parse_firewalld_zones(text)
+    assert isinstance(fwd.rules, list)
+
+
+async def test_front_ends_that_are_not_installed_are_said_so():
+    result, _ = await run_check("127.0.0.1:8080", server({("nft", "-j"): sample("nft-inet.json"),
+                                                          ("nft", "-a"): sample("nft-inet.txt")}))
+    titles = [e.title for e in result.evidence]
+    assert "ufw is not installed in local" in titles and "firewalld is not installed in local" in titles
+
+
+async def test_ufw_rule_is_quoted_as_the_source_of_the_low_level_rule():
+    host = server({("nft", "-j"): sample("nft-inet.json"), ("nft", "-a"): sample("nft-inet.txt"),
+                   ("ufw", "status"): UFW})
+    result, _ = await run_check("127.0.0.1:8080", host)
+    ev = next(e for e in result.evidence if e.source == "ufw status verbose")
+    assert "8080/tcp                   REJECT IN   Anywhere" in ev.text and "decide" in ev.title

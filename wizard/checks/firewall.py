@@ -10,7 +10,8 @@ from pydantic import Field
 
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.common import bracket
-from wizard.checks.fwrules import Ruleset, combine, merge_iptables, parse_iptables_save, parse_nft_json
+from wizard.checks.fwrules import (FrontEnd, Ruleset, combine, merge_iptables, parse_firewalld_zones,
+                                   parse_iptables_save, parse_nft_json, parse_ufw_status)
 from wizard.checks.fwwalk import Flow, Hit, walk
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
@@ -30,6 +31,7 @@ class Collected:
     notes: list[str] = field(default_factory=list)  # not installed, not loaded, failed
     whole: list[tuple[str, str]] = field(default_factory=list)  # (command line, text) to quote whole
     source_cmd: dict[str, str] = field(default_factory=dict)  # rule source -> command line
+    fronts: list[tuple[str, FrontEnd]] = field(default_factory=list)  # (command line, ufw/firewalld)
 
 
 async def _loaded(host: Host, path: str) -> bool:
@@ -103,6 +105,21 @@ async def collect(host: Host, backends: dict[str, str]) -> Collected:
                 rs, _ = parse_iptables_save(out.text, f"{source}-legacy", family)
                 _fold(got, rs, out, None)
     return got
+
+
+async def collect_fronts(host: Host) -> tuple[list[tuple[str, FrontEnd]], list[str]]:
+    """ufw and firewalld, where installed: the human-level source of the nft/iptables rules."""
+    fronts, notes = [], []
+    for argv, parse, name in ((["ufw", "status", "verbose"], parse_ufw_status, "ufw"),
+                              (["firewall-cmd", "--list-all-zones"], parse_firewalld_zones, "firewalld")):
+        out = await host.run(argv, timeout=_TIMEOUT, max_bytes=1 << 20)
+        if out.missing:
+            notes.append(f"{name} is not installed in {host.spec}")
+        elif not out.ok:
+            notes.append(f"{out.command_line}: {out.problem()}")
+        else:
+            fronts.append((out.command_line, parse(out.text)))
+    return fronts, notes
 
 
 def said_nft(text: str) -> bool:
@@ -202,8 +219,19 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
         else:
             before = after = await read()
             probe = None
-        for note in after.notes:
+        fronts, front_notes = await collect_fronts(ctx.server)
+        for note in (*after.notes, *front_notes):
             f.add(note)
+        for cmd, fe in fronts:
+            for problem in fe.problems:
+                f.add(f"not understood: {problem}")
+            lines = fe.for_port(port)
+            f.add(f"{fe.tool} ({fe.state or 'state unknown'}; defaults: {fe.defaults or 'not listed'}): "
+                  f"{len(lines)} rule(s) that may concern port {port}; they act through the nft/iptables "
+                  "rules below, which decide", kind="rules", source=cmd,
+                  text="\n".join(r.text for r, _ in lines),
+                  data={"rules": [{"text": r.text, "action": r.action, "match": m, "zone": r.zone}
+                                  for r, m in lines]})
         for problem in after.ruleset.problems:
             f.add(f"not understood: {problem}")
         if not after.read:
