@@ -248,7 +248,7 @@ class SshHost(Host):
                 if self._sftp is None:
                     try:
                         self._sftp = await asyncio.wait_for(conn.start_sftp_client(), READ_TIMEOUT)
-                    except (asyncio.TimeoutError, OSError, Exception) as exc:  # noqa: BLE001
+                    except Exception as exc:  # noqa: BLE001 - any failure: one line
                         raise HostError(f"{self.spec}: cannot open an SFTP session: "
                                         f"{getattr(exc, 'reason', '') or type(exc).__name__}") from None
         return self._sftp
@@ -367,7 +367,13 @@ class SshHost(Host):
             return out.stdout[offset:offset + max_bytes]
         import asyncssh
 
-        sftp = await self._sftp_client()
+        try:
+            sftp = await self._sftp_client()
+        except HostError:
+            if self._failure:
+                raise
+            # No SFTP subsystem on this server: a ranged read by command costs the same bytes.
+            return await self._exec_read(path, offset, max_bytes, sudo=False)
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 async with sftp.open(path, "rb") as handle:
@@ -376,17 +382,17 @@ class SshHost(Host):
             raise HostError(f"reading {path} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
         except asyncssh.SFTPPermissionDenied:
             if await self._use_sudo():
-                return await self._sudo_read(path, offset, max_bytes)
+                return await self._exec_read(path, offset, max_bytes, sudo=True)
             raise HostError(f"cannot read {path} in {self.spec}: permission denied "
                             f"(needs root or passwordless sudo)") from None
         except (asyncssh.SFTPError, OSError) as exc:
             raise HostError(f"cannot read {path} in {self.spec}: "
                             f"{getattr(exc, 'reason', '') or exc}") from None
 
-    async def _sudo_read(self, path: str, offset: int, max_bytes: int) -> bytes:
-        # tail -c +N starts at byte N (1-based); head stops after max_bytes, both bounded.
+    async def _exec_read(self, path: str, offset: int, max_bytes: int, *, sudo: bool) -> bytes:
+        # tail -c +N seeks to byte N (1-based) of a regular file; the output cap stops it.
         out = await self._exec(["tail", "-c", f"+{offset + 1}", "--", path], READ_TIMEOUT,
-                               max_bytes, sudo=True)
+                               max_bytes, sudo=sudo)
         if not out.ok:
             raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
         return out.stdout[:max_bytes]
