@@ -333,16 +333,20 @@ async def diagnose_command(args: argparse.Namespace, probes: Probes | None = Non
     return EXIT_DIAGNOSED if diagnosed else EXIT_OK
 
 
+def demo_tui() -> int:
+    """`reset-wizard demo`: the TUI against the demo scenario. Textual runs its own event
+    loop, so this must not be called from inside asyncio.run."""
+    from wizard.lab.demo import start_demo
+    from wizard.ui.app import run_tui  # textual loads only here
+
+    with start_demo() as demo:
+        return run_tui(demo.target, answers=Answers(error=demo.error, logs=[str(demo.log_path)],
+                                                    payload=decode_escapes(demo.payload)), demo=True)
+
+
 async def demo_command(args: argparse.Namespace) -> int:
     from wizard.lab.demo import start_demo
 
-    if not args.headless:
-        # Validate nothing else: the TUI asks for everything itself.
-        from wizard.ui.app import run_tui  # textual loads only here
-
-        with start_demo() as demo:
-            return run_tui(demo.target, answers=Answers(error=demo.error, logs=[str(demo.log_path)],
-                                                        payload=decode_escapes(demo.payload)), demo=True)
     with start_demo() as demo:
         argv = ["diagnose", demo.target, "--log", str(demo.log_path), "--error", demo.error,
                 "--payload", demo.payload, "--attempts", "5", "--window", "10m"]
@@ -429,6 +433,8 @@ def main(argv: list[str] | None = None, *, probes: Probes | None = None) -> int:
             return run_tui(args.target, server=args.server)
         if args.command == "checks":
             return checks_command(args)
+        if args.command == "demo" and not args.headless:
+            return demo_tui()
         runner = {"diagnose": lambda: diagnose_command(args, probes), "demo": lambda: demo_command(args),
                   "report": lambda: report_command(args)}[args.command]
         return asyncio.run(runner())
