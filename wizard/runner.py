@@ -62,6 +62,15 @@ class Runner:
     async def preflight(self, cls: type[Check]) -> CheckResult | None:
         """A skip result when the check cannot run here, else None."""
         ctx = self.ctx
+        # A check that depends on the server context cannot say anything when that context
+        # is unreachable (an SSH failure): name the real reason once, not a traceback each.
+        # Client-side checks that need client root read the server only in passing.
+        needs_server = (cls.needs_root == "server" or any(t.where == "server" for t in cls.needs_tools)
+                        or (cls.reads_server and cls.needs_root != "client"))
+        why = ctx.server.unavailable()
+        if needs_server and why:
+            return CheckResult.skipped(f"the server context {ctx.server.spec} cannot be reached: {why}",
+                                       "fix the access named above (try ssh -v), then rerun")
         if cls.needs_root == "client" and not ctx.client_root:
             return CheckResult.skipped(
                 "needs root on this machine (raw sockets or privileged reads)",

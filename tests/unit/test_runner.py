@@ -122,6 +122,20 @@ async def test_missing_tool_is_a_skip_naming_the_package() -> None:
     assert result.fix == "apt install nftables"
 
 
+async def test_an_unreachable_server_context_skips_server_checks_with_the_reason() -> None:
+    class Unreachable(FakeHost):
+        def unavailable(self) -> str:
+            return "ssh: host key of srv has changed"
+
+    runner, session = runner_for([spec("test.root"), spec("test.tool"), spec("test.sleep")],
+                                 server=Unreachable())
+    step = await runner.run_step(session, "handshake")
+    by_id = {c.id: c for c in step.checks}
+    assert by_id["test.root"].status == Status.SKIP and "host key" in (by_id["test.root"].reason or "")
+    assert by_id["test.tool"].status == Status.SKIP and "cannot be reached" in (by_id["test.tool"].reason or "")
+    assert by_id["test.sleep"].status == Status.PASS  # needs nothing of the server
+
+
 async def test_results_keep_checklist_order_whatever_order_they_finish_in() -> None:
     runner, session = runner_for([spec("test.sleep", seconds=0.2), spec("test.tool")])
     step = await runner.run_step(session, "handshake")
