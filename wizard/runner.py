@@ -134,8 +134,10 @@ class Runner:
             step.refresh_status()
 
         indexes = range(len(spec.checks)) if only is None else [only]
+        stages = sorted({spec.checks[i].stage for i in indexes})
         try:
-            await asyncio.gather(*(one(i, spec.checks[i]) for i in indexes))
+            for stage in stages:
+                await asyncio.gather(*(one(i, spec.checks[i]) for i in indexes if spec.checks[i].stage == stage))
         finally:
             step.refresh_status()
             self.emit(StepFinished(step_id, step))

@@ -91,6 +91,18 @@ async def test_checks_of_a_step_run_concurrently() -> None:
     assert [c.status for c in step.checks] == [Status.PASS, Status.PASS]
 
 
+async def test_stages_of_a_step_run_one_after_another() -> None:
+    events: list = []
+    runner, session = runner_for([CheckSpec(check="test.sleep", params={"seconds": 0.3}, stage=1),
+                                  CheckSpec(check="test.slow", params={"seconds": 0.0}, stage=0)],
+                                 events=events)
+    await runner.run_step(session, "handshake")
+    order = [e.result.id for e in events if isinstance(e, CheckFinished)]
+    started = [e.check for e in events if type(e).__name__ == "CheckStarted"]
+    assert started == ["test.slow", "test.sleep"] and order == ["test.slow", "test.sleep"]
+    assert [c.id for c in session.step("handshake").checks] == ["test.sleep", "test.slow"]
+
+
 async def test_a_check_that_raises_becomes_an_error_with_its_traceback_and_the_rest_runs() -> None:
     runner, session = runner_for([spec("test.sleep", outcome="raise"), spec("test.tool")])
     step = await runner.run_step(session, "handshake")

@@ -32,7 +32,7 @@ def get_check(check_id: str) -> type[Check]:
 def _load_builtin() -> None:
     # Importing the modules registers their checks.
     from wizard.checks import (app, connectivity, firewall, handshake, identify,  # noqa: F401
-                               kernel_trace, logs, packets, process)
+                               conntrack, kernel_trace, logs, packets, process)
 
 
 def checklist_path(name: str = DEFAULT_CHECKLIST) -> Path:

@@ -35,6 +35,10 @@ class CheckSpec(Strict):
     check: str = Field(description="a check id, e.g. tcp.burst")
     params: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float = Field(default=15.0, gt=0, le=120)
+    stage: int = Field(default=0, ge=0, le=9, description=(
+        "checks of a step run concurrently within a stage, stages one after another: a probe "
+        "whose evidence others would disturb (a burst against a rate limit, counters bracketing "
+        "a probe) gets a stage of its own"))
 
 
 class Step(Strict):
