@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
 from wizard.checks.firewall import FirewallRulesCheck, FirewallRulesParams
-from wizard.checks.fwrules import (Rule, Selector, merge_iptables, parse_firewalld_zones, parse_iptables_line,
-                                   parse_iptables_save, parse_nft_json, parse_ufw_status)
+from wizard.checks.fwfront import parse_firewalld_zones, parse_ufw_status
+from wizard.checks.fwipt import merge_iptables, parse_iptables_line, parse_iptables_save
+from wizard.checks.fwnft import parse_nft_json
+from wizard.checks.fwrules import Rule, Selector
 from wizard.checks.fwwalk import Flow, matches_port, walk
 from wizard.model import Status
 

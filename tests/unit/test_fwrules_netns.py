@@ -12,7 +12,8 @@ import pytest
 
 from tests.unit.fakes import FakeProbes, make_ctx
 from wizard.checks.firewall import FirewallRulesCheck, FirewallRulesParams
-from wizard.checks.fwrules import merge_iptables, parse_iptables_save, parse_nft_json
+from wizard.checks.fwipt import merge_iptables, parse_iptables_save
+from wizard.checks.fwnft import parse_nft_json
 from wizard.checks.fwwalk import Flow, walk
 from wizard.probes.hosts import NetnsHost
 from wizard.probes.tcp import ExchangeOutcome, ProbeEvent

@@ -10,8 +10,10 @@ from pydantic import Field
 
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.common import bracket
-from wizard.checks.fwrules import (FrontEnd, Ruleset, combine, merge_iptables, parse_firewalld_zones,
-                                   parse_iptables_save, parse_nft_json, parse_ufw_status)
+from wizard.checks.fwfront import FrontEnd, parse_firewalld_zones, parse_ufw_status
+from wizard.checks.fwipt import merge_iptables, parse_iptables_save
+from wizard.checks.fwnft import parse_nft_json
+from wizard.checks.fwrules import Ruleset, combine
 from wizard.checks.fwwalk import Flow, Hit, walk
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
@@ -335,8 +337,3 @@ async def _backends(host: Host) -> dict[str, str]:
         found[tool] = ("missing" if out.missing else "legacy" if "legacy" in text
                        else "nf_tables" if "nf_tables" in text else "")
     return found
-
-
-# conntrack.state lives beside this check in step 4; importing it here registers it until the
-# registry's list of built-in modules names it too.
-from wizard.checks import conntrack as _conntrack  # noqa: E402,F401

@@ -10,11 +10,12 @@ import ipaddress
 from dataclasses import dataclass, replace
 from typing import Any
 
-from wizard.checks.fwrules import (_FAMILY_HINT, _HOOK_ORDER, Chain, Match, NamedSet, Rule,
-                                   Ruleset, Selector)
+from wizard.checks.fwrules import Chain, Match, NamedSet, Rule, Ruleset, Selector, port_in
 
 _PROTO_NUM = {"6": "tcp", "17": "udp"}
-_FAMILY_NF = _FAMILY_HINT
+# A rule's or selector's family (nft's ip/ip6, a flow's ipv4/ipv6) as the flow names it.
+_FAMILY_NF = {"ip": "ipv4", "ip6": "ipv6", "ipv4": "ipv4", "ipv6": "ipv6"}
+_HOOK_ORDER = {"ingress": 0, "prerouting": 1, "input": 2, "forward": 2, "output": 3, "postrouting": 4}
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,14 @@ def _is_loopback(addr: str) -> bool:
         return False
 
 
-def _port_in(value: str, port: int, sets: dict[tuple[str, str, str], NamedSet], rule: Rule) -> Match:
+def _port_match(value: str, port: int, sets: dict[tuple[str, str, str], NamedSet], rule: Rule) -> Match:
     if value.startswith("@"):
         named = sets.get((rule.family, rule.table, value[1:]))
         if named is None:
             return "may"
-        hit = any(_port_in(e, port, sets, rule) == "yes" for e in named.elements)
+        hit = any(_port_match(e, port, sets, rule) == "yes" for e in named.elements)
         return "yes" if hit else ("may" if named.dynamic else "no")
-    lo, sep, hi = value.partition("-")
-    try:
-        if sep:
-            return "yes" if int(lo) <= port <= int(hi) else "no"
-        return "yes" if int(value) == port else "no"
-    except ValueError:
-        return "may"  # a service name or something nft wrote we do not know
+    return port_in(value, port)
 
 
 def _addr_in(value: str, addrs: tuple[str, ...]) -> Match:
@@ -78,7 +73,7 @@ def _judge(sel: Selector, rule: Rule, flow: Flow, sets: dict[tuple[str, str, str
     if sel.field == "proto":
         m = _any_of(sel.values, lambda v: "yes" if _PROTO_NUM.get(v, v) == "tcp" else "no")
     elif sel.field == "dport":
-        m = _any_of(sel.values, lambda v: _port_in(v, flow.port, sets, rule))
+        m = _any_of(sel.values, lambda v: _port_match(v, flow.port, sets, rule))
     elif sel.field == "daddr":
         m = _any_of(sel.values, lambda v: _addr_in(v, flow.daddrs))
     elif sel.field == "nfproto":
