@@ -16,7 +16,7 @@ from wizard.checks.packets import (CaptureParams, PacketsCaptureCheck, PacketsSy
                                    PathPmtuCheck, PmtuParams, ProtocolParams, SynParams,
                                    TcpProtocolCheck)
 from wizard.model import Answers, Status
-from wizard.probes.nftguard import RstGuard, guard_ruleset, remove_stale
+from wizard.probes.nftguard import RstGuard, SharedGuard, guard_ruleset, remove_stale
 from wizard.probes.packets import Capture, PacketEvent, SizeEcho, SynFingerprint
 from wizard.probes.protocol import Attempt, ProtocolFacts, ProtocolProbe
 from wizard.runner import Runner
@@ -24,7 +24,8 @@ from wizard.runner import Runner
 
 def test_guard_rule_matches_only_the_probe_port_address_and_rst():
     script = guard_ruleset("t1", "10.0.0.5", [40001])
-    assert "ip daddr 10.0.0.5 tcp sport 40001 tcp flags & rst == rst counter drop" in script
+    # Bare RSTs only: the kernel's answer to our SYN-ACK; the probe's own RST+ACK must pass.
+    assert "ip daddr 10.0.0.5 tcp sport 40001 tcp flags & (rst | ack) == rst counter drop" in script
     assert "hook output" in script
     assert "ip6 daddr 2001:db8::5 tcp sport { 40001, 40002 }" in guard_ruleset("t1", "2001:db8::5",
                                                                               [40002, 40001])
@@ -82,6 +83,63 @@ async def test_stale_guard_tables_of_dead_processes_are_removed_and_live_ones_ke
     mine = f"reset_wizard_rstguard_{os.getpid()}_7"
     host = _nft_host(f"table inet reset_wizard_rstguard_4194303_1\ntable inet {mine}\ntable inet other\n")
     assert await remove_stale(host) == ["reset_wizard_rstguard_4194303_1"]
+
+
+def _added(host: FakeHost) -> list[tuple[str, ...]]:
+    return [c for c in host.calls if c[0] == "nft" and len(c) == 2 and c[1].startswith("add table")]
+
+
+async def test_probes_of_one_run_share_one_guard_table_over_distinct_ports():
+    host = _nft_host()
+    guard = SharedGuard("10.0.0.5", host, linger_s=0.2)
+    async with guard.port() as (p1, t1):
+        async with guard.port() as (p2, t2):
+            assert p1 != p2 and t1 == t2 and t1
+        async with guard.port() as (p3, _):  # back to back: same table, port reused or not
+            pass
+    await asyncio.sleep(0.05)
+    async with guard.port() as (p4, t4):  # within the linger: still the same table
+        assert t4 == t1
+    assert guard.installs == 1 and len(_added(host)) == 1
+    assert str(p1) in _added(host)[0][1] and str(p2) in _added(host)[0][1]
+    assert _deleted(host) == []
+    await asyncio.sleep(0.4)  # the linger is over: removed without anyone asking
+    assert _deleted(host) == [t1]
+    async with guard.port() as (_, t5):  # a later probe installs a fresh one
+        assert t5 != t1
+    await guard.remove_now()
+    assert _deleted(host) == [t1, t5] and guard.installs == 2
+
+
+async def test_shared_guard_is_removed_at_once_when_its_probe_is_cancelled():
+    host = _nft_host()
+    guard = SharedGuard("10.0.0.5", host, linger_s=60)
+    entered = asyncio.Event()
+
+    async def probe() -> None:
+        async with guard.port():
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.ensure_future(probe())
+    await asyncio.wait_for(entered.wait(), 5)
+    table = guard.table
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _deleted(host) == [table] and guard.table == ""
+
+
+def test_shared_guard_lingering_at_loop_shutdown_is_removed():
+    host = _nft_host()
+    guard = SharedGuard("10.0.0.5", host, linger_s=60)
+
+    async def run() -> str:
+        async with guard.port() as (_, table):
+            return table
+
+    table = asyncio.run(run())  # asyncio.run cancels the linger: it must clean up, not leak
+    assert _deleted(host) == [table]
 
 
 def test_importing_the_packet_checks_does_not_load_scapy():
@@ -273,3 +331,46 @@ async def test_protocol_probe_recognises_a_real_http_server_on_loopback():
     assert result.status == Status.PASS, result
     assert [s.id for s in result.signals] == ["protocol.matches"]
     assert any("HTTP/1.0 204" in e.title for e in result.evidence)
+
+
+async def _serve(handler) -> tuple[asyncio.AbstractServer, int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_banner_ends_the_protocol_probe_without_waiting_for_tls_and_http():
+    async def speak_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+        await writer.drain()
+        await asyncio.sleep(10)  # then silent, as an SSH server waiting for the client's banner
+        writer.close()
+
+    server, port = await _serve(speak_first)
+    try:
+        started = asyncio.get_running_loop().time()
+        facts = await ProtocolProbe().identify("127.0.0.1", port, "127.0.0.1", 5)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        server.close()
+    assert facts.speaks == "banner" and facts.banner.detail.startswith("SSH-2.0")
+    assert took < 2.5, took  # not the 5 s timeout of the TLS and HTTP attempts
+    assert {facts.tls.outcome, facts.http.outcome} <= {"skipped", "ok", "error", "eof", "reset"}
+
+
+async def test_a_silent_port_is_probed_in_parallel_and_bounded_by_the_timeout():
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(10)
+        writer.close()
+
+    server, port = await _serve(silent)
+    try:
+        started = asyncio.get_running_loop().time()
+        facts = await ProtocolProbe().identify("127.0.0.1", port, "127.0.0.1", 1.0)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        server.close()
+    assert facts.speaks == "unknown"
+    assert facts.banner.detail == "the server sent nothing first"
+    assert facts.http.outcome == "timeout" and not facts.tls.ok  # asyncio: an abort, not a timeout
+    # In parallel: about one timeout (plus TLS's own margin), not the sum of three.
+    assert took < 2.6, took

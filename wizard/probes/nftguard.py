@@ -6,16 +6,23 @@ guard adds one rule, in its own uniquely named table, that drops only outgoing R
 the probe's source port(s) to the probe's address, and removes the table again when the
 probe ends: normally, on an error, on a timeout and on cancellation (Ctrl-C). A table left
 by a run that was killed outright (SIGKILL) is removed by the next run's guard.
+
+``SharedGuard`` lets the probes of one run share one table (one nft add and one delete
+instead of two calls per probe): it covers a small pool of reserved source ports, lives
+while any probe uses it plus a short linger, and goes at once on an error, on
+cancellation, at ``remove_now()`` (end of the run) and when the event loop shuts down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import os
 import re
-from collections.abc import Iterable
+import socket
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 
 from wizard.probes.hosts import Host, LocalHost
@@ -44,10 +51,12 @@ def guard_ruleset(table: str, address: str, sports: Iterable[int]) -> str:
     family = "ip6" if ipaddress.ip_address(address).version == 6 else "ip"
     port_set = str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
     # Priority -300 runs before any ordinary filter chain, so nothing else sees these RSTs.
+    # Only bare RSTs (what the kernel answers to a SYN-ACK it has no socket for): the probe
+    # closes its half-open connections itself with RST+ACK, which must pass.
     return (f"add table inet {table}; "
             f"add chain inet {table} out {{ type filter hook output priority -300; policy accept; }}; "
             f"add rule inet {table} out {family} daddr {address} tcp sport {port_set} "
-            f"tcp flags & rst == rst counter drop")
+            f"tcp flags & (rst | ack) == rst counter drop")
 
 
 def _alive(pid: int) -> bool:
@@ -123,3 +132,131 @@ class RstGuard:
             raise
         finally:
             self.installed = False
+
+
+def reserve_port(address: str) -> socket.socket:
+    """Bind (not listen) a socket on an ephemeral port, so no real connection reuses it."""
+    v6 = ipaddress.ip_address(address).version == 6
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("::" if v6 else "0.0.0.0", 0))
+    return sock
+
+
+class SharedGuard:
+    """One guard table per address for all raw probes of a run, over a pool of reserved ports.
+
+    ``async with guard.port() as (sport, table):`` hands out a source port whose bare RSTs
+    are dropped for as long as the block runs.
+    """
+
+    POOL = 4
+
+    def __init__(self, address: str, host: Host | None = None, linger_s: float = 1.0) -> None:
+        self.address = address
+        self.host = host or LocalHost()
+        self.linger_s = linger_s
+        self._guard: RstGuard | None = None
+        self._sockets: list[socket.socket] = []
+        self._free: list[int] = []
+        self._users = 0
+        self._lock = asyncio.Lock()
+        self._linger: asyncio.Task[None] | None = None
+        self.installs = 0  # how many tables this guard has added (for tests and benchmarks)
+
+    @property
+    def table(self) -> str:
+        return self._guard.table if self._guard is not None else ""
+
+    @contextlib.asynccontextmanager
+    async def port(self) -> AsyncIterator[tuple[int, str]]:
+        async with self._lock:
+            self._users += 1
+            if self._linger is not None:
+                self._linger.cancel()  # it sees a user and leaves the table in place
+                self._linger = None
+            try:
+                if self._guard is None:
+                    await self._install()
+            except BaseException:
+                self._users -= 1
+                raise
+            own = self._free.pop() if self._free else None
+        if own is None:  # more concurrent probes than the pool: a guard of their own
+            sock = reserve_port(self.address)
+            try:
+                sport = sock.getsockname()[1]
+                async with RstGuard(self.address, [sport], self.host) as single:
+                    yield sport, single.table
+            finally:
+                sock.close()
+                await self._release(None, failed=False)
+            return
+        failed = True
+        try:
+            yield own, self.table
+            failed = False
+        finally:
+            await self._release(own, failed)
+
+    async def _install(self) -> None:
+        self._sockets = [reserve_port(self.address) for _ in range(self.POOL)]
+        ports = [s.getsockname()[1] for s in self._sockets]
+        guard = RstGuard(self.address, ports, self.host)
+        try:
+            await guard.__aenter__()
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._guard, self._free = guard, ports
+        self.installs += 1
+
+    async def _release(self, sport: int | None, failed: bool) -> None:
+        async def last_user_gone() -> None:
+            async with self._lock:
+                self._users -= 1
+                if sport is not None:
+                    self._free.append(sport)
+                if self._users > 0:
+                    return
+                if failed or self.linger_s <= 0:
+                    await self._remove_locked()
+                else:
+                    self._linger = asyncio.ensure_future(self._expire())
+
+        # Shielded: a cancellation must not leave the user count or the table behind.
+        task = asyncio.ensure_future(last_user_gone())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task}, timeout=NFT_TIMEOUT * 2)
+            raise
+
+    async def _expire(self) -> None:
+        try:
+            await asyncio.sleep(self.linger_s)
+        finally:
+            # Also when cancelled by the loop shutting down: the table must not outlive the run.
+            async with self._lock:
+                if self._users == 0:
+                    await self._remove_locked()
+
+    async def remove_now(self) -> None:
+        async with self._lock:
+            if self._linger is not None and self._users == 0:
+                self._linger.cancel()
+                self._linger = None
+            if self._users == 0:
+                await self._remove_locked()
+
+    async def _remove_locked(self) -> None:
+        guard, self._guard = self._guard, None
+        try:
+            if guard is not None:
+                await guard.__aexit__(None, None, None)
+        finally:
+            self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets, self._free = [], []

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Generic, Literal, TypeVar
 
 from wizard.probes.hosts import Host, LocalHost
-from wizard.probes.nftguard import RstGuard
+from wizard.probes.nftguard import SharedGuard
 
 T = TypeVar("T")
+GUARD_LINGER_S = 1.0  # back-to-back probes of a run share one guard table within this
+GRACE_S = 0.03  # after the last connection of a capture ended: late duplicates, stray ACKs
 Direction = Literal["out", "in"]
 
 
@@ -142,11 +144,58 @@ def initial_ttl(ttl: int) -> int:
     return next(i for i in (32, 64, 128, 255) if ttl <= i)
 
 
-def _scapy() -> Any:
-    from scapy import all as sc  # noqa: PLC0415 - lazy on purpose (import cost)
+_SCAPY: SimpleNamespace | None = None
+_SCAPY_LOCK = threading.Lock()
+_WARM: threading.Thread | None = None
 
-    sc.conf.verb = 0
-    return sc
+
+def _scapy() -> Any:
+    """The few scapy modules the probe uses, imported once (thread-safe).
+
+    Only the IP/IPv6 layers, send/receive and pcap writing: ``scapy.all`` would also load
+    every other protocol and costs two to three times as long.
+    """
+    global _SCAPY
+    if _SCAPY is not None:
+        return _SCAPY
+    with _SCAPY_LOCK:
+        if _SCAPY is None:
+            # Lazy on purpose (import cost); the order matters: config before the layers.
+            from scapy.config import conf  # noqa: PLC0415
+
+            conf.verb = 0
+            from scapy.layers import inet, inet6  # noqa: PLC0415
+            from scapy.sendrecv import AsyncSniffer  # noqa: PLC0415
+            from scapy.supersocket import L3RawSocket  # noqa: PLC0415
+            from scapy.utils import wrpcap  # noqa: PLC0415
+
+            _SCAPY = SimpleNamespace(
+                conf=conf, IP=inet.IP, TCP=inet.TCP, ICMP=inet.ICMP, IPerror=inet.IPerror,
+                TCPerror=inet.TCPerror, IPv6=inet6.IPv6, IPerror6=inet6.IPerror6,
+                ICMPv6EchoRequest=inet6.ICMPv6EchoRequest, ICMPv6PacketTooBig=inet6.ICMPv6PacketTooBig,
+                L3RawSocket=L3RawSocket, L3RawSocket6=inet6.L3RawSocket6, AsyncSniffer=AsyncSniffer,
+                wrpcap=wrpcap)
+    return _SCAPY
+
+
+def warm_scapy() -> None:
+    """Start importing scapy in a background thread (idempotent, returns at once).
+
+    Called when a run is about to need packets, so the import overlaps other work; never at
+    start-up of the CLI or the TUI (the thread competes for the GIL with the first frame).
+    """
+    global _WARM
+    if _SCAPY is not None or _WARM is not None:
+        return
+    _WARM = threading.Thread(target=_warm_quietly, name="scapy-import", daemon=True)
+    _WARM.start()
+
+
+def _warm_quietly() -> None:
+    try:
+        _scapy()
+    except Exception:  # noqa: BLE001 - the probe's own call raises it again, with context
+        pass
 
 
 def _is_v6(address: str) -> bool:
@@ -184,31 +233,75 @@ def event_from_packet(pkt: Any, port: int, t0: float) -> PacketEvent | None:
         payload_len=len(bytes(tcp.payload)))
 
 
-def _reserve_port(address: str) -> socket.socket:
-    """Bind (not listen) a socket on an ephemeral port, so no real connection reuses it."""
-    sock = socket.socket(socket.AF_INET6 if _is_v6(address) else socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("::" if _is_v6(address) else "0.0.0.0", 0))
-    return sock
+def flows_over(events: list[PacketEvent]) -> bool:
+    """Whether every connection seen has ended: a RST, or a FIN from both sides."""
+    fins: dict[int, set[str]] = {}
+    reset: set[int] = set()
+    for ev in list(events):  # the sniffer thread appends while we look
+        if ev.is_rst:
+            reset.add(ev.client_port)
+        elif ev.is_fin:
+            fins.setdefault(ev.client_port, set()).add(ev.direction)
+        else:
+            fins.setdefault(ev.client_port, set())
+    return bool(events) and all(p in reset or len(d) == 2 for p, d in fins.items())
+
+
+class TraceProgress:
+    """The traceroute's stop condition: the target answered and so did every lower TTL.
+
+    Sees every packet the receiving socket reads (as scapy's stop_filter), so it matches
+    the answers to our probes by port and sequence number itself.
+    """
+
+    def __init__(self, address: str, sport: int, base: int, max_ttl: int) -> None:
+        self.address, self.sport, self.base, self.max_ttl = address, sport, base, max_ttl
+        self.answered: set[int] = set()
+        self.target_ttl: int | None = None
+
+    def seen(self, pkt: Any) -> bool:
+        sc = _scapy()
+        if pkt.haslayer(sc.IPerror) or pkt.haslayer(sc.IPerror6):  # ICMP quoting our SYN
+            inner = pkt.getlayer(sc.TCPerror)
+            if inner is not None and int(inner.sport) == self.sport:
+                self._answer(int(inner.seq) - self.base, target=False)
+        elif pkt.haslayer(sc.TCP):
+            tcp = pkt[sc.TCP]
+            if int(tcp.dport) == self.sport and ("S" in str(tcp.flags) or "R" in str(tcp.flags)):
+                self._answer(int(tcp.ack) - 1 - self.base, target=True)
+        return self.complete
+
+    def _answer(self, ttl: int, target: bool) -> None:
+        if not 1 <= ttl <= self.max_ttl:
+            return
+        self.answered.add(ttl)
+        if target and (self.target_ttl is None or ttl < self.target_ttl):
+            self.target_ttl = ttl
+
+    @property
+    def complete(self) -> bool:
+        return self.target_ttl is not None and all(t in self.answered for t in range(1, self.target_ttl))
 
 
 class PacketProbe:
     """Raw-socket probes; needs root (CAP_NET_RAW, and CAP_NET_ADMIN for the guard)."""
 
-    def __init__(self, client: Host | None = None) -> None:
+    def __init__(self, client: Host | None = None, guard_linger_s: float = GUARD_LINGER_S) -> None:
         self.client = client or LocalHost()  # where the guard's nft runs: this machine
         self._sockets: dict[int, Any] = {}
         self._lock = asyncio.Lock()
+        self._guards: dict[str, SharedGuard] = {}
+        self.guard_linger_s = guard_linger_s
+
+    def warm(self) -> None:
+        """Start importing scapy in the background so the first probe does not wait for it."""
+        warm_scapy()
 
     def _socket(self, address: str) -> Any:
         family = 6 if _is_v6(address) else 4
         if family not in self._sockets:
             sc = _scapy()
-            if family == 6:
-                from scapy.layers.inet6 import L3RawSocket6  # noqa: PLC0415
-
-                self._sockets[6] = L3RawSocket6()
-            else:
-                self._sockets[4] = sc.L3RawSocket()
+            self._sockets[family] = sc.L3RawSocket6() if family == 6 else sc.L3RawSocket()
         return self._sockets[family]
 
     def close(self) -> None:
@@ -216,11 +309,28 @@ class PacketProbe:
             sock.close()
         self._sockets.clear()
 
-    async def _sr(self, address: str, packets: list[Any], timeout: float) -> tuple[Any, Any]:
+    async def aclose(self) -> None:
+        """Remove every guard table now (the end of a run) and close the raw sockets."""
+        for guard in list(self._guards.values()):
+            await guard.remove_now()
+        self._guards.clear()
+        self.close()
+
+    def _guard(self, address: str) -> SharedGuard:
+        guard = self._guards.get(address)
+        if guard is None:
+            guard = self._guards[address] = SharedGuard(address, self.client, self.guard_linger_s)
+        return guard
+
+    async def _sr(self, address: str, packets: list[Any], timeout: float,
+                  stop_filter: Callable[[Any], bool] | None = None) -> tuple[Any, Any]:
+        """Send and wait for the answers: done when all are answered, ``stop_filter`` says
+        so, or at ``timeout`` (the upper bound, never a fixed wait)."""
         async with self._lock:
             sock = await asyncio.to_thread(self._socket, address)
             return await asyncio.wait_for(
-                asyncio.to_thread(sock.sr, packets, timeout=timeout), timeout + 5)
+                asyncio.to_thread(sock.sr, packets, timeout=timeout, stop_filter=stop_filter),
+                timeout + 5)
 
     async def _send(self, address: str, packet: Any) -> None:
         async with self._lock:
@@ -267,7 +377,12 @@ class PacketProbe:
         action_ms = round((time.time() - t0) * 1000, 2)
         try:
             result = await action()
-            await asyncio.sleep(settle_s)  # late RSTs and FINs of the action's last packets
+            # Late RSTs and FINs of the action's last packets: wait until every connection
+            # seen is over (RST, or FIN both ways), then a short grace; settle_s bounds it.
+            deadline = time.monotonic() + settle_s
+            while time.monotonic() < deadline and not flows_over(events):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(max(0.0, min(GRACE_S, deadline - time.monotonic())))
         finally:
             if sniffer.running:
                 await asyncio.to_thread(sniffer.stop, True)
@@ -286,75 +401,68 @@ class PacketProbe:
     async def syn(self, address: str, port: int, timeout: float = 2.0) -> SynFingerprint:
         """One scapy SYN; the SYN-ACK's TTL, window and options; our RST is sent afterwards."""
         sc = await asyncio.to_thread(_scapy)
-        reserved = _reserve_port(address)
-        sport = reserved.getsockname()[1]
-        try:
+        async with self._guard(address).port() as (sport, table):
             seq = random.randrange(1 << 31)
             ip = sc.IPv6(dst=address) if _is_v6(address) else sc.IP(dst=address)
             syn = ip / sc.TCP(sport=sport, dport=port, flags="S", seq=seq,
                               options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)),
                                        ("WScale", 7)])
-            async with RstGuard(address, [sport], self.client) as guard:
-                started = time.monotonic()
-                answered, _ = await self._sr(address, [syn], timeout)
-                rtt = round((time.monotonic() - started) * 1000, 2)
+            started = time.monotonic()
+            answered, _ = await self._sr(address, [syn], timeout)
+            rtt = round((time.monotonic() - started) * 1000, 2)
             if not answered:
-                return SynFingerprint(address, port, "none", source_port=sport, guard_table=guard.table)
+                return SynFingerprint(address, port, "none", source_port=sport, guard_table=table)
             reply = answered[0][1]
             ev = event_from_packet(reply, port, 0.0)
             if ev is None:
-                return SynFingerprint(address, port, "none", source_port=sport, guard_table=guard.table)
+                return SynFingerprint(address, port, "none", source_port=sport, guard_table=table)
             if ev.is_synack:
-                # Close the half-open connection on the server ourselves, politely.
-                await self._send(address, ip / sc.TCP(sport=sport, dport=port, flags="R",
-                                                      seq=seq + 1))
+                # Close the half-open connection on the server ourselves: RST+ACK, which
+                # the guard lets through (it holds back only the kernel's bare RSTs).
+                await self._send(address, ip / sc.TCP(sport=sport, dport=port, flags="RA",
+                                                      seq=seq + 1, ack=ev.seq + 1))
             opts = dict(o for o in (reply[sc.TCP].options or []) if isinstance(o, tuple))
             first = initial_ttl(ev.ttl)
             return SynFingerprint(
                 address, port, "syn-ack" if ev.is_synack else "rst" if ev.is_rst else "none",
                 ttl=ev.ttl, initial_ttl=first, hops=first - ev.ttl, window=ev.window,
                 options=ev.options, mss=opts.get("MSS"), wscale=opts.get("WScale"),
-                ip_id=ev.ip_id, df=ev.df, rtt_ms=rtt, source_port=sport, guard_table=guard.table)
-        finally:
-            reserved.close()
+                ip_id=ev.ip_id, df=ev.df, rtt_ms=rtt, source_port=sport, guard_table=table)
 
     async def traceroute(self, address: str, port: int, max_ttl: int = 16,
                          timeout: float = 2.0) -> list[Hop]:
         """TCP SYN traceroute: every TTL at once through one socket, answers matched by seq."""
         sc = await asyncio.to_thread(_scapy)
-        reserved = _reserve_port(address)
-        sport = reserved.getsockname()[1]
         v6 = _is_v6(address)
         base = random.randrange(1 << 30)
-        probes = []
-        for ttl in range(1, max_ttl + 1):
-            ip = sc.IPv6(dst=address, hlim=ttl) if v6 else sc.IP(dst=address, ttl=ttl)
-            probes.append(ip / sc.TCP(sport=sport, dport=port, flags="S", seq=base + ttl))
-        try:
-            async with RstGuard(address, [sport], self.client):
-                answered, _ = await self._sr(address, probes, timeout)
-        finally:
-            reserved.close()
-        by_ttl: dict[int, Hop] = {}
-        reached: list[Any] = []
-        for sent, reply in answered:
-            ttl = int(sent.hlim if v6 else sent.ttl)
-            rip = reply.getlayer(sc.IPv6) if v6 else reply.getlayer(sc.IP)
-            rtt = round((float(reply.time) - float(sent.sent_time or reply.time)) * 1000, 2)
-            reply_ttl = int(rip.hlim if v6 else rip.ttl)
-            if reply.haslayer(sc.TCP) and (not reply.haslayer(sc.IPerror)
-                                           and not reply.haslayer(sc.IPerror6)):
-                flags = str(reply[sc.TCP].flags)
-                kind = "syn-ack" if "S" in flags else "rst" if "R" in flags else "none"
-            else:
-                icmp_type = int(getattr(reply.getlayer(2), "type", -1))
-                kind = "time-exceeded" if icmp_type == (3 if v6 else 11) else "unreachable"
-            if kind == "syn-ack":
-                reached.append(sent)
-            by_ttl[ttl] = Hop(ttl, str(rip.src), kind, max(rtt, 0.0), reply_ttl)  # type: ignore[arg-type]
-        for sent in reached:  # close the half-open connections our SYNs left on the server
-            await self._send(address, (sc.IPv6(dst=address) if v6 else sc.IP(dst=address))
-                             / sc.TCP(sport=sport, dport=port, flags="R", seq=int(sent[sc.TCP].seq) + 1))
+        async with self._guard(address).port() as (sport, _table):
+            probes = []
+            for ttl in range(1, max_ttl + 1):
+                ip = sc.IPv6(dst=address, hlim=ttl) if v6 else sc.IP(dst=address, ttl=ttl)
+                probes.append(ip / sc.TCP(sport=sport, dport=port, flags="S", seq=base + ttl))
+            done = TraceProgress(address, sport, base, max_ttl)
+            answered, _ = await self._sr(address, probes, timeout, stop_filter=done.seen)
+            reached: list[tuple[Any, Any]] = []
+            by_ttl: dict[int, Hop] = {}
+            for sent, reply in answered:
+                ttl = int(sent.hlim if v6 else sent.ttl)
+                rip = reply.getlayer(sc.IPv6) if v6 else reply.getlayer(sc.IP)
+                rtt = round((float(reply.time) - float(sent.sent_time or reply.time)) * 1000, 2)
+                reply_ttl = int(rip.hlim if v6 else rip.ttl)
+                if reply.haslayer(sc.TCP) and (not reply.haslayer(sc.IPerror)
+                                               and not reply.haslayer(sc.IPerror6)):
+                    flags = str(reply[sc.TCP].flags)
+                    kind = "syn-ack" if "S" in flags else "rst" if "R" in flags else "none"
+                else:
+                    icmp_type = int(getattr(reply.getlayer(2), "type", -1))
+                    kind = "time-exceeded" if icmp_type == (3 if v6 else 11) else "unreachable"
+                if kind == "syn-ack":
+                    reached.append((sent, reply))
+                by_ttl[ttl] = Hop(ttl, str(rip.src), kind, max(rtt, 0.0), reply_ttl)  # type: ignore[arg-type]
+            for sent, reply in reached:  # close the half-open connections our SYNs left
+                await self._send(address, (sc.IPv6(dst=address) if v6 else sc.IP(dst=address))
+                                 / sc.TCP(sport=sport, dport=port, flags="RA", seq=int(sent[sc.TCP].seq) + 1,
+                                          ack=int(reply[sc.TCP].seq) + 1))
         hops: list[Hop] = []
         for ttl in range(1, max_ttl + 1):
             hop = by_ttl.get(ttl, Hop(ttl, None, "none"))

@@ -1,9 +1,10 @@
 """What a port really speaks (I/O, plain sockets): a banner, a TLS handshake, an HTTP answer.
 
-Three short connections, each bounded by the timeout: one that only listens (servers such
-as SSH, SMTP or MySQL speak first), one that attempts a TLS handshake (certificates are not
-verified: the question is only whether TLS is spoken), and one that sends a plain HTTP
-HEAD request.
+Three short connections at once, each bounded by the timeout: one that only listens for a
+few hundred milliseconds (servers such as SSH, SMTP or MySQL speak first), one that attempts
+a TLS handshake (certificates are not verified: the question is only whether TLS is spoken),
+and one that sends a plain HTTP HEAD request. The first conclusive answer (a TLS handshake,
+an HTTP status line, a banner) ends the others, which are reported as not needed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 
 MAX_READ = 4096
+BANNER_WAIT_S = 0.3  # servers that speak first do so at once; longer only delays the run
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,31 @@ class ProtocolProbe:
         return Attempt(False, f"not HTTP: {first!r}", "ok")
 
     async def identify(self, address: str, port: int, host: str, timeout: float) -> ProtocolFacts:
-        banner = await self.banner(address, port, min(timeout, 1.0))
-        tls = await self.tls(address, port, None if _is_ip(host) else host, timeout)
-        http = await self.http(address, port, host, timeout)
-        return ProtocolFacts(address, port, banner, tls, http)
+        attempts = {
+            "banner": asyncio.ensure_future(self.banner(address, port, min(timeout, BANNER_WAIT_S))),
+            "tls": asyncio.ensure_future(self.tls(address, port, None if _is_ip(host) else host, timeout)),
+            "http": asyncio.ensure_future(self.http(address, port, host, timeout)),
+        }
+        done: dict[str, Attempt] = {}
+        conclusive: str | None = None
+        try:
+            pending = set(attempts.values())
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for name, task in attempts.items():
+                    if task in finished:
+                        done[name] = task.result()
+                conclusive = next((n for n in ("tls", "http", "banner") if n in done and done[n].ok), None)
+                if conclusive is not None:
+                    break
+        finally:
+            for task in attempts.values():
+                task.cancel()
+            await asyncio.gather(*attempts.values(), return_exceptions=True)
+        for name in attempts:
+            if name not in done:
+                done[name] = Attempt(False, f"not needed: the port already answered {conclusive}", "skipped")
+        return ProtocolFacts(address, port, done["banner"], done["tls"], done["http"])
 
 
 def _is_ip(text: str) -> bool:
