@@ -28,7 +28,7 @@ from wizard.probes.files import write_atomic
 from wizard.probes.payloads import decode_escapes
 
 EXIT_OK, EXIT_DIAGNOSED, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
-COMMANDS = ("diagnose", "demo", "report", "checks")
+COMMANDS = ("diagnose", "demo", "report", "checks", "lab")
 PROG = "reset-wizard"
 
 
@@ -103,6 +103,8 @@ def _diagnose_options(p: argparse.ArgumentParser) -> None:
     add("--redact-addresses", action="store_true", help="also replace IP addresses and host names")
     add("--force", action="store_true", help="overwrite existing --json / --report files")
     add("--quiet", action="store_true", help="no progress on stderr, only the verdict")
+    add("--allow-tracefs-mount", action="store_true",
+        help="let kernel.resets mount tracefs when it is missing (unmounted again afterwards)")
 
 
 def build_parser() -> _Parser:
@@ -133,6 +135,14 @@ def build_parser() -> _Parser:
     r.add_argument("--no-redact", action="store_true")
     r.add_argument("--redact-addresses", action="store_true")
     r.add_argument("--force", action="store_true")
+
+    lab = sub.add_parser("lab", help="the fault lab: scenarios in network namespaces (root)")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="list|up|down", parser_class=_Parser, required=True)
+    lab_sub.add_parser("list", help="every scenario with its explanation")
+    up = lab_sub.add_parser("up", help="build a scenario and print how to diagnose it")
+    up.add_argument("name", metavar="NAME")
+    dn = lab_sub.add_parser("down", help="remove a lab (all labs without NAME)")
+    dn.add_argument("name", nargs="?", metavar="NAME")
 
     c = sub.add_parser("checks", help="list every check and what it needs")
     # Regenerates checklists/connection-reset.schema.json (see tests/unit/test_schema.py).
@@ -307,7 +317,8 @@ async def diagnose_command(args: argparse.Namespace, probes: Probes | None = Non
         raise WizardError("bad output paths", "--json and --report name the same file")
     server = host_for(args.server)
     answers = await build_answers(args, server)
-    session, ctx = await prepare(args.target, answers, args.server, probes=probes, server=server)
+    session, ctx = await prepare(args.target, answers, args.server, probes=probes, server=server,
+                                 checklist=_checklist(getattr(args, "allow_tracefs_mount", False)))
     runner = Runner(ctx, Progress(args.quiet))
 
     task = asyncio.ensure_future(runner.run_all(session))
@@ -342,6 +353,31 @@ def demo_tui() -> int:
     with start_demo() as demo:
         return run_tui(demo.target, answers=Answers(error=demo.error, logs=[str(demo.log_path)],
                                                     payload=decode_escapes(demo.payload)), demo=True)
+
+
+def _checklist(allow_tracefs_mount: bool) -> Checklist:
+    """The shipped checklist; with --allow-tracefs-mount, kernel.resets may mount tracefs."""
+    from wizard.checks.registry import load
+
+    checklist = load()
+    if not allow_tracefs_mount:
+        return checklist
+    steps = []
+    for step in checklist.steps:
+        specs = [spec.model_copy(update={"params": {**spec.params, "allow_mount": True}})
+                 if spec.check == "kernel.resets" else spec for spec in step.checks]
+        steps.append(step.model_copy(update={"checks": specs}))
+    return checklist.model_copy(update={"steps": steps})
+
+
+def lab_command(args: argparse.Namespace) -> int:
+    from wizard.lab.commands import lab_down, lab_list, lab_up
+
+    if args.lab_command == "list":
+        return lab_list()
+    if args.lab_command == "up":
+        return lab_up(args.name)
+    return lab_down(args.name)
 
 
 async def demo_command(args: argparse.Namespace) -> int:
@@ -433,6 +469,8 @@ def main(argv: list[str] | None = None, *, probes: Probes | None = None) -> int:
             return run_tui(args.target, server=args.server)
         if args.command == "checks":
             return checks_command(args)
+        if args.command == "lab":
+            return lab_command(args)
         if args.command == "demo" and not args.headless:
             return demo_tui()
         runner = {"diagnose": lambda: diagnose_command(args, probes), "demo": lambda: demo_command(args),

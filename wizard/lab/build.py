@@ -51,6 +51,7 @@ class LabState:
     target: str = ""
     logs: list[str] = field(default_factory=list)
     diagnose: list[str] = field(default_factory=list)
+    error: str = ""
 
     @property
     def path(self) -> Path:
@@ -105,13 +106,13 @@ class Lab:
         s = self.scenario
         argv = ["ip", "netns", "exec", self.state.client, wizard, "diagnose", self.target,
                 "--server", f"netns:{self.state.server}", "--log", str(self.log_path),
-                "--attempts", str(s.attempts), "--timeout", "2"]
+                "--attempts", str(s.attempts), "--timeout", "2", "--allow-tracefs-mount"]
         if s.hold:
             argv += ["--hold", f"{s.hold:g}"]
         if s.payload is not None:
             argv += ["--payload", s.payload]
-        if s.error:
-            argv += ["--error", s.error]
+        if self.state.error:
+            argv += ["--error", self.state.error]
         return argv
 
     # -- building ------------------------------------------------------------------------
@@ -127,6 +128,7 @@ class Lab:
             self._topology()
             self._configure()
             self._servers()
+            self._trigger()
             st.diagnose = self.diagnose_argv()
             st.save()
         except BaseException:
@@ -213,6 +215,23 @@ class Lab:
                 break
             time.sleep(0.05)
         raise LabError(f"lab server {' '.join(s.server)} did not start: {out_path.read_text()[-1000:]}")
+
+
+    def _trigger(self) -> None:
+        """One request from the client namespace, as the application's client makes it: the
+        fault happens once before anyone diagnoses it, so the server's log holds its lines and
+        the error the client met becomes `--error`, as a person would paste it."""
+        s, st = self.scenario, self.state
+        argv = ["ip", "netns", "exec", st.client, sys.executable, "-m", "wizard.lab.servers", "client",
+                "--address", self.server_address, "--port", str(s.port), "--hold", f"{s.hold:g}"]
+        if s.tls_payload:
+            argv += ["--tls"]
+        elif s.payload is not None:
+            argv += ["--payload", s.payload]
+        done = run(argv, check=False, timeout=s.hold + 15)
+        said = done.stdout.strip().splitlines()[-1:] or [""]
+        st.error = "" if said[0] == "ok" else said[0][:300]
+        st.save()
 
 
 def _source_root() -> str:

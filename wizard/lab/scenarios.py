@@ -31,7 +31,7 @@ class Scenario:
     payload: str | None = None
     hold: float = 0.0
     attempts: int = 6
-    error: str = ""
+    tls_payload: bool = False      # the client speaks TLS (the trigger sends nothing it cannot)
     evidence: tuple[str, ...] = ()   # regexes the report must match: the decisive evidence
 
     @property
@@ -182,18 +182,19 @@ SCENARIOS: tuple[Scenario, ...] = (
 
     Scenario(
         "rate-limit", "rate-limit",
-        "An nftables rule on the server lets 3 new connections through per minute and resets the "
+        "An nftables rule on the server lets a burst of 8 new connections through, then one per minute, and resets the "
         "rest: in a burst of handshakes the first succeed and the later ones are refused.",
-        server_nft=_input("tcp dport {port} ct state new limit rate over 1/minute burst 3 packets counter "
+        server_nft=_input("tcp dport {port} ct state new limit rate over 1/minute burst 8 packets counter "
                           "reject with tcp reset"),
+        attempts=12,
         evidence=(r"limit rate over",)),
     Scenario("rate-limit/v6-router", "rate-limit",
              "The limit sits on the router instead, over IPv6 on another port: SYNs beyond the first "
              "few in a minute are reset by the path.",
              family=6, port=6379,
              router_nft=_forward("tcp dport {port} tcp flags & (syn|ack) == syn limit rate over 1/minute "
-                                 "burst 4 packets counter reject with tcp reset"),
-             attempts=8, evidence=(r"later|attempt",)),
+                                 "burst 8 packets counter reject with tcp reset"),
+             attempts=12, evidence=(r"later|attempt",)),
 
     Scenario(
         "protocol-mismatch", "protocol-mismatch",
@@ -204,7 +205,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         evidence=(r"(?i)TLS",)),
     Scenario("protocol-mismatch/v6-tls-to-plain", "protocol-mismatch",
              "The other way round over IPv6: a TLS ClientHello to a plain HTTP server on port 443.",
-             family=6, port=443, server=("http",), evidence=(r"(?i)TLS|HTTP",)),
+             family=6, port=443, server=("http",), tls_payload=True, evidence=(r"(?i)TLS|HTTP",)),
 
     Scenario(
         "conntrack-table-full", "conntrack-table-full",

@@ -280,9 +280,36 @@ def _crash_worker(args: argparse.Namespace) -> int:
     os._exit(70)
 
 
+def _client(args: argparse.Namespace) -> int:
+    """The application's client: one request (and, with --hold, a second one after idling on
+    the same connection), printing the error it met the way Python reports it, or "ok"."""
+    payload = args.payload.encode().decode("unicode_escape").encode("latin-1") if args.payload else (
+        f"GET / HTTP/1.1\r\nHost: {args.address}\r\nConnection: keep-alive\r\n\r\n".encode())
+    try:
+        conn = socket.create_connection((args.address, args.port), timeout=3)
+        if args.tls:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            conn = context.wrap_socket(conn)
+        for round_ in range(2 if args.hold else 1):
+            if round_:
+                time.sleep(args.hold)
+            conn.sendall(payload)
+            if not conn.recv(65536):
+                raise ConnectionError("Remote end closed connection without response")
+            time.sleep(0.2)
+        conn.close()
+    except Exception as exc:  # noqa: BLE001 - the error is the output
+        print(f"{type(exc).__name__}: {exc}", flush=True)
+        return 1
+    print("ok", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m wizard.lab.servers")
-    p.add_argument("mode", choices=("http", "linger0", "unread", "crash", "crash-worker", "backlog", "tls"))
+    p.add_argument("mode", choices=("http", "linger0", "unread", "crash", "crash-worker", "backlog", "tls",
+                                   "client"))
     p.add_argument("--address", default="::")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--log")
@@ -294,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--restart-delay", type=float, default=0.5)
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--payload", help="client: what to send (\\r\\n escapes)")
+    p.add_argument("--tls", action="store_true", help="client: speak TLS")
+    p.add_argument("--hold", type=float, default=0.0, help="client: idle this long, then send again")
     args = p.parse_args(argv)
+    if args.mode == "client":
+        return _client(args)
     if args.mode == "backlog":
         return _backlog(args)
     if args.mode == "crash":
