@@ -379,3 +379,124 @@ async def test_defaults_read_only_usual_logs_that_exist_including_service_dirs()
     first = result.evidence[0].title
     assert "/var/log/kern.log" in first and "/var/log/postgresql/postgresql-16-main.log" in first
     assert "/var/log/gitea/error.log" in first and "/var/log/syslog" not in first
+
+
+# --- fast window excerpts and the whole-file scan, against brute-force references ----------
+
+import random  # noqa: E402
+import re  # noqa: E402
+
+from wizard.probes.logcut import cut_window, excerpt_window  # noqa: E402
+from wizard.probes.logscan import scan_file  # noqa: E402
+from wizard.probes.timestamps import TimeContext, format_named  # noqa: E402
+
+SIG_RX = [r"connection reset by peer", r"Traceback \(most recent call last\)",
+          r"\s(S[DHC])[A-Za-z-]{2}\s+\d+/\d+/\d+/\d+/\+?\d+\s"]  # the last has no literal
+
+
+def mixed_log(path: Path, fmt: str, lines: int = 40_000, seed: int = 7) -> None:
+    """An ordered log of ``fmt`` ("iso8601" or "nginx-error") with reset lines in random case,
+    tracebacks whose continuation lines carry no stamp, and HAProxy-style SD lines."""
+    rnd = random.Random(seed)
+    start = AT - timedelta(hours=1)
+    with path.open("w") as f:
+        for i in range(lines):
+            t = start + timedelta(seconds=i * 7200 / lines)
+            ts = stamp(t) if fmt == "iso8601" else t.strftime("%Y/%m/%d %H:%M:%S")
+            r = rnd.random()
+            if r < 0.004:
+                word = "".join(c.upper() if rnd.random() < 0.5 else c for c in "connection reset by peer")
+                f.write(f"{ts} [error] 11#0: *{i} recv() failed (104: {word}) while reading\n")
+            elif r < 0.006:
+                f.write(f"{ts} [error] unhandled error in request {i}\nTraceback (most recent call last):\n"
+                        f'  File "/srv/app.py", line {i}, in handle\nConnectionResetError: boom\n')
+            elif r < 0.008:
+                f.write(f"{ts} [info] fe be/s1 0/0/1/-1/2 502 0 - - SD-- 1/1/0/0/0 0/0\n")
+            else:
+                f.write(f"{ts} [info] 11#0: *{i} client 127.0.0.1 closed keepalive connection\n")
+
+
+def brute_excerpt(path: Path, fmt: str, t0: float, t1: float, margin: int) -> tuple[list[tuple], int]:
+    """Every line parsed: those in [t0, t1] (continuations with their line) that match, with
+    ``margin`` lines each side, as (number, offset, text, ts, in_window)."""
+    tf, ctx = format_named(fmt), TimeContext(tz=UTC, year_ref=AT)
+    raw = path.read_bytes()
+    rows, off, cur = [], 0, None
+    for n, line in enumerate(raw.split(b"\n")[:-1], 1):
+        text = line.decode()
+        own = tf.parse(text, ctx)
+        cur = own if own is not None else cur
+        rows.append((n, off, text, cur, cur is not None and t0 <= cur <= t1))
+        off += len(line) + 1
+    rx = [re.compile(r, re.I) for r in SIG_RX]
+    hits = [i for i, r in enumerate(rows) if r[4] and any(x.search(r[2]) for x in rx)]
+    keep = sorted({j for i in hits for j in range(max(0, i - margin), min(len(rows), i + margin + 1))})
+    return [rows[j] for j in keep], sum(1 for r in rows if r[4])
+
+
+async def test_fast_excerpt_equals_a_brute_force_parse_of_every_line(tmp_path: Path) -> None:
+    for fmt in ("iso8601", "nginx-error"):
+        path = tmp_path / f"{fmt}.log"
+        mixed_log(path, fmt)
+        for t0, t1, margin in ((AT.timestamp() - 600, AT.timestamp() + 600, 2),
+                               (AT.timestamp() - 90.5, AT.timestamp() - 3, 3),
+                               (AT.timestamp() - 4000, AT.timestamp() - 3000, 1)):  # starts at line 1
+            host = CountingHost()
+            win, inside = await excerpt_window(LogReader(host, tz=UTC), str(path), t0, t1, SIG_RX, margin)
+            want, want_inside = brute_excerpt(path, fmt, t0, t1, margin)
+            assert win.method == "bisect" and inside == want_inside
+            got = [(ln.number, ln.offset, ln.text, ln.ts, ln.in_window) for ln in win.lines]
+            assert [g[1:] for g in got] == [w[1:] for w in want]
+            assert all(g[0] in (None, w[0]) for g, w in zip(got, want))
+            assert len(want) > 5
+
+
+async def test_window_cut_reads_its_window_and_little_more(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    mixed_log(path, "iso8601", lines=60_000)
+    size = path.stat().st_size
+    host = CountingHost()
+    t0, t1 = AT.timestamp() - 60, AT.timestamp() + 60
+    cut = await cut_window(LogReader(host, tz=UTC), str(path), t0, t1)
+    want = brute_excerpt(path, "iso8601", t0, t1, 0)[1]
+    assert cut.lines == want and not cut.fallback
+    assert host.bytes_read < len(cut.data) + 400_000 < size / 5
+    first = cut.data.split(b"\n", 1)[0].decode()
+    assert format_named("iso8601").parse(first, TimeContext(tz=UTC)) >= t0
+
+
+async def test_small_file_excerpt_falls_back_to_the_line_by_line_reader(tmp_path: Path) -> None:
+    path = tmp_path / "small.log"
+    mixed_log(path, "nginx-error", lines=2000, seed=3)
+    t0, t1 = AT.timestamp() - 3600, AT.timestamp() + 3600
+    win, inside = await excerpt_window(LogReader(LocalHost(), tz=UTC), str(path), t0, t1, SIG_RX, 2)
+    want, want_inside = brute_excerpt(path, "nginx-error", t0, t1, 2)
+    assert win.method == "whole" and inside == want_inside
+    assert [(ln.number, ln.text) for ln in win.lines] == [(w[0], w[2]) for w in want]
+
+
+class NoToolsHost(LocalHost):
+    """LocalHost without grep or rg: the scan must read through Host.read."""
+
+    async def which(self, tool: str) -> str | None:
+        return None
+
+    async def run(self, argv, timeout=5.0, max_bytes=1 << 20):  # type: ignore[override]
+        return output(argv, returncode=127, missing=True)
+
+
+async def test_scan_counts_equal_a_brute_force_count_with_and_without_rg(tmp_path: Path) -> None:
+    path = tmp_path / "scan.log"
+    mixed_log(path, "nginx-error", lines=30_000, seed=11)
+    sigs = [("reset", SIG_RX[0]), ("tb", SIG_RX[1]), ("sd", SIG_RX[2]),
+            ("errno", r"\berrno[ =:]+(104|54)\b"), ("keepalive", r"closed keep-?alive")]
+    want: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        for sid, rx in sigs:
+            if sid != "sd" and re.search(rx, line, re.I):
+                want[sid] = want.get(sid, 0) + 1
+    assert want["reset"] > 50 and want["keepalive"] > 20_000
+    for host in (LocalHost(), NoToolsHost()):
+        res = await scan_file(host, str(path), sigs)
+        assert res.error == "" and res.unfiltered == ["sd"]
+        assert res.counts == want, res.method

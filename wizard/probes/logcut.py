@@ -1,0 +1,292 @@
+"""Fast time-window excerpts of big ordered logs (I/O through a Host): the window's edges found
+by binary search on timestamps, the bytes between taken as the window without parsing each
+line, and only the lines that match the signatures (plus context) turned into LogLines.
+
+``LogReader.window`` parses every line of the window, which costs ~10 MB/s of Python; here a
+timestamp is parsed only near the two edges (a few kilobytes each) and for the selected
+lines. The window is the run of lines from the first line stamped at or after ``start`` up
+to the first line stamped after ``end``, so lines out of order by less than the file's
+disorder are taken with their neighbours (the sampled order check sends files with larger
+disorder to ``LogReader.window``'s scan, as does a small or unrecognised file).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from wizard.probes.hosts import Host, HostError
+from wizard.probes.logs import (COUNT_PREFIX, DEFAULT_CAP, HEAD_BYTES, PROBE_BYTES, SMALL_FILE,
+                                LogLine, LogReader, LogWindow, _Budget, _Scanner, _split, is_gzip)
+from wizard.probes.logscan import minimal_literals, required_literals
+from wizard.probes.timestamps import TimeContext, detect, format_named
+
+CUT_CHUNK = 4 << 20  # one read of the window's bytes
+BACK_LINES = 500  # how far back an unstamped line's owner is looked for
+
+
+@dataclass
+class Selector:
+    """Signature regexes (case-insensitive) and the literal prefilter derived from them."""
+
+    regexes: list[re.Pattern[str]]
+    literals: list[bytes]  # lowered; a line matching any regex contains one of these
+    unfiltered: list[re.Pattern[bytes]] = field(default_factory=list)  # no literal: run as is
+
+    @classmethod
+    def of(cls, regexes: Sequence[str]) -> Selector:
+        lits: set[str] = set()
+        unfiltered: list[re.Pattern[bytes]] = []
+        for rx in regexes:
+            need = required_literals(rx)
+            if need is None:
+                unfiltered.append(re.compile(rx.encode(), re.I | re.M))
+            else:
+                lits |= need
+        return cls([re.compile(rx, re.I) for rx in regexes],
+                   [lit.encode() for lit in minimal_literals(lits)], unfiltered)
+
+    def candidate_starts(self, data: bytes) -> list[int]:
+        """Offsets (in ``data``) of the lines that may match: whole-buffer searches only."""
+        low = data.lower()
+        starts: set[int] = set()
+        for lit in self.literals:
+            i = low.find(lit)
+            while i >= 0:
+                s = low.rfind(b"\n", 0, i) + 1
+                starts.add(s)
+                nl = low.find(b"\n", i)
+                i = -1 if nl < 0 else low.find(lit, nl + 1)
+        for rx in self.unfiltered:
+            for m in rx.finditer(data):
+                starts.add(data.rfind(b"\n", 0, m.start()) + 1)
+        return sorted(starts)
+
+    def matches(self, text: str) -> bool:
+        return any(rx.search(text) for rx in self.regexes)
+
+
+@dataclass
+class WindowCut:
+    """The bytes of one file's window: from the first line in it to the line after it."""
+
+    path: str
+    size: int = 0
+    mtime: float = 0.0
+    start: int = 0  # offset of the window's first line
+    end: int = 0  # offset just after its last line
+    data: bytes = b""
+    first_number: int | None = None  # line number at ``start`` (None: prefix not counted)
+    format: str | None = None
+    format_has_zone: bool = True
+    bytes_read: int = 0
+    capped: bool = False
+    error: str = ""
+    fallback: str = ""  # why this file needs LogReader.window instead
+
+    @property
+    def lines(self) -> int:
+        return self.data.count(b"\n") + (1 if self.data and not self.data.endswith(b"\n") else 0)
+
+
+async def _edge(sc: _Scanner, target: float, strict: bool) -> int:
+    """Offset of the first line stamped at (or, ``strict``, after) ``target``; the file's
+    size when there is none."""
+    pos = await sc.bisect(target if not strict else target + 1e-6)
+    # Read from one byte early in probe-sized pieces: the edge is within a probe or two.
+    at, skip = (pos - 1, True) if pos > 0 else (0, False)
+    while at < sc.size:
+        data = await sc.budget.read(at, PROBE_BYTES)
+        if not data:
+            break
+        lines, nxt = _split(data, at, at + len(data) >= sc.size)
+        if skip and lines:
+            lines, skip = lines[1:], False
+        for off, text in lines:
+            ts = sc._ts(text)
+            if ts is not None and (ts > target if strict else ts >= target):
+                return off
+        at = nxt if nxt > at else at + len(data)
+    return sc.size
+
+
+async def cut_window(reader: LogReader, path: str, start: float, end: float) -> WindowCut:
+    """The bytes of ``path`` inside [start, end] by two binary searches; ``fallback`` says why
+    not (gzip, small, unknown format, out of order), and then nothing else is set."""
+    cut = WindowCut(path)
+    if is_gzip(path):
+        cut.fallback = "gzip"
+        return cut
+    budget = _Budget(reader.host, path, reader.cap)
+    try:
+        info = await reader.host.stat(path)
+        if not info.is_file or info.size <= SMALL_FILE:
+            cut.fallback = "small or not a regular file"
+            return cut
+        cut.size, cut.mtime = info.size, info.mtime
+        ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
+                          year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+        head = await budget.read(0, HEAD_BYTES)
+        fmt = detect([t for _, t in _split(head, 0, False)[0]], ctx)
+        if fmt is None:
+            cut.fallback = "no known timestamp format"
+            return cut
+        cut.format, cut.format_has_zone = fmt.name, fmt.has_zone
+        sc = _Scanner(budget, fmt, ctx, info.size, start, end, 0)
+        if not await sc.ordered():
+            cut.fallback = "out of order"
+            return cut
+        cut.start = await _edge(sc, start, strict=False)
+        cut.end = max(cut.start, await _edge(sc, end, strict=True))
+        if cut.start == 0:
+            cut.first_number = 1
+        elif cut.start <= COUNT_PREFIX:
+            cut.first_number = (await budget.read(0, cut.start)).count(b"\n") + 1
+        parts: list[bytes] = []
+        pos = cut.start
+        while pos < cut.end:
+            data = await budget.read(pos, min(CUT_CHUNK, cut.end - pos))
+            if not data:
+                break
+            parts.append(data)
+            pos += len(data)
+        cut.data = b"".join(parts)
+    except HostError as exc:
+        cut.error = exc.message
+    cut.bytes_read, cut.capped = budget.used, budget.capped
+    return cut
+
+
+async def _around(host: Host, path: str, cut: WindowCut, margin: int) -> tuple[list[bytes], list[bytes]]:
+    """Up to ``margin`` whole lines just before and just after the window."""
+    if margin <= 0:
+        return [], []
+    before: list[bytes] = []
+    if cut.start > 0:
+        off = max(0, cut.start - PROBE_BYTES)
+        data = await host.read(path, off, cut.start - off)
+        lines = data.split(b"\n")[:-1]  # the window starts a line: data ends with "\n"
+        if off > 0:
+            lines = lines[1:]  # the first piece may be the tail of a longer line
+        before = lines[-margin:]
+    after: list[bytes] = []
+    if cut.end < cut.size:
+        data = await host.read(path, cut.end, PROBE_BYTES)
+        lines = data.split(b"\n")
+        if cut.end + len(data) < cut.size:
+            lines = lines[:-1]
+        after = [ln for ln in lines[:margin]]
+    return before, after
+
+
+async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
+                         regexes: Sequence[str], margin: int = 2) -> tuple[LogWindow, int]:
+    """The lines of ``path`` in [start, end] that match any of ``regexes`` with ``margin``
+    context lines each side (a LogWindow whose ``lines`` are only those), and the number of
+    lines in the window. Files the fast path cannot cut go through ``reader.window``."""
+    cut = await cut_window(reader, path, start, end)
+    if cut.fallback:
+        win = await reader.window(path, start, end, margin)
+        sel = Selector.of(regexes)
+        inside = sum(1 for ln in win.lines if ln.in_window)
+        hits = {i for i, ln in enumerate(win.lines) if ln.in_window and sel.matches(ln.text)}
+        keep = sorted({j for i in hits for j in range(max(0, i - margin), min(len(win.lines), i + margin + 1))})
+        win.lines = [win.lines[j] for j in keep]
+        return win, inside
+    win = LogWindow(path, cut.size, cut.mtime, cut.format, cut.format_has_zone, method="bisect",
+                    bytes_read=cut.bytes_read, capped=cut.capped, error=cut.error)
+    if cut.error:
+        return win, 0
+    if cut.capped:
+        win.notes.append(f"stopped after reading {reader.cap >> 20} MiB (the per-file cap)")
+    data = cut.data
+    sel = Selector.of(regexes)
+    starts = [s for s in sel.candidate_starts(data)
+              if sel.matches(_text(data, s))]
+    if not starts:
+        return win, cut.lines
+    ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
+                      year_ref=datetime.fromtimestamp(cut.mtime or 0, timezone.utc))
+    tf = format_named(cut.format)  # type: ignore[arg-type]
+
+    def ts_of(text: str) -> float | None:
+        return tf.parse(text, ctx)
+
+    # Line starts needed: each hit and its margin lines inside the window.
+    wanted: dict[int, bool] = {}  # offset in data -> is a hit
+    for s in starts:
+        wanted[s] = True
+        p = s
+        for _ in range(margin):
+            if p == 0:
+                break
+            p = data.rfind(b"\n", 0, p - 1) + 1
+            wanted.setdefault(p, False)
+        p = s
+        for _ in range(margin):
+            nl = data.find(b"\n", p)
+            if nl < 0 or nl + 1 >= len(data):
+                break
+            p = nl + 1
+            wanted.setdefault(p, False)
+    before, after = await _around(reader.host, path, cut, margin)
+    out: list[LogLine] = []
+    offsets = sorted(wanted)
+    need_before = max(0, margin - data.count(b"\n", 0, starts[0]))
+    if need_before and before:
+        before = before[-need_before:]
+        off = cut.start - sum(len(b) + 1 for b in before)
+        number = None if cut.first_number is None else cut.first_number - len(before)
+        for b in before:
+            text = _decode(b)
+            ts = ts_of(text)
+            out.append(LogLine(number, off, text, ts, ts is not None, False))
+            off += len(b) + 1
+            number = None if number is None else number + 1
+    for s in offsets:
+        text = _text(data, s)
+        own = ts_of(text)
+        ts = own if own is not None else _owner_ts(data, s, ts_of)
+        number = None if cut.first_number is None else cut.first_number + data.count(b"\n", 0, s)
+        out.append(LogLine(number, cut.start + s, text, ts, own is not None, True))
+    need_after = max(0, margin - (cut.lines - 1 - data.count(b"\n", 0, starts[-1])))
+    if need_after and after:
+        after = after[:need_after]
+        off = cut.end
+        number = None if cut.first_number is None else cut.first_number + cut.lines
+        for b in after:
+            text = _decode(b)
+            ts = ts_of(text)
+            out.append(LogLine(number, off, text, ts, ts is not None, False))
+            off += len(b) + 1
+            number = None if number is None else number + 1
+    win.lines = out
+    return win, cut.lines
+
+
+def _decode(raw: bytes) -> str:
+    return raw.rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _text(data: bytes, s: int) -> str:
+    e = data.find(b"\n", s)
+    return _decode(data[s:] if e < 0 else data[s:e])
+
+
+def _owner_ts(data: bytes, s: int, ts_of: object) -> float | None:
+    """The time of the stamped line an unstamped line at ``s`` continues (the window's first
+    line is stamped, so one is found unless the continuation is very long)."""
+    p = s
+    for _ in range(BACK_LINES):
+        if p == 0:
+            return None
+        p = data.rfind(b"\n", 0, p - 1) + 1
+        ts = ts_of(_text(data, p))  # type: ignore[operator]
+        if ts is not None:
+            return ts
+    return None
+
+
+__all__ = ["DEFAULT_CAP", "Selector", "WindowCut", "cut_window", "excerpt_window"]
