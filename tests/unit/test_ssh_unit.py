@@ -13,7 +13,8 @@ import pytest
 from wizard.model import WizardError
 from wizard.probes.commands import CommandOutput
 from wizard.probes.hosts import HostError, host_for
-from wizard.probes.ssh import SshHost, SshTarget, needs_root, parse_ssh_spec, remote_command
+from wizard.probes.ssh import SshHost
+from wizard.probes.sshargs import SshTarget, needs_root, parse_ssh_spec, remote_command
 
 HOSTILE = [
     "$(touch /tmp/rwsh-pwned)", "`id`", "; rm -rf /tmp/nothing", "a'b\"c", "back\\slash",
@@ -103,9 +104,16 @@ class ScriptedSsh(SshHost):
         self.uid, self.sudo_ok = uid, sudo_ok
         self.sent: list[tuple[tuple[str, ...], bool]] = []
 
-    async def _exec(self, argv, timeout, max_bytes, *, sudo=False, script=""):  # type: ignore[override]
+        self.stdin: dict[tuple[str, ...], bytes] = {}
+
+    async def _sftp_client(self):  # type: ignore[no-untyped-def]
+        raise HostError("srv: no SFTP subsystem")  # commands only, like a server without sftp-server
+
+    async def _exec(self, argv, timeout, max_bytes, *, sudo=False, script="", stdin=b""):  # type: ignore[override]
         argv = tuple(argv)
         self.sent.append((argv, sudo))
+        if stdin:
+            self.stdin[argv] = stdin
         if argv == ("id", "-u"):
             return CommandOutput(argv, 0, f"{self.uid}\n".encode(), b"", 1)
         if argv == ("sudo", "-n", "true"):
@@ -144,6 +152,37 @@ async def test_sudo_never_mode_does_not_even_try_sudo() -> None:
     host = ScriptedSsh(uid=1000, sudo_ok=True, sudo_mode="never")
     assert not await host.is_privileged()
     assert all(argv[0] != "sudo" for argv, _ in host.sent)
+
+
+async def test_root_file_write_by_an_ordinary_user_goes_through_sudo_tee_with_the_data_on_stdin() -> None:
+    host = ScriptedSsh(uid=1000, sudo_ok=True)
+    path = "/sys/kernel/tracing/instances/x y/$(id)"
+    await host.write(path, b"reason == 3 || reason == 5", root=True)
+    assert host.sent[-1] == (("tee", "--", path), True)
+    assert host.stdin[("tee", "--", path)] == b"reason == 3 || reason == 5"
+
+
+async def test_root_login_writes_root_files_without_sudo() -> None:
+    host = ScriptedSsh(uid=0, sudo_ok=True)
+    await host.write("/proc/sys/net/ipv4/tcp_fin_timeout", b"30", root=True)
+    assert host.sent[-1] == (("tee", "--", "/proc/sys/net/ipv4/tcp_fin_timeout"), False)
+    assert all(argv[0] != "sudo" for argv, _ in host.sent)
+
+
+async def test_root_commands_of_an_ordinary_user_without_sudo_run_plainly_and_fail_there() -> None:
+    host = ScriptedSsh(uid=1000, sudo_ok=False)
+    await host.run_as_root(["mkdir", "/sys/kernel/tracing/instances/rw-1-ab"])
+    await host.write("/home/ops/note", b"x", root=True)
+    assert host.sent[-2] == (("mkdir", "/sys/kernel/tracing/instances/rw-1-ab"), False)
+    assert host.sent[-1] == (("tee", "--", "/home/ops/note"), False)
+
+
+async def test_run_as_root_uses_sudo_for_any_program_not_only_the_known_root_ones() -> None:
+    host = ScriptedSsh(uid=1000, sudo_ok=True)
+    await host.run(["rmdir", "/tmp/d"])
+    await host.run_as_root(["rmdir", "/tmp/d"])
+    assert [sent for sent in host.sent if sent[0][0] == "rmdir"] == \
+        [(("rmdir", "/tmp/d"), False), (("rmdir", "/tmp/d"), True)]
 
 
 def _free_port() -> int:

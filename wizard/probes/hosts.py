@@ -22,6 +22,7 @@ from wizard.model import WizardError
 from wizard.probes.commands import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, CommandOutput, run_command
 
 READ_TIMEOUT = 5.0
+WRITE_TIMEOUT = 5.0
 
 
 class HostError(Exception):
@@ -68,6 +69,21 @@ class Host(ABC):
     async def is_privileged(self) -> bool:
         """Whether commands and reads here run with root rights."""
 
+    async def write(self, path: str, data: bytes, timeout: float = WRITE_TIMEOUT, *,
+                    root: bool = False) -> None:
+        """Replace the content of ``path`` with ``data``; raises HostError with the one-line reason.
+
+        Meant for control files (tracefs, /proc/sys): ``data`` goes in one write. ``root``
+        says the file is root's; where this context's user is not root (ssh) it then goes
+        through ``sudo -n``.
+        """
+        raise HostError(f"cannot write {path}: {self.spec} offers no file writes")
+
+    async def run_as_root(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
+                          max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput:
+        """A command that needs root here: through ``sudo -n`` where this context's user is not root."""
+        return await self.run(argv, timeout, max_bytes)
+
     async def exists(self, path: str) -> bool:
         try:
             await self.stat(path)
@@ -88,6 +104,18 @@ class Host(ABC):
         except json.JSONDecodeError:
             raise HostError(f"cannot list addresses in {self.spec}: unreadable ip -j output") from None
         return [a["local"] for link in links for a in link.get("addr_info", []) if "local" in a]
+
+    async def _read_by_cat(self, path: str, offset: int, max_bytes: int) -> bytes:
+        """Read ``path`` with ``cat`` run here: for files whose content depends on the context."""
+        out = await self.run(["cat", path], timeout=READ_TIMEOUT, max_bytes=offset + max_bytes)
+        if not out.ok:
+            raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
+        return out.stdout[offset:offset + max_bytes]
+
+    async def _stat_by_read(self, path: str) -> FileInfo:
+        # /proc files report size 0 and no useful mtime: their size is what a read gives.
+        data = await self.read(path)
+        return FileInfo(path, len(data), 0.0, True)
 
     def unavailable(self) -> str:
         """Why this context cannot be reached, one line ("" when it can or was not tried)."""
@@ -118,6 +146,20 @@ class LocalHost(Host):
         except OSError as exc:
             raise HostError(f"cannot read {path}: {exc.strerror or exc}") from None
 
+    async def write(self, path: str, data: bytes, timeout: float = WRITE_TIMEOUT, *,
+                    root: bool = False) -> None:
+        # The wizard's own rights decide here: there is no other user to switch to.
+        def _write() -> None:
+            with open(path, "wb", buffering=0) as handle:
+                handle.write(data)
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_write), timeout)
+        except asyncio.TimeoutError:
+            raise HostError(f"writing {path} took longer than {timeout:g}s") from None
+        except OSError as exc:
+            raise HostError(f"cannot write {path}: {exc.strerror or exc}") from None
+
     async def stat(self, path: str) -> FileInfo:
         try:
             st = await asyncio.to_thread(os.stat, path)
@@ -135,8 +177,8 @@ class LocalHost(Host):
         return os.geteuid() == 0
 
 
-# Files whose content depends on the network namespace of the reader.
-_PER_NETNS = re.compile(r"^/proc/(self/)?(net|sys/net)/")
+#: files whose content depends on the network namespace of the reader
+PER_NETNS = re.compile(r"^/proc/(self/)?(net|sys/net)/")
 
 
 class NetnsHost(LocalHost):
@@ -160,17 +202,24 @@ class NetnsHost(LocalHost):
                              out.timed_out, out.truncated, out.missing, self.spec)
 
     async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-        if not _PER_NETNS.match(path):
+        if not PER_NETNS.match(path):
             return await super().read(path, offset, max_bytes)
-        out = await self.run(["cat", path], timeout=READ_TIMEOUT, max_bytes=offset + max_bytes)
+        return await self._read_by_cat(path, offset, max_bytes)
+
+    async def write(self, path: str, data: bytes, timeout: float = WRITE_TIMEOUT, *,
+                    root: bool = False) -> None:
+        if not PER_NETNS.match(path):
+            return await super().write(path, data, timeout, root=root)
+        # /proc/sys/net is the namespace's own: write it from inside (tee writes what it reads
+        # in one go; its echo on stdout is capped and dropped).
+        out = await run_command(["ip", "netns", "exec", self.name, "tee", "--", path], timeout,
+                                len(data) + 1, stdin=data, where=self.spec)
         if not out.ok:
-            raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
-        return out.stdout[offset:offset + max_bytes]
+            raise HostError(f"cannot write {path} in {self.spec}: {out.problem()}")
 
     async def stat(self, path: str) -> FileInfo:
-        if _PER_NETNS.match(path):
-            data = await self.read(path)
-            return FileInfo(path, len(data), 0.0, True)
+        if PER_NETNS.match(path):
+            return await self._stat_by_read(path)
         return await super().stat(path)
 
 

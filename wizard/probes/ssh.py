@@ -10,142 +10,19 @@ one-line ``HostError`` by every later call, so server-side checks end quickly wi
 from __future__ import annotations
 
 import asyncio
-import math
 import os
-import posixpath
-import re
-import shlex
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from wizard.model import WizardError
 from wizard.probes.commands import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, CommandOutput
-from wizard.probes.hosts import READ_TIMEOUT, FileInfo, Host, HostError
+from wizard.probes.hosts import PER_NETNS, READ_TIMEOUT, WRITE_TIMEOUT, FileInfo, Host, HostError
+from wizard.probes.sshargs import (SshTarget, describe_failure, needs_root, parse_ssh_spec, remote_command,
+                                   which_command)
 
 CONNECT_TIMEOUT = 5.0
 # OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session holds one.
 MAX_CHANNELS = 6
 STDERR_CAP = 64 * 1024
-
-# Runs argv without the remote user's shell parsing any of it: the script is constant and
-# every argument arrives as a positional parameter. sbin is added because a non-login SSH
-# session of an ordinary user on Debian has no /usr/sbin in PATH (nft, conntrack, ss -p).
-_EXEC = 'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin" LC_ALL=C exec "$@"'
-# The same, with a kill deadline on the server ($1 seconds): OpenSSH ignores signal requests
-# for root logins, so closing our side alone would leave a silent command running there.
-_EXEC_LIMITED = ('PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"; export LC_ALL=C; '
-                 'limit=$1; shift; if command -v timeout >/dev/null 2>&1; '
-                 'then exec timeout -s KILL "$limit" "$@"; else exec "$@"; fi')
-_WHICH = 'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"; command -v -- "$1"'
-
-#: programs that read what only root may read on the server (rules, conntrack, raw sockets)
-ROOT_PROGRAMS = frozenset({
-    "nft", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "iptables-legacy-save",
-    "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save", "conntrack", "tcpdump",
-})
-
-_PER_NETNS = re.compile(r"^/proc/(self/)?(net|sys/net)/")
-_HOST = re.compile(r"[A-Za-z0-9_.%:-]{1,253}")
-_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    """Where ``ssh:[user@]host[:port]`` points; empty user/port mean ~/.ssh/config or defaults."""
-
-    host: str
-    user: str = ""
-    port: int = 0
-
-    @property
-    def spec(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host and self.port else self.host
-        return "ssh:" + (f"{self.user}@" if self.user else "") + host + (f":{self.port}" if self.port else "")
-
-
-def parse_ssh_spec(rest: str) -> SshTarget:
-    """Parse the part after ``ssh:``; IPv6 literals may be bare or ``[addr]:port``."""
-    def bad(why: str) -> WizardError:
-        return WizardError("unknown context", f"ssh:{rest}: {why} (use ssh:[user@]host[:port])")
-
-    user, at, hostport = rest.rpartition("@")
-    if at and not _USER.fullmatch(user):
-        raise bad("not a valid user name")
-    port_text = ""
-    if hostport.startswith("["):
-        host, close, tail = hostport[1:].partition("]")
-        if not close or (tail and not tail.startswith(":")):
-            raise bad("unbalanced brackets")
-        port_text = tail[1:]
-        if tail and not port_text:
-            raise bad("empty port")
-    elif hostport.count(":") == 1:
-        host, _, port_text = hostport.partition(":")
-        if not port_text:
-            raise bad("empty port")
-    else:
-        host = hostport  # a name, an IPv4 address or a bare IPv6 literal
-    # A leading dash would read as an option to anything that sees it; spaces and shell
-    # characters are never part of a host name.
-    if not host or host.startswith("-") or not _HOST.fullmatch(host):
-        raise bad("not a valid host")
-    port = 0
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise bad(f"port {port_text!r} is not 1-65535")
-        port = int(port_text)
-    return SshTarget(host, user if at else "", port)
-
-
-def remote_command(argv: list[str] | tuple[str, ...], sudo: bool = False, limit: float = 0) -> str:
-    """The command string sent to sshd: argv quoted so no piece is parsed by a shell;
-    with ``limit`` (seconds) the server kills the command itself after that long."""
-    if not argv:
-        raise ValueError("empty argv")
-    prefix = ["sudo", "-n", "--"] if sudo else []
-    if limit > 0:
-        return shlex.join([*prefix, "sh", "-c", _EXEC_LIMITED, "sh", str(math.ceil(limit)), *argv])
-    return shlex.join([*prefix, "sh", "-c", _EXEC, "sh", *argv])
-
-
-def needs_root(argv: list[str] | tuple[str, ...]) -> bool:
-    """Whether this command shows less (or nothing) without root on the server."""
-    prog = posixpath.basename(argv[0]) if argv else ""
-    if prog in ROOT_PROGRAMS:
-        return True
-    # ss shows other users' processes only to root.
-    return prog == "ss" and any(a.startswith("-") and not a.startswith("--") and "p" in a
-                                or a == "--processes" for a in argv[1:])
-
-
-def describe_failure(exc: BaseException, target: SshTarget, timeout: float,
-                     key_known: bool | None = None) -> str:
-    """One line naming why the SSH connection failed and what would fix it."""
-    import asyncssh
-
-    where = target.spec
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        if key_known:
-            return (f"{where}: the server's host key does not match known_hosts (changed key or "
-                    f"a machine in the middle); if the change is expected: ssh-keygen -R "
-                    f"{target.host}, then ssh to it once to verify and record the new key")
-        return (f"{where}: the server's host key is not in known_hosts, so it cannot be "
-                f"verified; ssh to it once to check and record the key, then retry")
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return (f"{where}: authentication failed (public keys only, no passwords); load a key "
-                f"into ssh-agent or set IdentityFile in ~/.ssh/config")
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return f"{where}: no answer from the SSH server within {timeout:g}s (dropped or unreachable)"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"{where}: connection refused (no SSH server listening on that port)"
-    if isinstance(exc, (ConnectionResetError, asyncssh.ConnectionLost)):
-        return f"{where}: the SSH server reset or closed the connection during login"
-    if isinstance(exc, asyncssh.DisconnectError):
-        return f"{where}: the SSH server disconnected: {exc.reason or type(exc).__name__}"
-    if isinstance(exc, OSError):
-        return f"{where}: cannot connect: {exc.strerror or exc}"
-    return f"{where}: cannot connect: {type(exc).__name__}: {exc}"
 
 
 class SshHost(Host):
@@ -271,8 +148,12 @@ class SshHost(Host):
         sudo = needs_root(argv) and await self._use_sudo()
         return await self._exec(argv, timeout, max_bytes, sudo=sudo)
 
+    async def run_as_root(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT,
+                          max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput:
+        return await self._exec(argv, timeout, max_bytes, sudo=await self._use_sudo())
+
     async def _exec(self, argv: list[str] | tuple[str, ...], timeout: float, max_bytes: int,
-                    *, sudo: bool = False, script: str = "") -> CommandOutput:
+                    *, sudo: bool = False, script: str = "", stdin: bytes = b"") -> CommandOutput:
         argv = tuple(argv)
         conn = await self._connection()
         command = script or remote_command(argv, sudo, limit=timeout + 1)
@@ -284,6 +165,8 @@ class SshHost(Host):
             nonlocal proc, stdout, stderr, truncated, status
             async with self._channels:
                 proc = await _open_process(conn, command)
+                if stdin:
+                    proc.stdin.write(stdin)
                 proc.stdin.write_eof()
                 errors = asyncio.ensure_future(_read_capped(proc.stderr, STDERR_CAP))
                 try:
@@ -351,20 +234,16 @@ class SshHost(Host):
         return bool(self._sudo)
 
     async def which(self, tool: str) -> str | None:
-        out = await self._exec(("command", "-v", tool), 5, 4096,
-                               script=shlex.join(["sh", "-c", _WHICH, "sh", tool]))
+        out = await self._exec(("command", "-v", tool), 5, 4096, script=which_command(tool))
         path = out.text.strip().splitlines()
         return path[0] if out.ok and path and path[0].startswith("/") else None
 
     # -- files ----------------------------------------------------------------------
 
     async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-        if _PER_NETNS.match(path):
+        if PER_NETNS.match(path):
             # /proc files report size 0 and are generated on read: one cat is one round trip.
-            out = await self.run(["cat", path], timeout=READ_TIMEOUT, max_bytes=offset + max_bytes)
-            if not out.ok:
-                raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
-            return out.stdout[offset:offset + max_bytes]
+            return await self._read_by_cat(path, offset, max_bytes)
         import asyncssh
 
         try:
@@ -397,10 +276,46 @@ class SshHost(Host):
             raise HostError(f"cannot read {path} in {self.spec}: {out.problem()}")
         return out.stdout[:max_bytes]
 
+    async def write(self, path: str, data: bytes, timeout: float = WRITE_TIMEOUT, *,
+                    root: bool = False) -> None:
+        """SFTP for the user's own files; ``sudo -n tee`` for root's when the login is not root
+        (or when SFTP is refused); /proc/sys/net by command, like reads of /proc/net."""
+        import asyncssh
+
+        if root and await self._use_sudo():
+            return await self._exec_write(path, data, timeout, sudo=True)
+        if PER_NETNS.match(path):
+            return await self._exec_write(path, data, timeout, sudo=False)
+        try:
+            sftp = await self._sftp_client()
+        except HostError:
+            if self._failure:
+                raise
+            return await self._exec_write(path, data, timeout, sudo=False)  # no SFTP subsystem
+        try:
+            async with asyncio.timeout(timeout):
+                async with sftp.open(path, "wb") as handle:
+                    await handle.write(data, 0)
+        except TimeoutError:
+            raise HostError(f"writing {path} in {self.spec} took longer than {timeout:g}s") from None
+        except asyncssh.SFTPPermissionDenied:
+            if await self._use_sudo():
+                return await self._exec_write(path, data, timeout, sudo=True)
+            raise HostError(f"cannot write {path} in {self.spec}: permission denied "
+                            f"(needs root or passwordless sudo)") from None
+        except (asyncssh.SFTPError, OSError) as exc:
+            raise HostError(f"cannot write {path} in {self.spec}: "
+                            f"{getattr(exc, 'reason', '') or exc}") from None
+
+    async def _exec_write(self, path: str, data: bytes, timeout: float, *, sudo: bool) -> None:
+        # tee writes what it reads in one write (a control file wants one); its echo is dropped.
+        out = await self._exec(["tee", "--", path], timeout, len(data) + 1, sudo=sudo, stdin=data)
+        if not out.ok:
+            raise HostError(f"cannot write {path} in {self.spec}: {out.problem()}")
+
     async def stat(self, path: str) -> FileInfo:
-        if _PER_NETNS.match(path):
-            data = await self.read(path)
-            return FileInfo(path, len(data), 0.0, True)
+        if PER_NETNS.match(path):
+            return await self._stat_by_read(path)
         import asyncssh
 
         sftp = await self._sftp_client()
