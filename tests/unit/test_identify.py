@@ -10,6 +10,7 @@ from tests.unit.fakes import FakeHost, FakeProbes, make_ctx
 from wizard.checks.identify import (ClientSocketsCheck, ErrorClassifyCheck, NoParams,
                                     ServerContextCheck, classify)
 from wizard.model import Answers, Status
+from wizard.probes.hosts import HostError
 from wizard.probes.processes import ProcessSockets, SocketHolder
 
 # (text as printed by the client, expected ecosystem, expected class); from rst-domain.md §2 and §4.3.
@@ -247,3 +248,29 @@ async def test_server_context_that_owns_the_target_passes() -> None:
     assert result.status is Status.PASS
     assert result.signals == []
     assert any("not privileged" in e.title for e in result.evidence)
+
+
+class _Unreachable(FakeHost):
+    """A server context whose connection failed (as SshHost reports an SSH failure)."""
+
+    def __init__(self, spec: str, why: str, known: bool) -> None:
+        super().__init__(spec)
+        self.why, self.known = why, known
+
+    def unavailable(self) -> str:
+        return self.why if self.known else ""
+
+    async def which(self, tool: str) -> str | None:
+        self.known = True  # the first use is what finds out
+        raise HostError(self.why)
+
+
+@pytest.mark.parametrize("known_before", [True, False])
+async def test_unreachable_server_context_fails_with_the_reason_and_the_fix(known_before: bool) -> None:
+    why = "ssh:ops@db1: connection refused (no SSH server listening on that port)"
+    ctx = make_ctx("10.1.2.3:443", server=_Unreachable("ssh:ops@db1", why, known_before))
+    result = await ServerContextCheck().run(ctx, NoParams())
+    assert result.status is Status.FAIL
+    assert result.summary == f"ssh:ops@db1 cannot be reached: {why}"
+    assert result.reason == why and "ssh -v" in (result.fix or "")
+    assert result.signals == []  # not a cause of the reset: a limit of this run

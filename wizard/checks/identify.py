@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Signature, Status
+from wizard.probes.hosts import HostError
 
 GENERIC_ECOSYSTEM = "errno"
 
@@ -299,12 +300,25 @@ class ServerContextCheck(Check[NoParams]):
         f = Findings()
         spec = ctx.server.spec
         f.add(f"server-side evidence is read in {spec}", source="--server")
+        # The context may be known unreachable already, or fail on its first use (ssh connects
+        # lazily): either way the later steps can read nothing there, which is the finding.
+        why = ctx.server.unavailable()
+        tools: dict[str, str | None] = {}
+        if not why:
+            try:
+                tools = {tool: await ctx.server.which(tool) for tool in SERVER_TOOLS}
+            except HostError as exc:
+                why = ctx.server.unavailable() or exc.message
+        if why:
+            fix = (f"make {spec} reachable (for ssh: ssh -v to the host names the problem) and rerun, "
+                   "or choose another --server")
+            f.add(f"{spec} cannot be reached: {why}", source="--server", data={"fix": fix})
+            return f.result(Status.FAIL, f"{spec} cannot be reached: {why}", reason=why, fix=fix)
         if ctx.server_root:
             f.add(f"{spec} is privileged: rules, counters and all processes are readable")
         else:
             f.add(f"{spec} is not privileged: firewall rules, conntrack and other users' processes "
                   "cannot be read there", data={"fix": "run as root (sudo reset-wizard ...)"})
-        tools = {tool: await ctx.server.which(tool) for tool in SERVER_TOOLS}
         missing = [t for t, path in tools.items() if path is None]
         f.add(f"tools in {spec}: " + ", ".join(f"{t} {'yes' if p else 'no'}" for t, p in tools.items()),
               source=f"which in {spec}", data={"tools": tools})
