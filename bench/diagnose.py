@@ -11,10 +11,12 @@ headless path never imports textual (`python -X importtime`).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,6 +69,32 @@ def textual_imported(target: str, log: Path) -> list[str]:
     return sorted({n for n in names if n.split(".")[0] in ("textual", "rich")})
 
 
+def floor_times(rounds: int) -> tuple[float, float]:
+    """Medians of a bare interpreter start and of importing the CLI: what no check can beat."""
+    bare = statistics.median(timed([sys.executable, "-c", "pass"])[0] for _ in range(rounds))
+    cli = statistics.median(timed([sys.executable, "-c", "import wizard.cli"])[0] for _ in range(rounds))
+    return bare, cli
+
+
+def step_breakdown(target: str, log: Path) -> list[tuple[str, int, str]]:
+    """Per step of one run (from --json): its slowest check, which is the step's critical path
+    because a step's checks run concurrently and steps run one after another."""
+    with tempfile.TemporaryDirectory(prefix="rwpd-bench-") as tmp:
+        out = Path(tmp) / "s.json"
+        subprocess.run([*wizard_argv(target, log), "--json", str(out)], cwd=ROOT, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=TIMEOUT)
+        if not out.exists():
+            return []
+        session = json.loads(out.read_text())
+    rows = []
+    for step in session.get("steps", []):
+        checks = step.get("checks") or []
+        if checks:
+            slow = max(checks, key=lambda c: c.get("duration_ms") or 0)
+            rows.append((step["id"], int(slow.get("duration_ms") or 0), slow["id"]))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -90,6 +118,8 @@ def main() -> int:
                 else:
                     classic_times.append(run_classic(commands))
         leaked = textual_imported(demo.target, demo.log_path)
+        breakdown = step_breakdown(demo.target, demo.log_path)
+        bare, cli = floor_times(args.rounds)
 
     w, c = statistics.median(wizard_times), statistics.median(classic_times)
     print(f"target: the demo scenario (loopback, resets after each request), {args.rounds} rounds interleaved")
@@ -102,6 +132,14 @@ def main() -> int:
     print(f"{'classic sequence':22}{c:8.2f}s{min(classic_times):8.2f}s{max(classic_times):8.2f}s")
     ratio = w / c if c else float("inf")
     print(f"ratio wizard/classic: {ratio:.2f} (goal < 0.5): {'met' if ratio < 0.5 else 'NOT met'}")
+    if breakdown:
+        steps_ms = sum(ms for _, ms, _ in breakdown)
+        print("steps run one after another; each lasts as long as its slowest check (one run):")
+        for step_id, ms, check in breakdown:
+            print(f"  {step_id:<14}{ms:6d} ms  {check}")
+        print(f"  {'sum':<14}{steps_ms:6d} ms")
+    print(f"floor: interpreter start {bare:.2f}s, `import wizard.cli` {cli:.2f}s "
+          f"(= {cli / c if c else 0:.2f} of the classic sequence before any check runs)")
     print(f"headless path imported textual/rich: {', '.join(leaked) if leaked else 'no'}")
     return 0 if not leaked else 1
 
