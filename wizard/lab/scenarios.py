@@ -94,14 +94,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         "firewall-drop", "firewall-drop",
         "An nftables rule on the server drops the SYNs silently. The client sees timeouts, not resets: "
         "a drop is not a reset, and the wizard says so. The rule's counter moves during the probe.",
-        server_nft=_input("tcp dport {port} counter drop"), evidence=(r"counter drop",)),
+        server_nft=_input("tcp dport {port} counter drop"), evidence=(r"counter moved by \d+ during the probe",)),
     Scenario("firewall-drop/v6-policy", "firewall-drop",
              "A default-deny input chain over IPv6: established traffic and ICMPv6 pass, the port is "
              "not allowed, so its SYNs reach the final drop.",
              family=6, port=2222,
              server_nft=_input("ct state established,related accept\n  meta l4proto ipv6-icmp accept\n"
                                "  tcp dport 22 accept\n  counter drop"),
-             evidence=(r"counter drop",)),
+             evidence=(r"counter moved by \d+ during the probe",)),
 
     Scenario(
         "listen-backlog-overflow", "listen-backlog-overflow",
@@ -182,19 +182,19 @@ SCENARIOS: tuple[Scenario, ...] = (
 
     Scenario(
         "rate-limit", "rate-limit",
-        "An nftables rule on the server lets a burst of 8 new connections through, then one per minute, and resets the "
+        "An nftables rule on the server lets a burst of 16 new connections through, then one per minute, and resets the "
         "rest: in a burst of handshakes the first succeed and the later ones are refused.",
-        server_nft=_input("tcp dport {port} ct state new limit rate over 1/minute burst 8 packets counter "
+        server_nft=_input("tcp dport {port} ct state new limit rate over 1/minute burst 16 packets counter "
                           "reject with tcp reset"),
-        attempts=12,
+        attempts=24,
         evidence=(r"limit rate over",)),
     Scenario("rate-limit/v6-router", "rate-limit",
              "The limit sits on the router instead, over IPv6 on another port: SYNs beyond the first "
              "few in a minute are reset by the path.",
              family=6, port=6379,
              router_nft=_forward("tcp dport {port} tcp flags & (syn|ack) == syn limit rate over 1/minute "
-                                 "burst 8 packets counter reject with tcp reset"),
-             attempts=12, evidence=(r"later|attempt",)),
+                                 "burst 16 packets counter reject with tcp reset"),
+             attempts=24, evidence=(r"later|attempt",)),
 
     Scenario(
         "protocol-mismatch", "protocol-mismatch",
