@@ -101,3 +101,33 @@ def test_haproxy_accept_date_with_milliseconds_parses_as_local_time() -> None:
     ts = format_named("access-log").parse(line, CTX)
     assert ts == pytest.approx(AT + 0.123)
     assert abs(ts - (AT + timedelta(seconds=0).total_seconds())) < 1
+
+
+HAPROXY_SYSLOG = ('Nov 22 03:48:08 lb1 haproxy[2211]: 10.0.0.9:51234 [22/Nov/2026:03:48:07.915] '
+                  'fe_https~ be_api/api2 0/0/1/-1/2 502 217 - - SD-- 3/3/1/0/0 0/0 "GET /v1/orders HTTP/1.1"')
+
+
+def test_haproxy_line_in_syslog_is_timed_by_syslog_and_its_accept_date_parses_too() -> None:
+    # The syslog prefix is when HAProxy logged (the end of the session); the accept date
+    # inside the line is when the connection came in, a few milliseconds to hours earlier.
+    fmt = detect([HAPROXY_SYSLOG] * 5, CTX)
+    assert fmt is not None and fmt.name == "syslog"
+    assert fmt.parse(HAPROXY_SYSLOG, CTX) == pytest.approx(AT)
+    accept = format_named("access-log").parse(HAPROXY_SYSLOG, CTX)
+    assert accept == pytest.approx(AT - 0.085)
+
+
+def test_journald_short_unix_line_is_its_realtime_in_seconds() -> None:
+    # journalctl -o short-unix prints __REALTIME_TIMESTAMP (microseconds) as seconds.dotted.
+    realtime_us = 1795319288660592
+    line = f"{realtime_us // 10**6}.{realtime_us % 10**6:06d} web01 nginx[1234]: recv() failed (104: Connection reset by peer)"
+    fmt = detect([line], CTX)
+    assert fmt is not None and fmt.name == "epoch"
+    assert fmt.parse(line, CTX) == pytest.approx(realtime_us / 1e6, abs=1e-6)
+
+
+def test_journald_short_iso_precise_line_keeps_its_zone() -> None:
+    line = "2026-11-22T05:48:08.250000+02:00 web01 kernel: TCP: request_sock_TCP: Possible SYN flooding on port 443."
+    fmt = detect([line], TimeContext(tz=timezone(timedelta(hours=-7))))
+    assert fmt is not None and fmt.name == "iso8601"
+    assert fmt.parse(line, CTX) == pytest.approx(AT + 0.25)
