@@ -208,3 +208,37 @@ def test_missing_tracefs_is_a_skip_with_the_mount_command_when_mounting_is_not_a
     assert result.status == Status.SKIP
     assert "tracefs is not mounted" in result.summary or "tracefs is not mounted" in str(result.model_dump())
     assert "mount -t tracefs" in str(result.model_dump())
+
+
+async def _trace_over_ssh(uid: int, sudo_ok: bool) -> tuple[Any, Any]:
+    from tests.unit.test_ssh_unit import ScriptedSsh
+    from wizard.probes.tracing import KernelTrace
+
+    host = ScriptedSsh(uid=uid, sudo_ok=sudo_ok)  # every command "succeeds", format files say little
+    trace = KernelTrace(host, ports=(47002,))
+    await trace.start()
+    capture = await trace.stop()
+    return host, capture
+
+
+def _by_program(host: Any, *programs: str) -> list[tuple[tuple[str, ...], bool]]:
+    return [(argv, sudo) for argv, sudo in host.sent if argv[0] in programs]
+
+
+async def test_ordinary_ssh_login_creates_writes_and_removes_the_instance_through_sudo() -> None:
+    host, capture = await _trace_over_ssh(uid=1000, sudo_ok=True)
+    root_work = _by_program(host, "test", "find", "mkdir", "tee", "rmdir")
+    assert {argv[0] for argv, _ in root_work} == {"test", "find", "mkdir", "tee", "rmdir"}
+    assert all(sudo for _, sudo in root_work), root_work
+    enable = f"/sys/kernel/tracing/instances/{capture.instance}/events/tcp/tcp_send_reset/enable"
+    assert host.stdin[("tee", "--", enable)] == b"1"
+    # The instance is removed last, after tracing was switched off.
+    assert root_work[-1][0][0] == "rmdir"
+
+
+async def test_root_ssh_login_does_the_same_without_sudo() -> None:
+    host, capture = await _trace_over_ssh(uid=0, sudo_ok=True)
+    root_work = _by_program(host, "test", "find", "mkdir", "tee", "rmdir")
+    assert root_work and not any(sudo for _, sudo in root_work)
+    assert all(argv[0] != "sudo" for argv, _ in host.sent)
+    assert "tcp/tcp_send_reset" in capture.enabled

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.probes.commands import CommandOutput, run_command
-from wizard.probes.hosts import Host, HostError, LocalHost
+from wizard.probes.hosts import WRITE_TIMEOUT, Host, HostError, LocalHost
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 PREFIX = "rw-"
 BUFFER_KB = 512  # per CPU; a probe's handful of events never needs more
 STALE_REMOTE_S = 600  # a remote instance untouched this long belongs to a dead run
-WRITE_TIMEOUT = 5.0
 
 #: the tracepoints, in the order they are enabled
 EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "skb/kfree_skb")
@@ -209,23 +208,9 @@ class TraceUnavailable(Exception):
 
 
 async def write_file(host: Host, path: str, value: str) -> None:
-    """Write ``value`` to a tracefs control file; raises HostError with the kernel's complaint."""
-    if isinstance(host, LocalHost):  # NetnsHost too: tracefs is the same in every namespace
-        def _write() -> None:
-            with open(path, "w") as handle:
-                handle.write(value)
-
-        try:
-            await asyncio.wait_for(asyncio.to_thread(_write), WRITE_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise HostError(f"writing {path} took longer than {WRITE_TIMEOUT:g}s") from None
-        except OSError as exc:
-            raise HostError(f"cannot write {path}: {exc.strerror or exc}") from None
-        return
-    # Elsewhere (ssh) through a fixed script; the value and path are positional arguments.
-    out = await host.run(["sh", "-c", 'printf "%s" "$1" > "$2"', "sh", value, path], timeout=WRITE_TIMEOUT)
-    if not out.ok:
-        raise HostError(f"cannot write {path}: {out.problem()}")
+    """Write ``value`` to a tracefs control file (root's: through sudo -n where the login is not
+    root); raises HostError with the kernel's complaint."""
+    await host.write(path, value.encode(), WRITE_TIMEOUT, root=True)
 
 
 def _remove_sync(path: str) -> None:
@@ -251,8 +236,9 @@ async def remove_instance(host: Host, path: str) -> None:
             await write_file(host, f"{path}/{name}", "0")
         except HostError:
             pass
-    out = await host.run(["rmdir", path], timeout=WRITE_TIMEOUT)
-    if not out.ok and await host.exists(path):
+    out = await host.run_as_root(["rmdir", path], timeout=WRITE_TIMEOUT)
+    # Not there any more is what was wanted (a login that is not root cannot stat it to ask).
+    if not out.ok and "No such file" not in out.err:
         raise HostError(f"cannot remove {path}: {out.problem()}")
 
 
@@ -266,22 +252,20 @@ def _owner_alive(name: str) -> bool | None:
 async def remove_stale(host: Host, root: str) -> list[str]:
     """Remove ``rw-*`` instances left by runs that were killed (their process is gone; on a
     remote host: untouched for STALE_REMOTE_S). Live runs' instances are left alone."""
+    if isinstance(host, LocalHost):
+        stale = [p for p in await host.glob(f"{root}/instances/{PREFIX}*")
+                 if _owner_alive(p.rsplit("/", 1)[-1]) is False]
+    else:
+        # tracefs is root's (mode 0700): list it as root, old ones only, in one round trip.
+        out = await host.run_as_root(["find", f"{root}/instances", "-mindepth", "1", "-maxdepth", "1",
+                                      "-name", f"{PREFIX}*", "-mmin", f"+{STALE_REMOTE_S // 60}"],
+                                     timeout=WRITE_TIMEOUT, max_bytes=1 << 16)
+        stale = sorted(line for line in out.text.splitlines() if line.startswith(f"{root}/instances/"))
     removed = []
-    for path in await host.glob(f"{root}/instances/{PREFIX}*"):
-        name = path.rsplit("/", 1)[-1]
-        if isinstance(host, LocalHost):
-            if _owner_alive(name) is not False:
-                continue
-        else:
-            try:
-                info = await host.stat(path)
-            except HostError:
-                continue
-            if time.time() - info.mtime < STALE_REMOTE_S:
-                continue
+    for path in stale:
         try:
             await remove_instance(host, path)
-            removed.append(name)
+            removed.append(path.rsplit("/", 1)[-1])
         except HostError:
             continue
     return removed
@@ -289,7 +273,11 @@ async def remove_stale(host: Host, root: str) -> list[str]:
 
 async def find_tracefs(host: Host) -> str:
     for root in TRACEFS_PATHS:
-        if await host.exists(f"{root}/instances"):
+        if isinstance(host, LocalHost):
+            if await host.exists(f"{root}/instances"):
+                return root
+        # Elsewhere as root: an ordinary login cannot even stat inside tracefs (mode 0700).
+        elif (await host.run_as_root(["test", "-d", f"{root}/instances"], timeout=WRITE_TIMEOUT)).ok:
             return root
     return ""
 
@@ -330,7 +318,7 @@ class KernelTrace:
                     "tracefs is not mounted in the server context",
                     "mount -t tracefs nodev /sys/kernel/tracing (or let the wizard: --allow-tracefs-mount)")
             out = await self._mount_cmd(["mount", "-t", "tracefs", "nodev", TRACEFS_PATHS[0]])
-            if not out.ok or not await self.host.exists(f"{TRACEFS_PATHS[0]}/instances"):
+            if not out.ok or await find_tracefs(self.host) != TRACEFS_PATHS[0]:
                 raise TraceUnavailable(f"cannot mount tracefs: {out.problem()}",
                                        "run as root with a kernel built with CONFIG_FTRACE")
             self.mounted, self.root = True, TRACEFS_PATHS[0]
@@ -343,7 +331,7 @@ class KernelTrace:
                 raise TraceUnavailable(f"cannot create a tracefs instance: {exc.strerror or exc}",
                                        "run as root") from None
         else:
-            out = await self.host.run(["mkdir", self.path], timeout=WRITE_TIMEOUT)
+            out = await self.host.run_as_root(["mkdir", self.path], timeout=WRITE_TIMEOUT)
             if not out.ok:
                 raise TraceUnavailable(f"cannot create a tracefs instance: {out.problem()}",
                                        "run as root (or with passwordless sudo)")
@@ -419,7 +407,7 @@ class KernelTrace:
         # through NetnsHost.run would vanish with it: local contexts mount in the wizard's own.
         if isinstance(self.host, LocalHost):
             return await run_command(argv, 5, 65536)
-        return await self.host.run(argv, timeout=5)
+        return await self.host.run_as_root(argv, timeout=5)
 
     async def close(self) -> None:
         """Remove the instance (and unmount what this run mounted); safe to call twice."""
