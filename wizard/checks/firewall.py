@@ -182,9 +182,9 @@ _SAYS = {"reject": "rejects with a TCP reset", "icmp-reject": "rejects with ICMP
          "ct-count": "caps the number of tracked connections (ct count over N) and then drops or rejects"}
 
 
-def _counter(rs: Ruleset, hit: Hit) -> int | None:
+def _counter(rs: Ruleset, counters: dict[Any, int], hit: Hit) -> int | None:
     if hit.rule is not None:
-        return rs.counters().get(hit.rule.key)
+        return counters.get(hit.rule.key)
     chain = rs.chains.get(hit.chain.key)
     return chain.packets if chain else None
 
@@ -262,9 +262,11 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
                after: Collected, probed: bool, port: int) -> CheckResult:
         rows, notable, worst_sure, moved_any = [], [], False, []
         may_accept = {h.chain.key for h in hits if h.rule is not None and h.rule.verdict == "accept"}
+        # Once per reading, not once per hit: a kube-proxy ruleset has thousands of rules.
+        counted = (before.ruleset.counters(), after.ruleset.counters())
         for i, hit in enumerate(hits):
             kind = _kind(hit)
-            b, a = _counter(before.ruleset, hit), _counter(after.ruleset, hit)
+            b, a = _counter(before.ruleset, counted[0], hit), _counter(after.ruleset, counted[1], hit)
             delta = a - b if a is not None and b is not None and probed else None
             rule = hit.rule
             row = {"path": hit.describe(), "match": hit.match, "verdict": hit.verdict, "kind": kind,

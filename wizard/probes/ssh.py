@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from wizard.probes.commands import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, CommandOutput
 from wizard.probes.hosts import PER_NETNS, READ_TIMEOUT, WRITE_TIMEOUT, FileInfo, Host, HostError
@@ -23,6 +24,8 @@ CONNECT_TIMEOUT = 5.0
 # OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session holds one.
 MAX_CHANNELS = 6
 STDERR_CAP = 64 * 1024
+
+T = TypeVar("T")
 
 
 class SshHost(Host):
@@ -244,6 +247,20 @@ class SshHost(Host):
         if PER_NETNS.match(path):
             # /proc files report size 0 and are generated on read: one cat is one round trip.
             return await self._read_by_cat(path, offset, max_bytes)
+
+        async def by_sftp(sftp: Any) -> bytes:
+            async with sftp.open(path, "rb") as handle:
+                return await handle.read(max_bytes, offset)
+
+        return await self._sftp_or_command("read", path, READ_TIMEOUT, by_sftp,
+                                           lambda sudo: self._exec_read(path, offset, max_bytes, sudo=sudo))
+
+    async def _sftp_or_command(self, verb: str, path: str, timeout: float,
+                               by_sftp: Callable[[Any], Awaitable[T]],
+                               by_command: Callable[[bool], Awaitable[T]]) -> T:
+        """``by_sftp(sftp)``; by command where the server has no SFTP subsystem, or through
+        sudo -n where SFTP is refused for permissions and sudo works (a ranged read or a
+        write by command costs the same bytes)."""
         import asyncssh
 
         try:
@@ -251,21 +268,19 @@ class SshHost(Host):
         except HostError:
             if self._failure:
                 raise
-            # No SFTP subsystem on this server: a ranged read by command costs the same bytes.
-            return await self._exec_read(path, offset, max_bytes, sudo=False)
+            return await by_command(False)
         try:
-            async with asyncio.timeout(READ_TIMEOUT):
-                async with sftp.open(path, "rb") as handle:
-                    return await handle.read(max_bytes, offset)
+            async with asyncio.timeout(timeout):
+                return await by_sftp(sftp)
         except TimeoutError:
-            raise HostError(f"reading {path} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
+            raise HostError(f"cannot {verb} {path} in {self.spec}: no answer within {timeout:g}s") from None
         except asyncssh.SFTPPermissionDenied:
             if await self._use_sudo():
-                return await self._exec_read(path, offset, max_bytes, sudo=True)
-            raise HostError(f"cannot read {path} in {self.spec}: permission denied "
+                return await by_command(True)
+            raise HostError(f"cannot {verb} {path} in {self.spec}: permission denied "
                             f"(needs root or passwordless sudo)") from None
         except (asyncssh.SFTPError, OSError) as exc:
-            raise HostError(f"cannot read {path} in {self.spec}: "
+            raise HostError(f"cannot {verb} {path} in {self.spec}: "
                             f"{getattr(exc, 'reason', '') or exc}") from None
 
     async def _exec_read(self, path: str, offset: int, max_bytes: int, *, sudo: bool) -> bytes:
@@ -280,32 +295,17 @@ class SshHost(Host):
                     root: bool = False) -> None:
         """SFTP for the user's own files; ``sudo -n tee`` for root's when the login is not root
         (or when SFTP is refused); /proc/sys/net by command, like reads of /proc/net."""
-        import asyncssh
-
         if root and await self._use_sudo():
             return await self._exec_write(path, data, timeout, sudo=True)
         if PER_NETNS.match(path):
             return await self._exec_write(path, data, timeout, sudo=False)
-        try:
-            sftp = await self._sftp_client()
-        except HostError:
-            if self._failure:
-                raise
-            return await self._exec_write(path, data, timeout, sudo=False)  # no SFTP subsystem
-        try:
-            async with asyncio.timeout(timeout):
-                async with sftp.open(path, "wb") as handle:
-                    await handle.write(data, 0)
-        except TimeoutError:
-            raise HostError(f"writing {path} in {self.spec} took longer than {timeout:g}s") from None
-        except asyncssh.SFTPPermissionDenied:
-            if await self._use_sudo():
-                return await self._exec_write(path, data, timeout, sudo=True)
-            raise HostError(f"cannot write {path} in {self.spec}: permission denied "
-                            f"(needs root or passwordless sudo)") from None
-        except (asyncssh.SFTPError, OSError) as exc:
-            raise HostError(f"cannot write {path} in {self.spec}: "
-                            f"{getattr(exc, 'reason', '') or exc}") from None
+
+        async def by_sftp(sftp: Any) -> None:
+            async with sftp.open(path, "wb") as handle:
+                await handle.write(data, 0)
+
+        await self._sftp_or_command("write", path, timeout, by_sftp,
+                                    lambda sudo: self._exec_write(path, data, timeout, sudo=sudo))
 
     async def _exec_write(self, path: str, data: bytes, timeout: float, *, sudo: bool) -> None:
         # tee writes what it reads in one write (a control file wants one); its echo is dropped.
