@@ -185,6 +185,13 @@ async def test_run_as_root_uses_sudo_for_any_program_not_only_the_known_root_one
         [(("rmdir", "/tmp/d"), False), (("rmdir", "/tmp/d"), True)]
 
 
+async def test_which_asks_the_server_once_per_tool_and_run() -> None:
+    host = ScriptedSsh(uid=0, sudo_ok=False)  # answers "ok": not a path, so not installed
+    assert await host.which("nft") is None and await host.which("nft") is None
+    await host.which("ss")
+    assert [argv for argv, _ in host.sent] == [("command", "-v", "nft"), ("command", "-v", "ss")]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

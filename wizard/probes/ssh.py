@@ -50,6 +50,7 @@ class SshHost(Host):
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
         self._uid: int | None = None
         self._sudo: bool | None = None
+        self._which: dict[str, str | None] = {}
         self.connects = 0  # connection attempts made (one per run is the contract)
 
     @classmethod
@@ -237,9 +238,13 @@ class SshHost(Host):
         return bool(self._sudo)
 
     async def which(self, tool: str) -> str | None:
-        out = await self._exec(("command", "-v", tool), 5, 4096, script=which_command(tool))
-        path = out.text.strip().splitlines()
-        return path[0] if out.ok and path and path[0].startswith("/") else None
+        # The runner asks before every check that needs a tool, server.context asks again:
+        # one round trip per tool and run is enough.
+        if tool not in self._which:
+            out = await self._exec(("command", "-v", tool), 5, 4096, script=which_command(tool))
+            path = out.text.strip().splitlines()
+            self._which[tool] = path[0] if out.ok and path and path[0].startswith("/") else None
+        return self._which[tool]
 
     # -- files ----------------------------------------------------------------------
 
