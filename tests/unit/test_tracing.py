@@ -17,8 +17,9 @@ from tests.unit.fakes import FakeHost, make_ctx
 from wizard.checks.kernel_trace import KernelResetsCheck, KernelTraceParams, judge
 from wizard.model import Status
 from wizard.probes.tcp import ExchangeOutcome
-from wizard.probes.tracing import (
-    Endpoint, TraceCapture, drop_filter, format_fields, format_symbols, parse_line, parse_trace)
+from wizard.probes.tracelines import (Endpoint, drop_filter, format_fields, format_symbols, parse_line,
+                                      parse_trace)
+from wizard.probes.tracing import TraceCapture
 
 RECORDED = """\
 # tracer: nop

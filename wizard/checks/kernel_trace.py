@@ -16,7 +16,8 @@ from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.common import payload_for, probe_address
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
-from wizard.probes.tracing import Endpoint, KernelTrace, TraceCapture, TraceEvent, TraceUnavailable
+from wizard.probes.tracelines import Endpoint, TraceEvent
+from wizard.probes.tracing import KernelTrace, TraceCapture, TraceUnavailable
 
 #: tcp_send_reset reason -> (signal, what it means); reasons not listed raise ktrace.rst_sent only
 RST_REASONS: dict[str, tuple[str, str]] = {
@@ -186,6 +187,6 @@ def _count(drops: list[TraceEvent]) -> dict[str, int]:
 
 
 def _endpoint(local: str) -> Endpoint | None:
-    from wizard.probes.tracing import parse_endpoint
+    from wizard.probes.tracelines import parse_endpoint
 
     return parse_endpoint(local) if local else None
