@@ -119,6 +119,8 @@ class Runner:
         """Run a step's checks concurrently (or just check ``only``), filling the session."""
         spec = self.checklist.step(step_id)
         step = session.step(step_id)
+        if step_id == "connectivity":
+            self._warm_packets()
         step.title = spec.title
         if only is None:
             step.checks = []
@@ -143,13 +145,31 @@ class Runner:
             self.emit(StepFinished(step_id, step))
         return step
 
+    def _warm_packets(self) -> None:
+        """Start importing scapy in a thread while the steps before the handshake run.
+
+        Importing it costs up to a second; begun here it overlaps ping, rules and counters,
+        and it never delays the TUI's first frame (nothing runs before step 1 is submitted).
+        """
+        packets = getattr(self.ctx.probes, "packets", None)
+        if self.ctx.client_root and packets is not None and hasattr(packets, "warm"):
+            packets.warm()
+
     async def run_all(self, session: Session, steps: Iterable[str] = STEP_IDS) -> Session:
         try:
             for step_id in steps:
                 await self.run_step(session, step_id)
         finally:
             self.conclude(session)
+            await self.close()
         return session
+
+    async def close(self) -> None:
+        """Release what the probes hold (the packet probe's kernel-RST guard table) now,
+        not a second later or at loop shutdown."""
+        packets = getattr(self.ctx.probes, "packets", None)
+        if packets is not None and hasattr(packets, "aclose"):
+            await asyncio.shield(packets.aclose())
 
     def conclude(self, session: Session) -> None:
         session.diagnosis, session.close_call = diagnose(self.checklist, session)
