@@ -143,6 +143,23 @@ def test_overlapping_context_is_merged_and_separate_excerpts_are_split() -> None
     assert ex.counts["oom-kill"] == 1
 
 
+def test_context_does_not_merge_across_a_gap_between_distant_lines() -> None:
+    ctx = make_ctx()
+    reset = "read tcp 10.0.0.1:80->10.0.0.2:5: read: connection reset by peer"
+    # What excerpt_window returns: each hit with its margin, the lines between left out.
+    rows = [(n, reset if n in (10, 14, 100) else f"line {n} ok") for n in
+            (*range(8, 17), *range(98, 103))]
+    for numbered in (True, False):
+        lines = [LogLine(n if numbered else None, n * 80, t.ljust(79), 0.0, True, True)
+                 for n, t in rows]
+        ex = excerpt(lines, ctx.checklist.signatures, context=2, budget=100)
+        chunks = ex.text.split("\n...\n")
+        assert [[ln.split()[1] if ln.startswith("line") else "HIT" for ln in c.splitlines()]
+                for c in chunks] == [["8", "9", "HIT", "11", "12", "13", "HIT", "15", "16"],
+                                     ["98", "99", "HIT", "101", "102"]]
+        assert len(ex.highlight) == 3
+
+
 def test_max_matches_caps_the_excerpt_and_counts_what_was_left_out() -> None:
     ctx = make_ctx()
     texts = ["Connection reset by peer"] * 50
@@ -463,6 +480,33 @@ async def test_window_cut_reads_its_window_and_little_more(tmp_path: Path) -> No
     assert host.bytes_read < len(cut.data) + 400_000 < size / 5
     first = cut.data.split(b"\n", 1)[0].decode()
     assert format_named("iso8601").parse(first, TimeContext(tz=UTC)) >= t0
+
+
+async def test_check_on_a_big_file_quotes_only_hits_and_counts_the_whole_window(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    mixed_log(path, "iso8601", lines=60_000, seed=5)
+    t0, t1 = AT.timestamp() - 300, AT.timestamp() + 300
+    regexes = [s.regex for s in make_ctx().checklist.signatures]
+    rx = [re.compile(r, re.I) for r in regexes]
+    tf, tctx = format_named("iso8601"), TimeContext(tz=UTC, year_ref=AT)
+    inside, hits, cur = 0, [], None
+    for text in path.read_text().splitlines():
+        own = tf.parse(text, tctx)
+        cur = own if own is not None else cur
+        if cur is not None and t0 <= cur <= t1:
+            inside += 1
+            if any(x.search(text) for x in rx):
+                hits.append(text)
+    assert hits
+    ctx = make_ctx(answers=Answers(at=AT, window_s=300, logs=[str(path)]), server=LocalHost())
+    result = await LogExcerptCheck().run(ctx, LogExcerptParams(context_lines=1))
+    info = next(e for e in result.evidence if "lines in the window" in e.title)
+    assert info.title.startswith(f"{path}: {inside} lines in the window")
+    assert info.data["method"] == "bisect" and info.data["bytes_read"] < path.stat().st_size / 3
+    ev = next(e for e in result.evidence if e.kind == "log")
+    shown = ev.text.splitlines()
+    assert [shown[i] for i in ev.highlight] == hits
+    assert ev.data["first_line"] is None or ev.data["first_line"] > 1
 
 
 async def test_small_file_excerpt_falls_back_to_the_line_by_line_reader(tmp_path: Path) -> None:

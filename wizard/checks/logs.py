@@ -13,6 +13,7 @@ from wizard.checks.base import Check, CheckContext, CheckParams, Findings
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Signature, Status
 from wizard.probes.journal import is_journal_file, journal_window
+from wizard.probes.logcut import excerpt_window
 from wizard.probes.logs import LogLine, LogReader, LogWindow, rotated_in_window
 
 # What a Linux admin would look at first; globs for per-service directories. Only the ones
@@ -74,8 +75,21 @@ def match_lines(lines: list[LogLine], signatures: list[Signature]) -> list[Match
     return out
 
 
+def adjacent(a: LogLine, b: LogLine) -> bool:
+    """Whether ``b`` is the line right after ``a`` in its file. The lines given to excerpt()
+    may be only the matches and their context, so neighbours in the list can be far apart."""
+    if a.number is not None and b.number is not None:
+        return b.number == a.number + 1
+    if a.offset == b.offset == 0:
+        return True  # no position known (a journal's entries): taken as given
+    # The decoded text is at least as long in UTF-8 as the raw line (a replaced byte grows),
+    # plus "\r\n" at most.
+    return 0 < b.offset - a.offset <= len(a.text.encode("utf-8", "replace")) + 2
+
+
 def excerpt(lines: list[LogLine], signatures: list[Signature], context: int, budget: int) -> Excerpt:
-    """Keep ``context`` lines around each of the first ``budget`` matches, merging overlaps."""
+    """Keep ``context`` lines around each of the first ``budget`` matches, merging overlaps;
+    context never reaches across a gap between lines that are not neighbours in the file."""
     found = match_lines(lines, signatures)
     ex = Excerpt(counts=Counter(s.id for m in found for s in m.signatures),
                  times=[(m.line.ts, {s.cls for s in m.signatures}) for m in found
@@ -87,8 +101,12 @@ def excerpt(lines: list[LogLine], signatures: list[Signature], context: int, bud
         return ex
     spans: list[list[int]] = []
     for m in kept:
-        lo, hi = max(0, m.index - context), min(len(lines) - 1, m.index + context)
-        if spans and lo <= spans[-1][1] + 1:
+        lo = hi = m.index
+        while lo > 0 and m.index - lo < context and adjacent(lines[lo - 1], lines[lo]):
+            lo -= 1
+        while hi < len(lines) - 1 and hi - m.index < context and adjacent(lines[hi], lines[hi + 1]):
+            hi += 1
+        if spans and lo <= spans[-1][1] + 1 and (lo <= spans[-1][1] or adjacent(lines[spans[-1][1]], lines[lo])):
             spans[-1][1] = max(spans[-1][1], hi)
         else:
             spans.append([lo, hi])
@@ -259,21 +277,28 @@ class LogExcerptCheck(Check[LogExcerptParams]):
                         signalled.add(sid)
                         f.signal(sid, f"{_where(source, m.line)}: {_trim(m.line.text)} ({sig.id})")
 
-        windows: list[LogWindow] = []
+        regexes = [s.regex for s in sigs.values()]
+        windows: list[tuple[LogWindow, int]] = []
+
+        async def cut(path: str) -> tuple[LogWindow, int]:
+            # Only the matching lines and their context come back (and only they cross an
+            # SSH link); the count says how many lines the window held.
+            return await excerpt_window(reader, path, t0, t1, regexes, params.context_lines)
+
         for path in paths:
             sibs, notes = await rotated_in_window(reader, path, t0, t1)
             for note in notes:
                 f.add(f"{path}: {note}", source=path)
             for sib in sibs:
-                if sib.path not in paths and sib.path not in (w.path for w in windows):
-                    windows.append(await reader.window(sib.path, t0, t1, params.context_lines))
+                if sib.path not in paths and sib.path not in (w.path for w, _ in windows):
+                    windows.append(await cut(sib.path))
             if sibs:
                 f.add(f"{path}: the window reaches back into its rotated copies "
                       f"{', '.join(s.path for s in sibs)}", source=path,
                       data={"rotated": [{"path": s.path, "first": s.first, "last": s.last}
                                         for s in sibs]})
-            windows.append(await reader.window(path, t0, t1, params.context_lines))
-        for win in windows:
+            windows.append(await cut(path))
+        for win, in_window in windows:
             path = win.path
             if win.error:
                 problems.append(win.error)
@@ -282,7 +307,6 @@ class LogExcerptCheck(Check[LogExcerptParams]):
             if win.format and not win.format_has_zone:
                 naive_note = True
             notes = "; ".join(win.notes)
-            in_window = sum(1 for ln in win.lines if ln.in_window)
             f.add(f"{path}: {in_window} lines in the window (format {win.format or 'unknown'}, "
                   f"read {win.bytes_read} of {win.size} bytes by {win.method})"
                   + (f"; {notes}" if notes else ""), source=path,
