@@ -139,7 +139,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "server-crash", "server-crash",
         "A supervisor runs the server; the worker dies on each request with an unhandled exception "
         "(its traceback in the log), the kernel closes its connections, and the supervisor restarts "
-        "it after half a second. Clients see the connection end without an answer, and refusals while "
+        "it after 0.2 s. Clients see the connection end without an answer, and refusals while "
         "the worker is down.",
         server=("crash",), evidence=(r"Traceback|restarting the server",)),
     Scenario("server-crash/v6-segfault", "server-crash",

@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--read", type=int, default=16, help="unread: bytes read before the early answer")
     p.add_argument("--backlog", type=int, default=1)
     p.add_argument("--signal", default="", help="crash: SIGSEGV to die by signal with the request unread")
-    p.add_argument("--restart-delay", type=float, default=0.5)
+    p.add_argument("--restart-delay", type=float, default=0.2)
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--payload", help="client: what to send (\\r\\n escapes)")
