@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from wizard.model import Session
+from wizard.model import Session, is_ip
 
 PLACEHOLDER = re.compile(r"«(?:secret|ipv4|ipv6|host)-\d+»")
 _ONLY_PLACEHOLDERS = re.compile(r"^(?:\s*«(?:secret|ipv4|ipv6|host)-\d+»)+\s*$")
@@ -100,7 +100,7 @@ class Redactor:
         self.mapping: dict[tuple[str, str], str] = {}
         self._counts: dict[str, int] = {}
         names = sorted({h.strip().rstrip(".") for h in hostnames if h and h.strip()}, key=len, reverse=True)
-        names = [n for n in names if not _is_ip(n)]
+        names = [n for n in names if not is_ip(n)]
         self._hosts = re.compile(
             r"(?<![A-Za-z0-9_.-])(?:" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9_-]|\.[A-Za-z0-9])",
             re.I) if names else None
@@ -132,7 +132,7 @@ class Redactor:
         text = _TOKENS.sub(lambda m: self.secret(m.group(0)), text)
         text = _AWS_SECRET.sub(lambda m: self.secret(m.group(0)), text)
         if self.addresses:
-            text = _IPV4.sub(lambda m: self.placeholder("ipv4", m.group(0)) if _is_ip(m.group(0)) else m.group(0), text)
+            text = _IPV4.sub(lambda m: self.placeholder("ipv4", m.group(0)) if is_ip(m.group(0)) else m.group(0), text)
             text = _IPV6.sub(self._ipv6, text)
         if self._hosts is not None:
             text = self._hosts.sub(lambda m: self.placeholder("host", m.group(0).rstrip(".")), text)
@@ -170,7 +170,7 @@ class Redactor:
 
     def _ipv6(self, m: re.Match[str]) -> str:
         value = m.group(0)
-        if value.count(":") < 2 or value == "::" or not _is_ip(value):
+        if value.count(":") < 2 or value == "::" or not is_ip(value):
             return value
         return self.placeholder("ipv6", str(ipaddress.ip_address(value)))
 
@@ -232,14 +232,6 @@ def _cut_pem_body(rest: str) -> int:
 
 def _names_secret(key: str) -> bool:
     return bool(re.fullmatch(_KEY, key, re.I))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def redact_text(text: str, redactor: Redactor | None = None) -> str:

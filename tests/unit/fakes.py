@@ -34,6 +34,7 @@ class FakeHost(Host):
         self.tools = tools
         self._addresses = addresses if addresses is not None else ["127.0.0.1", "::1"]
         self.calls: list[tuple[str, ...]] = []
+        self.writes: list[tuple[str, bytes, bool]] = []
         self._counts: dict[tuple[str, ...], int] = defaultdict(int)
 
     async def run(self, argv, timeout=5.0, max_bytes=1 << 20) -> CommandOutput:  # type: ignore[override]
@@ -59,6 +60,10 @@ class FakeHost(Host):
         if path not in self.files:
             raise HostError(f"cannot read {path}: No such file or directory")
         return self.files[path][offset:offset + max_bytes]
+
+    async def write(self, path: str, data: bytes | str, timeout: float = 5.0, *, root: bool = False) -> None:
+        self.writes.append((path, data.encode() if isinstance(data, str) else data, root))
+        self.files[path] = data.encode() if isinstance(data, str) else data
 
     async def stat(self, path: str) -> FileInfo:
         if path not in self.files:

@@ -76,7 +76,7 @@ def test_rst_to_syn_from_closed_port_is_the_server_kernel_and_a_refusal():
     f = Flow()
     f.add(0.0, True, "S")
     rst = f.rst(0.4, flags="RA", seq=0, ack=1001, window=0, ip_id=0, options=[])
-    att = attribute(rst, f.events, None, {"Tcp.OutRsts": 1})
+    att = attribute(rst, f.events, None, {"TcpOutRsts": 1})
     assert att.sender == "server-kernel"
     assert att.signals[0] == "rst.from_server_kernel"
     t = timing(f.events)
@@ -89,7 +89,7 @@ def test_linger0_abort_with_timestamps_and_abort_counter_is_the_server_applicati
     f.add(1.0, True, "PA", payload=b"GET / HTTP/1.1\r\n\r\n")
     f.add(1.5, False, "A")
     rst = f.rst(3.0, flags="RA", window=501)  # IP ID continues, timestamps, window > 0
-    deltas = {"TcpExt.TCPAbortOnData": 1, "Tcp.OutRsts": 1}
+    deltas = {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1}
     att = attribute(rst, f.events, server_shape(f.events), deltas)
     assert att.sender == "server-app"
     assert "rst.ttl_mismatch" not in att.signals
@@ -225,8 +225,8 @@ def test_counters_are_parsed_from_proc_net_snmp_and_deltas_keep_what_moved():
                             "Tcp: RtoAlgorithm OutRsts AttemptFails\nTcp: 1 5 0\n")
     after = parse_counters("Ip: Forwarding InReceives\nIp: 1 12\n"
                            "Tcp: RtoAlgorithm OutRsts AttemptFails\nTcp: 1 6 0\n")
-    assert before["Tcp.OutRsts"] == 5
-    assert counter_deltas(before, after) == {"Ip.InReceives": 2, "Tcp.OutRsts": 1}
+    assert before["TcpOutRsts"] == 5
+    assert counter_deltas(before, after) == {"IpInReceives": 2, "TcpOutRsts": 1}
 
 
 def test_server_shape_comes_from_the_syn_ack():

@@ -229,7 +229,7 @@ async def test_capture_credits_the_server_application_when_abort_counters_move()
     result = await PacketsCaptureCheck().run(ctx, CaptureParams())
     assert "rst.from_server_app" in {s.id for s in result.signals}
     counters = next(e for e in result.evidence if e.kind == "counters")
-    assert counters.data["deltas"] == {"Tcp.OutRsts": 1, "TcpExt.TCPAbortOnData": 1}
+    assert counters.data["deltas"] == {"TcpOutRsts": 1, "TcpExtTCPAbortOnData": 1}
 
 
 async def test_capture_without_a_reset_passes_and_says_none_was_seen():

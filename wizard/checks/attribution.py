@@ -12,15 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wizard.probes.kernel import parse_proc_counters
 from wizard.probes.packets import PacketEvent, initial_ttl
 
 Sender = Literal["server-kernel", "server-app", "server-firewall", "path", "unknown"]
 TimingClass = Literal["reset-to-syn", "reset-after-first-data", "reset-after-bytes",
                       "reset-after-hold", "reset-beyond-nth", "no-answer", "closed", "ok"]
 
-ABORT_COUNTERS = ("TcpExt.TCPAbortOnData", "TcpExt.TCPAbortOnClose", "TcpExt.TCPAbortOnMemory",
-                  "TcpExt.TCPAbortOnTimeout", "TcpExt.TCPAbortOnLinger")
-OUT_RSTS = "Tcp.OutRsts"
+ABORT_COUNTERS = ("TcpExtTCPAbortOnData", "TcpExtTCPAbortOnClose", "TcpExtTCPAbortOnMemory",
+                  "TcpExtTCPAbortOnTimeout", "TcpExtTCPAbortOnLinger")
+OUT_RSTS = "TcpOutRsts"
 IDLE_GAP_S = 1.0  # a pause this long before the fatal segment counts as an idle hold
 
 
@@ -61,20 +62,8 @@ SENDER_WORDS: dict[str, str] = {
 
 
 def parse_counters(text: str) -> dict[str, int]:
-    """``/proc/net/snmp`` or ``/proc/net/netstat`` text as {"Tcp.OutRsts": n, ...}."""
-    values: dict[str, int] = {}
-    lines = text.splitlines()
-    for header, row in zip(lines[::2], lines[1::2]):
-        prefix, _, names = header.partition(":")
-        prefix2, _, numbers = row.partition(":")
-        if prefix != prefix2:
-            continue
-        for name, num in zip(names.split(), numbers.split()):
-            try:
-                values[f"{prefix}.{name}"] = int(num)
-            except ValueError:
-                continue
-    return values
+    """``/proc/net/snmp`` or ``/proc/net/netstat`` text as nstat names: {"TcpOutRsts": n, ...}."""
+    return parse_proc_counters(text)
 
 
 def counter_deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

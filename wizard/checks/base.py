@@ -22,6 +22,10 @@ class CheckParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class NoParams(CheckParams):
+    """For checks that take no parameters."""
+
+
 P = TypeVar("P", bound=CheckParams)
 
 

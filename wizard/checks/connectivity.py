@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from pydantic import Field
 
-from wizard.checks.base import Check, CheckContext, CheckParams, Findings, Tool
+from wizard.checks.base import Check, CheckContext, CheckParams, Findings, NoParams, Tool
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
 
@@ -29,10 +29,6 @@ def _addresses(ctx: CheckContext) -> list[str]:
 
 def _family(address: str) -> str:
     return "IPv6" if ":" in address else "IPv4"
-
-
-class NoParams(CheckParams):
-    pass
 
 
 @register

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from wizard.checks.base import Check, CheckContext, CheckParams, Findings
+from wizard.checks.base import Check, CheckContext, Findings, NoParams
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Signature, Status
 from wizard.probes.hosts import HostError
@@ -149,10 +149,6 @@ def _explain(cls: str, sig_id: str) -> str:
         return ("The two ends spoke different protocols (e.g. plain HTTP to a TLS port); servers "
                 "often answer that with a reset right after the first data.")
     return "This text points to the server side (a crash, a limit or a kernel event), not to the client's socket."
-
-
-class NoParams(CheckParams):
-    pass
 
 
 @register

@@ -13,6 +13,8 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 
+from wizard.model import is_ip
+
 MAX_READ = 4096
 BANNER_WAIT_S = 0.3  # servers that speak first do so at once; longer only delays the run
 
@@ -127,7 +129,7 @@ class ProtocolProbe:
     async def identify(self, address: str, port: int, host: str, timeout: float) -> ProtocolFacts:
         attempts = {
             "banner": asyncio.ensure_future(self.banner(address, port, min(timeout, BANNER_WAIT_S))),
-            "tls": asyncio.ensure_future(self.tls(address, port, None if _is_ip(host) else host, timeout)),
+            "tls": asyncio.ensure_future(self.tls(address, port, None if is_ip(host) else host, timeout)),
             "http": asyncio.ensure_future(self.http(address, port, host, timeout)),
         }
         done: dict[str, Attempt] = {}
@@ -152,11 +154,3 @@ class ProtocolProbe:
         return ProtocolFacts(address, port, done["banner"], done["tls"], done["http"])
 
 
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
