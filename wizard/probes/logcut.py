@@ -12,11 +12,13 @@ disorder to ``LogReader.window``'s scan, as does a small or unrecognised file).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from wizard.probes.commands import run_command
 from wizard.probes.hosts import Host, HostError
 from wizard.probes.logs import (COUNT_PREFIX, DEFAULT_CAP, HEAD_BYTES, PROBE_BYTES, SMALL_FILE,
                                 LogLine, LogReader, LogWindow, _Budget, _Scanner, _split, is_gzip)
@@ -66,6 +68,64 @@ class Selector:
 
     def matches(self, text: str) -> bool:
         return any(rx.search(text) for rx in self.regexes)
+
+    async def fast_starts(self, data: bytes) -> list[int]:
+        """``candidate_starts`` by a local grep over the bytes (already in memory, on stdin):
+        its multi-literal search is one pass where Python needs one per literal (~10x
+        faster on a 10-minute window of a busy log); the literal-less regexes by grep -P at
+        the same time. Whatever grep cannot do (missing, no -P, output too large) falls back
+        to Python for that part, so the lines found are the same either way."""
+        if len(data) < GREP_MIN:
+            return self.candidate_starts(data)
+        jobs = [_grep_starts(data, ["-F", "-o"], [lit.decode("utf-8", "surrogateescape") for lit in self.literals])
+                if self.literals else _none(),
+                *(_grep_starts(data, ["-P"], [rx.pattern.decode("utf-8", "surrogateescape")]) for rx in self.unfiltered)]
+        found = await asyncio.gather(*jobs)
+        starts: set[int] = set()
+        py = Selector(self.regexes, [], [])
+        if self.literals:
+            if found[0] is None:
+                py.literals = self.literals
+            else:
+                starts.update(found[0])
+        for rx, got in zip(self.unfiltered, found[1:]):
+            if got is None:
+                py.unfiltered.append(rx)
+            else:
+                starts.update(got)
+        if py.literals or py.unfiltered:
+            starts.update(py.candidate_starts(data))
+        return sorted(starts)
+
+
+GREP_MIN = 256 << 10  # below this, Python is as fast as starting grep
+GREP_OUT_CAP = 4 << 20  # more output than this: the prefilter passes too much, use Python
+GREP_TIMEOUT = 30.0
+
+
+async def _none() -> list[int] | None:
+    return None
+
+
+async def _grep_starts(data: bytes, mode: list[str], patterns: list[str]) -> list[int] | None:
+    """Offsets of the lines of ``data`` that ``grep -i`` finds any of ``patterns`` in (-b:
+    the byte offset of each match with -o, of each line without); None when grep cannot."""
+    argv = ["grep", "-a", "-b", "-i", *mode]
+    for pat in patterns:
+        argv += ["-e", pat]
+    try:
+        out = await run_command(argv, GREP_TIMEOUT, GREP_OUT_CAP, stdin=data, where="local")
+    except OSError:
+        return None
+    if out.missing or out.timed_out or out.truncated or out.returncode not in (0, 1):
+        return None
+    starts: set[int] = set()
+    for raw in out.stdout.split(b"\n"):
+        num, sep, _ = raw.partition(b":")
+        if sep and num.isdigit():
+            off = int(num)
+            starts.add(data.rfind(b"\n", 0, off) + 1 if "-o" in mode else off)
+    return sorted(starts)
 
 
 @dataclass
@@ -203,7 +263,7 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
         win.notes.append(f"stopped after reading {reader.cap >> 20} MiB (the per-file cap)")
     data = cut.data
     sel = Selector.of(regexes)
-    starts = [s for s in sel.candidate_starts(data)
+    starts = [s for s in await sel.fast_starts(data)
               if sel.matches(_text(data, s))]
     if not starts:
         return win, cut.lines
