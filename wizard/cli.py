@@ -25,7 +25,7 @@ from wizard import __version__
 from wizard.model import Answers, Checklist, Session, WizardError, parse_target
 from wizard.probes import Host, HostError, LocalHost, Probes, host_for
 from wizard.probes.files import write_atomic
-from wizard.probes.payloads import decode_escapes
+from wizard.probes.payloads import escape_bytes
 
 EXIT_OK, EXIT_DIAGNOSED, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
 COMMANDS = ("diagnose", "demo", "report", "checks", "lab")
@@ -87,7 +87,7 @@ def _diagnose_options(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
     add("--server", default="local", metavar="CONTEXT", help="local, netns:NAME or ssh:[user@]host[:port]")
     add("--log", action="append", default=[], metavar="PATH", help="log file or glob to excerpt (repeatable)")
-    add("--journal", action="append", default=[], metavar="UNIT", help="systemd unit whose journal to excerpt")
+    add("--journal", action="append", default=[], metavar="UNIT", help="systemd unit, or a .journal file, whose journal to excerpt")
     add("--at", metavar="TIME", help="when the reset was seen (RFC 3339, HH:MM, -10m)")
     add("--window", metavar="DURATION", help="how far around --at to look in logs (default 15m)")
     add("--error", metavar="TEXT", help="the error message as the user saw it")
@@ -198,17 +198,16 @@ async def check_logs(patterns: list[str], server: Host) -> list[str]:
 async def read_payload(text: str | None) -> str | None:
     if text is None:
         return None
+    # The session keeps the payload as typed (escapes and all, JSON-safe); the probe turns
+    # it into exact bytes (payload_bytes), so \xff is the byte FF, not two UTF-8 bytes.
     if not text.startswith("@"):
-        return decode_escapes(text)
+        return text
     path = text[1:]
     try:
         data = await LocalHost().read(path, max_bytes=1 << 20)
     except HostError as exc:
         raise WizardError("unreadable payload", f"{path}: {str(exc).removeprefix(f'cannot read {path}: ')}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WizardError("bad payload", f"{path} is not UTF-8 text (byte {exc.start})") from None
+    return escape_bytes(data)
 
 
 async def build_answers(args: argparse.Namespace, server: Host) -> Answers:
@@ -352,7 +351,7 @@ def demo_tui() -> int:
 
     with start_demo() as demo:
         return run_tui(demo.target, answers=Answers(error=demo.error, logs=[str(demo.log_path)],
-                                                    payload=decode_escapes(demo.payload)), demo=True)
+                                                    payload=demo.payload), demo=True)
 
 
 def _checklist(allow_tracefs_mount: bool) -> Checklist:

@@ -91,12 +91,31 @@ def test_report_into_missing_directory_is_rejected_before_probing(tmp_path: Path
     assert_one_line(err, "bad report path")
 
 
-def test_binary_payload_file_is_rejected_as_not_utf8(tmp_path: Path, capsys) -> None:
+async def test_a_binary_payload_file_is_sent_byte_for_byte(tmp_path: Path) -> None:
+    from wizard.checks.common import payload_for
+    from wizard.cli import read_payload
+    from wizard.model import Answers
+
+    from tests.unit.fakes import make_ctx
+
     blob = tmp_path / "payload.bin"
-    blob.write_bytes(b"\xff\xfe\x00binary")
-    code, err = run_cli(["diagnose", "127.0.0.1:80", "--payload", f"@{blob}"], capsys)
-    assert code == 2
-    assert_one_line(err, "bad payload")
+    blob.write_bytes(bytes(range(256)) + b"\\x41")
+    text = await read_payload(f"@{blob}")
+    assert text is not None and text.isprintable()  # JSON-safe in the session
+    ctx = make_ctx(answers=Answers(payload=text))
+    assert payload_for(ctx) == (blob.read_bytes(), "custom")
+
+
+async def test_a_typed_payload_keeps_its_escapes_until_the_probe_sends_it() -> None:
+    from wizard.checks.common import payload_for
+    from wizard.cli import read_payload
+    from wizard.model import Answers
+
+    from tests.unit.fakes import make_ctx
+
+    text = await read_payload(r"GET / HTTP/1.1\r\n\xff\r\n")
+    assert text == r"GET / HTTP/1.1\r\n\xff\r\n"
+    assert payload_for(make_ctx(answers=Answers(payload=text)))[0] == b"GET / HTTP/1.1\r\n\xff\r\n"
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("2h", 7200), ("45", 45), ("1.5m", 90)])

@@ -138,7 +138,8 @@ async def test_burst_launches_in_order_staggered_and_waits_concurrently() -> Non
     assert [a for a, _ in tcp.launched] == [1, 2, 3, 4, 5, 6]
     gaps = [b - a for (_, a), (_, b) in zip(tcp.launched, tcp.launched[1:])]
     assert all(g >= 0.045 for g in gaps)
-    assert elapsed < 0.4 + 6 * 0.05 + 0.3  # about delay + attempts * stagger, not 6 * delay
+    # About delay + attempts * stagger (0.7 s); one after another it would be 6 * delay (2.4 s).
+    assert elapsed < 1.6
     assert signal_ids(result) == ["burst.all_ok"]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from wizard.checks.base import CheckContext
-from wizard.probes.payloads import default_payload
+from wizard.probes.payloads import default_payload, payload_bytes
 from wizard.probes.tcp import ExchangeOutcome
 
 T = TypeVar("T")
@@ -16,7 +16,7 @@ T = TypeVar("T")
 def payload_for(ctx: CheckContext) -> tuple[bytes, str]:
     """What the active probe sends: --payload if given, else a default chosen by port."""
     if ctx.answers.payload is not None:
-        return ctx.answers.payload.encode("utf-8", "surrogateescape"), "custom"
+        return payload_bytes(ctx.answers.payload), "custom"
     t = ctx.target
     return default_payload(t.host, t.port, t.scheme, t.path, t.is_address)
 

@@ -70,5 +70,21 @@ def payload_bytes(text: str) -> bytes:
     return bytes(out)
 
 
+def escape_bytes(data: bytes) -> str:
+    """Bytes as --payload text that payload_bytes turns back into exactly these bytes."""
+    out: list[str] = []
+    for byte in data:
+        ch = chr(byte)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\r\n\t":
+            out.append({"\r": "\\r", "\n": "\\n", "\t": "\\t"}[ch])
+        elif 0x20 <= byte < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "".join(out)
+
+
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|[rnt\\])")
 _SIMPLE = {"r": "\r", "n": "\n", "t": "\t", "\\": "\\"}
