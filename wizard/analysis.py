@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 
 from wizard.model import Checklist, CloseCall, Finding, Session
+from wizard.model.checklist import Weight
 
 NO_RESET = "no-reset-observed"
 
@@ -24,6 +25,19 @@ class _Safe(dict):
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
+
+
+def _total(weights: list[tuple[Weight, float]]) -> float:
+    """Sum of weight x strength, where each group contributes only its strongest member."""
+    best: dict[str, float] = {}
+    total = 0.0
+    for w, strength in weights:
+        value = w.weight * strength
+        if w.group:
+            best[w.group] = max(best.get(w.group, 0.0), value)
+        else:
+            total += value
+    return total + sum(best.values())
 
 
 def diagnose(checklist: Checklist, session: Session) -> tuple[list[Finding], CloseCall | None]:
@@ -44,7 +58,7 @@ def diagnose(checklist: Checklist, session: Session) -> tuple[list[Finding], Clo
         if not support and cause.id != NO_RESET:
             continue
         against = [(w, strength[w.signal]) for w in cause.contradicts if strength.get(w.signal)]
-        score = cause.prior + sum(w.weight * s for w, s in support) - sum(w.weight * s for w, s in against)
+        score = cause.prior + _total(support) - _total(against)
         evidence = [f for w, _ in sorted(support, key=lambda p: -p[0].weight * p[1]) for f in facts[w.signal]]
         against_lines = [f for w, _ in against for f in facts[w.signal]]
         findings.append(Finding(

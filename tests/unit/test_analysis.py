@@ -138,3 +138,15 @@ def test_two_causes_close_together_are_a_close_call_with_the_check_that_separate
 def test_no_cause_is_diagnosed_without_support(cause: str) -> None:
     findings, _ = diagnose(CHECKLIST, session_with(("tcp.connect", "connect.ok")))
     assert cause not in [f.cause for f in findings if f.confidence >= CHECKLIST.threshold]
+
+
+def test_a_group_of_correlated_signals_counts_once_with_its_strongest_member() -> None:
+    from wizard.model.checklist import Weight
+    from wizard.analysis import _total
+
+    grouped = [(Weight(signal="a.b", weight=2, group="refused"), 1.0),
+               (Weight(signal="c.d", weight=3, group="refused"), 0.5),
+               (Weight(signal="e.f", weight=1), 1.0)]
+    assert _total(grouped) == 2 + 1
+    ungrouped = [(Weight(signal="a.b", weight=2), 1.0), (Weight(signal="c.d", weight=3), 0.5)]
+    assert _total(ungrouped) == 3.5

@@ -52,6 +52,10 @@ class Weight(Strict):
     signal: str = Field(pattern=SIGNAL_ID)
     weight: float = Field(gt=0, le=10)
     why: str = ""
+    group: str = Field(default="", description=(
+        "signals of one group observe the same fact through different checks (a refusal seen "
+        "by connect, burst, exchange and SYN probe): within a cause's list a group counts once, "
+        "with its strongest member, so correlated evidence is not counted several times"))
 
 
 class CauseRule(Strict):
