@@ -22,11 +22,13 @@ from wizard.probes.commands import run_command
 from wizard.probes.hosts import Host, HostError
 from wizard.probes.logs import (COUNT_PREFIX, DEFAULT_CAP, HEAD_BYTES, PROBE_BYTES, SMALL_FILE,
                                 LogLine, LogReader, LogWindow, _Budget, _Scanner, _split, is_gzip)
+from wizard.probes.logremote import is_remote, remote_rows
 from wizard.probes.logscan import minimal_literals, required_literals
 from wizard.probes.timestamps import TimeContext, detect, format_named
 
 CUT_CHUNK = 4 << 20  # one read of the window's bytes
 BACK_LINES = 500  # how far back an unstamped line's owner is looked for
+REMOTE_PROBE = 512  # a binary-search step over SSH: one or two lines
 
 
 @dataclass
@@ -157,11 +159,15 @@ async def _edge(sc: _Scanner, target: float, strict: bool) -> int:
     pos = await sc.bisect(target if not strict else target + 1e-6)
     # Read from one byte early in probe-sized pieces: the edge is within a probe or two.
     at, skip = (pos - 1, True) if pos > 0 else (0, False)
+    n = sc.budget.probe
     while at < sc.size:
-        data = await sc.budget.read(at, PROBE_BYTES)
+        data = await sc.budget.read(at, n)
         if not data:
             break
         lines, nxt = _split(data, at, at + len(data) >= sc.size)
+        if (nxt == at or (skip and len(lines) < 2)) and n < PROBE_BYTES and len(data) == n:
+            n = PROBE_BYTES  # a line longer than a small probe: read it whole
+            continue
         if skip and lines:
             lines, skip = lines[1:], False
         for off, text in lines:
@@ -172,14 +178,17 @@ async def _edge(sc: _Scanner, target: float, strict: bool) -> int:
     return sc.size
 
 
-async def cut_window(reader: LogReader, path: str, start: float, end: float) -> WindowCut:
+async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
+                     read_data: bool = True, probe: int = PROBE_BYTES) -> WindowCut:
     """The bytes of ``path`` inside [start, end] by two binary searches; ``fallback`` says why
-    not (gzip, small, unknown format, out of order), and then nothing else is set."""
+    not (gzip, small, unknown format, out of order), and then nothing else is set. Without
+    ``read_data`` only the edges are found (the window is searched where the file is); a
+    small ``probe`` makes each search step read less (a few hundred bytes over SSH)."""
     cut = WindowCut(path)
     if is_gzip(path):
         cut.fallback = "gzip"
         return cut
-    budget = _Budget(reader.host, path, reader.cap)
+    budget = _Budget(reader.host, path, reader.cap, probe)
     try:
         info = await reader.host.stat(path)
         if not info.is_file or info.size <= SMALL_FILE:
@@ -188,7 +197,7 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float) -> 
         cut.size, cut.mtime = info.size, info.mtime
         ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
                           year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
-        head = await budget.read(0, HEAD_BYTES)
+        head = await budget.read(0, HEAD_BYTES if probe >= PROBE_BYTES else 4 * probe)
         fmt = detect([t for _, t in _split(head, 0, False)[0]], ctx)
         if fmt is None:
             cut.fallback = "no known timestamp format"
@@ -200,23 +209,30 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float) -> 
             return cut
         cut.start = await _edge(sc, start, strict=False)
         cut.end = max(cut.start, await _edge(sc, end, strict=True))
+        if not read_data:
+            cut.bytes_read, cut.capped = budget.used, budget.capped
+            return cut
         if cut.start == 0:
             cut.first_number = 1
         elif cut.start <= COUNT_PREFIX:
             cut.first_number = (await budget.read(0, cut.start)).count(b"\n") + 1
-        parts: list[bytes] = []
-        pos = cut.start
-        while pos < cut.end:
-            data = await budget.read(pos, min(CUT_CHUNK, cut.end - pos))
-            if not data:
-                break
-            parts.append(data)
-            pos += len(data)
-        cut.data = b"".join(parts)
+        cut.data = await _window_bytes(budget, cut)
     except HostError as exc:
         cut.error = exc.message
     cut.bytes_read, cut.capped = budget.used, budget.capped
     return cut
+
+
+async def _window_bytes(budget: _Budget, cut: WindowCut) -> bytes:
+    parts: list[bytes] = []
+    pos = cut.start
+    while pos < cut.end:
+        data = await budget.read(pos, min(CUT_CHUNK, cut.end - pos))
+        if not data:
+            break
+        parts.append(data)
+        pos += len(data)
+    return b"".join(parts)
 
 
 async def _around(host: Host, path: str, cut: WindowCut, margin: int) -> tuple[list[bytes], list[bytes]]:
@@ -246,7 +262,9 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     """The lines of ``path`` in [start, end] that match any of ``regexes`` with ``margin``
     context lines each side (a LogWindow whose ``lines`` are only those), and the number of
     lines in the window. Files the fast path cannot cut go through ``reader.window``."""
-    cut = await cut_window(reader, path, start, end)
+    remote = is_remote(reader.host)
+    cut = await cut_window(reader, path, start, end, read_data=not remote,
+                           probe=REMOTE_PROBE if remote else PROBE_BYTES)
     if cut.fallback:
         win = await reader.window(path, start, end, margin)
         sel = Selector.of(regexes)
@@ -259,10 +277,29 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
                     bytes_read=cut.bytes_read, capped=cut.capped, error=cut.error)
     if cut.error:
         return win, 0
+    sel = Selector.of(regexes)
+    if remote:
+        try:
+            found = await _remote_excerpt(reader, cut, sel, regexes, margin, win)
+        except HostError as exc:
+            win.error = exc.message
+            return win, 0
+        if found is not None:
+            return found
+        win.notes.append("no python3 on the server: the window was read by ranged reads")
+        budget = _Budget(reader.host, path, reader.cap)
+        try:
+            cut.data = await _window_bytes(budget, cut)
+            if cut.start <= COUNT_PREFIX:
+                cut.first_number = (await budget.read(0, cut.start)).count(b"\n") + 1 if cut.start else 1
+        except HostError as exc:
+            win.error = exc.message
+            return win, 0
+        win.bytes_read += budget.used
+        cut.capped = budget.capped
     if cut.capped:
         win.notes.append(f"stopped after reading {reader.cap >> 20} MiB (the per-file cap)")
     data = cut.data
-    sel = Selector.of(regexes)
     starts = [s for s in await sel.fast_starts(data)
               if sel.matches(_text(data, s))]
     if not starts:
@@ -324,6 +361,63 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
             number = None if number is None else number + 1
     win.lines = out
     return win, cut.lines
+
+
+async def _remote_excerpt(reader: LogReader, cut: WindowCut, sel: Selector, regexes: Sequence[str],
+                          margin: int, win: LogWindow) -> tuple[LogWindow, int] | None:
+    """The window searched on the server by the helper: only matches and context cross."""
+    got = await remote_rows(reader.host, cut.path, cut.start, cut.end, sel.literals,
+                            [rx.pattern.decode("utf-8", "surrogateescape") for rx in sel.unfiltered],
+                            regexes, margin)
+    if got is None:
+        return None
+    win.method = "bisect+remote"
+    win.bytes_read += got.bytes_received
+    if got.truncated:
+        win.notes.append("the server-side search stopped at its output or match cap")
+    ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
+                      year_ref=datetime.fromtimestamp(cut.mtime or 0, timezone.utc))
+    tf = format_named(cut.format)  # type: ignore[arg-type]
+    first = None if got.prefix is None else got.prefix + 1
+    by_index = {r[0]: r for r in got.rows}
+    out: list[LogLine] = []
+    for n, off, text, _hit in got.rows:
+        own = tf.parse(text, ctx)
+        ts = own
+        inside = 0 <= n < got.lines
+        if own is None and inside:
+            # Its owner: a stamped row just before it, else a small read backwards.
+            k = n - 1
+            while k in by_index and k >= 0:
+                ts = tf.parse(by_index[k][2], ctx)
+                if ts is not None:
+                    break
+                k -= 1
+            else:
+                ts = await _owner_by_reads(reader.host, cut.path, off, cut.start,
+                                           lambda t: tf.parse(t, ctx))
+        out.append(LogLine(None if first is None else first + n, off, text, ts, own is not None, inside))
+    win.lines = out
+    return win, got.lines
+
+
+async def _owner_by_reads(host: Host, path: str, off: int, floor: int, ts_of: object) -> float | None:
+    """The time of the stamped line before ``off`` (not before ``floor``), read backwards in
+    small pieces: only for a matching continuation line whose owner is beyond the context."""
+    end, seen, step = off, 0, REMOTE_PROBE  # the owner is usually a line or two back
+    while end > floor and seen < BACK_LINES:
+        at = max(floor, end - step)
+        step = min(step * 4, 64 << 10)
+        data = await host.read(path, at, end - at)  # ends with the "\n" before ``end``
+        cut = data.find(b"\n") if at > floor else -1  # a partial first line: read it next time
+        for raw in reversed(data[cut + 1:].split(b"\n")[:-1]):
+            seen += 1
+            ts = ts_of(_decode(raw))  # type: ignore[operator]
+            if ts is not None:
+                return ts
+        nxt = at + cut + 1 if cut >= 0 else at
+        end = nxt if nxt < end else at  # no progress (one very long line): past it
+    return None
 
 
 def _decode(raw: bytes) -> str:

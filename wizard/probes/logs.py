@@ -66,8 +66,9 @@ class LogWindow:
 
 
 class _Budget:
-    def __init__(self, host: Host, path: str, cap: int) -> None:
+    def __init__(self, host: Host, path: str, cap: int, probe: int = PROBE_BYTES) -> None:
         self.host, self.path, self.cap = host, path, cap
+        self.probe = probe  # the first read of a probe; grown to PROBE_BYTES when too short
         self.used = 0
         self.capped = False
 
@@ -176,15 +177,19 @@ class _Scanner:
 
     async def _first_stamp(self, offset: int) -> tuple[int, float | None]:
         """The offset and time of the first stamped line starting after ``offset``."""
-        data = await self.budget.read(offset, PROBE_BYTES)
-        lines, _ = _split(data, offset, offset + len(data) >= self.size)
-        if offset > 0 and lines:
-            lines = lines[1:]  # the first one is (probably) the tail of an earlier line
-        for off, text in lines:
-            ts = self._ts(text)
-            if ts is not None:
-                return off, ts
-        return offset + len(data), None
+        n = min(self.budget.probe, PROBE_BYTES)
+        while True:
+            data = await self.budget.read(offset, n)
+            lines, _ = _split(data, offset, offset + len(data) >= self.size)
+            if offset > 0 and lines:
+                lines = lines[1:]  # the first one is (probably) the tail of an earlier line
+            for off, text in lines:
+                ts = self._ts(text)
+                if ts is not None:
+                    return off, ts
+            if n >= PROBE_BYTES or len(data) < n:
+                return offset + len(data), None
+            n = PROBE_BYTES  # a small probe (over SSH) held no whole stamped line
 
     async def ordered(self) -> bool:
         """Sample the file at evenly spaced offsets: are the timestamps non-decreasing?"""
@@ -201,7 +206,7 @@ class _Scanner:
     async def bisect(self, target: float) -> int:
         """An offset at or before the first line stamped at or after ``target``."""
         lo, hi = 0, self.size
-        while hi - lo > PROBE_BYTES:
+        while hi - lo > self.budget.probe:
             mid = (lo + hi) // 2
             pos, ts = await self._first_stamp(mid)
             if ts is None or ts >= target:
