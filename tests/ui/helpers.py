@@ -33,8 +33,10 @@ async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 5.0
 
 async def steady(pilot: Pilot) -> None:
     """No blinking cursors, then let the screen settle: snapshots must not depend on timing."""
-    for widget in pilot.app.screen.query("Input, TextArea"):
-        widget.cursor_blink = False  # type: ignore[attr-defined]
+    # Every screen of the stack: a modal shows the screen below it, cursor and all.
+    for screen in pilot.app.screen_stack:
+        for widget in screen.query("Input, TextArea"):
+            widget.cursor_blink = False  # type: ignore[attr-defined]
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 

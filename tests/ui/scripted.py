@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from wizard.checks import checklist_path
 from wizard.model import (Answers, CheckResult, Context, Evidence, Session, Signal, Status, StepResult,
                           ToolInfo, WizardError, load_checklist, parse_target)
 from wizard.runner import CheckFinished, CheckStarted, StepFinished, StepStarted
 from wizard.ui.engine import Skip
 
+FROZEN_CHECKLIST = Path(__file__).with_name("checklist.yaml")
 FIXED = datetime(2026, 11, 22, 3, 50, tzinfo=timezone.utc)
 
 TITLES = {
@@ -106,8 +107,18 @@ class ScriptedEngine:
 
     def __init__(self, results: dict[str, list[CheckResult]] | None = None,
                  skips: list[Skip] | None = None, root_skips: list[Skip] | None = None) -> None:
-        self._checklist = load_checklist(checklist_path())
-        self.results = results if results is not None else abortive_close_results()
+        # A frozen copy of the checklist: the UI's snapshots must not move when the
+        # checklist's weights or wording are tuned (those have their own tests).
+        self._checklist = load_checklist(FROZEN_CHECKLIST)
+        canned = results if results is not None else abortive_close_results()
+        # One result per check of the checklist, in its order: canned where given, else
+        # an unremarkable pass, so the script follows the checklist as it grows.
+        self.results = {}
+        for step in self._checklist.steps:
+            by_id = {r.id: r for r in canned.get(step.id, [])}
+            self.results[step.id] = [by_id.get(spec.check) or CheckResult(
+                id=spec.check, title=self.title(spec.check), status=Status.PASS,
+                summary="nothing notable", duration_ms=12) for spec in step.checks]
         self.skips = skips or []
         self.root_skips = root_skips or []
         self.gates: dict[tuple[str, int], asyncio.Event] = {}
@@ -120,6 +131,10 @@ class ScriptedEngine:
 
     def title(self, check_id: str) -> str:
         return TITLES.get(check_id, check_id)
+
+    def index(self, step_id: str, check_id: str) -> int:
+        """The position of a check in its step, as the runner's events number it."""
+        return [s.check for s in self._checklist.step(step_id).checks].index(check_id)
 
     def expected_skips(self) -> list[Skip]:
         return list(self.root_skips)

@@ -15,6 +15,15 @@ from wizard.ui.widgets.checkview import CheckView
 EXPORT_DIR = Path("/nonexistent-rwui")  # a fixed path for the dialog; nothing is written
 
 
+async def _settled(pilot: Pilot, screen: str) -> None:
+    """Every finished check's result is mounted (results mount a refresh after they arrive)."""
+    app = pilot.app
+    views = lambda: list(app.get_screen(screen).query(CheckView))  # noqa: E731
+    await until(pilot, lambda: all(v.state in ("pending", "running") or v.query("ResultBody")
+                                   for v in views()))
+    await pilot.pause()
+
+
 def _open_all(pilot: Pilot) -> None:
     for view in pilot.app.screen.query(CheckView):
         view.collapsed = False
@@ -50,8 +59,12 @@ def test_step_one_without_root_lists_the_skipped_checks(snap_compare) -> None:
     async def before(pilot: Pilot) -> None:
         await until(pilot, lambda: pilot.app.checklist is not None)
         await type_target(pilot)
+        await steady(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: type(pilot.app.screen).__name__ == "NoticeModal")
+        # identify runs behind the notice: wait for it so the dimmed background is fixed.
+        await until(pilot, lambda: pilot.app.step_states.get("identify") == "warn")
+        await _settled(pilot, "target")
         await steady(pilot)
 
     app = make_app(ScriptedEngine(skips=skips, root_skips=skips))
@@ -152,6 +165,9 @@ def test_quitting_mid_run_asks(snap_compare) -> None:
         await type_target(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: ("identify", 1) in pilot.app.running)
+        await until(pilot, lambda: len(pilot.app.session.step("identify").checks) == 2)
+        await _settled(pilot, "target")
+        await steady(pilot)
         await pilot.press("ctrl+q")
         await until(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmModal")
         await steady(pilot)

@@ -74,8 +74,11 @@ class StepPanel(Vertical):
         views = self.views()
         running = [v for v in views if v.state == "running"]
         finished = sum(1 for v in views if v.state not in ("pending", "running"))
-        self.query_one("#step-progress", ProgressBar).update(progress=finished)
-        status = self.query_one("#now-running", Static)
+        bars, lines = self.query("#step-progress"), self.query("#now-running")
+        if not bars or not lines:  # not composed yet: sync() runs again on mount
+            return
+        bars.first(ProgressBar).update(progress=finished)
+        status = lines.first(Static)
         self.set_class(bool(running), "-running")
         if not running:
             status.update(Text(f"{finished} of {len(views)} checks done", style="dim")
