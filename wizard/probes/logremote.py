@@ -150,7 +150,7 @@ class RemoteRows:
 
 def is_remote(host: Host) -> bool:
     """Whether reading a file of ``host`` costs transfer (then the search runs there)."""
-    return bool(getattr(host, "remote_search", False)) or host.spec.startswith("ssh:")
+    return bool(getattr(host, "remote_search", False))
 
 
 async def remote_rows(host: Host, path: str, start: int, end: int, literals: Sequence[bytes],

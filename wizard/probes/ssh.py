@@ -31,6 +31,9 @@ T = TypeVar("T")
 class SshHost(Host):
     """A server context over SSH: one connection, one SFTP session, bounded channels."""
 
+    #: every byte read costs transfer: searches (log windows) run on the server instead
+    remote_search = True
+
     def __init__(self, target: SshTarget, *, known_hosts: Any = (), client_keys: Any = (),
                  config: Any = (), connect_timeout: float = CONNECT_TIMEOUT,
                  sudo: str = "auto") -> None:
