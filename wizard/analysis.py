@@ -59,8 +59,10 @@ def diagnose(checklist: Checklist, session: Session) -> tuple[list[Finding], Clo
             continue
         against = [(w, strength[w.signal]) for w in cause.contradicts if strength.get(w.signal)]
         score = cause.prior + _total(support) - _total(against)
-        evidence = [f for w, _ in sorted(support, key=lambda p: -p[0].weight * p[1]) for f in facts[w.signal]]
-        against_lines = [f for w, _ in against for f in facts[w.signal]]
+        # One fact can raise several signals (a path RST is also a TTL mismatch): cite it once.
+        evidence = list(dict.fromkeys(
+            f for w, _ in sorted(support, key=lambda p: -p[0].weight * p[1]) for f in facts[w.signal]))
+        against_lines = list(dict.fromkeys(f for w, _ in against for f in facts[w.signal]))
         findings.append(Finding(
             cause=cause.id, title=cause.title, confidence=round(_sigmoid(score), 3),
             summary=cause.summary.format_map(fill).strip(), evidence=evidence, against=against_lines,

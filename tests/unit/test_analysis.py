@@ -150,3 +150,14 @@ def test_a_group_of_correlated_signals_counts_once_with_its_strongest_member() -
     assert _total(grouped) == 2 + 1
     ungrouped = [(Weight(signal="a.b", weight=2), 1.0), (Weight(signal="c.d", weight=3), 0.5)]
     assert _total(ungrouped) == 3.5
+
+
+def test_a_fact_that_raised_several_signals_is_cited_once() -> None:
+    session = session_with(("packets.capture", "rst.from_path"), ("packets.capture", "rst.ttl_mismatch"))
+    for step in session.steps:
+        for check in step.checks:
+            for sig in check.signals:
+                sig.fact = "RST at 22.5 ms: sent by something on the path"
+    findings, _ = diagnose(CHECKLIST, session)
+    middlebox = next(f for f in findings if f.cause == "middlebox-reset")
+    assert middlebox.evidence == ["packets.capture: RST at 22.5 ms: sent by something on the path"]
