@@ -233,3 +233,65 @@ def test_server_shape_comes_from_the_syn_ack():
     f = Flow(server_ttl=57).handshake()
     shape = server_shape(f.events)
     assert shape == ServerShape(57, True, 65160, 0, "SYN-ACK")
+
+
+# -- a reset to the SYN: no SYN-ACK on the connection, the server's shape from elsewhere ----
+
+def _reset_syn(rst_ttl: int) -> tuple[Flow, PacketEvent]:
+    """A SYN answered by a stateless RST+ACK (what `reject with tcp reset` sends)."""
+    f = Flow(cport=40001)
+    f.add(0.0, True, "S")
+    rst = f.rst(0.3, flags="RA", seq=0, ack=1001, ttl=rst_ttl, window=0, ip_id=0, options=[])
+    return f, rst
+
+
+def _synack_elsewhere(server_ttl: int = 63) -> ServerShape:
+    other = Flow(cport=40002, server_ttl=server_ttl).handshake(5.0)  # e.g. the SYN probe's
+    shape = server_shape(other.events)
+    assert shape is not None
+    return ServerShape(shape.ttl, shape.has_timestamps, shape.window, None, "SYN probe's SYN-ACK")
+
+
+def test_rst_to_syn_one_router_closer_than_the_servers_syn_ack_elsewhere_is_the_path():
+    f, rst = _reset_syn(rst_ttl=64)
+    att = attribute(rst, f.events, _synack_elsewhere(63), {})
+    assert att.sender == "path"
+    assert {"rst.from_path", "rst.ttl_mismatch"} <= set(att.signals)
+    assert att.hop_distance == 0
+    assert any("TTL 64 vs the server's SYN probe's SYN-ACK TTL 63" in r for r in att.reasons)
+    assert timing(f.events).kind == "reset-to-syn"
+
+
+def test_rst_to_syn_at_the_servers_distance_is_the_server_side():
+    f, rst = _reset_syn(rst_ttl=63)
+    still = attribute(rst, f.events, _synack_elsewhere(63), {})
+    assert still.sender == "server-firewall"  # its TCP stack sent nothing
+    moved = attribute(rst, f.events, _synack_elsewhere(63), {"TcpOutRsts": 1})
+    assert moved.sender == "server-kernel"
+    assert "rst.ttl_mismatch" not in still.signals + moved.signals
+
+
+def test_rst_to_syn_without_any_fingerprint_is_unattributed_not_the_server_firewall():
+    f, rst = _reset_syn(rst_ttl=64)
+    att = attribute(rst, f.events, None, {})
+    assert att.sender == "unknown"
+    assert att.signals[0] == "rst.unattributed"
+    assert att.note() == "unattributed: no SYN-ACK to compare with"
+    assert any("only the TTL would tell" in r for r in att.reasons)
+    # Without counters either, a stateless RST is not pinned on the server's kernel.
+    assert attribute(rst, f.events, None, None).sender == "unknown"
+
+
+def test_counters_still_name_the_server_kernel_when_no_syn_ack_exists():
+    f, rst = _reset_syn(rst_ttl=63)  # a closed port: every SYN is refused, no SYN-ACK anywhere
+    att = attribute(rst, f.events, None, {"TcpOutRsts": 1})
+    assert att.sender == "server-kernel"
+
+
+def test_icmp_echo_distance_compares_hops_not_ttls():
+    f, rst = _reset_syn(rst_ttl=64)
+    # A server whose ICMP starts at 255 (some systems) one router away: hop distance 1.
+    echo = ServerShape(254, False, 0, None, "ICMP echo reply", by_hops=True)
+    assert attribute(rst, f.events, echo, {}).sender == "path"
+    f2, rst2 = _reset_syn(rst_ttl=63)
+    assert attribute(rst2, f2.events, echo, {}).sender == "server-firewall"

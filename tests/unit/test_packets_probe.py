@@ -17,7 +17,7 @@ from wizard.checks.packets import (CaptureParams, PacketsCaptureCheck, PacketsSy
                                    TcpProtocolCheck)
 from wizard.model import Answers, Status
 from wizard.probes.nftguard import RstGuard, SharedGuard, guard_ruleset, remove_stale
-from wizard.probes.packets import Capture, PacketEvent, SizeEcho, SynFingerprint
+from wizard.probes.packets import Capture, Hop, PacketEvent, SizeEcho, SynFingerprint
 from wizard.probes.protocol import Attempt, ProtocolFacts, ProtocolProbe
 from wizard.runner import Runner
 
@@ -174,15 +174,17 @@ class FakePackets:
             self.on_action()
         return Capture(self.events, result, "lo", f"tcp and host {address} and port {port}", 0.0)
 
+    syn_calls: int = 0
+
     async def syn(self, address, port, timeout=2.0) -> SynFingerprint:
-        assert self.fingerprint is not None
-        return self.fingerprint
+        self.syn_calls += 1
+        return self.fingerprint or SynFingerprint(address, port, "none")
 
     async def traceroute(self, address, port, max_ttl=16, timeout=2.0):
         return self.hops
 
     async def df_echo(self, address, sizes, timeout=2.0):
-        return self.echoes.pop(0)
+        return self.echoes.pop(0) if self.echoes else []
 
 
 SNMP_BEFORE = "Tcp: RtoAlgorithm OutRsts\nTcp: 1 10\n"
@@ -374,3 +376,62 @@ async def test_a_silent_port_is_probed_in_parallel_and_bounded_by_the_timeout():
     assert facts.http.outcome == "timeout" and not facts.tls.ok  # asyncio: an abort, not a timeout
     # In parallel: about one timeout (plus TLS's own margin), not the sum of three.
     assert took < 2.6, took
+
+
+# -- a reset to the SYN (a router's reject): the server's shape comes from elsewhere --------
+
+ROUTER_HOPS = [Hop(1, "10.77.1.1", "time-exceeded", 0.3, 64), Hop(2, "127.0.0.1", "rst", 0.5, 64)]
+
+
+def _reset_to_syn(cport: int = 40000) -> list[PacketEvent]:
+    return [ev(0, True, "S", cport=cport),
+            ev(0.3, False, "RA", ttl=64, ip_id=0, window=0, ts=False, seq=0, cport=cport)]
+
+
+async def _capture_reset_to_syn(packets: FakePackets):
+    tcp = FakeTcp(exchanges={"*": ("refused", "connect")})
+    ctx = make_ctx(server=_server(), probes=FakeProbes(tcp=tcp, packets=packets))
+    result = await PacketsCaptureCheck().run(ctx, CaptureParams())
+    att = next(e for e in result.evidence if "sender" in e.data)
+    return result, att, {s.id for s in result.signals}
+
+
+async def test_router_reset_to_syn_is_the_path_by_the_syn_probes_fingerprint():
+    fp = SynFingerprint("127.0.0.1", 8080, "syn-ack", ttl=63, initial_ttl=64, hops=1, window=65160,
+                        options=("MSS", "Timestamp"))
+    packets = FakePackets(events=_reset_to_syn(), fingerprint=fp, hops=ROUTER_HOPS)
+    result, att, ids = await _capture_reset_to_syn(packets)
+    assert att.data["sender"] == "path"
+    assert "TTL 64 vs the server's SYN probe's SYN-ACK TTL 63" in att.text
+    assert {"rst.from_path", "rst.ttl_mismatch", "rst.path_hop", "timing.reset_to_syn"} <= ids
+    hop = next(e for e in result.evidence if "matches hop" in e.title)
+    assert "hop 1: 10.77.1.1" in hop.title
+    assert packets.syn_calls == 1
+
+
+async def test_a_syn_ack_on_another_captured_connection_serves_as_the_fingerprint():
+    events = _reset_to_syn(40000) + [ev(5.0, True, "S", cport=40002),
+                                     ev(5.3, False, "SA", ip_id=0, cport=40002)]
+    packets = FakePackets(events=events, hops=ROUTER_HOPS)
+    _, att, ids = await _capture_reset_to_syn(packets)
+    assert att.data["sender"] == "path"
+    assert "SYN-ACK on another connection (port 40002)" in att.text
+    assert packets.syn_calls == 0
+
+
+async def test_without_a_syn_ack_the_icmp_echo_distance_tells_the_path_apart():
+    refused = SynFingerprint("127.0.0.1", 8080, "rst", ttl=64, initial_ttl=64, hops=0, window=0)
+    packets = FakePackets(events=_reset_to_syn(), fingerprint=refused, hops=ROUTER_HOPS,
+                          echoes=[[SizeEcho(84, True, reply_ttl=63, replier="127.0.0.1")]])
+    result, att, ids = await _capture_reset_to_syn(packets)
+    assert att.data["sender"] == "path"
+    assert "ICMP echo reply TTL 63" in att.text
+    assert any("the SYN probe got no SYN-ACK either (rst, TTL 64)" in e.title for e in result.evidence)
+
+
+async def test_no_fingerprint_anywhere_leaves_the_reset_unattributed_not_the_server_firewall():
+    packets = FakePackets(events=_reset_to_syn(), hops=ROUTER_HOPS)  # SYN unanswered, no echo
+    result, att, ids = await _capture_reset_to_syn(packets)
+    assert att.data["sender"] == "unknown"
+    assert "unattributed: no SYN-ACK to compare with" in result.summary
+    assert "rst.unattributed" in ids and "rst.from_server_firewall" not in ids

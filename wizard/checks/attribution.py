@@ -34,10 +34,20 @@ class ServerShape:
     window: int
     last_ip_id: int | None = None  # the server's last IP ID on this flow (IPv4)
     source: str = "SYN-ACK"
+    # Compare hop distances, not TTLs: the shape comes from another protocol (an ICMP echo
+    # reply), whose initial TTL may differ from TCP's on some systems.
+    by_hops: bool = False
 
     @classmethod
     def from_event(cls, ev: PacketEvent, source: str = "SYN-ACK") -> ServerShape:
         return cls(ev.ttl, ev.has_timestamps, ev.window, ev.ip_id, source)
+
+    @property
+    def hops(self) -> int:
+        return initial_ttl(self.ttl) - self.ttl
+
+    def same_distance(self, ttl: int) -> bool:
+        return initial_ttl(ttl) - ttl == self.hops if self.by_hops else ttl == self.ttl
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,11 @@ class Attribution:
     reasons: tuple[str, ...]
     signals: tuple[str, ...] = ()
     hop_distance: int | None = None  # routers between us and the RST's sender
+    compared: bool = True  # whether a server shape (a SYN-ACK, here or elsewhere) was at hand
 
     def note(self) -> str:
+        if self.sender == "unknown" and not self.compared:
+            return "unattributed: no SYN-ACK to compare with"
         return f"sent by {SENDER_WORDS[self.sender]}"
 
 
@@ -117,20 +130,21 @@ def attribute(rst: PacketEvent, flow: list[PacketEvent], shape: ServerShape | No
     hop_distance = initial_ttl(rst.ttl) - rst.ttl
     ttl_match: bool | None = None
     if shape is not None:
-        ttl_match = rst.ttl == shape.ttl
+        ttl_match = shape.same_distance(rst.ttl)
         if ttl_match:
-            reasons.append(f"TTL {rst.ttl} equals the server's {shape.source} TTL: same distance as the server")
+            reasons.append(f"TTL {rst.ttl} vs the server's {shape.source} TTL {shape.ttl}: "
+                           f"same distance as the server ({hop_distance} router(s))")
         else:
-            reasons.append(f"TTL {rst.ttl} differs from the server's {shape.source} TTL {shape.ttl}: "
-                           f"sent {hop_distance} router(s) away, the server is "
-                           f"{initial_ttl(shape.ttl) - shape.ttl}")
+            reasons.append(f"TTL {rst.ttl} vs the server's {shape.source} TTL {shape.ttl}: "
+                           f"sent {hop_distance} router(s) away, the server is {shape.hops}")
             signals.append("rst.ttl_mismatch")
         if shape.has_timestamps and not rst.has_timestamps and not _answers_syn(rst):
             reasons.append("no timestamp option although the server uses timestamps on this flow")
             if not ttl_match:
                 signals.append("rst.no_timestamps")
     else:
-        reasons.append("no SYN-ACK from the server to compare with (TTL and options unknown)")
+        reasons.append("no SYN-ACK from the server to compare with, on this connection or elsewhere "
+                       "in the run (TTL and options unknown)")
 
     moved_abort = {k: v for k, v in (deltas or {}).items() if k in ABORT_COUNTERS and v > 0}
     out_rsts = (deltas or {}).get(OUT_RSTS, 0)
@@ -152,19 +166,29 @@ def attribute(rst: PacketEvent, flow: list[PacketEvent], shape: ServerShape | No
             sender = "server-app"
         elif out_rsts:
             sender = "server-kernel"
+        elif shape is None:
+            # The server's stack sent nothing; its host's firewall and a device on the path
+            # send the same stateless RST, and only the distance (TTL) would tell them apart.
+            sender = "unknown"
+            reasons.append("unattributed: no SYN-ACK to compare with; the server host's firewall "
+                           "or a device on the path sent it, and only the TTL would tell which")
         else:
             sender = "server-firewall" if stateless else "path"
     elif live:
         sender = "server-app"
-    elif stateless:
+    elif stateless and shape is not None:
         sender = "server-kernel"
         reasons.append("a firewall reject on the server host has the same shape; its counters would tell")
     else:
         sender = "unknown"
+        if shape is None:
+            reasons.append("unattributed: no SYN-ACK to compare with and no server counters; the "
+                           "server's kernel, its firewall and a device on the path look alike here")
     signals.insert(0, {"server-kernel": "rst.from_server_kernel", "server-app": "rst.from_server_app",
                        "server-firewall": "rst.from_server_firewall", "path": "rst.from_path",
                        "unknown": "rst.unattributed"}[sender])
-    return Attribution(rst, sender, tuple(reasons), tuple(dict.fromkeys(signals)), hop_distance)
+    return Attribution(rst, sender, tuple(reasons), tuple(dict.fromkeys(signals)), hop_distance,
+                       compared=shape is not None)
 
 
 def _answers_syn(rst: PacketEvent) -> bool:

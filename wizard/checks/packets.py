@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import asdict
@@ -16,8 +17,8 @@ from wizard.checks.common import payload_for, probe_address
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
 from wizard.probes.hosts import HostError
-from wizard.probes.nftguard import GuardError
-from wizard.probes.packets import Hop, PacketProbe, SynFingerprint
+from wizard.probes.nftguard import NFT_TIMEOUT, GuardError
+from wizard.probes.packets import Hop, PacketProbe, SizeEcho, SynFingerprint
 from wizard.probes.protocol import ProtocolProbe
 
 NO_ROOT = (" Without root (no raw sockets) it is skipped, and step 6 relies on the socket-level "
@@ -34,9 +35,51 @@ def packet_probe(ctx: CheckContext) -> Any:
 
 
 async def fingerprint(ctx: CheckContext, timeout: float = 2.0) -> SynFingerprint:
+    """The server's SYN-ACK fingerprint, taken once per run by whichever check asks first;
+    bounded: a SYN probe never waits longer than its timeout plus the guard's nft calls."""
     probe = packet_probe(ctx)
-    return await ctx.once("packets.synprobe",
-                          lambda: probe.syn(probe_address(ctx), ctx.target.port, timeout))
+    return await asyncio.wait_for(
+        ctx.once("syn_fingerprint", lambda: probe.syn(probe_address(ctx), ctx.target.port, timeout)),
+        timeout + 2 * NFT_TIMEOUT)
+
+
+async def echo_distance(ctx: CheckContext, timeout: float = 2.0) -> SizeEcho | None:
+    """One small ICMP echo to the target, shared per run: its reply's TTL is the server's
+    distance when no SYN-ACK can be had (every SYN to the port is reset on the way)."""
+    probe = packet_probe(ctx)
+    echoes = await asyncio.wait_for(
+        ctx.once("server_echo", lambda: probe.df_echo(probe_address(ctx), [84], timeout)), timeout + 1)
+    return next((e for e in echoes if e.answered and e.reply_ttl is not None), None)
+
+
+async def shape_elsewhere(ctx: CheckContext, f: Findings, groups: dict[int, list[Any]],
+                          mine: int | None) -> ServerShape | None:
+    """The server's shape when the probe connection got no SYN-ACK (a reset to the SYN):
+    from another connection of this capture, the run's SYN probe, or an ICMP echo."""
+    for port, flow in sorted(groups.items(), key=lambda kv: kv[1][0].ms if kv[1] else 0.0):
+        other = server_shape(flow) if port != mine else None
+        if other is not None:
+            return ServerShape(other.ttl, other.has_timestamps, other.window, None,
+                               f"SYN-ACK on another connection (port {port})")
+    try:
+        fp = await fingerprint(ctx)
+    except (GuardError, OSError, asyncio.TimeoutError) as exc:
+        fp = None
+        f.add(f"no SYN fingerprint: {exc or 'timed out'}", source="packets.synprobe")
+    if fp is not None and fp.answer == "syn-ack" and fp.ttl is not None:
+        return ServerShape(fp.ttl, fp.has_timestamps, fp.window or 0, None, "SYN probe's SYN-ACK")
+    if fp is not None:
+        f.add(f"the SYN probe got no SYN-ACK either ({fp.answer}"
+              f"{f', TTL {fp.ttl}' if fp.ttl is not None else ''})", source="packets.synprobe",
+              data={"answer": fp.answer, "ttl": fp.ttl})
+    try:
+        echo = await echo_distance(ctx)
+    except (OSError, asyncio.TimeoutError) as exc:
+        echo = None
+        f.add(f"no ICMP echo from the server: {exc or 'timed out'}", source="path.pmtu")
+    if echo is not None and echo.reply_ttl is not None:
+        return ServerShape(echo.reply_ttl, False, 0, None, "ICMP echo reply", by_hops=True)
+    return None
 
 
 async def trace(ctx: CheckContext, max_ttl: int = 16, timeout: float = 2.0) -> list[Hop]:
@@ -134,13 +177,11 @@ class PacketsCaptureCheck(Check[CaptureParams]):
 
         shape = server_shape(main)
         if shape is None and any(e.direction == "in" and e.is_rst for e in main):
-            try:
-                fp = await fingerprint(ctx)
-            except (GuardError, OSError) as exc:
-                fp = None
-                f.add(f"no SYN fingerprint: {exc}", source="packets.synprobe")
-            if fp is not None and fp.answer == "syn-ack" and fp.ttl is not None:
-                shape = ServerShape(fp.ttl, fp.has_timestamps, fp.window or 0, None, "SYN probe's SYN-ACK")
+            shape = await shape_elsewhere(ctx, f, groups, mine)
+            if shape is not None:
+                f.add(f"no SYN-ACK on the probe connection: the server's shape from the {shape.source} "
+                      f"(TTL {shape.ttl}, {shape.hops} router(s) away)", source=source,
+                      data={"ttl": shape.ttl, "hops": shape.hops, "source": shape.source})
         attributions = [attribute(ev, main, shape, deltas) for ev in main if ev.direction == "in" and ev.is_rst]
         when = timing(main)
         for att in attributions:
@@ -213,6 +254,10 @@ class PacketsSynprobeCheck(Check[SynParams]):
             fp = await fingerprint(ctx, params.timeout_s)
         except GuardError as exc:
             return CheckResult.skipped(str(exc), "install nftables and run as root")
+        except asyncio.TimeoutError:
+            f.add("the SYN probe did not finish in time (the RST guard's nft calls hung?)",
+                  source="packets.synprobe")
+            return f.result(Status.WARN, "no SYN fingerprint: the probe timed out")
         source = f"scapy SYN from port {fp.source_port} (RST guard table {fp.guard_table})"
         f.add(f"answer to a bare SYN: {fp.answer}", source=source, data=asdict(fp))
         if fp.answer == "syn-ack":

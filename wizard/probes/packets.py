@@ -123,6 +123,8 @@ class SizeEcho:
     frag_needed_mtu: int | None = None  # ICMP "fragmentation needed" / "packet too big"
     rtt_ms: float = 0.0
     error: str = ""
+    reply_ttl: int | None = None  # TTL (hop limit) of the echo reply: the replier's distance
+    replier: str | None = None
 
 
 @dataclass
@@ -500,7 +502,10 @@ class PacketProbe:
                     and int(reply[sc.ICMP].code) == 4:
                 too_big = int(reply[sc.ICMP].nexthopmtu)
             rtt = round((float(reply.time) - float(sent.sent_time or reply.time)) * 1000, 2)
-            results.append(SizeEcho(size, too_big is None, too_big, max(rtt, 0.0)))
+            rip = reply.getlayer(sc.IPv6) if v6 else reply.getlayer(sc.IP)
+            results.append(SizeEcho(size, too_big is None, too_big, max(rtt, 0.0),
+                                    reply_ttl=int(rip.hlim if v6 else rip.ttl) if rip is not None else None,
+                                    replier=str(rip.src) if rip is not None else None))
         for sent in unanswered:
             results.append(SizeEcho(len(bytes(sent)), False))
         return sorted(results, key=lambda r: r.size)
