@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from wizard.lab.netns import LabNet
+from wizard.lab.tracestate import left_behind, tracefs_mounted, wizard_instances
 
 ROOT = str(Path(__file__).resolve().parents[2])
 PY = sys.executable
@@ -40,9 +42,10 @@ RUN_CHECK = textwrap.dedent("""
 SERVER = textwrap.dedent("""
     import socket, sys, time
     mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    BACKLOG = 2
     l = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((addr, port)); l.listen(0 if mode == "backlog" else 16)
+    l.bind((addr, port)); l.listen(BACKLOG if mode == "backlog" else 16)
     print("ready", flush=True)
     while True:
         if mode == "backlog":
@@ -52,32 +55,87 @@ SERVER = textwrap.dedent("""
         c.close()                        # close with unread data: RST
 """)
 
-# A connection whose handshake the server cannot finish while the queue is full: its ACKs are
-# held back by an nft rule in the client namespace until the probe has filled the queue.
+BACKLOG = 2  # the backlog server's: its accept queue holds BACKLOG + 1 connections
+
+# The late connection: its SYN reaches the server while the accept queue has room (a request
+# sock waits in the SYN queue), its ACK is held back by the nft table rwtr_ack in the client
+# namespace; then BACKLOG + 1 fillers complete their handshakes and fill the accept queue. On
+# "release" (sent by the test once the trace is on) the table goes and the late socket sends
+# ACK-bearing segments: the server cannot create the child, kfree_skb says TCP_LISTEN_OVERFLOW.
 LATE_ACK = textwrap.dedent("""
-    import socket, subprocess, sys, time
-    addr, port, ns = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    c = socket.socket(); c.bind(("0.0.0.0", 40001)); c.setblocking(False)
-    try: c.connect((addr, port))
+    import select, socket, subprocess, sys, time
+    addr, port, fill = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    late = socket.socket(); late.bind(("0.0.0.0", 40001)); late.setblocking(False)
+    late.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try: late.connect((addr, port))
     except BlockingIOError: pass
-    print("ready", flush=True)
-    time.sleep(1.2)                      # the probe connects meanwhile and fills the queue
-    subprocess.run(["nft", "delete", "table", "inet", "rwtr_ack"], check=True)
-    c.send(b"x")                         # the delayed ACK: the server cannot take the child
-    time.sleep(1.5)
+    assert select.select([], [late], [], 5)[1], "no SYN-ACK for the late connection"
+    assert late.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    fillers = [socket.create_connection((addr, port), timeout=5) for _ in range(fill)]
+    print("full", flush=True)
+    sys.stdin.readline()
+    subprocess.run(["nft", "delete", "table", "inet", "rwtr_ack"], check=True, timeout=10)
+    for i in range(10):                  # bounded: ~1 s of ACKs the full queue refuses
+        late.send(b"x")
+        if i == 0: print("sent", flush=True)
+        time.sleep(0.1)
+    sys.stdin.readline()                 # hold the sockets until the test is done
 """)
+
+# The check as RUN_CHECK runs it, but its probe waits (trace on) until the test says "go".
+RUN_GATED = RUN_CHECK.replace(
+    "    result = await",
+    "    probe = ctx.probes.tcp.exchange\n"
+    "    async def gated(*a, **k):\n"
+    "        print('tracing', flush=True)\n"
+    "        await asyncio.to_thread(sys.stdin.readline)\n"
+    "        return await probe(*a, **k)\n"
+    "    ctx.probes.tcp.exchange = gated\n"
+    "    result = await", 1)
+assert RUN_GATED != RUN_CHECK
+
+
+def read_until(proc: subprocess.Popen, want: str, timeout: float = 20) -> None:
+    """Read ``proc``'s stdout up to a line starting with ``want`` (bounded wait)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(want):
+            return
+    raise AssertionError(f"no {want!r} from {proc.args[-4:]} within {timeout} s")
+
+
+def say(proc: subprocess.Popen, line: str = "go") -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def accept_queue(net: LabNet, port: int = PORT) -> int:
+    out = subprocess.run(["ip", "netns", "exec", net.server, "ss", "-Htln", f"sport = :{port}"],
+                         capture_output=True, text=True, timeout=10).stdout.split()
+    return int(out[1]) if len(out) > 1 else -1
 
 
 @pytest.fixture
 def tracefs_as_found() -> Iterator[None]:
-    was = os.path.exists(f"{TRACEFS}/instances")
+    """No ``rw-*`` instance outlives the test (listed even where tracefs is not mounted here),
+    and tracefs is left mounted or not as it was found."""
+    was = tracefs_mounted()
+    before = wizard_instances()
     try:
         yield
     finally:
-        now = os.path.exists(f"{TRACEFS}/instances")
-        if now and not was:
+        if tracefs_mounted() and not was:
             subprocess.run(["umount", TRACEFS], capture_output=True, timeout=10)
-        assert not [n for n in _instances() if n.startswith(f"rw-{os.getpid()}-")]
+        assert tracefs_mounted() == was
+        assert left_behind(before) == []
 
 
 @pytest.fixture
@@ -91,13 +149,6 @@ def net(tracefs_as_found: None, request: pytest.FixtureRequest) -> Iterator[LabN
         yield lab
     finally:
         lab.down()
-
-
-def _instances() -> list[str]:
-    try:
-        return os.listdir(f"{TRACEFS}/instances")
-    except OSError:
-        return []
 
 
 def start_server(net: LabNet, mode: str, port: int = PORT) -> None:
@@ -172,13 +223,28 @@ def test_full_accept_queue_drop_is_listen_overflow(net: LabNet) -> None:
     net.nft(net.client, f"table inet rwtr_ack {{\n chain output {{\n type filter hook output priority 0;\n"
                         " tcp sport 40001 tcp flags & (syn | ack) == ack drop\n }\n}\n")
     helper = subprocess.Popen(["ip", "netns", "exec", net.client, PY, "-c", LATE_ACK, net.server_v4, str(PORT),
-                               net.client], stdout=subprocess.PIPE, text=True)
+                               str(BACKLOG + 1)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     net.processes.append(helper)
-    assert helper.stdout is not None and helper.stdout.readline().startswith("ready")
-    result = run_check(net)
-    assert "ktrace.drop_listen_overflow" in signals(result), result
-    drops = [e["data"]["drops"] for e in result["evidence"] if "drops" in e.get("data", {})]
-    assert drops and drops[0].get("TCP_LISTEN_OVERFLOW", 0) >= 1
+    read_until(helper, "full")
+    assert accept_queue(net) == BACKLOG + 1  # full: the late ACK cannot become a connection
+    check = subprocess.Popen(["ip", "netns", "exec", net.client, PY, "-c", RUN_GATED, f"{net.server_v4}:{PORT}",
+                              net.server], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    net.processes.append(check)
+    read_until(check, "tracing", timeout=60)
+    say(helper, "release")
+    read_until(helper, "sent")
+    say(check)
+    out, _ = check.communicate(timeout=60)
+    assert check.returncode == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    # The probe's own SYN meets the full queue too: consumed without a drop reason, a timeout.
+    (probe,) = [e["data"] for e in result["evidence"] if "stage" in e.get("data", {})]
+    assert (probe["kind"], probe["stage"]) == ("timeout", "connect")
+    (drops,) = [e["data"]["drops"] for e in result["evidence"] if "drops" in e.get("data", {})]
+    assert drops["TCP_LISTEN_OVERFLOW"] >= 1, drops
+    (sig,) = [s for s in result["signals"] if s["id"] == "ktrace.drop_listen_overflow"]
+    assert f"{drops['TCP_LISTEN_OVERFLOW']} packet(s) because TCP_LISTEN_OVERFLOW" in sig["fact"]
+    assert "kfree_skb:" in next(e["text"] for e in result["evidence"] if "drops" in e.get("data", {}))
 
 
 HOLD = textwrap.dedent("""

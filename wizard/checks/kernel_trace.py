@@ -144,26 +144,35 @@ def judge(ctx: CheckContext, probe: Any, cap: TraceCapture) -> CheckResult:
         nf = [d for d in drops if d.reason == "NETFILTER_DROP"]
         if nf:
             f.signal("ktrace.netfilter_reject",
-                     f"the probe was {probe.kind}, the server's TCP stack sent no reset for {flow}, and "
-                     f"netfilter dropped {len(nf)} packet(s) meanwhile: a reject rule answered")
+                     f"netfilter reset {flow}, the server's kernel sent none: the probe was {probe.kind}, "
+                     f"tcp_send_reset traced no reset for the flow, and netfilter dropped {len(nf)} "
+                     "packet(s) meanwhile (a reject rule drops the packet and answers with its own RST)")
         else:
             f.signal("ktrace.no_server_rst",
                      f"the probe was {probe.kind} but the server's kernel sent no reset for {flow}: "
                      "something else (a firewall reject or a device on the path) did")
+    counted = _count(drops)
     if drops:
-        f.add(f"{len(drops)} packet drop(s) with a named reason while the probe ran (kfree_skb has no "
-              "addresses: tied to the probe by time only)", kind="command",
+        f.add(f"the server's kernel dropped {len(drops)} packet(s) while the probe ran: "
+              + ", ".join(f"{r} ×{n}" for r, n in counted.items())
+              + " (kfree_skb carries no addresses: tied to the probe by time only)", kind="command",
               source=f"{ctx.server.spec}: tracefs instances/{cap.instance}/trace",
               text="\n".join(d.line for d in drops[:50]),
-              data={"drops": _count(drops)})
-    for reason, n in _count(drops).items():
+              data={"drops": counted})
+    for reason, n in counted.items():
         sid = DROP_SIGNALS.get(reason)
         if not sid:
             continue
         # Without addresses, a drop explains the probe only when the probe lost packets too.
         if probe.kind != "ok":
-            f.signal(sid, f"the server's kernel dropped {n} packet(s): {reason} while the probe "
-                          f"was {probe.kind}", 0.8)
+            f.signal(sid, f"the server's kernel dropped {n} packet(s) because {reason} while the probe "
+                          f"{_outcome(probe.kind)}", 0.8)
+    if (probe.kind == "timeout" and probe.stage == "connect" and "skb/kfree_skb" in cap.enabled
+            and "TCP_LISTEN_OVERFLOW" not in counted):
+        # Said so that a missing TCP_LISTEN_OVERFLOW is not read as "the accept queue was fine".
+        f.add("no TCP_LISTEN_OVERFLOW drop traced: a SYN that a full accept queue refuses is consumed "
+              "without a drop reason (only a handshake's final ACK that finds the queue full is freed "
+              "as TCP_LISTEN_OVERFLOW); the ListenOverflows counter counts both", kind="fact")
     if cap.lost:
         f.add("the trace buffer overflowed: some events were lost (a busy server); raise buffer_kb")
     if not sent and not got_reset:
@@ -172,11 +181,20 @@ def judge(ctx: CheckContext, probe: Any, cap: TraceCapture) -> CheckResult:
         return f.result(Status.WARN, "; ".join(dict.fromkeys(
             f"RST because {e.reason or 'unnamed'}" + (f" in {e.comm}[{e.pid}]" if e.in_process_context else "")
             for e in sent)))
-    if any(s.id in ("ktrace.no_server_rst", "ktrace.netfilter_reject") for s in f.signals):
+    if any(s.id == "ktrace.netfilter_reject" for s in f.signals):
+        return f.result(Status.WARN, "netfilter reset the probe's flow; the server's kernel sent no reset")
+    if any(s.id == "ktrace.no_server_rst" for s in f.signals):
         return f.result(Status.WARN, "the client got a reset the server's TCP stack did not send")
     if f.signals:
-        return f.result(Status.WARN, ", ".join(dict.fromkeys(s.id for s in f.signals)))
+        return f.result(Status.WARN, "the server's kernel dropped packets while the probe "
+                        f"{_outcome(probe.kind)}: " + ", ".join(
+                            f"{r} ×{n}" for r, n in counted.items() if r in DROP_SIGNALS))
     return f.result(Status.PASS, "the server's kernel sent no reset and dropped nothing for the probe")
+
+
+def _outcome(kind: str) -> str:
+    return {"timeout": "timed out", "refused": "was refused", "reset": "was reset",
+            "closed": "was closed"}.get(kind, f"ended: {kind}")
 
 
 def _count(drops: list[TraceEvent]) -> dict[str, int]:
