@@ -1,9 +1,10 @@
 """Step 6 at packet level in a real lab: client ns <-> router ns <-> server ns (root only).
 
 Resets are sent by the server's kernel (closed port), the server's application (SO_LINGER 0),
-the router (nft reject with tcp reset in its forward chain), and the router again after it
-forgot an idle flow (short conntrack timeout + ct state invalid reject). Each must be
-attributed correctly by the real checks, run from inside the client namespace.
+the router (nft reject with tcp reset in its forward chain: to data, and to every SYN), and
+the router again after it forgot an idle flow (short conntrack timeout + ct state invalid
+reject). Each must be attributed correctly by the real checks, run from inside the client
+namespace, and told apart in the report of a real `reset-wizard diagnose` run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -66,7 +68,7 @@ SERVERS = textwrap.dedent("""
                 c.sendall(d)
         except OSError: pass
         c.close()
-    for port, h in ((8080, linger0), (8082, echo), (8083, echo)):
+    for port, h in ((8080, linger0), (8082, echo), (8083, echo), (8084, echo)):
         threading.Thread(target=serve, args=(port, h), daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
@@ -111,6 +113,7 @@ def lab() -> Iterator[Lab]:
                 type filter hook forward priority 0; policy accept;
                 tcp dport 8082 ct state established tcp flags & psh == psh counter reject with tcp reset
                 tcp dport 8083 ct state invalid counter reject with tcp reset
+                tcp dport 8084 tcp flags & (syn | ack) == syn counter reject with tcp reset
               }
             }"""))
         lab.ex(lab.router, "sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_timeout_established=2",
@@ -248,4 +251,100 @@ def test_rst_guard_table_never_outlives_the_probe(lab: Lab, mode: str):
     assert out.returncode == 0, out.stderr
     if mode == "cancel":
         assert out.stdout.split()[0] == "1"  # the rule existed while the probe ran
+    assert "reset_wizard_rstguard" not in lab.ex(lab.client, "nft", "list", "tables")
+
+
+def test_router_reset_to_every_syn_is_the_path_matched_to_hop_one(lab: Lab):
+    # No connection to 8084 ever gets a SYN-ACK (the SYN probe's is reset too): the server's
+    # distance comes from elsewhere in the run, and the RST is one router closer than that.
+    result = run_check(lab, 8084)
+    assert senders(result) == ["path"], result
+    assert {"rst.from_path", "rst.ttl_mismatch", "rst.path_hop", "timing.reset_to_syn"} <= signals(result)
+    att = next(e for e in result["evidence"] if "sender" in e.get("data", {}))
+    assert "TTL 64 vs the server's" in att["text"] and "TTL 63" in att["text"], att["text"]
+    hop = next(e for e in result["evidence"] if "matches hop" in e["title"])
+    assert "hop 1: 10.77.1.1" in hop["title"]
+    assert "reset_wizard_rstguard" not in lab.ex(lab.client, "nft", "list", "tables")
+
+
+# -- the report of a real `reset-wizard diagnose` run --------------------------------------
+
+WIZARD = str(ROOT / ".venv" / "bin" / "reset-wizard")
+PAYLOAD = "GET / HTTP/1.0\\r\\nHost: lab\\r\\n\\r\\n"
+
+
+def diagnose_argv(lab: Lab, port: int, report: Path) -> list[str]:
+    return ["ip", "netns", "exec", lab.client, WIZARD, "diagnose", f"{SERVER_ADDR}:{port}",
+            "--server", f"netns:{lab.server}", "--report", str(report), "--payload", PAYLOAD,
+            "--attempts", "3", "--timeout", "2", "--no-redact"]
+
+
+def handshake_section(report: str) -> str:
+    start = report.index("### 6. ")
+    end = report.find("\n## ", start)
+    return report[start:end if end > 0 else len(report)]
+
+
+def mermaid_blocks(text: str) -> list[str]:
+    blocks, rest = [], text
+    while "```mermaid\n" in rest:
+        rest = rest.split("```mermaid\n", 1)[1]
+        block, rest = rest.split("\n```", 1)
+        blocks.append(block)
+    return blocks
+
+
+def rst_arrows(diagram: str) -> list[str]:
+    """The participant each RST is drawn from: 'P_server-xP_client: RST-ACK ...' -> 'server'."""
+    return [line.strip().split("-x", 1)[0].removeprefix("P_") for line in diagram.splitlines()
+            if "-x" in line and "RST" in line]
+
+
+@pytest.mark.parametrize("port, sender, words", [
+    (8081, "server", ["the server's kernel", "TcpOutRsts +"]),
+    (8080, "server", ["the server's application", "TTL 63 vs the server's SYN-ACK TTL 63"]),
+    (8082, "path", ["something on the path", "TTL 64 vs the server's SYN-ACK TTL 63",
+                    "sent 0 router(s) away, the server is 1", "matches hop 1: 10.77.1.1"]),
+], ids=["server-kernel", "server-application", "router"])
+def test_report_tells_the_resets_sender_apart_with_a_mermaid_ladder(lab: Lab, tmp_path: Path, port: int,
+                                                                    sender: str, words: list[str]):
+    report_path = tmp_path / "r.md"
+    out = subprocess.run(diagnose_argv(lab, port, report_path), capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode in (0, 1), out.stderr
+    report = report_path.read_text()
+    section = handshake_section(report)
+    # The ladder drawn from the real packets, in the capture's findings (tcp.exchange draws
+    # an inferred one from socket outcomes above it).
+    capture = section[section.index("#### `packets.capture`"):]
+    capture = capture[:capture.find("\n#### ", 1) if "\n#### " in capture[1:] else len(capture)]
+    diagrams = [d for d in mermaid_blocks(capture) if d.startswith("sequenceDiagram")]
+    assert diagrams, capture
+    arrows = rst_arrows(diagrams[0])
+    assert arrows and set(arrows) == {sender}, diagrams[0]
+    if sender == "path":
+        assert "participant P_path as path" in diagrams[0]
+    for w in words:
+        assert w in capture, f"{w!r} not in the capture's evidence:\n{capture}"
+    assert "reset_wizard_rstguard" not in lab.ex(lab.client, "nft", "list", "tables")
+
+
+def test_a_diagnose_run_interrupted_with_sigint_leaves_no_guard_table(lab: Lab, tmp_path: Path):
+    proc = subprocess.Popen(diagnose_argv(lab, 8082, tmp_path / "r.md"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    seen = False
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if "reset_wizard_rstguard" in lab.ex(lab.client, "nft", "list", "tables"):
+                seen = True
+                proc.send_signal(signal.SIGINT)  # Ctrl-C while the guard rule is in place
+                break
+            time.sleep(0.02)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert seen, "the run never installed its guard table"
     assert "reset_wizard_rstguard" not in lab.ex(lab.client, "nft", "list", "tables")
