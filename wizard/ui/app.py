@@ -129,7 +129,7 @@ class ResetWizardApp(App[int]):
         self.call_from_thread(self._demo_ready, scenario)
 
     def _demo_ready(self, scenario: Any) -> None:
-        from textual.widgets import Input, TextArea
+        from textual.widgets import Input, Select, TextArea
 
         self.demo_scenario = scenario
         screen = self._target_screen()
@@ -137,6 +137,7 @@ class ResetWizardApp(App[int]):
         screen.query_one("#error", TextArea).load_text(scenario.error)
         screen.query_one("#logs", Input).value = str(scenario.log_path)
         screen.query_one("#payload", Input).value = scenario.payload
+        screen.query_one("#side", Select).value = "client"  # curl, on this machine, saw it
         screen.set_status("Demo: a local server that resets connections. Press Enter to start, Ctrl+G to run all.")
 
     def on_unmount(self) -> None:
