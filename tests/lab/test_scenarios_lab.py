@@ -21,6 +21,7 @@ from wizard.lab.build import Lab, LabState, running, teardown
 from wizard.lab.netns import LabError
 from wizard.lab.runs import Outcome, run_all
 from wizard.lab.scenarios import SCENARIOS, Scenario, by_id
+from wizard.lab.tracestate import left_behind, owner, tracefs_mounted, wizard_instances
 
 TAG = "rwlb"
 PARALLEL = int(os.environ.get("RESET_WIZARD_LAB_PARALLEL", "6"))
@@ -46,7 +47,14 @@ def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outcomes(lab_root: Path) -> dict[str, Outcome]:
+def tracing_before() -> tuple[bool, set[str]]:
+    """tracefs's mount state here and the wizard's instances before any scenario ran."""
+    _require_lab()
+    return tracefs_mounted(), wizard_instances()
+
+
+@pytest.fixture(scope="module")
+def outcomes(lab_root: Path, tracing_before: tuple[bool, set[str]]) -> dict[str, Outcome]:
     _require_lab()
     done = run_all(SCENARIOS, parallel=PARALLEL, tag=TAG, root=lab_root)
     return {o.scenario.id: o for o in done}
@@ -65,6 +73,58 @@ def test_scenario_is_named_with_its_decisive_evidence(scenario: Scenario, outcom
     assert top["evidence"], "a diagnosis without evidence"
     check_id = top["evidence"][0].split(":", 1)[0]
     assert re.search(re.escape(check_id), o.report)
+
+
+# The server-side causes: what the server's kernel says (tracefs, kernel.resets) must be quoted
+# in the report and cited by the verdict's evidence in the JSON session, with its signal.
+# (regex for the report and the JSON alike: the report escapes [ ] as \[ \], signal id, the reason
+# beside the server's RST in the ladder or None)
+KERNEL_SAYS: dict[str, tuple[str, str, str | None]] = {
+    "port-closed": (r"the server's kernel sent RST .* because NO_SOCKET", "ktrace.rst_no_socket", "NO_SOCKET"),
+    "unread-data-close": (r"the server's kernel sent RST .* because TCP_ABORT_ON_CLOSE \(process \S+?\\?\[\d+\\?\]\)",
+                          "ktrace.rst_abort_on_close", "TCP_ABORT_ON_CLOSE"),
+    # This kernel (6.18) gives SO_LINGER 0 (tcp_disconnect from close) the reason TCP_STATE.
+    "abortive-close": (r"the server's kernel sent RST .* because TCP_STATE \(process \S+?\\?\[\d+\\?\]\)",
+                       "ktrace.rst_disconnect", "TCP_STATE"),
+    "firewall-drop": (r"the server's kernel dropped \d+ packet\(s\) because NETFILTER_DROP while the probe timed out",
+                      "ktrace.drop_netfilter", None),
+    "firewall-reject": (r"netfilter reset .*, the server's kernel sent none", "ktrace.netfilter_reject", None),
+}
+KERNEL_CASES = [s for s in SCENARIOS if s.base in KERNEL_SAYS]
+
+
+def _kernel_resets(session: dict) -> dict:
+    (check,) = [c for step in session["steps"] for c in step["checks"] if c["id"] == "kernel.resets"]
+    return check
+
+
+@pytest.mark.parametrize("scenario", KERNEL_CASES, ids=[s.id for s in KERNEL_CASES])
+def test_report_quotes_the_server_kernels_reason_and_the_verdict_cites_it(
+        scenario: Scenario, outcomes: dict[str, Outcome]) -> None:
+    o = outcomes[scenario.id]
+    assert not o.error, o.error
+    quote, signal, ladder = KERNEL_SAYS[scenario.base]
+    check = _kernel_resets(o.session)
+    assert check["status"] == "warn", check["summary"]
+    assert signal in {sig["id"] for sig in check["signals"]}, check["signals"]
+    assert re.search(quote, o.report), f"the report does not quote the kernel: {quote}"
+    cited = [line for line in o.session["diagnosis"][0]["evidence"] if line.startswith("kernel.resets:")]
+    assert any(re.search(quote, line) for line in cited), o.session["diagnosis"][0]["evidence"]
+    if ladder:
+        assert f"server kernel's reason: {ladder}" in o.report, "the ladder's server RST has no reason"
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.base == "listen-backlog-overflow"],
+                         ids=lambda s: s.id)
+def test_a_syn_refused_by_a_full_accept_queue_is_said_to_leave_no_drop_reason(
+        scenario: Scenario, outcomes: dict[str, Outcome]) -> None:
+    # The scenario's probes only ever send SYNs into the full queue, which the kernel consumes
+    # without kfree_skb: no TCP_LISTEN_OVERFLOW can be traced (tests/lab/test_tracing_lab.py
+    # produces one with a late ACK). The report says so instead of staying silent.
+    o = outcomes[scenario.id]
+    check = _kernel_resets(o.session)
+    assert "ktrace.drop_listen_overflow" not in {sig["id"] for sig in check["signals"]}
+    assert "no TCP_LISTEN_OVERFLOW drop traced: a SYN that a full accept queue refuses" in o.report
 
 
 def test_the_lab_leaves_nothing_behind(outcomes: dict[str, Outcome], lab_root: Path) -> None:
@@ -119,3 +179,19 @@ def test_every_scenario_has_a_variant_and_an_explanation() -> None:
         setups = {(s.family, s.port, s.server, s.payload, s.hold) for s in group}
         assert len(setups) == len(group), f"{base}: a variant that changes nothing"
     assert by_id("port-closed").cause == "port-closed"
+
+
+def test_no_tracing_state_outlives_the_runs(outcomes: dict[str, Outcome],
+                                            tracing_before: tuple[bool, set[str]]) -> None:
+    """Last in the module: every diagnose traced the server (--allow-tracefs-mount); none left
+    a tracefs instance, and tracefs is mounted here exactly as before."""
+    was_mounted, before = tracing_before
+    pids = {o.pid for o in outcomes.values() if o.pid}
+    assert len(pids) == len(outcomes)
+    assert [n for n in wizard_instances() if owner(n) in pids] == []
+    assert left_behind(before, pids) == []
+    assert tracefs_mounted() == was_mounted
+    traced = [o.scenario.id for o in outcomes.values()
+              if any(c["id"] == "kernel.resets" and c["status"] != "skipped"
+                     for step in o.session.get("steps", []) for c in step["checks"])]
+    assert len(traced) == len(outcomes), "a scenario ran without tracing"

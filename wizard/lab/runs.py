@@ -38,6 +38,7 @@ class Outcome:
     error: str = ""
     report: str = ""
     session: dict = field(default_factory=dict)
+    pid: int = 0  # the diagnose process (`ip netns exec` execs it): names its tracefs instance
 
     @property
     def correct(self) -> bool:
@@ -63,12 +64,19 @@ def run_scenario(scenario: Scenario, *, tag: str = "rwlab", root: Path | None = 
             argv += ["--json", str(work / "session.json"), "--report", str(work / "report.md"),
                      "--no-redact", "--force", "--quiet"]
             started = time.monotonic()
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    stdin=subprocess.DEVNULL)
+            out.pid = proc.pid
+            try:
+                _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate(timeout=10)
+                raise
             out.seconds = time.monotonic() - started
-            out.exit_code = done.returncode
-            if done.returncode not in (0, 1):
-                out.error = f"diagnose exited {done.returncode}: {done.stderr[-2000:]}"
+            out.exit_code = proc.returncode
+            if proc.returncode not in (0, 1):
+                out.error = f"diagnose exited {proc.returncode}: {stderr[-2000:]}"
                 return out
             out.session = json.loads((work / "session.json").read_text())
             out.report = (work / "report.md").read_text()
