@@ -10,6 +10,8 @@ rule inside a network namespace. Pointers are the kernel's hashed values.
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 from typing import Any
 
@@ -243,3 +245,22 @@ async def test_root_ssh_login_does_the_same_without_sudo() -> None:
     assert root_work and not any(sudo for _, sudo in root_work)
     assert all(argv[0] != "sudo" for argv, _ in host.sent)
     assert "tcp/tcp_send_reset" in capture.enabled
+
+
+def test_drop_facts_read_as_sentences_with_the_reason_and_the_probe_outcome() -> None:
+    timed_out = judge(make_ctx("127.0.0.1:47009"), _probe("timeout", "127.0.0.1:50000", 47009, "connect"), _cap())
+    (fact,) = [s.fact for s in timed_out.signals if s.id == "ktrace.drop_netfilter"]
+    assert re.fullmatch(r"the server's kernel dropped \d+ packet\(s\) because NETFILTER_DROP while the probe "
+                        r"timed out", fact), fact
+    assert "NETFILTER_DROP ×" in timed_out.summary
+    refused = judge(make_ctx("127.0.0.1:47009"), _probe("refused", "127.0.0.1:50000", 47009, "connect"), _cap())
+    (fact,) = [s.fact for s in refused.signals if s.id == "ktrace.netfilter_reject"]
+    assert fact.startswith("netfilter reset 127.0.0.1:50000 -> 127.0.0.1:47009, the server's kernel sent none")
+
+
+def test_a_timed_out_handshake_without_an_overflow_drop_says_why_none_was_traced() -> None:
+    result = judge(make_ctx("127.0.0.1:47009"), _probe("timeout", "127.0.0.1:50000", 47009, "connect"),
+                   _cap(RECORDED[:400]))
+    assert any(e.title.startswith("no TCP_LISTEN_OVERFLOW drop traced") for e in result.evidence)
+    answered = judge(make_ctx("127.0.0.1:47009"), _probe("reset", "127.0.0.1:50000", 47009), _cap(RECORDED[:400]))
+    assert not any("TCP_LISTEN_OVERFLOW" in e.title for e in answered.evidence)
