@@ -36,6 +36,10 @@ DROP_SIGNALS = {"TCP_LISTEN_OVERFLOW": "ktrace.drop_listen_overflow", "NETFILTER
                 "PROTO_MEM": "ktrace.drop_memory"}
 SETTLE_S = 0.3  # a reset sent while the probe closes lands just after it returns
 
+# Drops are tied to the probe by time only (kfree_skb has no addresses and tracefs sees every
+# namespace of the kernel): weighed as hints, never as the decisive fact.
+DROP_STRENGTH = 0.6
+
 
 class KernelTraceParams(CheckParams):
     allow_mount: bool = Field(default=False, description="mount tracefs when missing (then unmount)")
@@ -143,10 +147,14 @@ def judge(ctx: CheckContext, probe: Any, cap: TraceCapture) -> CheckResult:
     if got_reset and not sent and "tcp/tcp_send_reset" in cap.enabled and not cap.lost:
         nf = [d for d in drops if d.reason == "NETFILTER_DROP"]
         if nf:
+            # tcp_send_reset is tied to the flow, but kfree_skb carries neither addresses nor
+            # a namespace: the netfilter drop may be another host's (a router namespace on the
+            # same kernel), so it is weighed as the hint it is.
             f.signal("ktrace.netfilter_reject",
                      f"netfilter reset {flow}, the server's kernel sent none: the probe was {probe.kind}, "
                      f"tcp_send_reset traced no reset for the flow, and netfilter dropped {len(nf)} "
-                     "packet(s) meanwhile (a reject rule drops the packet and answers with its own RST)")
+                     "packet(s) meanwhile (a reject rule drops the packet and answers with its own RST; "
+                     "the drop is tied to the probe by time only)", DROP_STRENGTH)
         else:
             f.signal("ktrace.no_server_rst",
                      f"the probe was {probe.kind} but the server's kernel sent no reset for {flow}: "
@@ -166,7 +174,7 @@ def judge(ctx: CheckContext, probe: Any, cap: TraceCapture) -> CheckResult:
         # Without addresses, a drop explains the probe only when the probe lost packets too.
         if probe.kind != "ok":
             f.signal(sid, f"the server's kernel dropped {n} packet(s) because {reason} while the probe "
-                          f"{_outcome(probe.kind)}", 0.8)
+                          f"{_outcome(probe.kind)}", DROP_STRENGTH)
     if (probe.kind == "timeout" and probe.stage == "connect" and "skb/kfree_skb" in cap.enabled
             and "TCP_LISTEN_OVERFLOW" not in counted):
         # Said so that a missing TCP_LISTEN_OVERFLOW is not read as "the accept queue was fine".
