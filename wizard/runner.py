@@ -142,7 +142,8 @@ class Runner:
                 await asyncio.gather(*(one(i, spec.checks[i]) for i in indexes if spec.checks[i].stage == stage))
         finally:
             step.refresh_status()
-            self.emit(StepFinished(step_id, step))
+            # A copy: listeners (the TUI's thread) must not see the live object change.
+            self.emit(StepFinished(step_id, step.model_copy(deep=True)))
         return step
 
     def _warm_packets(self) -> None:
