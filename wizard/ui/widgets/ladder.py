@@ -87,4 +87,8 @@ class Ladder(Widget):
         return render_ladder(self.lanes, self.events)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
-        return len(self.events) + 1
+        # Long notes wrap: count the lines as they will be drawn, or the last arrows (the
+        # RST, usually) would be cut off.
+        text = render_ladder(self.lanes, self.events)
+        text.no_wrap = False
+        return max(1, len(text.wrap(self.app.console, max(1, width))))
