@@ -307,8 +307,9 @@ class LogExcerptCheck(Check[LogExcerptParams]):
             if win.format and not win.format_has_zone:
                 naive_note = True
             notes = "; ".join(win.notes)
-            f.add(f"{path}: {in_window} lines in the window (format {win.format or 'unknown'}, "
-                  f"read {win.bytes_read} of {win.size} bytes by {win.method})"
+            how = (f"read the whole file ({win.size} bytes)" if win.bytes_read >= win.size
+                   else f"read {win.bytes_read} of {win.size} bytes by {win.method}")
+            f.add(f"{path}: {in_window} lines in the window (format {win.format or 'unknown'}, {how})"
                   + (f"; {notes}" if notes else ""), source=path,
                   data={"format": win.format, "bytes_read": win.bytes_read, "size": win.size,
                         "method": win.method, "capped": win.capped})
