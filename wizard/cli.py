@@ -10,22 +10,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import sys
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from wizard import __version__
 from wizard.model import Answers, Checklist, Session, WizardError, parse_target
+from wizard.model.inputs import (SIDES, parse_attempts, parse_context, parse_duration, parse_hold,
+                                 parse_payload, parse_time, parse_timeout)
 from wizard.probes import Host, HostError, LocalHost, Probes, host_for
-from wizard.probes.files import write_atomic
+from wizard.probes.files import check_output, write_atomic
 from wizard.probes.payloads import escape_bytes
+
+# parse_duration and parse_time stay importable from here: the rules live in wizard.model.inputs.
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DIAGNOSED", "EXIT_FAILED", "EXIT_OK", "build_parser", "main",
+           "parse_duration", "parse_time", "write_atomic"]
 
 EXIT_OK, EXIT_DIAGNOSED, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
 COMMANDS = ("diagnose", "demo", "report", "checks", "lab")
@@ -39,49 +43,6 @@ class _Parser(argparse.ArgumentParser):
         raise WizardError("bad option", message)
 
 
-# -- parsing of values --------------------------------------------------------------------
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?$", re.I)
-_UNIT_S = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``90s``, ``15m``, ``2h``, ``1d`` or plain seconds, as seconds (> 0)."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise WizardError("bad window", f"{text!r}: use seconds or 90s, 15m, 2h")
-    seconds = float(match.group(1)) * _UNIT_S[(match.group(2) or "").lower()]
-    if seconds <= 0:
-        raise WizardError("bad window", f"{text!r} must be longer than zero")
-    return seconds
-
-
-def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """RFC 3339, ``YYYY-MM-DD HH:MM[:SS]``, ``HH:MM[:SS]`` (today, local) or ``-10m`` (ago)."""
-    now = now or datetime.now().astimezone()
-    raw = text.strip()
-    if raw.startswith("-"):
-        try:
-            return now - timedelta(seconds=parse_duration(raw[1:]))
-        except WizardError:
-            raise WizardError("bad time", f"{text!r}: a relative time looks like -90s, -10m or -2h") from None
-    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", raw):
-        raw = f"{now.date().isoformat()} {raw}"
-    try:
-        when = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        raise WizardError("bad time", f"{text!r}: use RFC 3339, 'YYYY-MM-DD HH:MM[:SS]', "
-                                      "'HH:MM[:SS]' (today) or -10m") from None
-    # A time without an offset is the local time of this machine.
-    return when if when.tzinfo else when.astimezone()
-
-
-def _number(text: str, what: str, kind: type = float) -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise WizardError(f"bad {what}", f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-
-
 # -- the parser ---------------------------------------------------------------------------
 def _diagnose_options(p: argparse.ArgumentParser) -> None:
     add = p.add_argument
@@ -91,7 +52,7 @@ def _diagnose_options(p: argparse.ArgumentParser) -> None:
     add("--at", metavar="TIME", help="when the reset was seen (RFC 3339, HH:MM, -10m)")
     add("--window", metavar="DURATION", help="how far around --at to look in logs (default 15m)")
     add("--error", metavar="TEXT", help="the error message as the user saw it")
-    add("--side", choices=("client", "server", "unknown"), default="unknown", help="where the error was seen")
+    add("--side", choices=SIDES, default="unknown", help="where the error was seen")
     add("--payload", metavar="TEXT|@FILE", help=r"what the probe sends after the handshake (\r\n honoured)")
     add("--hold", metavar="SECONDS", default="0", help="idle this long on the probe connection, then send again")
     add("--attempts", metavar="N", default="10", help="handshakes in the burst probe (1-1000)")
@@ -158,22 +119,6 @@ class Outputs:
     force: bool
 
 
-def check_output(path_text: str | None, force: bool, what: str) -> Path | None:
-    if not path_text:
-        return None
-    path = Path(path_text)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise WizardError(f"bad {what} path", f"{path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise WizardError(f"bad {what} path", f"{path} is a directory")
-    if path.exists() and not force:
-        raise WizardError(f"{what} exists", f"{path}: not overwritten without --force")
-    if not os.access(parent, os.W_OK):
-        raise WizardError(f"bad {what} path", f"{parent} is not writable")
-    return path
-
-
 async def check_logs(patterns: list[str], server: Host) -> list[str]:
     """Every --log path or glob must name readable files in a local or netns context."""
     if not server.spec.startswith(("local", "netns:")):
@@ -196,6 +141,7 @@ async def check_logs(patterns: list[str], server: Host) -> list[str]:
 
 
 async def read_payload(text: str | None) -> str | None:
+    text = parse_payload(text)
     if text is None:
         return None
     # The session keeps the payload as typed (escapes and all, JSON-safe); the probe turns
@@ -211,18 +157,12 @@ async def read_payload(text: str | None) -> str | None:
 
 
 async def build_answers(args: argparse.Namespace, server: Host) -> Answers:
-    hold = _number(args.hold, "hold")
-    attempts = _number(args.attempts, "attempts", int)
-    timeout = _number(args.timeout, "timeout")
-    if hold < 0:
-        raise WizardError("bad hold", f"{args.hold}: must be 0 or more seconds")
-    if not 1 <= attempts <= 1000:
-        raise WizardError("bad attempts", f"{attempts}: must be between 1 and 1000")
-    if not 0 < timeout <= 60:
-        raise WizardError("bad timeout", f"{args.timeout}: must be more than 0 and at most 60 seconds")
+    """Answers from the options, by the rules the TUI's step-1 form uses (wizard.model.inputs);
+    what needs I/O (log files, a payload file) is checked here, after the pure rules."""
+    hold, attempts, timeout = parse_hold(args.hold), parse_attempts(args.attempts), parse_timeout(args.timeout)
+    at, window = parse_time(args.at), parse_duration(args.window)
     return Answers(
-        error=args.error, at=parse_time(args.at) if args.at else None,
-        window_s=parse_duration(args.window) if args.window else 900.0, side=args.side,
+        error=args.error, at=at, window_s=window, side=args.side,
         logs=await check_logs(args.log, server), journal=args.journal,
         payload=await read_payload(args.payload), hold_s=hold, attempts=attempts,
         timeout_s=timeout, capture=not args.no_capture)
@@ -310,11 +250,11 @@ async def diagnose_command(args: argparse.Namespace, probes: Probes | None = Non
     if args.target is None:
         raise WizardError("missing target", "give host:port, [v6]:port or a URL")
     parse_target(args.target)  # the cheapest check first: no context opened for a typo
-    outputs = Outputs(check_output(args.json, args.force, "json"),
-                      check_output(args.report, args.force, "report"), args.force)
+    outputs = Outputs(await check_output(args.json, "json", args.force),
+                      await check_output(args.report, "report", args.force), args.force)
     if outputs.json and outputs.report and outputs.json.resolve() == outputs.report.resolve():
         raise WizardError("bad output paths", "--json and --report name the same file")
-    server = host_for(args.server)
+    server = host_for(parse_context(args.server))
     answers = await build_answers(args, server)
     session, ctx = await prepare(args.target, answers, args.server, probes=probes, server=server,
                                  checklist=_checklist(getattr(args, "allow_tracefs_mount", False)))
@@ -397,7 +337,7 @@ async def demo_command(args: argparse.Namespace) -> int:
 async def report_command(args: argparse.Namespace) -> int:
     from wizard.report import render_report
 
-    out = check_output(args.output, args.force, "report") if args.output else None
+    out = await check_output(args.output, "report", args.force)
     try:
         data = await LocalHost().read(args.session, max_bytes=64 << 20)
     except HostError as exc:

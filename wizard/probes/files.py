@@ -1,12 +1,62 @@
-"""Writing the wizard's own outputs (I/O): atomic, and never over an existing file unless told."""
+"""Writing the wizard's own outputs (I/O): where they may go, and atomic writes that never
+replace an existing file unless told."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from wizard.model import WizardError
+
+#: how long a look at the output directory may take (a hung network mount must not hang us)
+CHECK_TIMEOUT = 3.0
+
+_T = TypeVar("_T")
+
+
+async def _bounded(func: Callable[[], _T], path: Path, what: str, timeout: float) -> _T:
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(func), timeout)
+    except asyncio.TimeoutError:
+        raise WizardError(f"bad {what} path", f"{path}: no answer from the file system "
+                                              f"within {timeout:g} s") from None
+
+
+def output_problem(path: Path, what: str, force: bool) -> WizardError | None:
+    """Why ``path`` cannot take the ``what`` output (report, json), or None when it can."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return WizardError(f"bad {what} path", f"{path}: directory {parent} does not exist")
+    if path.is_dir():
+        return WizardError(f"bad {what} path", f"{path} is a directory")
+    if path.exists() and not force:
+        return WizardError(f"{what} exists", f"{path}: not overwritten without --force")
+    if not os.access(parent, os.W_OK):
+        return WizardError(f"bad {what} path", f"{parent} is not writable")
+    return None
+
+
+async def check_output(path_text: str | Path | None, what: str, force: bool,
+                       timeout: float = CHECK_TIMEOUT) -> Path | None:
+    """The path for an output once it may be written there; None when none was asked for."""
+    if path_text is None or not str(path_text):
+        return None
+    path = Path(path_text)
+    problem = await _bounded(lambda: output_problem(path, what, force), path, what, timeout)
+    if problem is not None:
+        raise problem
+    return path
+
+
+async def existing(paths: list[Path], timeout: float = CHECK_TIMEOUT) -> list[Path]:
+    """Those of ``paths`` that exist already (a file, or anything else by that name)."""
+    if not paths:
+        return []
+    return await _bounded(lambda: [p for p in paths if os.path.lexists(p)], paths[0], "output", timeout)
 
 
 def write_atomic(path: Path, text: str, force: bool) -> None:

@@ -1,7 +1,7 @@
 """Step 1: the form (target, error text, time, side, server context, logs, probe options).
 
-Every field is validated as it is typed, with the CLI's rules and messages (wizard.ui.fields),
-and the problem is shown beside the field. Submitting starts the diagnosis; the identify
+Every field is validated as it is typed, with the CLI's rules and messages (wizard.model.inputs
+through wizard.ui.fields), and the problem is shown beside the field. Submitting starts the diagnosis; the identify
 step's checks then run below the form.
 """
 
@@ -25,32 +25,29 @@ from wizard.ui.widgets.stepper import Stepper
 
 
 class FieldValidator(Validator):
-    """Adapts a wizard.ui.fields parser to a Textual validator."""
+    """Adapts a wizard.ui.fields parser to a Textual validator: the failure is the message
+    of the parser's WizardError, the very line the CLI prints after its title."""
 
     def __init__(self, parse: Callable[[str], Any]) -> None:
         super().__init__()
         self.parse = parse
 
     def validate(self, value: str) -> ValidationResult:
-        try:
-            self.parse(value)
-        except fields.FieldError as exc:
-            return self.failure(str(exc))
-        return self.success()
+        problem = fields.problem(self.parse, value)
+        return self.failure(problem.message) if problem is not None else self.success()
 
 
 # id, label, placeholder, parser
 FIELDS: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("target", "Target", "host:port, [IPv6]:port or a URL", fields.target),
     ("at", "When it happened", "2026-11-22T03:48:08Z or 03:48 (empty: just now)", fields.moment),
-    ("window", "Search logs around it", "15m", lambda t: fields.duration(t, 900.0)),
+    ("window", "Search logs around it", "15m", fields.window),
     ("server", "Server evidence in", "local, netns:NAME or ssh:[user@]host[:port]", fields.context),
     ("logs", "Log files", "paths or globs, comma separated", fields.paths),
     ("payload", "Probe payload", r"empty: chosen by port; GET / HTTP/1.1\r\n\r\n or @FILE", fields.payload),
-    ("hold", "Hold idle (s)", "0", lambda t: fields.number(t, low=0, default=0.0)),
-    ("attempts", "Handshake attempts", "10",
-     lambda t: fields.number(t, low=1, high=1000, integer=True, default=10)),
-    ("timeout", "Probe timeout (s)", "3", lambda t: fields.number(t, low=0, high=60, low_open=True, default=3.0)),
+    ("hold", "Hold idle (s)", "0", fields.hold),
+    ("attempts", "Handshake attempts", "10", fields.attempts),
+    ("timeout", "Probe timeout (s)", "3", fields.timeout),
 )
 
 
@@ -144,19 +141,18 @@ class TargetScreen(NavButtons, Screen):
         parsed: dict[str, Any] = {}
         bad = False
         for name, _label, _ph, parse in FIELDS:
-            try:
+            problem = fields.problem(parse, raw[name])
+            self.show_problem(name, problem.message if problem is not None else "")
+            if problem is None:
                 parsed[name] = parse(raw[name])
-                self.show_problem(name, "")
-            except fields.FieldError as exc:
-                self.show_problem(name, str(exc))
-                bad = True
+            bad = bad or problem is not None
         if bad:
             return None
         error = self.query_one("#error", TextArea).text.strip()
         answers = {"error": error or None, "at": parsed["at"], "window_s": parsed["window"],
                    "side": self.query_one("#side", Select).value, "logs": parsed["logs"],
                    "payload": parsed["payload"], "hold_s": parsed["hold"],
-                   "attempts": int(parsed["attempts"]), "timeout_s": parsed["timeout"]}
+                   "attempts": parsed["attempts"], "timeout_s": parsed["timeout"]}
         return raw["target"].strip(), answers, parsed["server"]
 
     def set_status(self, text: str) -> None:
