@@ -258,3 +258,38 @@ async def test_jumping_before_step_one_is_refused_with_a_hint() -> None:
         await pilot.click("#tab-firewall")
         await pilot.pause()
         assert app.screen.name == "target"
+
+
+async def test_export_into_a_missing_directory_says_so_in_the_clis_words_and_writes_nothing(tmp_path: Path) -> None:
+    app = make_app(export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        target = tmp_path / "rwin-missing" / "r.md"
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.click("#write")
+        error = app.screen.query_one("#export-error", Static)
+        await until(pilot, lambda: "does not exist" in str(error.render()))
+        assert str(error.render()) == f"✗ {target}: directory {target.parent} does not exist"
+        assert isinstance(app.screen, ExportModal)
+        assert list(tmp_path.iterdir()) == []
+
+
+async def test_export_replaces_only_the_file_it_asked_about(tmp_path: Path) -> None:
+    app = make_app(export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_all(pilot)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        path = Path(app.screen.query_one("#path", Input).value)
+        path.with_suffix(".json").write_text("old session")
+        await pilot.click("#write")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        asked = str(app.screen.query_one(".dialog-message", Static).render())
+        assert str(path.with_suffix(".json")) in asked and f"{path}\n" not in asked
+        await pilot.click("#replace")
+        await until(pilot, lambda: not isinstance(app.screen, (ExportModal, ConfirmModal)))
+        assert path.with_suffix(".json").read_text() != "old session"
+        assert path.read_text().startswith("#")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, path.with_suffix(".json").name])

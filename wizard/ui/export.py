@@ -1,14 +1,11 @@
-"""Export (I/O): render the session through wizard.report and write files atomically.
+"""Export: the texts the export dialog writes (Markdown report, JSON session) and their paths.
 
-The write goes to a temporary file in the target directory, is flushed to disk, then
-renamed over the destination, so a crash never leaves half a report. Refusing to replace
-an existing file is the caller's job (the export dialog asks first).
+Writing them is wizard.probes.files' job (atomic, never over an existing file unless the
+dialog was told to replace it).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +40,3 @@ def _fallback(session: Any) -> str:
 
 def json_path_for(markdown_path: Path) -> Path:
     return markdown_path.with_suffix(".json")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename (same directory)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

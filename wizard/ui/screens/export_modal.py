@@ -1,7 +1,12 @@
-"""The export dialog: path, Markdown + JSON, redaction on by default, preview, no silent overwrite."""
+"""The export dialog: path, Markdown + JSON, redaction on by default, preview, no silent overwrite.
+
+The paths are checked by the CLI's rules and written through wizard.probes.files: an
+existing file is replaced only after the person says so.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Static, TextArea
 
+from wizard.model import WizardError
+from wizard.probes import files
 from wizard.ui import export
 from wizard.ui.screens.modals import ConfirmModal
 
@@ -93,14 +100,18 @@ class ExportModal(ModalScreen[list[str] | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def show_error(self, message: str) -> None:
+        self.query_one("#export-error", Static).update(f"✗ {message}" if message else "")
+
     @work(exclusive=True, group="export")
     async def write(self) -> None:
         paths = self.paths()
-        problem = self._problem(paths)
-        if problem:
-            self.query_one("#export-error", Static).update(f"✗ {problem}")
+        try:
+            await self._check(paths)
+            existing = await files.existing(paths)
+        except WizardError as exc:
+            self.show_error(exc.message)
             return
-        existing = [p for p in paths if p.exists()]
         if existing:
             answer = await self.app.push_screen_wait(ConfirmModal(
                 "Replace existing files?", "These files exist already:\n  "
@@ -113,19 +124,21 @@ class ExportModal(ModalScreen[list[str] | None]):
             if len(paths) > 1:
                 texts.append(export.render_session_json(self.session, **self.options()))
             for path, text in zip(paths, texts):
-                export.write_atomic(path, text)
+                # Only what the person agreed to replace is replaced: a file that appeared
+                # since the question is kept (write_atomic refuses it without force).
+                await asyncio.to_thread(files.write_atomic, path, text, path in existing)
+        except WizardError as exc:
+            self.show_error(exc.message)
+            return
         except OSError as exc:
-            self.query_one("#export-error", Static).update(f"✗ cannot write: {exc.strerror or exc}")
+            self.show_error(f"cannot write: {exc.strerror or exc}")
             return
         self.dismiss([str(p) for p in paths])
 
     @staticmethod
-    def _problem(paths: list[Path]) -> str:
-        md = paths[0]
-        if not str(md) or str(md) == ".":
-            return "give a file name for the report"
-        if md.is_dir():
-            return f"{md} is a directory: give a file name"
-        if not md.parent.is_dir():
-            return f"the directory {md.parent} does not exist"
-        return ""
+    async def _check(paths: list[Path]) -> None:
+        """The CLI's rules for --report/--json paths; an existing file is asked about, not refused."""
+        if not str(paths[0]) or str(paths[0]) == ".":
+            raise WizardError("bad report path", "give a file name for the report")
+        for path, what in zip(paths, ("report", "json")):
+            await files.check_output(path, what, force=True)
