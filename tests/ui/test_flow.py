@@ -293,3 +293,17 @@ async def test_export_replaces_only_the_file_it_asked_about(tmp_path: Path) -> N
         assert path.with_suffix(".json").read_text() != "old session"
         assert path.read_text().startswith("#")
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, path.with_suffix(".json").name])
+
+
+def test_the_forms_validators_fail_with_the_clis_message_for_every_bad_value() -> None:
+    from tests.unit.test_inputs import BAD
+    from wizard.ui.fields import problem
+    from wizard.ui.screens.target import FIELDS, FieldValidator
+
+    parsers = {name: parse for name, _label, _ph, parse in FIELDS}
+    for field, _option, value, title in BAD:
+        result = FieldValidator(parsers[field]).validate(value)
+        expected = problem(parsers[field], value)
+        assert expected is not None and expected.title == title, (field, value)
+        assert not result.is_valid and result.failure_descriptions == [expected.message], (field, value)
+    assert FieldValidator(parsers["attempts"]).validate("").is_valid
