@@ -402,9 +402,11 @@ async def test_defaults_read_only_usual_logs_that_exist_including_service_dirs()
 
 import random  # noqa: E402
 import re  # noqa: E402
+import pytest  # noqa: E402
 
 from wizard.probes.logcut import cut_window, excerpt_window  # noqa: E402
 from wizard.probes.logscan import scan_file  # noqa: E402
+from wizard.probes import hsmatch  # noqa: E402
 from wizard.probes.timestamps import TimeContext, format_named  # noqa: E402
 
 SIG_RX = [r"connection reset by peer", r"Traceback \(most recent call last\)",
@@ -529,7 +531,8 @@ class NoToolsHost(LocalHost):
         return output(argv, returncode=127, missing=True)
 
 
-async def test_scan_counts_equal_a_brute_force_count_with_and_without_rg(tmp_path: Path) -> None:
+async def test_scan_counts_equal_a_brute_force_count_with_and_without_rg(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "scan.log"
     mixed_log(path, "nginx-error", lines=30_000, seed=11)
     sigs = [("reset", SIG_RX[0]), ("tb", SIG_RX[1]), ("sd", SIG_RX[2]),
@@ -537,10 +540,17 @@ async def test_scan_counts_equal_a_brute_force_count_with_and_without_rg(tmp_pat
     want: dict[str, int] = {}
     for line in path.read_text().splitlines():
         for sid, rx in sigs:
-            if sid != "sd" and re.search(rx, line, re.I):
+            if re.search(rx, line, re.I):
                 want[sid] = want.get(sid, 0) + 1
-    assert want["reset"] > 50 and want["keepalive"] > 20_000
+    assert want["reset"] > 50 and want["keepalive"] > 20_000 and want["sd"] > 0
+    # Hyperscan scans every signature; the grep/rg/Python paths leave out the literal-less one.
+    res = await scan_file(LocalHost(), str(path), sigs)
+    assert res.method == "hyperscan" and res.error == "" and res.unfiltered == []
+    assert res.counts == want
+    monkeypatch.setattr(hsmatch, "AVAILABLE", False)
+    without_sd = {k: v for k, v in want.items() if k != "sd"}
     for host in (LocalHost(), NoToolsHost()):
         res = await scan_file(host, str(path), sigs)
         assert res.error == "" and res.unfiltered == ["sd"]
-        assert res.counts == want, res.method
+        assert res.counts == without_sd, res.method
+        assert hsmatch.NO_ENGINE_NOTE in res.notes

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from wizard.probes import hsmatch
 from wizard.probes.commands import run_command
 from wizard.probes.hosts import Host, HostError
 from wizard.probes.logs import (COUNT_PREFIX, DEFAULT_CAP, HEAD_BYTES, PROBE_BYTES, SMALL_FILE,
@@ -300,8 +301,14 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     if cut.capped:
         win.notes.append(f"stopped after reading {reader.cap >> 20} MiB (the per-file cap)")
     data = cut.data
-    starts = [s for s in await sel.fast_starts(data)
-              if sel.matches(_text(data, s))]
+    m = hsmatch.matcher(regexes)
+    if m is not None:  # the window's bytes are in memory: one Hyperscan pass, exact lines
+        starts = [hit.start for hit in m.lines(data)]
+    else:
+        if not remote:
+            win.notes.append(hsmatch.NO_ENGINE_NOTE)
+        starts = [s for s in await sel.fast_starts(data)
+                  if sel.matches(_text(data, s))]
     if not starts:
         return win, cut.lines
     ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]

@@ -3,10 +3,13 @@ signature, with a literal prefilter run in the file's own context (rg/grep), Pyt
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 
+from wizard.probes import hsmatch
 from wizard.probes.hosts import Host, HostError
+from wizard.probes.logremote import is_remote
 
 # --- whole-file signature scan ------------------------------------------------------------
 
@@ -82,10 +85,63 @@ class ScanResult:
     command: str = ""
     truncated: bool = False
     error: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 MAX_SCAN_LINES = 10_000
 SCAN_CHUNK = 8 << 20
+HS_CHUNK = 32 << 20  # one Host.read for Hyperscan: the wizard's memory stays ~2 chunks
+
+
+async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str]],
+                          m: hsmatch.Matcher, timeout: float) -> ScanResult:
+    """scan_file for bytes local to the wizard: the file read in chunks cut at newlines,
+    each searched for every signature in one Hyperscan pass (no literal prefilter)."""
+    res = ScanResult(path, method="hyperscan", command=f"read {path} in {HS_CHUNK >> 20} MiB chunks")
+    ids = [sid for sid, _ in signatures]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        size = (await host.stat(path)).size
+        pos, number = 0, 1
+        while pos < size:
+            if loop.time() > deadline:
+                res.error = f"stopped after {timeout:g}s at byte {pos} of {size}"
+                break
+            data = await host.read(path, pos, HS_CHUNK)
+            if not data:
+                break
+            last = pos + len(data) >= size
+            limit = len(data) if last else data.rfind(b"\n") + 1
+            if limit == 0:  # one line longer than a chunk: skipped and said, not matched
+                pos += len(data)
+                while pos < size:
+                    data = await host.read(path, pos, HS_CHUNK)
+                    nl = data.find(b"\n")
+                    if not data or nl >= 0:
+                        pos = size if not data else pos + nl + 1
+                        break
+                    pos += len(data)
+                number += 1
+                res.truncated = True
+                continue
+            hits = await asyncio.to_thread(m.lines, data, limit)
+            prev = 0
+            for hit in hits:
+                number += data.count(b"\n", prev, hit.start)
+                prev = hit.start
+                res.candidates += 1
+                for i in hit.ids:
+                    res.counts[ids[i]] = res.counts.get(ids[i], 0) + 1
+                if len(res.lines) < MAX_SCAN_LINES:
+                    text = data[hit.start:hit.end].rstrip(b"\r").decode("utf-8", "replace")
+                    res.lines.append((number, text, [ids[i] for i in hit.ids]))
+            number += data.count(b"\n", prev, limit)
+            pos += limit
+            del data
+    except HostError as exc:
+        res.error = exc.message
+    return res
 
 
 async def scan_file(host: Host, path: str, signatures: list[tuple[str, str]], *,
@@ -97,6 +153,10 @@ async def scan_file(host: Host, path: str, signatures: list[tuple[str, str]], *,
     only those lines are matched against the full expressions. Without grep, the file is
     read through the Host in chunks and prefiltered the same way in Python.
     """
+    if not is_remote(host):
+        m = hsmatch.matcher([rx for _, rx in signatures])
+        if m is not None:
+            return await _scan_hyperscan(host, path, signatures, m, timeout)
     res = ScanResult(path)
     compiled: list[tuple[str, re.Pattern[str]]] = []
     literals: set[str] = set()
@@ -110,6 +170,8 @@ async def scan_file(host: Host, path: str, signatures: list[tuple[str, str]], *,
     if not literals:
         res.error = "no signature has a literal to search for"
         return res
+    if not hsmatch.AVAILABLE and not is_remote(host):
+        res.notes.append(hsmatch.NO_ENGINE_NOTE)
 
     def classify(number: int, text: str) -> None:
         ids = [sid for sid, rx in compiled if rx.search(text)]

@@ -1,0 +1,199 @@
+"""Signature matching over bytes held by the wizard with Hyperscan: all signature regexes in one
+database (compiled once per process and pattern set), one pass per buffer, matches mapped to
+the lines that hold them and confirmed by Python's ``re``, so the lines found are exactly
+those a line-by-line ``re.search(rx, line, re.I)`` finds.
+
+Why the confirmation is enough: Hyperscan reports every end offset of every match, so a line
+Python matches always has a reported match ending inside it (for ASCII lines, where both
+engines agree on classes and case). Extra reports (a ``\\s`` running across a newline, a
+prefilter approximation) only add candidates, which ``re`` rejects. Lines with non-ASCII
+bytes (Python sees decoded text, where ``\\w``, ``.`` and case folding differ) are checked by
+the signatures' literals and ``re`` instead. Patterns Hyperscan cannot compile exactly
+(lookaround, backreferences) are compiled in its prefilter mode (a superset) or, failing
+that, found by their literals or by ``re`` itself. Without the ``hyperscan`` package,
+``matcher`` returns None and callers keep their grep/Python path.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+try:
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - exercised by monkeypatching AVAILABLE in tests
+    _hs = None
+
+AVAILABLE = _hs is not None
+NO_ENGINE_NOTE = "the hyperscan package is not installed: signatures searched by grep/Python"
+
+# Python syntax that Hyperscan reads differently (or not at all): such patterns are found by
+# their literals and re, never by a database that might miss a line.
+_PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
+_HIGH = re.compile(rb"[\x80-\xff]")
+
+
+@dataclass(frozen=True)
+class LineHit:
+    start: int  # offset of the line in the buffer
+    end: int  # offset of its "\n" (or the buffer's end)
+    ids: tuple[int, ...]  # indices of the matching regexes, ascending
+
+
+class Matcher:
+    """The compiled form of one tuple of signature regexes (case-insensitive)."""
+
+    def __init__(self, regexes: Sequence[str]) -> None:
+        self.regexes = tuple(regexes)
+        from wizard.probes.logscan import required_literals  # logscan imports this module
+
+        self.py = [re.compile(rx, re.I) for rx in self.regexes]
+        lits: list[tuple[bytes, ...] | None] = []
+        for rx in self.regexes:
+            need = required_literals(rx)
+            lits.append(None if need is None else tuple(sorted({x.lower().encode() for x in need})))
+        self.literals = lits
+        self.exact: list[int] = []  # compiled as they are
+        self.approx: list[int] = []  # compiled in prefilter mode (a superset)
+        self.python: list[int] = []  # not in the database
+        self.db = None
+        if _hs is None:
+            self.python = list(range(len(self.regexes)))
+            return
+        flags = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_MULTILINE
+        chosen: list[tuple[int, int]] = []
+        for i, rx in enumerate(self.regexes):
+            if _PY_ONLY.search(rx) or not rx.isascii():
+                self.python.append(i)
+                continue
+            for extra, bucket in ((0, self.exact), (_hs.HS_FLAG_PREFILTER, self.approx)):
+                if _compiles(rx, flags | extra):
+                    bucket.append(i)
+                    chosen.append((i, flags | extra))
+                    break
+            else:
+                self.python.append(i)
+        if chosen:
+            db = _hs.Database()
+            db.compile(expressions=[self.regexes[i].encode() for i, _ in chosen],
+                       ids=[i for i, _ in chosen], elements=len(chosen), flags=[f for _, f in chosen])
+            self.db = db
+            self.scratch = _hs.Scratch(db)
+
+    @property
+    def in_db(self) -> list[int]:
+        return sorted(self.exact + self.approx)
+
+    def lines(self, data: bytes, limit: int | None = None) -> list[LineHit]:
+        """The lines of ``data`` (whole lines; a last line without "\\n" counts) that match,
+        in order, with the regexes each matches; lines starting at or after ``limit`` are
+        left out (a partial line at the end of a chunk, read again with the next one)."""
+        limit = len(data) if limit is None else limit
+        cand: dict[int, set[int]] = {}
+        if self.db is not None:
+            ends: list[tuple[int, int]] = []
+
+            def on_match(sid: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+                ends.append((to, sid))
+
+            # A scratch of its own: calls may run at once in worker threads.
+            self.db.scan(data, match_event_handler=on_match, scratch=self.scratch.clone())
+            for to, sid in ends:
+                s = data.rfind(b"\n", 0, max(0, to - 1)) + 1
+                if s < limit:
+                    cand.setdefault(s, set()).add(sid)
+            if not data.isascii():
+                in_db = self.in_db
+                for s, e in _high_lines(data, limit):
+                    self._by_literals(data[s:e].lower(), in_db, cand, s)
+        if self.python:
+            self._python_candidates(data, limit, cand)
+        out: list[LineHit] = []
+        for s in sorted(cand):
+            e = data.find(b"\n", s)
+            e = len(data) if e < 0 else e
+            text = data[s:e].rstrip(b"\r").decode("utf-8", "replace")
+            ids = tuple(i for i in sorted(cand[s]) if self.py[i].search(text))
+            if ids:
+                out.append(LineHit(s, e, ids))
+        return out
+
+    def _by_literals(self, low: bytes, ids: Sequence[int], cand: dict[int, set[int]], s: int) -> None:
+        for i in ids:
+            lits = self.literals[i]
+            if lits is None or any(lit in low for lit in lits):
+                cand.setdefault(s, set()).add(i)
+
+    def _python_candidates(self, data: bytes, limit: int, cand: dict[int, set[int]]) -> None:
+        """Candidates for the regexes outside the database: lines holding one of their
+        literals, or every line for a regex without one (checked by re)."""
+        low = data.lower()
+        for i in self.python:
+            lits = self.literals[i]
+            if lits is None:
+                for s, _e in _all_lines(data, limit):
+                    cand.setdefault(s, set()).add(i)
+                continue
+            for lit in lits:
+                j = low.find(lit)
+                while 0 <= j:
+                    s = low.rfind(b"\n", 0, j) + 1
+                    if s >= limit:
+                        break
+                    cand.setdefault(s, set()).add(i)
+                    nl = low.find(b"\n", j)
+                    j = -1 if nl < 0 else low.find(lit, nl + 1)
+
+
+def _compiles(rx: str, flags: int) -> bool:
+    db = _hs.Database()
+    try:
+        db.compile(expressions=[rx.encode()], ids=[0], elements=1, flags=[flags])
+    except _hs.error:
+        return False
+    return True
+
+
+def _high_lines(data: bytes, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of the lines with a byte >= 0x80."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        m = _HIGH.search(data, pos)
+        if m is None:
+            return out
+        s = data.rfind(b"\n", 0, m.start()) + 1
+        if s >= limit:
+            return out
+        e = data.find(b"\n", m.start())
+        e = len(data) if e < 0 else e
+        out.append((s, e))
+        pos = e + 1
+
+
+def _all_lines(data: bytes, limit: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    s = 0
+    while s < limit:
+        e = data.find(b"\n", s)
+        e = len(data) if e < 0 else e
+        out.append((s, e))
+        s = e + 1
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(regexes: tuple[str, ...]) -> Matcher:
+    return Matcher(regexes)
+
+
+def matcher(regexes: Sequence[str]) -> Matcher | None:
+    """The process-wide Matcher of ``regexes``; None without the hyperscan package."""
+    if not AVAILABLE:
+        return None
+    return _cached(tuple(regexes))
+
+
+__all__ = ["AVAILABLE", "NO_ENGINE_NOTE", "LineHit", "Matcher", "matcher"]
