@@ -230,3 +230,18 @@ def test_ctrl_c_ends_the_run_cleanly_and_still_writes_what_was_gathered(tmp_path
     assert session["interrupted"] is True
     assert any(check for step in session["steps"] for check in step["checks"])
     assert (tmp_path / "r.md").read_text().strip()
+
+
+async def test_output_checks_ask_about_existing_files_and_refuse_what_cannot_be_written(tmp_path: Path) -> None:
+    from wizard.probes.files import check_output, existing
+
+    (tmp_path / "r.md").write_text("mine")
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere")
+    assert await existing([tmp_path / "r.md", tmp_path / "dangling.json", tmp_path / "new.md"]) == [
+        tmp_path / "r.md", tmp_path / "dangling.json"]
+    assert await check_output(str(tmp_path / "r.md"), "report", force=True) == tmp_path / "r.md"
+    assert await check_output(None, "report", force=False) is None
+    with pytest.raises(WizardError, match="^report exists: "):
+        await check_output(str(tmp_path / "r.md"), "report", force=False)
+    with pytest.raises(WizardError, match=f"^bad json path: {tmp_path} is a directory$"):
+        await check_output(str(tmp_path), "json", force=True)
