@@ -1,0 +1,207 @@
+"""Hyperscan signature matching: the lines found (and the signatures each matches) equal a
+line-by-line ``re.search(rx, line, re.I)`` over generated logs with every checklist signature
+planted in random case, near misses, non-ASCII and CRLF lines; chunked scans keep line
+numbers; patterns Hyperscan rejects still match; without the package the fallback is said."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from wizard.checks import checklist_path
+from wizard.model import load_checklist
+from wizard.probes import hsmatch, logscan
+from wizard.probes.hosts import LocalHost
+from wizard.probes.hsmatch import Matcher, matcher
+from wizard.probes.logscan import scan_file
+
+pytestmark = pytest.mark.skipif(not hsmatch.AVAILABLE, reason="hyperscan is not installed")
+
+SIGS = [(s.id, s.regex) for s in load_checklist(checklist_path()).signatures]
+
+# One real line per signature (each must match its own regex: asserted below).
+PLANTS = {
+    "generic-econnreset": "worker: read failed [Errno 104] Connection reset by peer",
+    "curl-recv-reset": "curl: (56) Recv failure: Connection reset by peer",
+    "git-rpc-failed": "error: RPC failed; curl 56 recv failure: connection reset by peer",
+    "python-connection-reset": "ConnectionResetError: [Errno 104] Connection reset by peer",
+    "java-connection-reset": "java.net.SocketException: Connection reset",
+    "go-connection-reset": "read tcp 10.0.0.1:5000->10.0.0.2:80: read: connection reset by peer",
+    "node-econnreset": "Error: read ECONNRESET at TCP.onStreamRead errno: -104",
+    "nginx-syscall-reset": "recv() failed (104: Connection reset by peer) while reading",
+    "openssl-reset": "SSL_read: error:0A000126 reset by peer, read:errno=104",
+    "windows-10054": "An existing connection was forcibly closed by the remote host. 10054",
+    "dotnet-socket-reset": "SocketException (10054): unable to read data from the transport connection: "
+                           "connection reset by peer",
+    "ruby-econnreset": "Errno::ECONNRESET: Connection reset by peer",
+    "ssh-kex-reset": "kex_exchange_identification: read: Connection reset by peer",
+    "haproxy-server-abort": "fe be/s1 0/0/1/-1/2 502 0 - - SD-- 1/1/0/0/0 0/0 ",
+    "envoy-upstream-reset": "upstream connect error or disconnect/reset before headers response_flags=UC",
+    "nginx-upstream-premature": "upstream prematurely closed connection while reading response header",
+    "nginx-upstream-reset": "(104: Connection reset by peer) while reading response header from upstream",
+    "curl-empty-reply": "curl: (52) Empty reply from server",
+    "python-remote-disconnected": "http.client.RemoteDisconnected: Remote end closed connection without response",
+    "node-socket-hang-up": "Error: socket hang up",
+    "go-server-closed-idle": "http: server closed idle connection; unexpected EOF",
+    "java-eof": "java.io.IOException: Unexpected end of file from server",
+    "libpq-server-closed": "server closed the connection unexpectedly",
+    "libpq-reset": "could not receive data from server: Connection reset by peer",
+    "openssl-unexpected-eof": "error:0A000126:SSL routines::unexpected eof while reading",
+    "python-broken-pipe": "BrokenPipeError: [Errno 32] Broken pipe",
+    "ruby-eof": "EOFError: end of file reached",
+    "mysql-lost": "ERROR 2013 (HY000): Lost connection to MySQL server during query",
+    "broken-pipe": "write: broken pipe",
+    "git-hung-up": "fatal: the remote end hung up unexpectedly",
+    "refused": "connect() failed (111: Connection refused)",
+    "timeout": "upstream timed out (110: Connection timed out)",
+    "tls-wrong-version": "SSL routines::wrong version number",
+    "python-traceback": "Traceback (most recent call last):",
+    "segfault": "app[1234]: segfault at 0 ip 0000 sp 0000 error 4",
+    "oom-kill": "Out of memory: Killed process 4321 (java)",
+    "systemd-killed": "app.service: Main process exited, code=killed, status=9/KILL",
+    "supervisor-restart": "exited: web (exit status 1; not expected)",
+    "too-many-open-files": "accept4() failed (24: Too many open files)",
+    "tcp-memory": "TCP: out of memory -- consider tuning tcp_mem",
+    "nf-conntrack-full": "nf_conntrack: table full, dropping packet",
+    "syn-flood": "TCP: request_sock_TCP: Possible SYN flooding on port 443. Sending cookies.",
+}
+NEAR = ["connection reset by pee", "unexpected EOF while reading", "errno=1040", "ECONNRESETS",
+        "10054x", "Traceback (most recent call last)", "curl: (57) Recv failure", "SD-- 1/1/0/0",
+        "read tcp nowhere: read: connection reset", "broken pip", "panic", "timed ou",
+        "x Traceback (most recent call last):", "java.net.SocketException: connection resetx"]
+FILLER = ["{t} [info] *{n} client 127.0.0.1 closed keepalive connection",
+          "{t} [warn] *{n} an upstream response is buffered to a temporary file",
+          "{t} [notice] signal process started", "    at com.example.Worker.run(Worker.java:{n})",
+          "{t} café «{n}» naïve résumé", "{t} \u017focket ſtatus K {n}"]
+
+
+def _case(text: str, rnd: random.Random) -> str:
+    return "".join(c.upper() if rnd.random() < 0.5 else c.lower() for c in text)
+
+
+def make_log(lines: int, seed: int) -> bytes:
+    rnd = random.Random(seed)
+    out: list[str] = []
+    plants = list(PLANTS.values())
+    for n in range(lines):
+        t = f"2026/11/22 03:{n // 60 % 60:02d}:{n % 60:02d}"
+        r = rnd.random()
+        if r < 0.05:
+            line = f"{t} [error] {_case(rnd.choice(plants), rnd)}"
+        elif r < 0.08:
+            line = f"{t} {_case(rnd.choice(NEAR), rnd)} tail"
+        elif r < 0.09:
+            line = _case(rnd.choice(plants), rnd)  # at the start of the line (^Traceback)
+        else:
+            line = rnd.choice(FILLER).format(t=t, n=n)
+        if rnd.random() < 0.05:
+            line += "\r"
+        if rnd.random() < 0.01:
+            line += " é" if rnd.random() < 0.5 else " \xff".encode("latin-1").decode("utf-8", "replace")
+        out.append(line)
+    data = "\n".join(out).encode()
+    return data if seed % 2 else data + b"\n"  # with and without a final newline
+
+
+def reference(data: bytes, regexes: list[str]) -> list[tuple[int, tuple[int, ...]]]:
+    """(line start, matching regex indices) by Python's re, line by line."""
+    compiled = [re.compile(rx, re.I) for rx in regexes]
+    out, off = [], 0
+    for raw in data.split(b"\n"):
+        text = raw.rstrip(b"\r").decode("utf-8", "replace")
+        ids = tuple(i for i, rx in enumerate(compiled) if rx.search(text))
+        if ids:
+            out.append((off, ids))
+        off += len(raw) + 1
+    return out
+
+
+def test_every_planted_line_matches_its_own_signature() -> None:
+    assert set(PLANTS) == {sid for sid, _ in SIGS}
+    for sid, rx in SIGS:
+        assert re.search(rx, PLANTS[sid], re.I), sid
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_hyperscan_lines_equal_python_re_over_every_line(seed: int) -> None:
+    regexes = [rx for _, rx in SIGS]
+    data = make_log(20_000, seed)
+    want = reference(data, regexes)
+    found = {i for _, ids in want for i in ids}
+    assert len(found) == len(SIGS)  # every signature really occurs
+    got = [(h.start, h.ids) for h in matcher(regexes).lines(data)]
+    assert got == want
+
+
+def test_a_signature_hyperscan_rejects_is_still_matched_exactly() -> None:
+    m = Matcher([r"unexpected EOF\b(?! while reading)", r"(\w+) again \1"])
+    assert m.approx or m.python  # neither is compiled as it is
+    assert not m.exact
+    data = (b"x unexpected eof\nunexpected EOF while reading\nUNEXPECTED EOF, said\n"
+            b"foo again foo\nfoo again bar\n")
+    assert [(h.start, h.ids) for h in m.lines(data)] == reference(data, m.regexes)
+    assert len(m.lines(data)) == 3
+
+
+def test_python_only_syntax_is_not_given_to_hyperscan() -> None:
+    # "$" after a trailing "\r" and "{,2}" mean other things to Hyperscan than to Python.
+    m = Matcher([r"closed$", r"ab{,2}c"])
+    assert m.python == [0, 1]
+    data = b"conn closed\r\nclosed later\nabbc\nab{,2}c\n"
+    assert [(h.start, h.ids) for h in m.lines(data)] == reference(data, m.regexes) != []
+
+
+def test_limit_leaves_out_the_partial_line_at_a_chunk_end() -> None:
+    m = matcher([r"reset by peer"])
+    data = b"a reset by peer\nb reset by pe"
+    assert [h.start for h in m.lines(data, limit=16)] == [0]
+    assert [h.start for h in m.lines(data)] == [0]
+
+
+def test_matcher_is_compiled_once_per_pattern_set() -> None:
+    assert matcher(["reset by peer", "ECONNRESET"]) is matcher(("reset by peer", "ECONNRESET"))
+
+
+async def test_chunked_scan_equals_a_brute_force_count_with_line_numbers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logscan, "HS_CHUNK", 64 << 10)  # many chunk edges in a small file
+    data = make_log(12_000, 5)
+    path = tmp_path / "rwhy.log"
+    path.write_bytes(data)
+    res = await scan_file(LocalHost(), str(path), SIGS)
+    assert res.method == "hyperscan" and not res.error and not res.unfiltered
+    want: dict[str, int] = {}
+    lines: list[tuple[int, str, list[str]]] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        text = raw.rstrip(b"\r").decode("utf-8", "replace")
+        ids = [sid for sid, rx in SIGS if re.search(rx, text, re.I)]
+        for sid in ids:
+            want[sid] = want.get(sid, 0) + 1
+        if ids:
+            lines.append((number, text, ids))
+    assert res.counts == want and len(want) == len(SIGS)
+    assert res.lines == lines
+
+
+async def test_a_line_longer_than_a_chunk_is_skipped_and_said(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logscan, "HS_CHUNK", 1 << 10)
+    path = tmp_path / "rwhy-long.log"
+    path.write_bytes(b"reset by peer 1\n" + b"x" * 5000 + b" reset by peer\nreset by peer 3\n")
+    res = await scan_file(LocalHost(), str(path), [("r", "reset by peer")])
+    assert res.truncated and res.counts == {"r": 2}
+    assert [n for n, _, _ in res.lines] == [1, 3]
+
+
+async def test_without_hyperscan_the_scan_falls_back_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hsmatch, "AVAILABLE", False)
+    assert matcher(["reset by peer"]) is None
+    path = tmp_path / "rwhy-fb.log"
+    path.write_bytes(b"a Connection reset by peer\nb fine\n")
+    res = await scan_file(LocalHost(), str(path), [("r", "reset by peer")])
+    assert res.method != "hyperscan" and res.counts == {"r": 1}
+    assert hsmatch.NO_ENGINE_NOTE in res.notes
