@@ -80,6 +80,7 @@ from wizard.probes.hosts import LocalHost
 from wizard.probes.logs import LogReader
 from wizard.probes.logcut import cut_window, excerpt_window
 from wizard.probes.logscan import scan_file
+from wizard.probes import hsmatch
 mode, path, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 sigs = [(s.id, s.regex) for s in load_checklist(checklist_path()).signatures]
 async def main():
@@ -91,10 +92,12 @@ async def main():
     elif mode == "excerpt":
         win, inside = await excerpt_window(LogReader(LocalHost()), path, t0, t1, [r for _, r in sigs])
         out = {{"lines": inside, "matched": sum(1 for l in win.lines if l.in_window),
-               "bytes_read": win.bytes_read, "method": win.method}}
+               "bytes_read": win.bytes_read, "method": win.method,
+               "engine": "hyperscan" if hsmatch.AVAILABLE else "grep -F/-P + re", "notes": win.notes}}
     else:
         res = await scan_file(LocalHost(), path, sigs)
         out = {{"counts": res.counts, "candidates": res.candidates, "method": res.method,
+               "engine": res.method, "notes": res.notes,
                "error": res.error, "unfiltered": res.unfiltered}}
     out["seconds"] = time.perf_counter() - start
     print(json.dumps(out))
@@ -175,6 +178,8 @@ def main() -> int:
             ok = "met" if ratio <= goal else "NOT met"
             print(f"| {what} | {med[w]:.3f} | {peaks[w]:.0f} | {o} | {med[o]:.3f} | {peaks[o]:.0f} "
                   f"| {ratio:.3f} | <= {goal} {ok} |")
+        print("\nengines: excerpt " + json.loads(outs["excerpt"]).get("engine", "?")
+              + ", scan " + json.loads(outs["scan"]).get("engine", "?"))
         wiz = max(peaks["cut"], peaks["excerpt"], peaks["scan"])
         print(f"\nwizard peak memory: {wiz:.0f} MB (goal < 150 MB: {'met' if wiz < 150 else 'NOT met'})")
         print("all runs (s):", json.dumps({k: [round(x, 3) for x in v] for k, v in walls.items()}))

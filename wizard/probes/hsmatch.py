@@ -17,6 +17,9 @@ that, found by their literals or by ``re`` itself. Without the ``hyperscan`` pac
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ NO_ENGINE_NOTE = "the hyperscan package is not installed: signatures searched by
 # their literals and re, never by a database that might miss a line.
 _PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
 _HIGH = re.compile(rb"[\x80-\xff]")
+CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ class Matcher:
         if _hs is None:
             self.python = list(range(len(self.regexes)))
             return
+        if not self._load():
+            self._compile()
+            self._save()
+
+    def _compile(self) -> None:
         flags = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_MULTILINE
         chosen: list[tuple[int, int]] = []
         for i, rx in enumerate(self.regexes):
@@ -81,6 +90,40 @@ class Matcher:
                        ids=[i for i, _ in chosen], elements=len(chosen), flags=[f for _, f in chosen])
             self.db = db
             self.scratch = _hs.Scratch(db)
+
+    # Compiling 42 signatures costs ~0.2 s, more than a window's search: the database is kept
+    # on disk, keyed by the patterns and the engine's version (a bad or stale file is ignored).
+    def _cache_path(self) -> str:
+        key = hashlib.sha256(json.dumps([_hs.__version__ if hasattr(_hs, "__version__") else "",
+                                         CACHE_FORMAT, self.regexes]).encode()).hexdigest()[:24]
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "reset-wizard", f"hs-{key}.db")
+
+    def _load(self) -> bool:
+        try:
+            with open(self._cache_path(), "rb") as fh:
+                head, _, blob = fh.read().partition(b"\n")
+            meta = json.loads(head)
+            self.exact, self.approx, self.python = meta["exact"], meta["approx"], meta["python"]
+            if blob:
+                self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+                self.scratch = _hs.Scratch(self.db)
+            return True
+        except (OSError, ValueError, KeyError, TypeError, _hs.error):
+            self.exact, self.approx, self.python, self.db = [], [], [], None
+            return False
+
+    def _save(self) -> None:
+        path = self._cache_path()
+        meta = json.dumps({"exact": self.exact, "approx": self.approx, "python": self.python}).encode()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "wb") as fh:
+                fh.write(meta + b"\n" + (_hs.dumpb(self.db) if self.db is not None else b""))
+            os.replace(tmp, path)
+        except (OSError, _hs.error):
+            pass
 
     @property
     def in_db(self) -> list[int]:
