@@ -1,8 +1,13 @@
 """Time to the first frame of reset-wizard beside a bare Textual app (same harness, medians).
 
 Each run is a fresh interpreter (imports count: that is what a person waits for) that
-starts the app headless and stops at its first screen refresh. Prints both medians and
-their ratio; the goal is at most 1.2.
+starts the app headless at 120x40 and notes the moment the first frame is painted in which
+a text field has the focus, that is, when a person can start typing: for the bare app its
+one Input, for reset-wizard step 1's target field. The wizard also notes the frame in
+which the whole form is there (the rest of step 1 mounts right after the first frame),
+so that moving work after the first frame cannot hide it. Runs alternate between the two
+apps so both see the same machine load; prints the medians and their ratio (goal: at
+most 1.2).
 
     .venv/bin/python bench/startup.py [-n RUNS]
 """
@@ -13,54 +18,76 @@ import argparse
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HARNESS = r"""
 import sys, time
 t0 = time.perf_counter()
 which = sys.argv[1]
 from textual.app import App
+from textual.widgets import Input
 if which == "bare":
-    from textual.widgets import Footer, Header, Input
+    from textual.widgets import Footer, Header
 
     class Base(App):
         def compose(self):
             yield Header()
             yield Input(placeholder="host:port")
             yield Footer()
+
+    def whole(screen):
+        return True
 else:
     from wizard.ui.app import ResetWizardApp as Base
 
-class Timed(Base):
-    def on_mount(self):
-        # call_after_refresh runs once the first frame has been painted.
-        self.call_after_refresh(self.stamp)
+    def whole(screen):
+        return bool(getattr(screen, "complete", False))
 
-    def stamp(self):
-        print(f"{time.perf_counter() - t0:.6f}", flush=True)
-        self.exit()
+stamps = {}
+
+class Timed(Base):
+    # Headless, _display discards the frame, but it is handed the rendered update: the
+    # frame exists at that moment.
+    def _display(self, screen, renderable):
+        super()._display(screen, renderable)
+        if renderable is None or screen is not self.screen or not isinstance(self.focused, Input):
+            return
+        now = time.perf_counter() - t0
+        stamps.setdefault("first", now)
+        if whole(screen) and "whole" not in stamps:
+            stamps["whole"] = now
+            self.call_later(self.exit)
 
 Timed().run(headless=True, size=(120, 40))
+print(f"{stamps['first']:.6f} {stamps['whole']:.6f}", flush=True)
 """
 
 
-def one(which: str) -> float:
+def one(which: str) -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", HARNESS, which], capture_output=True, text=True,
-                         timeout=60, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+                         timeout=60, check=True, cwd=ROOT)
+    first, whole = out.stdout.strip().splitlines()[-1].split()
+    return float(first), float(whole)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=9)
     args = parser.parse_args()
-    bare, wizard = [], []
-    for _ in range(args.runs):  # interleaved so both see the same machine load
-        bare.append(one("bare"))
-        wizard.append(one("wizard"))
-    b, w = statistics.median(bare), statistics.median(wizard)
-    print(f"bare textual app : median {b * 1000:7.1f} ms over {args.runs} runs")
-    print(f"reset-wizard     : median {w * 1000:7.1f} ms over {args.runs} runs")
-    print(f"ratio            : {w / b:.2f} (goal <= 1.2)")
+    one("bare"), one("wizard")  # warm the file cache; not counted
+    bare, wizard, whole = [], [], []
+    for _ in range(max(args.runs, 1)):  # interleaved so both see the same machine load
+        bare.append(one("bare")[0])
+        first, complete = one("wizard")
+        wizard.append(first)
+        whole.append(complete)
+    b, w, c = statistics.median(bare), statistics.median(wizard), statistics.median(whole)
+    print(f"bare textual app        : median {b * 1000:7.1f} ms over {args.runs} runs")
+    print(f"reset-wizard, 1st frame : median {w * 1000:7.1f} ms over {args.runs} runs")
+    print(f"reset-wizard, full form : median {c * 1000:7.1f} ms (ratio {c / b:.2f})")
+    print(f"ratio                   : {w / b:.2f} (goal <= 1.2)")
     return 0
 
 

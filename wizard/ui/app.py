@@ -101,8 +101,11 @@ class ResetWizardApp(App[int]):
         self.install_screen(TargetScreen(self.initial), "target")
         self.push_screen("target")
         self._ticker = self.set_interval(0.1, self._tick, pause=True)
-        # After the first frame: the checklist load imports pydantic and every check, and
-        # a thread importing holds the GIL long enough to delay the first paint.
+
+    def on_target_screen_form_complete(self) -> None:
+        # After the form's full frame: the checklist load imports pydantic and every check,
+        # and a thread importing holds the GIL long enough to delay a paint. The demo fills
+        # in fields, so it waits for all of them too.
         self.call_after_refresh(self.load_checklist)
         if self.demo:
             self.call_after_refresh(self.start_demo)
@@ -366,10 +369,11 @@ class ResetWizardApp(App[int]):
                 self.call_later(self.action_goto, 'connectivity')
             return
         target, answers, server = collected
-        if answers["at"] is not None or self._target_screen().query_one("#at").value.strip():  # type: ignore[attr-defined]
+        typed_at = self._target_screen().field_text("at")
+        if answers["at"] is not None or typed_at.strip():
             from wizard.ui.fields import moment
 
-            answers["at"] = moment(self._target_screen().query_one("#at").value, self.clock())  # type: ignore[attr-defined]
+            answers["at"] = moment(typed_at, self.clock())
         self.start_run(target, answers, server, then_all)
 
     async def action_goto(self, step_id: str) -> None:

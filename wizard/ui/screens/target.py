@@ -8,20 +8,23 @@ step's checks then run below the form.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from wizard.ui import fields
-from wizard.ui.screens.step import NavButtons, nav_bar
-from wizard.ui.widgets.checkview import CheckView
-from wizard.ui.widgets.steppanel import StepPanel
+from wizard.ui.widgets.navbar import NavButtons, nav_bar
 from wizard.ui.widgets.stepper import Stepper
+
+if TYPE_CHECKING:  # the identify panel (and its evidence widgets) load once a run starts
+    from wizard.ui.widgets.checkview import CheckView
+    from wizard.ui.widgets.steppanel import StepPanel
 
 
 class FieldValidator(Validator):
@@ -54,51 +57,77 @@ FIELDS: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
 class TargetScreen(NavButtons, Screen):
     """The step 1 form, and below it the identify step's checks once started."""
 
+    class FormComplete(Message):
+        """Every field of the form is mounted: it may be read and filled in."""
+
     BINDINGS = [Binding("escape", "app.cancel_run", "Cancel run", show=False)]
+    # Focus lands on the target straight away: focusing the scrolling body first (Textual's
+    # default) and then the field restyles the whole form twice before the first frame.
+    AUTO_FOCUS = "#target"
 
     def __init__(self, values: dict[str, str] | None = None) -> None:
         super().__init__(name="target", classes="target-screen")
         self.values = values or {}
+        self.complete = False
+        self._status = ""
 
     def compose(self) -> ComposeResult:
+        # The first frame holds only what is needed to start typing: the target. Every
+        # widget costs styling, layout and a message pump before that frame, so the rest of
+        # the form is mounted right after it (_complete), before anything reads it.
         yield Header()
         yield Stepper("identify")
         with VerticalScroll(id="body"):
             yield Static("Step 1 of 6 · What failed, and where?", classes="step-title")
             yield Static("", id="root-notice", classes="notice")
             with Vertical(id="form"):
-                for name, label, placeholder, parse in FIELDS[:1]:
-                    yield from self._row(name, label, placeholder, parse)
-                with Horizontal(classes="form-row", id="row-error"):
-                    yield Label("Error text (paste)", classes="form-label")
-                    yield TextArea(self.values.get("error", ""), id="error", classes="error-text",
-                                   soft_wrap=True, tab_behavior="focus")
-                with Horizontal(classes="form-row"):
-                    yield Label("Seen on", classes="form-label")
-                    yield Select([("the client", "client"), ("the server", "server"), ("not sure", "unknown")],
-                                 value=self.values.get("side", "unknown"), allow_blank=False, id="side",
-                                 compact=True)
-                for name, label, placeholder, parse in FIELDS[1:]:
-                    yield from self._row(name, label, placeholder, parse)
-                with Horizontal(classes="form-row form-buttons"):
-                    yield Label("", classes="form-label")
-                    yield Button("Start diagnosis ▸", id="start", variant="primary", tooltip="Enter or Ctrl+N")
-                    yield Static("", id="start-status", classes="start-status")
+                yield self._row(*FIELDS[0])
             yield Vertical(id="identify-slot")
         yield nav_bar(first=True)
         yield Footer()
 
-    def _row(self, name: str, label: str, placeholder: str, parse: Callable[[str], Any]) -> ComposeResult:
-        with Horizontal(classes="form-row", id=f"row-{name}"):
-            yield Label(label, classes="form-label")
-            yield Input(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
-                        validators=[FieldValidator(parse)], validate_on=["changed", "submitted"])
-            if name == "logs":
-                yield Button("Browse…", id="browse", compact=True, tooltip="Pick a log file")
-            yield Static("", id=f"err-{name}", classes="field-error")
+    def _rest(self) -> list[Horizontal]:
+        """The form's rows after the target, in their order on screen."""
+        from textual.widgets import TextArea  # its document machinery is not needed to draw the target
+
+        rows = [
+            Horizontal(Label("Error text (paste)", classes="form-label"),
+                       TextArea(self.values.get("error", ""), id="error", classes="error-text",
+                                soft_wrap=True, tab_behavior="focus"),
+                       classes="form-row", id="row-error"),
+            Horizontal(Label("Seen on", classes="form-label"),
+                       Select([("the client", "client"), ("the server", "server"), ("not sure", "unknown")],
+                              value=self.values.get("side", "unknown"), allow_blank=False, id="side",
+                              compact=True),
+                       classes="form-row"),
+        ]
+        rows += [self._row(*field) for field in FIELDS[1:]]
+        rows.append(Horizontal(Label("", classes="form-label"),
+                               Button("Start diagnosis ▸", id="start", variant="primary",
+                                      tooltip="Enter or Ctrl+N"),
+                               Static("", id="start-status", classes="start-status"),
+                               classes="form-row form-buttons"))
+        return rows
+
+    def _row(self, name: str, label: str, placeholder: str, parse: Callable[[str], Any]) -> Horizontal:
+        browse = [Button("Browse…", id="browse", compact=True, tooltip="Pick a log file")] if name == "logs" else []
+        return Horizontal(
+            Label(label, classes="form-label"),
+            Input(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
+                  validators=[FieldValidator(parse)], validate_on=["changed", "submitted"]),
+            *browse,
+            Static("", id=f"err-{name}", classes="field-error"),
+            classes="form-row", id=f"row-{name}")
 
     def on_mount(self) -> None:
-        self.query_one("#target", Input).focus()
+        self.call_after_refresh(self._complete)
+
+    async def _complete(self) -> None:
+        await self.query_one("#form").mount_all(self._rest())
+        self.complete = True
+        if self._status:
+            self.set_status(self._status)
+        self.post_message(self.FormComplete())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.show_problem(event.input.id or "", event.validation_result)
@@ -137,7 +166,7 @@ class TargetScreen(NavButtons, Screen):
 
     def collect(self) -> tuple[str, dict[str, Any], str] | None:
         """The target, the Answers fields and the server context; None (problems shown) if invalid."""
-        raw = {name: self.query_one(f"#{name}", Input).value for name, *_ in FIELDS}
+        raw = {name: self.field_text(name) for name, *_ in FIELDS}
         parsed: dict[str, Any] = {}
         bad = False
         for name, _label, _ph, parse in FIELDS:
@@ -148,15 +177,27 @@ class TargetScreen(NavButtons, Screen):
             bad = bad or problem is not None
         if bad:
             return None
-        error = self.query_one("#error", TextArea).text.strip()
+        error = self.field_text("error").strip()
         answers = {"error": error or None, "at": parsed["at"], "window_s": parsed["window"],
-                   "side": self.query_one("#side", Select).value, "logs": parsed["logs"],
+                   "side": self.field_text("side"), "logs": parsed["logs"],
                    "payload": parsed["payload"], "hold_s": parsed["hold"],
                    "attempts": parsed["attempts"], "timeout_s": parsed["timeout"]}
         return raw["target"].strip(), answers, parsed["server"]
 
+    def field_text(self, name: str) -> str:
+        """What a field holds; before the form is complete, the value it will start with."""
+        if not getattr(self, "complete", False):
+            return self.values.get(name, "unknown" if name == "side" else "")
+        if name == "error":
+            return str(self.query_one("#error").text)  # type: ignore[attr-defined]
+        if name == "side":
+            return str(self.query_one("#side", Select).value)
+        return self.query_one(f"#{name}", Input).value
+
     def set_status(self, text: str) -> None:
-        self.query_one("#start-status", Static).update(text)
+        self._status = text
+        if self.complete:
+            self.query_one("#start-status", Static).update(text)
 
     def set_root_notice(self, text: str) -> None:
         notice = self.query_one("#root-notice", Static)
@@ -164,6 +205,8 @@ class TargetScreen(NavButtons, Screen):
         notice.display = bool(text)
 
     async def show_identify(self, step: Any) -> StepPanel:
+        from wizard.ui.widgets.steppanel import StepPanel
+
         slot = self.query_one("#identify-slot")
         existing = slot.query(StepPanel)
         if existing:
@@ -173,8 +216,8 @@ class TargetScreen(NavButtons, Screen):
         return panel
 
     def panel(self) -> StepPanel | None:
-        found = self.query(StepPanel)
-        return found.first() if found else None
+        found = self.query(".step-panel")
+        return found.first() if found else None  # type: ignore[return-value]
 
     def on_screen_resume(self) -> None:
         panel = self.panel()
