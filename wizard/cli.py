@@ -22,14 +22,13 @@ from typing import Any, NoReturn
 from wizard import __version__
 from wizard.model import Answers, Checklist, Session, WizardError, parse_target
 from wizard.model.inputs import (SIDES, parse_attempts, parse_context, parse_duration, parse_hold,
-                                 parse_payload, parse_time, parse_timeout)
+                                 parse_time, parse_timeout)
 from wizard.probes import Host, HostError, LocalHost, Probes, host_for
-from wizard.probes.files import check_output, write_atomic
-from wizard.probes.payloads import escape_bytes
+from wizard.probes.files import check_logs, check_output, read_payload, write_atomic
 
 # parse_duration and parse_time stay importable from here: the rules live in wizard.model.inputs.
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DIAGNOSED", "EXIT_FAILED", "EXIT_OK", "build_parser", "main",
-           "parse_duration", "parse_time", "write_atomic"]
+           "parse_duration", "parse_time", "read_payload", "write_atomic"]
 
 EXIT_OK, EXIT_DIAGNOSED, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
 COMMANDS = ("diagnose", "demo", "report", "checks", "lab")
@@ -117,43 +116,6 @@ class Outputs:
     json: Path | None
     report: Path | None
     force: bool
-
-
-async def check_logs(patterns: list[str], server: Host) -> list[str]:
-    """Every --log path or glob must name readable files in a local or netns context."""
-    if not server.spec.startswith(("local", "netns:")):
-        return patterns  # read over ssh later; an unreadable file is then a finding
-    for pattern in patterns:
-        paths = await server.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
-        if not paths:
-            raise WizardError("unreadable log", f"{pattern}: no file matches")
-        for path in paths:
-            try:
-                info = await server.stat(path)
-                if info.is_file:
-                    await server.read(path, max_bytes=1)
-            except HostError as exc:
-                reason = str(exc).removeprefix(f"cannot read {path}: ")
-                raise WizardError("unreadable log", f"{path}: {reason}") from None
-            if not info.is_file:
-                raise WizardError("unreadable log", f"{path}: not a regular file")
-    return patterns
-
-
-async def read_payload(text: str | None) -> str | None:
-    text = parse_payload(text)
-    if text is None:
-        return None
-    # The session keeps the payload as typed (escapes and all, JSON-safe); the probe turns
-    # it into exact bytes (payload_bytes), so \xff is the byte FF, not two UTF-8 bytes.
-    if not text.startswith("@"):
-        return text
-    path = text[1:]
-    try:
-        data = await LocalHost().read(path, max_bytes=1 << 20)
-    except HostError as exc:
-        raise WizardError("unreadable payload", f"{path}: {str(exc).removeprefix(f'cannot read {path}: ')}") from None
-    return escape_bytes(data)
 
 
 async def build_answers(args: argparse.Namespace, server: Host) -> Answers:

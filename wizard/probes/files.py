@@ -1,5 +1,5 @@
-"""Writing the wizard's own outputs (I/O): where they may go, and atomic writes that never
-replace an existing file unless told."""
+"""The files a person names in step 1 (I/O): logs and payload checked before a run, outputs
+checked and written atomically, never over an existing file unless told."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from wizard.model import WizardError
+from wizard.model.inputs import parse_payload
+from wizard.probes.hosts import Host, HostError, LocalHost
+from wizard.probes.payloads import escape_bytes
 
 #: how long a look at the output directory may take (a hung network mount must not hang us)
 CHECK_TIMEOUT = 3.0
@@ -77,3 +80,41 @@ def write_atomic(path: Path, text: str, force: bool) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+async def check_logs(patterns: list[str], server: Host) -> list[str]:
+    """Every --log path or glob must name readable files in a local or netns context."""
+    if not server.spec.startswith(("local", "netns:")):
+        return patterns  # read over ssh later; an unreadable file is then a finding
+    for pattern in patterns:
+        paths = await server.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
+        if not paths:
+            raise WizardError("unreadable log", f"{pattern}: no file matches")
+        for path in paths:
+            try:
+                info = await server.stat(path)
+                if info.is_file:
+                    await server.read(path, max_bytes=1)
+            except HostError as exc:
+                reason = str(exc).removeprefix(f"cannot read {path}: ")
+                raise WizardError("unreadable log", f"{path}: {reason}") from None
+            if not info.is_file:
+                raise WizardError("unreadable log", f"{path}: not a regular file")
+    return patterns
+
+
+async def read_payload(text: str | None) -> str | None:
+    """The payload for Answers: as typed, or @FILE (read here, 1 MiB at most) as escapes."""
+    text = parse_payload(text)
+    if text is None:
+        return None
+    # The session keeps the payload as typed (escapes and all, JSON-safe); the probe turns
+    # it into exact bytes (payload_bytes), so \xff is the byte FF, not two UTF-8 bytes.
+    if not text.startswith("@"):
+        return text
+    path = text[1:]
+    try:
+        data = await LocalHost().read(path, max_bytes=1 << 20)
+    except HostError as exc:
+        raise WizardError("unreadable payload", f"{path}: {str(exc).removeprefix(f'cannot read {path}: ')}") from None
+    return escape_bytes(data)
