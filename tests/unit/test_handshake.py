@@ -271,3 +271,32 @@ def test_time_budgets_grow_with_the_hold_and_the_burst_length() -> None:
     ctx = make_ctx("127.0.0.1:8080", answers=Answers(hold_s=350, timeout_s=3, attempts=100))
     assert TcpExchangeCheck.time_budget(ctx, TcpExchangeParams()) >= 350 + 2 * 3
     assert TcpBurstCheck.time_budget(ctx, TcpBurstParams(stagger_ms=500)) >= 99 * 0.5 + 2 * 3
+
+
+async def test_refusals_that_stop_after_a_pause_are_a_rate_limit() -> None:
+    from tests.unit.fakes import FakeTcp
+
+    tcp = FakeTcp(exchanges={"*": [("refused", "connect")] * 4 + [("ok", "first-data")]})
+    ctx = make_ctx("127.0.0.1:8080", answers=Answers(attempts=4), probes=FakeProbes(tcp=tcp))
+    result = await TcpBurstCheck().run(ctx, TcpBurstParams(stagger_ms=0, cooldown_s=0.05))
+    assert "burst.recovers_when_slowed" in signal_ids(result)
+    assert len(tcp.calls) == 5
+
+
+async def test_refusals_that_go_on_after_a_pause_are_no_rate_limit() -> None:
+    from tests.unit.fakes import FakeTcp
+
+    tcp = FakeTcp(exchanges={"*": [("refused", "connect")]})
+    ctx = make_ctx("127.0.0.1:8080", answers=Answers(attempts=4), probes=FakeProbes(tcp=tcp))
+    result = await TcpBurstCheck().run(ctx, TcpBurstParams(stagger_ms=0, cooldown_s=0.05))
+    assert "burst.recovers_when_slowed" not in signal_ids(result)
+    assert signal_ids(result) == ["burst.all_refused"]
+
+
+async def test_a_clean_burst_does_not_wait_for_a_retry() -> None:
+    from tests.unit.fakes import FakeTcp
+
+    tcp = FakeTcp(exchanges={"*": [("ok", "first-data")]})
+    ctx = make_ctx("127.0.0.1:8080", answers=Answers(attempts=3), probes=FakeProbes(tcp=tcp))
+    await TcpBurstCheck().run(ctx, TcpBurstParams(stagger_ms=0, cooldown_s=5))
+    assert len(tcp.calls) == 3

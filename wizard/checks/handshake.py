@@ -22,6 +22,9 @@ FAILED = ("refused", "reset")
 
 class TcpBurstParams(CheckParams):
     stagger_ms: int = Field(default=25, ge=0, le=1000)
+    cooldown_s: float = Field(default=1.0, ge=0, le=30, description=(
+        "after a burst with refusals or resets, wait this long and try once more: a limiter "
+        "lets the slowed client through, a closed port does not (0: no retry)"))
 
 
 class TcpExchangeParams(CheckParams):
@@ -111,7 +114,7 @@ class TcpBurstCheck(Check[TcpBurstParams]):
     step = "handshake"
     Params = TcpBurstParams
     emits = ("burst.all_ok", "burst.all_refused", "burst.all_reset", "burst.all_timeout",
-             "burst.later_failed", "burst.intermittent")
+             "burst.later_failed", "burst.intermittent", "burst.recovers_when_slowed")
     description = ("Opens --attempts connections, each launched a little after the previous one "
                    "(so a rate limiter sees them in order) but waited on together, sends the "
                    "default payload on each and classifies the sequence of outcomes.")
@@ -119,7 +122,8 @@ class TcpBurstCheck(Check[TcpBurstParams]):
     @staticmethod
     def time_budget(ctx: CheckContext, params: TcpBurstParams) -> float:
         """Seconds the burst may need: the last launch, then one exchange (2 timeouts) and a close."""
-        return (ctx.answers.attempts - 1) * params.stagger_ms / 1000 + 2 * ctx.answers.timeout_s + 1.5
+        return ((ctx.answers.attempts - 1) * params.stagger_ms / 1000 + 2 * ctx.answers.timeout_s + 1.5
+                + params.cooldown_s + 2 * ctx.answers.timeout_s)
 
     async def run(self, ctx: CheckContext, params: TcpBurstParams) -> CheckResult:
         payload, kind = payload_for(ctx)
@@ -148,6 +152,20 @@ class TcpBurstCheck(Check[TcpBurstParams]):
                      for o, label in zip(outs, labels)]})
         if signal:
             f.signal(signal, fact)
+        if params.cooldown_s and signal in ("burst.all_refused", "burst.all_reset", "burst.later_failed"):
+            # A rate limiter refills while the client waits; a closed port or a plain reject
+            # rule answers the same however slowly it is asked.
+            await asyncio.sleep(params.cooldown_s)
+            again = await ctx.probes.tcp.exchange(address, port, payload, ctx.answers.timeout_s,
+                                                  attempt=n + 1)
+            label = attempt_outcome(again)
+            passed = label in ("ok", "eof", "no-answer")  # the handshake completed
+            said = (f"after a {params.cooldown_s:g}s pause, one more attempt: {label}"
+                    + (" (the failures stop when the client slows down: a rate limit)"
+                       if passed else " (as in the burst)"))
+            f.add(said, source=source)
+            if passed:
+                f.signal("burst.recovers_when_slowed", said)
         if signal == "burst.all_ok":
             return f.result(Status.PASS, fact)
         bad = any(label in FAILED or label == "timeout" for label in labels) or signal is None
