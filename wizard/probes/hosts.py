@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wizard.model import WizardError
+from wizard.model.inputs import parse_context
 from wizard.probes.commands import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, CommandOutput, run_command
 
 READ_TIMEOUT = 5.0
@@ -235,21 +236,19 @@ def netns_exists(name: str) -> bool:
 
 
 def host_for(spec: str) -> Host:
-    """The Host for a ``--server`` value; raises WizardError for an unknown context."""
-    if spec in ("", "local"):
-        return LocalHost()
+    """The Host for a ``--server`` value; raises WizardError for an unknown context.
+
+    The value's shape is checked by the input rules the CLI and the TUI share; what only
+    the system can tell (does the namespace exist) is checked here.
+    """
+    spec = parse_context(spec)
     kind, _, rest = spec.partition(":")
     if kind == "netns":
-        if not rest:
-            raise WizardError("unknown context", "netns: needs a namespace name (netns:NAME)")
-        host = NetnsHost(rest)
         if not netns_exists(rest):
             raise WizardError("unknown context", f"network namespace {rest!r} does not exist (ip netns list)")
-        return host
+        return NetnsHost(rest)
     if kind == "ssh":
-        if not rest:
-            raise WizardError("unknown context", "ssh: needs a host (ssh:[user@]host[:port])")
         from wizard.probes.ssh import SshHost  # asyncssh loads only when asked for
 
         return SshHost.from_spec(rest)
-    raise WizardError("unknown context", f"{spec!r}: use local, netns:NAME or ssh:[user@]host[:port]")
+    return LocalHost()
