@@ -113,8 +113,16 @@ class RunnerEngine:
         checklist = await asyncio.to_thread(self.checklist)
 
         async def go() -> Any:
-            return await prepare(target_text, answers, server_spec, probes=self._probes,
-                                 checklist=checklist, client=self._client, server=self._server)
+            from wizard.probes.files import check_logs, read_payload
+
+            # The same refusals as `diagnose` (CLI.md: the form is the options, field for
+            # field): an unreadable log or a missing @FILE stops the run before it starts.
+            answers.payload = await read_payload(answers.payload)
+            session, ctx = await prepare(target_text, answers, server_spec, probes=self._probes,
+                                         checklist=checklist, client=self._client, server=self._server)
+            if answers.logs:
+                await check_logs(answers.logs, ctx.server)
+            return session, ctx
 
         session, ctx = await self._on_engine(go)
         self._ctx, self._scratch = ctx, session.model_copy(deep=True)
