@@ -170,9 +170,11 @@ class Progress:
         elif isinstance(event, CheckFinished):
             r = event.result
             status = r.status.value
-            plain = f"[{event.step}] {r.id}: {status}: {r.summary} ({r.duration_ms} ms, +{elapsed:.1f}s)"
+            # A skipped check's summary already starts "skipped: ..."; say it once.
+            summary = r.summary.removeprefix("skipped: ") if status == "skip" else r.summary
+            plain = f"[{event.step}] {r.id}: {status}: {summary} ({r.duration_ms} ms, +{elapsed:.1f}s)"
             colour = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}.get(status, "dim")
-            self._out(plain, f"  [{colour}]{status:5}[/] {r.id}: {_escape(r.summary)} "
+            self._out(plain, f"  [{colour}]{status:5}[/] {r.id}: {_escape(summary)} "
                              f"[dim]({r.duration_ms} ms, +{elapsed:.1f}s)[/]")
 
     def _out(self, plain: str, rich_text: str) -> None:
