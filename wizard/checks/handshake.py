@@ -23,7 +23,7 @@ FAILED = ("refused", "reset")
 class TcpBurstParams(CheckParams):
     stagger_ms: int = Field(default=25, ge=0, le=1000)
     cooldown_s: float = Field(default=1.0, ge=0, le=30, description=(
-        "after a burst with refusals or resets, wait this long and try once more: a limiter "
+        "after a burst whose refusals could be a limiter's, wait this long and try once more: a limiter "
         "lets the slowed client through, a closed port does not (0: no retry)"))
 
 
@@ -152,7 +152,8 @@ class TcpBurstCheck(Check[TcpBurstParams]):
                      for o, label in zip(outs, labels)]})
         if signal:
             f.signal(signal, fact)
-        if params.cooldown_s and signal in ("burst.all_refused", "burst.all_reset", "burst.later_failed"):
+        # Limiters mostly refuse; a server that resets every request would only cost the wait.
+        if params.cooldown_s and signal in ("burst.all_refused", "burst.later_failed"):
             # A rate limiter refills while the client waits; a closed port or a plain reject
             # rule answers the same however slowly it is asked.
             await asyncio.sleep(params.cooldown_s)
