@@ -83,7 +83,6 @@ class TargetScreen(NavButtons, Screen):
             with Vertical(id="form"):
                 yield self._row(*FIELDS[0])
             yield Vertical(id="identify-slot")
-        yield nav_bar(first=True)
         yield Footer()
 
     def _rest(self) -> list[Horizontal]:
@@ -124,6 +123,11 @@ class TargetScreen(NavButtons, Screen):
 
     async def _complete(self) -> None:
         await self.query_one("#form").mount_all(self._rest())
+        if not self.is_attached:  # the app quit within its first frame
+            return
+        # The nav bar too: it sits at the bottom, under the form's focus, and its four
+        # buttons each cost two restyles.
+        await self.mount(nav_bar(first=True), before=self.query_one(Footer))
         self.complete = True
         if self._status:
             self.set_status(self._status)
