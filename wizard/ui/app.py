@@ -94,6 +94,7 @@ class ResetWizardApp(App[int]):
         self.saved = False
         self.started_with: tuple[Any, ...] | None = None
         self._notice_shown = False
+        self._pending_show: str | None = None
         self._quit_after_export = False
 
     # ----- start-up -------------------------------------------------------------------
@@ -269,7 +270,8 @@ class ResetWizardApp(App[int]):
             parsed = Answers(**answers)
             session = await self.engine.prepare(target, parsed, server)
         except WizardError as exc:
-            field = "server" if exc.title in ("unknown context", "ssh") else "target"
+            field = {"unknown context": "server", "ssh": "server", "unreadable log": "logs",
+                     "unreadable payload": "payload", "bad payload": "payload"}.get(exc.title, "target")
             screen.show_problem(field, exc.message)
             screen.set_status(f"✗ {exc.title}: {exc.message}")
             return
@@ -299,7 +301,7 @@ class ResetWizardApp(App[int]):
             from wizard.ui.screens.modals import NoticeModal
 
             self._notice_shown = True
-            self.push_screen(NoticeModal(skips))
+            self.push_screen(NoticeModal(skips), self._after_dialog)
         await self._run_step("identify")
         if then_all:
             await self._run_remaining()
@@ -334,7 +336,11 @@ class ResetWizardApp(App[int]):
 
     async def _show(self, step_id: str) -> None:
         if isinstance(self.screen, ModalScreen):
+            # A dialog is open (the skipped-checks notice): go there once it is closed,
+            # so "run all" still ends on the verdict.
+            self._pending_show = step_id
             return
+        self._pending_show = None
         if step_id == "summary":
             self.conclude()
         name = {"identify": "target"}.get(step_id, step_id if step_id == "summary" else f"step:{step_id}")
@@ -342,6 +348,10 @@ class ResetWizardApp(App[int]):
             await self.switch_screen(name)
         elif step_id == "summary":
             await self.screen.refresh_verdict()  # type: ignore[attr-defined]
+
+    def _after_dialog(self, _result: Any = None) -> None:
+        if self._pending_show:
+            self.call_later(self._show, self._pending_show)
 
     def _busy(self) -> bool:
         if self.run_in_progress():

@@ -6,35 +6,15 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from wizard.ui import steps
 from wizard.ui.widgets.checkview import CheckView
+from wizard.ui.widgets.navbar import NavButtons, nav_bar
 from wizard.ui.widgets.steppanel import StepPanel
 from wizard.ui.widgets.stepper import Stepper
-
-
-def nav_bar(first: bool = False) -> Horizontal:
-    """Back, rerun, run all, next: the same buttons on every step."""
-    return Horizontal(
-        Button("◂ Back", id="back", disabled=first, tooltip="Ctrl+B", compact=True),
-        Button("Rerun step", id="rerun-step", tooltip="Ctrl+R", compact=True),
-        Button("Run all to the verdict", id="run-all", tooltip="Ctrl+G", compact=True),
-        Button("Next ▸", id="next", variant="primary", tooltip="Ctrl+N", compact=True),
-        classes="nav-bar")
-
-
-class NavButtons:
-    """Maps the nav bar's buttons to the app's actions."""
-
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
-        action = {"back": "back", "next": "next", "rerun-step": "rerun_step",
-                  "run-all": "run_all"}.get(event.button.id or "")
-        if action:
-            event.stop()
-            await self.app.run_action(action)  # type: ignore[attr-defined]
 
 
 class StepScreen(NavButtons, Screen):
