@@ -252,6 +252,21 @@ async def test_without_root_the_skipped_checks_are_announced_with_the_fix() -> N
         await until(pilot, lambda: app.screen.name == "target")
 
 
+async def test_run_all_ends_on_the_verdict_even_when_the_skipped_checks_notice_was_open() -> None:
+    skip = Skip("app-errors", "kernel.counters", "Kernel counters", "needs root (server side)",
+                "sudo reset-wizard …, or grant cap_net_raw,cap_net_admin")
+    app = make_app(ScriptedEngine(skips=[skip], root_skips=[skip]))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot)
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: isinstance(app.screen, NoticeModal))
+        await until(pilot, lambda: all(app.step_states.get(s) not in ("pending", "running")
+                                       for s in ("connectivity", "handshake")))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.name == "summary")
+
+
 async def test_jumping_before_step_one_is_refused_with_a_hint() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
