@@ -181,7 +181,9 @@ def parse_context(text: str | None) -> str:
     raise WizardError("unknown context", f"{raw!r}: use local, netns:NAME or ssh:[user@]host[:port]")
 
 
-def _check_ssh(rest: str) -> None:
+def split_ssh_spec(rest: str) -> tuple[str, str, int]:
+    """The user, host and port of ``ssh:[user@]host[:port]`` (after ``ssh:``); "" and 0 when
+    not given (then ~/.ssh/config decides). IPv6 literals may be bare or ``[addr]:port``."""
     def bad(why: str) -> WizardError:
         return WizardError("unknown context", f"ssh:{rest}: {why} (use ssh:[user@]host[:port])")
 
@@ -206,3 +208,8 @@ def _check_ssh(rest: str) -> None:
         raise bad("not a valid host")
     if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
         raise bad(f"port {port_text!r} is not 1-65535")
+    return (user if at else ""), host, int(port_text or 0)
+
+
+def _check_ssh(rest: str) -> None:
+    split_ssh_spec(rest)

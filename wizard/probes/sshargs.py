@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import math
 import posixpath
-import re
 import shlex
 from dataclasses import dataclass
 
-from wizard.model import WizardError
+from wizard.model.inputs import split_ssh_spec
 
 # sbin is added because a non-login SSH session of an ordinary user on Debian has no
 # /usr/sbin in PATH (nft, conntrack, ss -p).
@@ -34,8 +33,6 @@ ROOT_PROGRAMS = frozenset({
     "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save", "conntrack", "tcpdump",
 })
 
-_HOST = re.compile(r"[A-Za-z0-9_.%:-]{1,253}")
-_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
 
 
 
@@ -54,37 +51,9 @@ class SshTarget:
 
 
 def parse_ssh_spec(rest: str) -> SshTarget:
-    """Parse the part after ``ssh:``; IPv6 literals may be bare or ``[addr]:port``."""
-    def bad(why: str) -> WizardError:
-        return WizardError("unknown context", f"ssh:{rest}: {why} (use ssh:[user@]host[:port])")
-
-    user, at, hostport = rest.rpartition("@")
-    if at and not _USER.fullmatch(user):
-        raise bad("not a valid user name")
-    port_text = ""
-    if hostport.startswith("["):
-        host, close, tail = hostport[1:].partition("]")
-        if not close or (tail and not tail.startswith(":")):
-            raise bad("unbalanced brackets")
-        port_text = tail[1:]
-        if tail and not port_text:
-            raise bad("empty port")
-    elif hostport.count(":") == 1:
-        host, _, port_text = hostport.partition(":")
-        if not port_text:
-            raise bad("empty port")
-    else:
-        host = hostport  # a name, an IPv4 address or a bare IPv6 literal
-    # A leading dash would read as an option to anything that sees it; spaces and shell
-    # characters are never part of a host name.
-    if not host or host.startswith("-") or not _HOST.fullmatch(host):
-        raise bad("not a valid host")
-    port = 0
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise bad(f"port {port_text!r} is not 1-65535")
-        port = int(port_text)
-    return SshTarget(host, user if at else "", port)
+    """Parse the part after ``ssh:`` by the input rules the CLI and the TUI share."""
+    user, host, port = split_ssh_spec(rest)
+    return SshTarget(host, user, port)
 
 
 def remote_command(argv: list[str] | tuple[str, ...], sudo: bool = False, limit: float = 0) -> str:
