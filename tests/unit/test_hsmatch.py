@@ -205,3 +205,50 @@ async def test_without_hyperscan_the_scan_falls_back_and_says_so(
     res = await scan_file(LocalHost(), str(path), [("r", "reset by peer")])
     assert res.method != "hyperscan" and res.counts == {"r": 1}
     assert hsmatch.NO_ENGINE_NOTE in res.notes
+
+
+LIT_REGEXES = [r"reset by (peer|host)", r"\bECONNRESET\b", r"connection reset", r"[a-z]{3}\d{4}x",
+               r"wrong version number$", r"(?:SSL_read|SSL_write): .*unexpected eof"]
+
+
+def _literal_log(seed: int) -> bytes:
+    rnd = random.Random(seed)
+    parts = ["reset by peer", "reset by host", "reset by", "peer", "econnreset", "xeconnresetx",
+             "connection reset", "connection  reset", "abc1234x", "ab1234x", "wrong version number",
+             "SSL_read: x unexpected eof", "SSL_write unexpected eof", "fill", "é", "\r"]
+    lines = [" ".join(_case(rnd.choice(parts), rnd) for _ in range(rnd.randint(0, 4)))
+             for _ in range(3000)]
+    return "\n".join(lines).encode()
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_literal_prefilter_finds_exactly_the_lines_python_re_finds(
+        seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    m = Matcher(LIT_REGEXES)
+    # every regex with a required literal is reachable from the literal database
+    assert m.lit_db is not None
+    owned = {i for owners in m.lit_owners for i in owners}
+    assert owned == {i for i, lits in enumerate(m.literals) if lits is not None} != set()
+    assert m.literals[3] is None and m.db is not None  # the literal-less one keeps a regex db
+    data = _literal_log(seed)
+    want = reference(data, LIT_REGEXES)
+    assert {i for _, ids in want for i in ids} == set(range(len(LIT_REGEXES)))
+    assert [(h.start, h.ids) for h in m.lines(data)] == want
+
+
+def test_literal_database_read_back_from_the_cache_finds_the_same_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = Matcher(LIT_REGEXES)
+    assert list((tmp_path / "reset-wizard").glob("hs-*.db"))
+    again = Matcher(LIT_REGEXES)
+    assert again.lit_owners == first.lit_owners and again.lit_db is not None
+    data = _literal_log(9)
+    assert [(h.start, h.ids) for h in again.lines(data)] == reference(data, LIT_REGEXES) != []
+
+
+def test_a_literal_split_across_two_lines_is_not_a_match() -> None:
+    m = matcher([r"reset by peer"])
+    data = b"connection reset by\npeer\nRESET BY PEER\n"
+    assert [h.start for h in m.lines(data)] == [25]

@@ -36,7 +36,7 @@ NO_ENGINE_NOTE = "the hyperscan package is not installed: signatures searched by
 # their literals and re, never by a database that might miss a line.
 _PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
 _HIGH = re.compile(rb"[\x80-\xff]")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ class Matcher:
         self.exact: list[int] = []  # compiled as they are
         self.approx: list[int] = []  # compiled in prefilter mode (a superset)
         self.python: list[int] = []  # not in the database
-        self.db = None
+        self.db = None  # the regexes Hyperscan compiles that have no required literal
+        self.lit_db = None  # the minimal literals of every regex that has some (caseless)
+        self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         if _hs is None:
             self.python = list(range(len(self.regexes)))
             return
@@ -84,12 +86,32 @@ class Matcher:
                     break
             else:
                 self.python.append(i)
+        # Regexes with a required literal are found by the literal database (a single
+        # caseless literal scans ~3x faster than the regex set); only the rest need theirs.
+        chosen = [(i, f) for i, f in chosen if self.literals[i] is None]
         if chosen:
             db = _hs.Database()
             db.compile(expressions=[self.regexes[i].encode() for i, _ in chosen],
                        ids=[i for i, _ in chosen], elements=len(chosen), flags=[f for _, f in chosen])
             self.db = db
             self.scratch = _hs.Scratch(db)
+        self._compile_literals()
+
+    def _compile_literals(self) -> None:
+        from wizard.probes.logscan import minimal_literals
+
+        with_lits = [i for i, lits in enumerate(self.literals) if lits is not None]
+        every = {lit.decode() for i in with_lits for lit in self.literals[i]}  # type: ignore[union-attr]
+        mins = [m.encode() for m in minimal_literals(every)]
+        # A line holding one of a regex's literals holds a minimal literal inside it.
+        self.lit_owners = [tuple(i for i in with_lits if any(m in lit for lit in self.literals[i]))  # type: ignore[union-attr]
+                           for m in mins]
+        if mins:
+            db = _hs.Database()
+            db.compile(expressions=[_hs_literal(m) for m in mins], ids=list(range(len(mins))),
+                       elements=len(mins), flags=[_hs.HS_FLAG_CASELESS] * len(mins))
+            self.lit_db = db
+            self.lit_scratch = _hs.Scratch(db)
 
     # Compiling 42 signatures costs ~0.2 s, more than a window's search: the database is kept
     # on disk, keyed by the patterns and the engine's version (a bad or stale file is ignored).
@@ -105,22 +127,34 @@ class Matcher:
                 head, _, blob = fh.read().partition(b"\n")
             meta = json.loads(head)
             self.exact, self.approx, self.python = meta["exact"], meta["approx"], meta["python"]
-            if blob:
-                self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+            self.lit_owners = [tuple(o) for o in meta["lit_owners"]]
+            n_db, n_lit = meta["sizes"]
+            if len(blob) != n_db + n_lit:
+                raise ValueError("truncated cache")
+            if n_db:
+                self.db = _hs.loadb(blob[:n_db], _hs.HS_MODE_BLOCK)
                 self.scratch = _hs.Scratch(self.db)
+            if n_lit:
+                self.lit_db = _hs.loadb(blob[n_db:], _hs.HS_MODE_BLOCK)
+                self.lit_scratch = _hs.Scratch(self.lit_db)
             return True
         except (OSError, ValueError, KeyError, TypeError, _hs.error):
             self.exact, self.approx, self.python, self.db = [], [], [], None
+            self.lit_db, self.lit_owners = None, []
             return False
 
     def _save(self) -> None:
         path = self._cache_path()
-        meta = json.dumps({"exact": self.exact, "approx": self.approx, "python": self.python}).encode()
         try:
+            blob_db = _hs.dumpb(self.db) if self.db is not None else b""
+            blob_lit = _hs.dumpb(self.lit_db) if self.lit_db is not None else b""
+            meta = json.dumps({"exact": self.exact, "approx": self.approx, "python": self.python,
+                               "lit_owners": self.lit_owners,
+                               "sizes": [len(blob_db), len(blob_lit)]}).encode()
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.{os.getpid()}"
             with open(tmp, "wb") as fh:
-                fh.write(meta + b"\n" + (_hs.dumpb(self.db) if self.db is not None else b""))
+                fh.write(meta + b"\n" + blob_db + blob_lit)
             os.replace(tmp, path)
         except (OSError, _hs.error):
             pass
@@ -147,6 +181,9 @@ class Matcher:
                 s = data.rfind(b"\n", 0, max(0, to - 1)) + 1
                 if s < limit:
                     cand.setdefault(s, set()).add(sid)
+        if self.lit_db is not None:
+            self._literal_candidates(data, limit, cand)
+        if self.db is not None or self.lit_db is not None:
             if not data.isascii():
                 in_db = self.in_db
                 for s, e in _high_lines(data, limit):
@@ -163,6 +200,22 @@ class Matcher:
                 out.append(LineHit(s, e, ids))
         return out
 
+    def _literal_candidates(self, data: bytes, limit: int, cand: dict[int, set[int]]) -> None:
+        """Lines holding a minimal literal, with the regexes that literal may find: one
+        caseless pass; a line's later hits are skipped without leaving the engine's loop."""
+        hits: list[tuple[int, int]] = []
+
+        def on_lit(lid: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            hits.append((to, lid))
+
+        self.lit_db.scan(data, match_event_handler=on_lit,  # type: ignore[union-attr]
+                         scratch=self.lit_scratch.clone())
+        owners = self.lit_owners
+        for to, lid in hits:
+            s = data.rfind(b"\n", 0, max(0, to - 1)) + 1
+            if s < limit:
+                cand.setdefault(s, set()).update(owners[lid])
+
     def _by_literals(self, low: bytes, ids: Sequence[int], cand: dict[int, set[int]], s: int) -> None:
         for i in ids:
             lits = self.literals[i]
@@ -172,13 +225,16 @@ class Matcher:
     def _python_candidates(self, data: bytes, limit: int, cand: dict[int, set[int]]) -> None:
         """Candidates for the regexes outside the database: lines holding one of their
         literals, or every line for a regex without one (checked by re)."""
-        low = data.lower()
+        low = b""
         for i in self.python:
             lits = self.literals[i]
+            if lits is not None and self.lit_db is not None:
+                continue  # found by the literal database
             if lits is None:
                 for s, _e in _all_lines(data, limit):
                     cand.setdefault(s, set()).add(i)
                 continue
+            low = low or data.lower()
             for lit in lits:
                 j = low.find(lit)
                 while 0 <= j:
@@ -188,6 +244,11 @@ class Matcher:
                     cand.setdefault(s, set()).add(i)
                     nl = low.find(b"\n", j)
                     j = -1 if nl < 0 else low.find(lit, nl + 1)
+
+
+def _hs_literal(lit: bytes) -> bytes:
+    """``lit`` as a Hyperscan expression matching exactly those bytes."""
+    return b"".join(bytes([b]) if chr(b).isalnum() and b < 0x80 else b"\\x%02x" % b for b in lit)
 
 
 def _compiles(rx: str, flags: int) -> bool:
