@@ -4,11 +4,14 @@ signature, with a literal prefilter run in the file's own context (rg/grep), Pyt
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from wizard.probes import hsmatch
-from wizard.probes.hosts import Host, HostError
+from wizard.probes.hosts import Host, HostError, LocalHost
 from wizard.probes.logremote import is_remote
 
 # --- whole-file signature scan ------------------------------------------------------------
@@ -21,10 +24,10 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse as _sre_p  # type: ignore[no-redef]
 
 
-def _required(items: object) -> set[str] | None:
+def _required(items: object) -> frozenset[str] | None:
     """A set of literals one of which every match of the parsed pattern contains."""
     run: list[str] = []
-    cands: list[set[str]] = []
+    cands: list[set[str] | frozenset[str]] = []
 
     def flush() -> None:
         if len(run) >= 3:
@@ -51,10 +54,11 @@ def _required(items: object) -> set[str] | None:
     flush()
     if not cands:
         return None
-    return max(cands, key=lambda s: (min(len(x) for x in s), -len(s)))
+    return frozenset(max(cands, key=lambda s: (min(len(x) for x in s), -len(s))))
 
 
-def required_literals(regex: str) -> set[str] | None:
+@functools.lru_cache(maxsize=1024)  # the excerpt and the matcher ask for the same regexes
+def required_literals(regex: str) -> frozenset[str] | None:
     """Literals (compared case-insensitively) one of which every match of ``regex``
     contains; None when there is none (the signature cannot be prefiltered)."""
     try:
@@ -63,7 +67,7 @@ def required_literals(regex: str) -> set[str] | None:
         return None
 
 
-def minimal_literals(literals: set[str]) -> list[str]:
+def minimal_literals(literals: set[str] | frozenset[str]) -> list[str]:
     """The literals (lowered) that do not contain another one: a line holding a longer one
     holds the shorter one too, so the shorter alone finds the same lines (and every literal
     searched for costs the prefilter speed)."""
@@ -96,27 +100,36 @@ HS_CHUNK = 32 << 20  # one Host.read for Hyperscan: the wizard's memory stays ~2
 async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str]],
                           m: hsmatch.Matcher, timeout: float) -> ScanResult:
     """scan_file for bytes local to the wizard: the file read in chunks cut at newlines,
-    each searched for every signature in one Hyperscan pass (no literal prefilter)."""
+    each searched by Hyperscan (the signatures' literals, then ``re`` on the lines they hit)."""
     res = ScanResult(path, method="hyperscan", command=f"read {path} in {HS_CHUNK >> 20} MiB chunks")
     ids = [sid for sid, _ in signatures]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    local: _LocalChunks | None = None
+    pending: asyncio.Future[bytes | bytearray] | None = None
     try:
         size = (await host.stat(path)).size
+        local = _LocalChunks(path, size) if type(host) is LocalHost else None
+        read: Callable[[int], Awaitable[bytes | bytearray]] = (
+            local.read if local is not None else functools.partial(host.read, path, max_bytes=HS_CHUNK))
         pos, number = 0, 1
         while pos < size:
             if loop.time() > deadline:
                 res.error = f"stopped after {timeout:g}s at byte {pos} of {size}"
                 break
-            data = await host.read(path, pos, HS_CHUNK)
+            data = await (pending if pending is not None else read(pos))
+            pending = None
             if not data:
                 break
             last = pos + len(data) >= size
             limit = len(data) if last else data.rfind(b"\n") + 1
+            if limit and not last and local is not None:
+                # the next chunk is read (into the other buffer) while this one is searched
+                pending = asyncio.ensure_future(read(pos + limit))
             if limit == 0:  # one line longer than a chunk: skipped and said, not matched
                 pos += len(data)
                 while pos < size:
-                    data = await host.read(path, pos, HS_CHUNK)
+                    data = await read(pos)
                     nl = data.find(b"\n")
                     if not data or nl >= 0:
                         pos = size if not data else pos + nl + 1
@@ -141,7 +154,52 @@ async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str
             del data
     except HostError as exc:
         res.error = exc.message
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)  # never left reading a buffer
+        if local is not None:
+            local.close()
     return res
+
+
+class _LocalChunks:
+    """Chunks of a file local to the wizard read into two reused buffers: a fresh 32 MiB
+    bytes object per chunk costs its page faults (~3x the copy itself), and two buffers let
+    the next chunk be read while the previous one is still searched."""
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.size = max(1, min(HS_CHUNK, size))  # a small file gets small buffers
+        self.bufs = [bytearray(self.size), bytearray(self.size)]
+        self.turn = 0
+
+    def _pread(self, pos: int) -> bytes | bytearray:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        buf = self.bufs[self.turn]
+        self.turn ^= 1
+        view, got = memoryview(buf), 0
+        while got < self.size:
+            n = os.preadv(self.fd, [view[got:]], pos + got)
+            if n == 0:
+                break
+            got += n
+        view.release()
+        return buf if got == self.size else bytes(buf[:got])  # the file's end: a copy of its size
+
+    async def read(self, pos: int) -> bytes | bytearray:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._pread, pos), 60.0)
+        except asyncio.TimeoutError:
+            raise HostError(f"reading {self.path} took longer than 60s") from None
+        except OSError as exc:
+            raise HostError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 async def scan_file(host: Host, path: str, signatures: list[tuple[str, str]], *,
