@@ -252,3 +252,17 @@ def test_a_literal_split_across_two_lines_is_not_a_match() -> None:
     m = matcher([r"reset by peer"])
     data = b"connection reset by\npeer\nRESET BY PEER\n"
     assert [h.start for h in m.lines(data)] == [25]
+
+
+async def test_the_buffered_local_read_and_the_host_read_give_the_same_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class ReadThroughHost(LocalHost):  # not LocalHost itself: chunks come from Host.read
+        pass
+
+    monkeypatch.setattr(logscan, "HS_CHUNK", 48 << 10)
+    path = tmp_path / "rwlit-both.log"
+    path.write_bytes(make_log(9_000, 6))
+    local = await scan_file(LocalHost(), str(path), SIGS)
+    other = await scan_file(ReadThroughHost(), str(path), SIGS)
+    assert local.counts == other.counts != {} and local.lines == other.lines
+    assert local.candidates == other.candidates and not local.error and not other.error

@@ -36,7 +36,7 @@ NO_ENGINE_NOTE = "the hyperscan package is not installed: signatures searched by
 # their literals and re, never by a database that might miss a line.
 _PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
 _HIGH = re.compile(rb"[\x80-\xff]")
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,9 @@ class Matcher:
 
     def __init__(self, regexes: Sequence[str]) -> None:
         self.regexes = tuple(regexes)
-        from wizard.probes.logscan import required_literals  # logscan imports this module
-
-        self.py = [re.compile(rx, re.I) for rx in self.regexes]
-        lits: list[tuple[bytes, ...] | None] = []
-        for rx in self.regexes:
-            need = required_literals(rx)
-            lits.append(None if need is None else tuple(sorted({x.lower().encode() for x in need})))
-        self.literals = lits
+        # compiled when a candidate line first needs one: a window's search confirms few
+        self._py: list[re.Pattern[str] | None] = [None] * len(self.regexes)
+        self.literals: list[tuple[bytes, ...] | None] = []  # from the cache, else _literals()
         self.exact: list[int] = []  # compiled as they are
         self.approx: list[int] = []  # compiled in prefilter mode (a superset)
         self.python: list[int] = []  # not in the database
@@ -67,10 +62,27 @@ class Matcher:
         self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         if _hs is None:
             self.python = list(range(len(self.regexes)))
+            self.literals = self._literals()
             return
         if not self._load():
+            self.literals = self._literals()
             self._compile()
             self._save()
+
+    def _literals(self) -> list[tuple[bytes, ...] | None]:
+        from wizard.probes.logscan import required_literals  # logscan imports this module
+
+        out: list[tuple[bytes, ...] | None] = []
+        for rx in self.regexes:
+            need = required_literals(rx)
+            out.append(None if need is None else tuple(sorted({x.lower().encode() for x in need})))
+        return out
+
+    def _search(self, i: int, text: str) -> bool:
+        rx = self._py[i]
+        if rx is None:
+            rx = self._py[i] = re.compile(self.regexes[i], re.I)
+        return rx.search(text) is not None
 
     def _compile(self) -> None:
         flags = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_MULTILINE
@@ -128,6 +140,10 @@ class Matcher:
             meta = json.loads(head)
             self.exact, self.approx, self.python = meta["exact"], meta["approx"], meta["python"]
             self.lit_owners = [tuple(o) for o in meta["lit_owners"]]
+            self.literals = [None if x is None else tuple(bytes.fromhex(h) for h in x)
+                             for x in meta["literals"]]
+            if len(self.literals) != len(self.regexes):
+                raise ValueError("stale cache")
             n_db, n_lit = meta["sizes"]
             if len(blob) != n_db + n_lit:
                 raise ValueError("truncated cache")
@@ -140,7 +156,7 @@ class Matcher:
             return True
         except (OSError, ValueError, KeyError, TypeError, _hs.error):
             self.exact, self.approx, self.python, self.db = [], [], [], None
-            self.lit_db, self.lit_owners = None, []
+            self.lit_db, self.lit_owners, self.literals = None, [], []
             return False
 
     def _save(self) -> None:
@@ -150,6 +166,8 @@ class Matcher:
             blob_lit = _hs.dumpb(self.lit_db) if self.lit_db is not None else b""
             meta = json.dumps({"exact": self.exact, "approx": self.approx, "python": self.python,
                                "lit_owners": self.lit_owners,
+                               "literals": [None if x is None else [b.hex() for b in x]
+                                            for x in self.literals],
                                "sizes": [len(blob_db), len(blob_lit)]}).encode()
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.{os.getpid()}"
@@ -195,7 +213,7 @@ class Matcher:
             e = data.find(b"\n", s)
             e = len(data) if e < 0 else e
             text = data[s:e].rstrip(b"\r").decode("utf-8", "replace")
-            ids = tuple(i for i in sorted(cand[s]) if self.py[i].search(text))
+            ids = tuple(i for i in sorted(cand[s]) if self._search(i, text))
             if ids:
                 out.append(LineHit(s, e, ids))
         return out

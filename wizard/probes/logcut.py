@@ -278,8 +278,8 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
                     bytes_read=cut.bytes_read, capped=cut.capped, error=cut.error)
     if cut.error:
         return win, 0
-    sel = Selector.of(regexes)
     if remote:
+        sel = Selector.of(regexes)
         try:
             found = await _remote_excerpt(reader, cut, sel, regexes, margin, win)
         except HostError as exc:
@@ -304,9 +304,10 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     m = hsmatch.matcher(regexes)
     if m is not None:  # the window's bytes are in memory: one Hyperscan pass, exact lines
         starts = [hit.start for hit in m.lines(data)]
-    else:
+    else:  # the literal prefilter is built only here: parsing 42 regexes costs ~10 ms
         if not remote:
             win.notes.append(hsmatch.NO_ENGINE_NOTE)
+        sel = Selector.of(regexes)
         starts = [s for s in await sel.fast_starts(data)
                   if sel.matches(_text(data, s))]
     if not starts:
