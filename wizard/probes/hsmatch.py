@@ -1,12 +1,15 @@
-"""Signature matching over bytes held by the wizard with Hyperscan: all signature regexes in one
-database (compiled once per process and pattern set), one pass per buffer, matches mapped to
-the lines that hold them and confirmed by Python's ``re``, so the lines found are exactly
-those a line-by-line ``re.search(rx, line, re.I)`` finds.
+"""Signature matching over bytes held by the wizard with Hyperscan: the minimal literals the
+signatures require in one caseless literal database (and the few signatures without a literal
+in a small regex database), compiled once per process and pattern set and kept on disk; the
+lines holding a hit are confirmed by Python's ``re``, so the lines found are exactly those a
+line-by-line ``re.search(rx, line, re.I)`` finds.
 
-Why the confirmation is enough: Hyperscan reports every end offset of every match, so a line
-Python matches always has a reported match ending inside it (for ASCII lines, where both
-engines agree on classes and case). Extra reports (a ``\\s`` running across a newline, a
-prefilter approximation) only add candidates, which ``re`` rejects. Lines with non-ASCII
+Why the confirmation is enough: every line a regex matches holds one of its required literals
+(found by the literal database, caseless on ASCII like ``bytes.lower``), and Hyperscan reports
+every end offset of every regex match, so a line Python matches always has a reported hit
+inside it (for ASCII lines, where both engines agree on classes and case). Extra reports
+(a ``\\s`` running across a newline, a prefilter approximation) only add candidates, which
+``re`` rejects. Lines with non-ASCII
 bytes (Python sees decoded text, where ``\\w``, ``.`` and case folding differ) are checked by
 the signatures' literals and ``re`` instead. Patterns Hyperscan cannot compile exactly
 (lookaround, backreferences) are compiled in its prefilter mode (a superset) or, failing
