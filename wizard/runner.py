@@ -167,7 +167,9 @@ class Runner:
 
     async def close(self) -> None:
         """Release what the probes hold (the packet probe's kernel-RST guard table) now,
-        not a second later or at loop shutdown."""
+        not a second later or at loop shutdown; shared work a cancelled run left behind is
+        ended first, since it may hold the guard."""
+        await asyncio.shield(self.ctx.cancel_shared())
         packets = getattr(self.ctx.probes, "packets", None)
         if packets is not None and hasattr(packets, "aclose"):
             await asyncio.shield(packets.aclose())

@@ -45,6 +45,26 @@ class _SlowCheck(_SleepCheck):
     title = "another sleeper"
 
 
+ENDED: list[str] = []
+
+
+@register
+class _SharedWorkCheck(Check[CheckParams]):
+    id = "test.shared"
+    title = "waits on shared work"
+    step = "handshake"
+
+    async def run(self, ctx: CheckContext, params: CheckParams) -> CheckResult:
+        async def long_work() -> None:
+            try:
+                await asyncio.sleep(30)
+            finally:
+                ENDED.append("shared work ended")
+
+        await ctx.once("long", long_work)
+        return Findings().result(Status.PASS, "done")
+
+
 @register
 class _RootCheck(Check[CheckParams]):
     id = "test.root"
@@ -181,3 +201,16 @@ async def test_cancelling_a_run_keeps_what_was_gathered_and_still_concludes() ->
     handshake = session.step("handshake")
     assert [c.id for c in handshake.checks] == ["test.sleep"]
     assert session.finished_at is not None and session.diagnosis
+
+
+async def test_a_cancelled_run_ends_the_shared_work_its_checks_left_behind() -> None:
+    # ctx.once shields shared work from each check's cancellation; the run must end it, or it
+    # would outlive the run holding what it holds (the packet probe's RST guard table).
+    ENDED.clear()
+    runner, session = runner_for([spec("test.shared")])
+    task = asyncio.create_task(runner.run_all(session))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ENDED == ["shared work ended"]

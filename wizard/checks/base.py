@@ -65,6 +65,16 @@ class CheckContext:
             self._cache[key] = fut
         return await asyncio.shield(fut)
 
+    async def cancel_shared(self, timeout: float = 5.0) -> None:
+        """End the shared work of ``once`` that no check awaits any more (a run cancelled
+        mid-way): it is shielded from each check's cancellation, so it must be ended here or
+        it would outlive the run (and hold, say, the packet probe's RST guard table)."""
+        pending = [f for f in self._cache.values() if not f.done()]
+        for fut in pending:
+            fut.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
     async def server_has_target(self) -> bool | None:
         """Whether the server context owns one of the target's addresses (None: unknown).
 
