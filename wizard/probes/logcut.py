@@ -16,7 +16,6 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from wizard.probes import hsmatch
 from wizard.probes.commands import run_command
@@ -25,7 +24,7 @@ from wizard.probes.logs import (COUNT_PREFIX, DEFAULT_CAP, HEAD_BYTES, PROBE_BYT
                                 LogLine, LogReader, LogWindow, _Budget, _Scanner, _split, is_gzip)
 from wizard.probes.logremote import is_remote, remote_rows
 from wizard.probes.logscan import minimal_literals, required_literals
-from wizard.probes.timestamps import TimeContext, detect, format_named
+from wizard.probes.timestamps import detect, format_named
 
 CUT_CHUNK = 4 << 20  # one read of the window's bytes
 BACK_LINES = 500  # how far back an unstamped line's owner is looked for
@@ -196,8 +195,7 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
             cut.fallback = "small or not a regular file"
             return cut
         cut.size, cut.mtime = info.size, info.mtime
-        ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
-                          year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+        ctx = reader.time_context(info.mtime)
         head = await budget.read(0, HEAD_BYTES if probe >= PROBE_BYTES else 4 * probe)
         fmt = detect([t for _, t in _split(head, 0, False)[0]], ctx)
         if fmt is None:
@@ -312,8 +310,7 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
                   if sel.matches(_text(data, s))]
     if not starts:
         return win, cut.lines
-    ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
-                      year_ref=datetime.fromtimestamp(cut.mtime or 0, timezone.utc))
+    ctx = reader.time_context(cut.mtime)
     tf = format_named(cut.format)  # type: ignore[arg-type]
 
     def ts_of(text: str) -> float | None:
@@ -383,8 +380,7 @@ async def _remote_excerpt(reader: LogReader, cut: WindowCut, sel: Selector, rege
     win.bytes_read += got.bytes_received
     if got.truncated:
         win.notes.append("the server-side search stopped at its output or match cap")
-    ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
-                      year_ref=datetime.fromtimestamp(cut.mtime or 0, timezone.utc))
+    ctx = reader.time_context(cut.mtime)
     tf = format_named(cut.format)  # type: ignore[arg-type]
     first = None if got.prefix is None else got.prefix + 1
     by_index = {r[0]: r for r in got.rows}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-from wizard.probes.hosts import Host, HostError
+from wizard.probes.hosts import FileInfo, Host, HostError
 from wizard.probes.journal import JournalEntry, JournalWindow, journal_window  # noqa: F401
 from wizard.probes.logscan import ScanResult, required_literals, scan_file  # noqa: F401
 from wizard.probes.timestamps import TimeContext, TimeFormat, detect
@@ -109,6 +109,22 @@ class LogReader:
         self.cap = cap_bytes
         self.tz = tz  # a tzinfo for naive timestamps; None: the wizard's local zone
 
+    def time_context(self, mtime: float | None) -> TimeContext:
+        """How a file's timestamps are read: this reader's zone, and the file's mtime for
+        the year that classic syslog lines leave out."""
+        return TimeContext(tz=self.tz,  # type: ignore[arg-type]
+                           year_ref=datetime.fromtimestamp(mtime or 0, timezone.utc))
+
+    async def regular_file(self, path: str, win: LogWindow) -> FileInfo | None:
+        """``path``'s size and mtime, put into ``win``; None (and win.error) when it is not a
+        regular file. Raises HostError when it cannot be read."""
+        info = await self.host.stat(path)
+        if not info.is_file:
+            win.error = f"{path} is not a regular file"
+            return None
+        win.size, win.mtime = info.size, info.mtime
+        return info
+
     async def window(self, path: str, start: float, end: float, margin: int = 2) -> LogWindow:
         """Lines of ``path`` whose entries fall in [start, end] (epoch seconds), with up to
         ``margin`` lines before and after them for context."""
@@ -117,14 +133,11 @@ class LogReader:
         win = LogWindow(path)
         budget = _Budget(self.host, path, self.cap)
         try:
-            info = await self.host.stat(path)
-            if not info.is_file:
-                win.error = f"{path} is not a regular file"
+            info = await self.regular_file(path, win)
+            if info is None:
                 return win
-            win.size, win.mtime = info.size, info.mtime
             head = await budget.read(0, min(HEAD_BYTES, info.size))
-            ctx = TimeContext(tz=self.tz,  # type: ignore[arg-type]
-                              year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+            ctx = self.time_context(info.mtime)
             lines, _ = _split(head, 0, len(head) >= info.size)
             fmt = detect([t for _, t in lines], ctx)
             if fmt is None:
@@ -334,13 +347,10 @@ async def _gz_window(reader: LogReader, path: str, start: float, end: float,
     win = LogWindow(path, method="scan")
     budget = _Budget(reader.host, path, reader.cap)
     try:
-        info = await reader.host.stat(path)
-        if not info.is_file:
-            win.error = f"{path} is not a regular file"
+        info = await reader.regular_file(path, win)
+        if info is None:
             return win
-        win.size, win.mtime = info.size, info.mtime
-        ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
-                          year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+        ctx = reader.time_context(info.mtime)
         probe = _GzScanner(budget, None, ctx, info.size, start, end, margin)
         fmt = detect(await probe.head(), ctx)
         if fmt is None:
@@ -401,8 +411,7 @@ async def time_range(reader: LogReader, path: str) -> Sibling:
     """First and last entry times of a log, cheaply: its head, and its tail (or, for gzip,
     its mtime: a rotated file was last written when its last entry was)."""
     info = await reader.host.stat(path)
-    ctx = TimeContext(tz=reader.tz,  # type: ignore[arg-type]
-                      year_ref=datetime.fromtimestamp(info.mtime or 0, timezone.utc))
+    ctx = reader.time_context(info.mtime)
     budget = _Budget(reader.host, path, 4 * HEAD_BYTES)
     if is_gzip(path):
         probe = _GzScanner(budget, None, ctx, info.size, 0.0, 0.0, 0)
