@@ -46,10 +46,15 @@ async def type_target(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
     await pilot.press(*text)
 
 
-async def run_all(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
-    """Fill step 1 with a target and run every step to the verdict."""
+async def start(pilot: Pilot, text: str = "127.0.0.1:8080", key: str = "enter") -> None:
+    """Once the form can be read, fill step 1's target and start (Enter) or run all (Ctrl+G)."""
     await until(pilot, lambda: pilot.app.checklist is not None)
     await type_target(pilot, text)
-    await pilot.press("ctrl+g")
+    await pilot.press(key)
+
+
+async def run_all(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
+    """Fill step 1 with a target and run every step to the verdict."""
+    await start(pilot, text, "ctrl+g")
     await until(pilot, lambda: pilot.app.screen.name == "summary" and not pilot.app.run_in_progress())
     await pilot.pause()

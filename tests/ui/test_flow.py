@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import Button, Input, Static, TextArea
 
-from tests.ui.helpers import SIZE, make_app, run_all, type_target, until
+from tests.ui.helpers import SIZE, make_app, run_all, start, type_target, until
 from tests.ui.scripted import ScriptedEngine
 from wizard.ui.engine import Skip
 from wizard.ui.screens.export_modal import ExportModal
@@ -155,9 +155,7 @@ async def test_the_interface_keeps_answering_while_a_check_waits() -> None:
     engine.gates[("identify", 0)] = asyncio.Event()
     app = make_app(engine)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("enter")
+        await start(pilot)
         await until(pilot, lambda: ("identify", 0) in app.running)
         await pilot.press("f1")
         await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
@@ -173,9 +171,7 @@ async def test_quitting_mid_run_asks_whether_to_save_and_can_quit_without_saving
     engine.gates[("identify", 1)] = asyncio.Event()
     app = make_app(engine)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("enter")
+        await start(pilot)
         await until(pilot, lambda: ("identify", 1) in app.running)
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
@@ -192,9 +188,7 @@ async def test_quitting_mid_run_and_saving_opens_the_export_dialog(tmp_path: Pat
     engine.gates[("identify", 1)] = asyncio.Event()
     app = make_app(engine, export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("enter")
+        await start(pilot)
         await until(pilot, lambda: ("identify", 1) in app.running)
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
@@ -257,9 +251,7 @@ async def test_run_all_ends_on_the_verdict_even_when_the_skipped_checks_notice_w
                 "sudo reset-wizard …, or grant cap_net_raw,cap_net_admin")
     app = make_app(ScriptedEngine(skips=[skip], root_skips=[skip]))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: pilot.app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("ctrl+g")
+        await start(pilot, key="ctrl+g")
         await until(pilot, lambda: isinstance(app.screen, NoticeModal))
         await until(pilot, lambda: all(app.step_states.get(s) not in ("pending", "running")
                                        for s in ("connectivity", "handshake")))

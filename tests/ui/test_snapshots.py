@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from tests.ui.helpers import SIZE, make_app, run_all, steady, type_target, until
+from tests.ui.helpers import SIZE, make_app, run_all, start, steady, type_target, until
 from tests.ui.scripted import ScriptedEngine
 from wizard.ui.engine import Skip
 from wizard.ui.widgets.checkview import CheckView
@@ -79,9 +79,7 @@ def test_a_step_while_its_checks_run(snap_compare) -> None:
     engine.gates[("connectivity", 2)] = asyncio.Event()
 
     async def before(pilot: Pilot) -> None:
-        await until(pilot, lambda: pilot.app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("enter")
+        await start(pilot)
         await until(pilot, lambda: pilot.app.step_states.get("identify") == "warn")
         await pilot.press("ctrl+n")
         await until(pilot, lambda: ("connectivity", 2) in pilot.app.running
@@ -105,9 +103,7 @@ def _step_snapshot(snap_compare, key: str, name: str) -> None:
 
 def test_identify_results_below_the_form(snap_compare) -> None:
     async def before(pilot: Pilot) -> None:
-        await until(pilot, lambda: pilot.app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("enter")
+        await start(pilot)
         await until(pilot, lambda: pilot.app.step_states.get("identify") == "warn")
         pilot.app.screen.query_one("#identify-slot").scroll_visible(animate=False)
         await steady(pilot)
@@ -165,9 +161,7 @@ def test_quitting_mid_run_asks(snap_compare) -> None:
     engine.gates[("connectivity", 1)] = asyncio.Event()
 
     async def before(pilot: Pilot) -> None:
-        await until(pilot, lambda: pilot.app.checklist is not None)
-        await type_target(pilot)
-        await pilot.press("ctrl+g")
+        await start(pilot, key="ctrl+g")
         await until(pilot, lambda: ("connectivity", 1) in pilot.app.running)
         await until(pilot, lambda: pilot.app.screen.name == "step:connectivity")
         await until(pilot, lambda: len(pilot.app.session.step("connectivity").checks) >= 1)
