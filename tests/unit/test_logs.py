@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tests.unit.fakes import FakeHost, make_ctx, output
 from wizard.checks.logs import LogExcerptCheck, LogExcerptParams, excerpt
 from wizard.model import Answers, Status
-from wizard.probes.hosts import LocalHost
+from wizard.probes.hosts import HostError, LocalHost
 from wizard.probes.logs import LogLine, LogReader
 
 UTC = timezone.utc
@@ -33,6 +34,12 @@ class CountingHost(LocalHost):
         self.bytes_read += len(data)
         self.reads += 1
         return data
+
+    async def read_many(self, path: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        got = await super().read_many(path, ranges)
+        self.bytes_read += sum(len(d) for d in got)
+        self.reads += 1  # one request
+        return got
 
 
 def big_log(path: Path, lines: int = 120_000, step_s: float = 0.25) -> datetime:
@@ -554,3 +561,38 @@ async def test_scan_counts_equal_a_brute_force_count_with_and_without_rg(
         assert res.error == "" and res.unfiltered == ["sd"]
         assert res.counts == without_sd, res.method
         assert hsmatch.NO_ENGINE_NOTE in res.notes
+
+
+async def test_window_edges_take_few_requests_however_big_the_file(tmp_path: Path) -> None:
+    """The search asks for its probes together: the requests (round trips over SSH) grow
+    with log8 of the size, and the edges found are those of a line-by-line parse."""
+    path = tmp_path / "app.log"
+    mixed_log(path, "iso8601", lines=120_000)
+    size = path.stat().st_size
+    t0, t1 = AT.timestamp() - 60, AT.timestamp() + 60
+    host = CountingHost()
+    cut = await cut_window(LogReader(host, tz=UTC), str(path), t0, t1, read_data=False)
+    assert not cut.fallback
+    # stat aside: head, the order samples, then per edge one request a step and the edge's read
+    steps = math.ceil(math.log(size / 2048, 8))
+    assert host.reads <= 2 + 2 * (steps + 2), (host.reads, steps)
+    raw = path.read_bytes()
+    tf, ctx = format_named("iso8601"), TimeContext(tz=UTC)
+    off, first, after = 0, None, None
+    for line in raw.split(b"\n")[:-1]:
+        ts = tf.parse(line.decode(), ctx)
+        if ts is not None and first is None and ts >= t0:
+            first = off
+        if ts is not None and after is None and ts > t1:
+            after = off
+        off += len(line) + 1
+    assert (cut.start, cut.end) == (first, after)
+
+
+async def test_read_many_returns_each_range_in_order_and_short_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(256)) * 4)
+    got = await LocalHost().read_many(str(path), [(1000, 100), (0, 3), (5, 0), (255, 2)])
+    assert got == [bytes(range(232, 256)), b"\x00\x01\x02", b"", b"\xff\x00"]
+    with pytest.raises(HostError, match="cannot read"):
+        await LocalHost().read_many(str(tmp_path / "missing"), [(0, 1)])

@@ -51,9 +51,11 @@ async def test_server_side_search_gives_the_local_excerpt_for_a_fraction_of_the_
             want = [ln.number for ln in local.lines if ln.number is not None]
             if want:
                 assert [ln.number for ln in remote.lines] == want
-            # The edges' small probes plus what was quoted, not the window's bytes.
+            # The edges' small probes plus what was quoted, not the window's bytes; the probes
+            # of a search step travel together, so round trips are few.
             quoted = sum(len(ln.text) + 40 for ln in remote.lines)
-            assert host.bytes_read < (32 << 10) + quoted < path.stat().st_size / 20, host.bytes_read
+            assert host.bytes_read < (64 << 10) + quoted < path.stat().st_size / 20, host.bytes_read
+            assert host.reads < 30, host.reads  # one probe a request took 40 to 52
 
 
 async def test_without_python3_the_window_is_read_by_ranges_with_the_same_excerpt(tmp_path: Path) -> None:

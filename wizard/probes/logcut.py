@@ -26,9 +26,10 @@ from wizard.probes.logremote import is_remote, remote_rows
 from wizard.probes.logscan import minimal_literals, required_literals
 from wizard.probes.timestamps import detect, format_named
 
-CUT_CHUNK = 4 << 20  # one read of the window's bytes
+CUT_CHUNK = 64 << 20  # one read of the window's bytes (the per-file cap bounds it first)
 BACK_LINES = 500  # how far back an unstamped line's owner is looked for
 REMOTE_PROBE = 512  # a binary-search step over SSH: one or two lines
+LOCAL_PROBE = 2 << 10  # a step here: a dozen lines (grown to PROBE_BYTES for longer ones)
 
 
 @dataclass
@@ -179,7 +180,7 @@ async def _edge(sc: _Scanner, target: float, strict: bool) -> int:
 
 
 async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
-                     read_data: bool = True, probe: int = PROBE_BYTES) -> WindowCut:
+                     read_data: bool = True, probe: int = LOCAL_PROBE) -> WindowCut:
     """The bytes of ``path`` inside [start, end] by two binary searches; ``fallback`` says why
     not (gzip, small, unknown format, out of order), and then nothing else is set. Without
     ``read_data`` only the edges are found (the window is searched where the file is); a
@@ -196,7 +197,7 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
             return cut
         cut.size, cut.mtime = info.size, info.mtime
         ctx = reader.time_context(info.mtime)
-        head = await budget.read(0, HEAD_BYTES if probe >= PROBE_BYTES else 4 * probe)
+        head = await budget.read(0, HEAD_BYTES if probe > REMOTE_PROBE else 4 * probe)
         fmt = detect([t for _, t in _split(head, 0, False)[0]], ctx)
         if fmt is None:
             cut.fallback = "no known timestamp format"
@@ -206,8 +207,9 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
         if not await sc.ordered():
             cut.fallback = "out of order"
             return cut
-        cut.start = await _edge(sc, start, strict=False)
-        cut.end = max(cut.start, await _edge(sc, end, strict=True))
+        # both edges searched at once: their probes travel together
+        cut.start, last = await asyncio.gather(_edge(sc, start, strict=False), _edge(sc, end, strict=True))
+        cut.end = max(cut.start, last)
         if not read_data:
             cut.bytes_read, cut.capped = budget.used, budget.capped
             return cut
@@ -263,7 +265,7 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     lines in the window. Files the fast path cannot cut go through ``reader.window``."""
     remote = is_remote(reader.host)
     cut = await cut_window(reader, path, start, end, read_data=not remote,
-                           probe=REMOTE_PROBE if remote else PROBE_BYTES)
+                           probe=REMOTE_PROBE if remote else LOCAL_PROBE)
     if cut.fallback:
         win = await reader.window(path, start, end, margin)
         sel = Selector.of(regexes)
@@ -308,8 +310,9 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
         sel = Selector.of(regexes)
         starts = [s for s in await sel.fast_starts(data)
                   if sel.matches(_text(data, s))]
+    total = cut.lines  # counted once: a window can be tens of MiB
     if not starts:
-        return win, cut.lines
+        return win, total
     ctx = reader.time_context(cut.mtime)
     tf = format_named(cut.format)  # type: ignore[arg-type]
 
@@ -347,17 +350,21 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
             out.append(LogLine(number, off, text, ts, ts is not None, False))
             off += len(b) + 1
             number = None if number is None else number + 1
+    counted_to, counted = 0, 0  # newlines in data[:counted_to]: offsets ascend, counted once
     for s in offsets:
         text = _text(data, s)
         own = ts_of(text)
         ts = own if own is not None else _owner_ts(data, s, ts_of)
-        number = None if cut.first_number is None else cut.first_number + data.count(b"\n", 0, s)
+        counted += data.count(b"\n", counted_to, s)
+        counted_to = s
+        number = None if cut.first_number is None else cut.first_number + counted
         out.append(LogLine(number, cut.start + s, text, ts, own is not None, True))
-    need_after = max(0, margin - (cut.lines - 1 - data.count(b"\n", 0, starts[-1])))
+    # the last hit is among the offsets: newlines before it are those counted, less any after it
+    need_after = max(0, margin - (total - 1 - (counted - data.count(b"\n", starts[-1], counted_to))))
     if need_after and after:
         after = after[:need_after]
         off = cut.end
-        number = None if cut.first_number is None else cut.first_number + cut.lines
+        number = None if cut.first_number is None else cut.first_number + total
         for b in after:
             text = _decode(b)
             ts = ts_of(text)
@@ -365,7 +372,7 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
             off += len(b) + 1
             number = None if number is None else number + 1
     win.lines = out
-    return win, cut.lines
+    return win, total
 
 
 async def _remote_excerpt(reader: LogReader, cut: WindowCut, sel: Selector, regexes: Sequence[str],

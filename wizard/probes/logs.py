@@ -34,6 +34,7 @@ SMALL_FILE = 512 << 10  # below this, read the whole file: exact line numbers, n
 COUNT_PREFIX = 1 << 20  # count lines before the window only when the prefix is this small
 DISORDER_S = 60.0  # timestamps may step back this much (threads, request-start times)
 SAMPLES = 8
+FANOUT = 8  # the search's branching: FANOUT - 1 probes a step
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,21 @@ class _Budget:
         data = await self.host.read(self.path, offset, n)
         self.used += len(data)
         return data
+
+    async def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several reads in one request to the Host; the cap applies to them in order."""
+        asked: list[tuple[int, int]] = []
+        left = self.cap - self.used
+        for off, n in ranges:
+            n = max(0, min(n, left))
+            if n == 0 and left <= 0:
+                self.capped = True
+            asked.append((off, n))
+            left -= n
+        got = await self.host.read_many(self.path, [(o, n) for o, n in asked if n > 0])
+        self.used += sum(len(d) for d in got)
+        it = iter(got)
+        return [next(it) if n > 0 else b"" for _, n in asked]
 
 
 def _split(data: bytes, base: int, at_eof: bool) -> tuple[list[tuple[int, str]], int]:
@@ -184,31 +200,63 @@ class _Scanner:
                  start: float, end: float, margin: int) -> None:
         self.budget, self.fmt, self.ctx, self.size = budget, fmt, ctx, size
         self.start, self.end, self.margin = start, end, margin
+        self.samples: list[tuple[int, float | None]] = []  # (offset, first stamp after it)
 
     def _ts(self, text: str) -> float | None:
         return self.fmt.parse(text, self.ctx) if self.fmt else None
 
+    def _stamp_in(self, data: bytes, offset: int) -> tuple[int, float] | None:
+        """The first stamped whole line of ``data`` (read at file ``offset``; a line cut by
+        the read's start is skipped), parsed line by line until one is found."""
+        at_eof = offset + len(data) >= self.size
+        pos = 0
+        if offset > 0:  # the first piece is (probably) the tail of an earlier line
+            nl = data.find(b"\n")
+            if nl < 0:
+                return None
+            pos = nl + 1
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            if nl < 0 and not at_eof:
+                return None
+            end = len(data) if nl < 0 else nl
+            ts = self._ts(data[pos:end].rstrip(b"\r").decode("utf-8", "replace"))
+            if ts is not None:
+                return offset + pos, ts
+            pos = end + 1
+        return None
+
+    async def _first_stamps(self, offsets: list[int]) -> list[tuple[int, float | None]]:
+        """For each offset, the offset and time of the first stamped line starting after it
+        (the offset where the search gave up and None when there is none): one request for
+        all, and a second, with full-size probes, for those a small probe (SSH) fell short for."""
+        n = min(self.budget.probe, PROBE_BYTES)
+        datas = await self.budget.read_many([(off, n) for off in offsets])
+        out: list[tuple[int, float | None]] = []
+        again: list[int] = []
+        for i, (off, data) in enumerate(zip(offsets, datas)):
+            found = self._stamp_in(data, off)
+            if found is None and n < PROBE_BYTES and len(data) == n:
+                again.append(i)
+            out.append(found if found is not None else (off + len(data), None))
+        if again:
+            more = await self.budget.read_many([(offsets[i], PROBE_BYTES) for i in again])
+            for i, data in zip(again, more):
+                found = self._stamp_in(data, offsets[i])
+                out[i] = found if found is not None else (offsets[i] + len(data), None)
+        return out
+
     async def _first_stamp(self, offset: int) -> tuple[int, float | None]:
         """The offset and time of the first stamped line starting after ``offset``."""
-        n = min(self.budget.probe, PROBE_BYTES)
-        while True:
-            data = await self.budget.read(offset, n)
-            lines, _ = _split(data, offset, offset + len(data) >= self.size)
-            if offset > 0 and lines:
-                lines = lines[1:]  # the first one is (probably) the tail of an earlier line
-            for off, text in lines:
-                ts = self._ts(text)
-                if ts is not None:
-                    return off, ts
-            if n >= PROBE_BYTES or len(data) < n:
-                return offset + len(data), None
-            n = PROBE_BYTES  # a small probe (over SSH) held no whole stamped line
+        return (await self._first_stamps([offset]))[0]
 
     async def ordered(self) -> bool:
         """Sample the file at evenly spaced offsets: are the timestamps non-decreasing?"""
         last = None
-        for i in range(SAMPLES + 1):
-            _, ts = await self._first_stamp(self.size * i // (SAMPLES + 1))
+        offsets = [self.size * i // (SAMPLES + 1) for i in range(SAMPLES + 1)]
+        found = await self._first_stamps(offsets)
+        self.samples = [(off, ts) for off, (_, ts) in zip(offsets, found)]
+        for _, ts in found:
             if ts is None:
                 continue
             if last is not None and ts < last - DISORDER_S:
@@ -217,15 +265,25 @@ class _Scanner:
         return True
 
     async def bisect(self, target: float) -> int:
-        """An offset at or before the first line stamped at or after ``target``."""
+        """An offset at or before the first line stamped at or after ``target``: a search
+        with FANOUT - 1 probes a step, read together (a step costs one request, so the
+        search needs a quarter of a binary search's round trips over SSH)."""
         lo, hi = 0, self.size
-        while hi - lo > self.budget.probe:
-            mid = (lo + hi) // 2
-            pos, ts = await self._first_stamp(mid)
+        for off, ts in self.samples:  # the order check's samples: a first step for free
             if ts is None or ts >= target:
-                hi = mid
-            else:
+                hi = off if off > lo else hi
+                break
+            lo = off
+        while hi - lo > self.budget.probe:
+            mids = sorted({lo + (hi - lo) * j // FANOUT for j in range(1, FANOUT)} - {lo})
+            found = await self._first_stamps(mids)
+            nxt_hi = hi
+            for mid, (_, ts) in zip(mids, found):
+                if ts is None or ts >= target:
+                    nxt_hi = mid
+                    break
                 lo = mid
+            hi = nxt_hi
         return lo
 
     async def _lines(self, offset: int) -> AsyncIterator[tuple[int, str]]:
