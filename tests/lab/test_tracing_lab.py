@@ -220,7 +220,7 @@ def test_netfilter_drop_is_named_and_a_reject_is_not_the_servers_tcp_reset(net: 
 
 def test_full_accept_queue_drop_is_listen_overflow(net: LabNet) -> None:
     start_server(net, "backlog")
-    net.nft(net.client, f"table inet rwtr_ack {{\n chain output {{\n type filter hook output priority 0;\n"
+    net.nft(net.client, "table inet rwtr_ack {\n chain output {\n type filter hook output priority 0;\n"
                         " tcp sport 40001 tcp flags & (syn | ack) == ack drop\n }\n}\n")
     helper = subprocess.Popen(["ip", "netns", "exec", net.client, PY, "-c", LATE_ACK, net.server_v4, str(PORT),
                                str(BACKLOG + 1)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -4,7 +4,6 @@ both files with the exit code of CLI.md; Ctrl-C still writes what was gathered."
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -8,7 +8,7 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.unit.fakes import FakeHost, FakeProbes, make_ctx, output
+from tests.unit.fakes import FakeHost, FakeProbes, make_ctx
 from wizard.checks.process import ProcessListenerCheck, ProcessParams, ProcessSettingsCheck, SettingsParams
 from wizard.model import Answers, Status
 from wizard.probes.hosts import LocalHost

@@ -62,7 +62,7 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
               text="\n".join(f"{s.name} = {s.value if s.value is not None else '(' + s.note + ')'}"
                              for s in settings), data={"settings": rows})
         self._setting_signals(f, settings)
-        count_s, max_s = _setting(settings, "nf_conntrack_count"), _setting(settings, "nf_conntrack_max")
+        count_s = _setting(settings, "nf_conntrack_count")
         if count_s is None or count_s.value is None:
             f.add(f"nf_conntrack is not loaded in {host.spec}: no flow is tracked here, so conntrack "
                   "cannot drop or reset it (not loading the module to look)")
