@@ -2,7 +2,14 @@
 against grep over the whole file, the whole-file signature scan against grep -c and rg -c,
 and the peak memory of each. Medians of N rounds; prints the ratios.
 
-    .venv/bin/python bench/logs.py [--size 1G] [--rounds 3]
+The scan is compared with grep -c and rg -c doing the same job: counting the lines that
+match any of the checklist's 42 signatures, given to them as extended regexes (``to_ere``:
+Python's ``\d \s \S (?:`` spelled in POSIX, a negative lookahead left out, which only
+widens). grep -P and rg -P read the Python syntax as it is but take minutes a gigabyte, so
+they are not run. A one-literal ``grep -c -i "connection reset by peer"`` (1 of the 42
+signatures) is timed too, as the floor a single search reaches.
+
+    .venv/bin/python bench/logs.py [--size 1G] [--rounds 5]
 
 The file is written in a temporary directory and removed afterwards. The wizard's side runs
 in a child Python process, so its peak memory (ru_maxrss) is its own.
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -25,7 +33,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wizard.checks import checklist_path  # noqa: E402
 from wizard.model import load_checklist  # noqa: E402
-from wizard.probes.logs import required_literals  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 11, 21, 0, 0, 0, tzinfo=timezone.utc)
@@ -42,6 +49,13 @@ NGINX = ("{t} [info] {pid}#0: *{n} client 127.0.0.1 closed keepalive connection\
 RESET = ("{t} [error] {pid}#0: *{n} recv() failed (104: Connection reset by peer) while reading "
          "response header from upstream, client: 127.0.0.1, server: api.example.test, "
          "request: \"POST /api/orders HTTP/1.1\", upstream: \"http://127.0.0.1:8081/api/orders\"\n")
+
+
+def to_ere(rx: str) -> str:
+    """A checklist signature (Python syntax) as a POSIX extended regex for grep -E / rg."""
+    rx = rx.replace("(?:", "(").replace(r"\d", "[0-9]").replace(r"\S", "[^[:space:]]")
+    rx = rx.replace(r"\s", "[[:space:]]")
+    return re.sub(r"\(\?![^)]*\)", "", rx)
 
 
 def parse_size(text: str) -> int:
@@ -121,7 +135,7 @@ def once(argv: list[str]) -> tuple[float, float, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1G", help="log size (e.g. 50M, 1G)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--keep", metavar="DIR", help="write the log here and keep it")
     args = ap.parse_args()
     if not Path("/usr/bin/time").exists():
@@ -135,6 +149,11 @@ def main() -> int:
             print(f"wrote {size / (1 << 20):.0f} MiB in {time.perf_counter() - t:.1f}s: {log}")
         subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
         py = [sys.executable, "-c", WIZARD.format(root=str(ROOT))]
+        ere = tmp / "signatures.ere"
+        ere.write_text("".join(to_ere(s.regex) + "\n" for s in load_checklist(checklist_path()).signatures))
+        bad = subprocess.run(["grep", "-E", "-f", str(ere), "/dev/null"], capture_output=True)
+        if bad.returncode == 2:
+            raise SystemExit(f"grep -E rejects a translated signature: {bad.stderr.decode()[:300]}")
         t0, t1 = (AT - timedelta(minutes=5)).timestamp(), (AT + timedelta(minutes=5)).timestamp()
         lo, hi = (AT - timedelta(minutes=5)), (AT + timedelta(minutes=5))
         window_rx = (f"^{lo:%Y/%m/%d %H:%M}"[:-1] + f"[{lo.minute % 10}-9]|^{hi:%Y/%m/%d %H:%M}"[:-1]
@@ -144,10 +163,12 @@ def main() -> int:
             "excerpt": [*py, "excerpt", str(log), str(t0), str(t1)],
             "scan": [*py, "scan", str(log), "0", "0"],
             "grep window": ["grep", "-a", "-E", window_rx, str(log)],
-            "grep -c": ["grep", "-c", "-i", "connection reset by peer", str(log)],
+            "grep -c": ["grep", "-c", "-a", "-i", "-E", "-f", str(ere), str(log)],
+            "grep -c 1 literal": ["grep", "-c", "-i", "connection reset by peer", str(log)],
         }
         if shutil.which("rg"):
-            runs["rg -c"] = ["rg", "-c", "-i", "connection reset by peer", str(log)]
+            runs["rg -c"] = ["rg", "-c", "-a", "-i", "-f", str(ere), str(log)]
+            runs["rg -c 1 literal"] = ["rg", "-c", "-i", "connection reset by peer", str(log)]
         walls: dict[str, list[float]] = {k: [] for k in runs}
         peaks: dict[str, float] = {k: 0.0 for k in runs}
         outs: dict[str, str] = {}
@@ -164,20 +185,24 @@ def main() -> int:
                 walls[name].append(wall)
                 peaks[name] = max(peaks[name], peak)
         med = {k: statistics.median(v) for k, v in walls.items()}
-        rows = [("10-min window cut", "cut", "grep window", 0.05),
-                ("10-min excerpt, 42 sigs", "excerpt", "grep window", 0.05),
-                ("signature scan, 42 sigs", "scan", "grep -c", 1.0)]
+        rows: list[tuple[str, str, str, float | None]] = [
+            ("10-min window cut", "cut", "grep window", 0.05),
+            ("10-min excerpt, 42 sigs", "excerpt", "grep window", 0.05),
+            ("signature scan, 42 sigs", "scan", "grep -c", 1.0)]
         if "rg -c" in runs:
             rows.append(("signature scan, 42 sigs", "scan", "rg -c", 1.0))
+        rows.append(("signature scan, 42 sigs", "scan", "grep -c 1 literal", None))
+        if "rg -c" in runs:
+            rows.append(("signature scan, 42 sigs", "scan", "rg -c 1 literal", None))
         print(f"\nfile {log.stat().st_size / (1 << 20):.0f} MiB, medians of {args.rounds} "
               f"interleaved rounds, LC_ALL=C\n")
-        print(f"| what | wizard s | wizard MB | vs | s | MB | ratio | goal |")
+        print("| what | wizard s | wizard MB | vs | s | MB | ratio | goal |")
         print("|---|---:|---:|---|---:|---:|---:|---|")
         for what, w, o, goal in rows:
             ratio = med[w] / med[o] if med[o] else float("inf")
-            ok = "met" if ratio <= goal else "NOT met"
+            ok = "reference" if goal is None else f"<= {goal} " + ("met" if ratio <= goal else "NOT met")
             print(f"| {what} | {med[w]:.3f} | {peaks[w]:.0f} | {o} | {med[o]:.3f} | {peaks[o]:.0f} "
-                  f"| {ratio:.3f} | <= {goal} {ok} |")
+                  f"| {ratio:.3f} | {ok} |")
         print("\nengines: excerpt " + json.loads(outs["excerpt"]).get("engine", "?")
               + ", scan " + json.loads(outs["scan"]).get("engine", "?"))
         wiz = max(peaks["cut"], peaks["excerpt"], peaks["scan"])
@@ -185,8 +210,12 @@ def main() -> int:
         print("all runs (s):", json.dumps({k: [round(x, 3) for x in v] for k, v in walls.items()}))
         for name in ("cut", "excerpt", "scan"):
             print(f"{name}:", outs[name].strip()[:400])
-        print("grep window lines:", outs["grep window"], "| grep -c:", outs["grep -c"],
-              "| rg -c:", outs.get("rg -c", "-"))
+        print("grep window lines:", outs["grep window"], "| lines with a signature: wizard",
+              json.loads(outs["scan"]).get("candidates"), "grep -c", outs["grep -c"],
+              "rg -c", outs.get("rg -c", "-"), "| one literal: grep -c", outs["grep -c 1 literal"],
+              "rg -c", outs.get("rg -c 1 literal", "-"))
+        print("grep -c / rg -c: -E -f with the signatures as extended regexes; "
+              "'1 literal': -i \"connection reset by peer\" alone")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
