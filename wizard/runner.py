@@ -58,6 +58,7 @@ class Runner:
         self.ctx = ctx
         self.checklist = ctx.checklist
         self.emit = emit or (lambda event: None)
+        self._ran: set[str] = set()  # steps run in this pass
 
     async def preflight(self, cls: type[Check]) -> CheckResult | None:
         """A skip result when the check cannot run here, else None."""
@@ -119,6 +120,11 @@ class Runner:
         """Run a step's checks concurrently (or just check ``only``), filling the session."""
         spec = self.checklist.step(step_id)
         step = session.step(step_id)
+        if only is not None or step_id in self._ran:
+            # Run again: a new pass, whose checks probe afresh (the shared bracket).
+            self.ctx.generation += 1
+            self._ran.clear()
+        self._ran.add(step_id)
         if step_id == "connectivity":
             self._warm_packets()
         step.title = spec.title

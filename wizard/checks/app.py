@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings, Tool
-from wizard.checks.common import bracket
+from wizard.checks.common import shared_bracket
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
 from wizard.probes.hosts import HostError
@@ -137,13 +137,18 @@ class KernelCountersCheck(Check[CheckParams]):
     description = ("Reads the server context's TCP counters (/proc/net/snmp, /proc/net/netstat) "
                    "before and after one probe: which of OutRsts, TCPAbortOn*, ListenOverflows moved.")
 
+    @staticmethod
+    async def read_state(ctx: CheckContext) -> dict[str, int]:
+        """The TCP counters (the part of the shared bracket this check reads)."""
+        return await read_counters(ctx.server)
+
     async def run(self, ctx: CheckContext, params: CheckParams) -> CheckResult:
         f = Findings()
         skip = await _not_the_server(ctx, f)
         if skip:
             return skip
         try:
-            b = await bracket(ctx, lambda: read_counters(ctx.server))
+            b = await shared_bracket(ctx, self.id)
         except HostError as exc:
             return CheckResult.skipped(f"cannot read the counters: {exc.message}",
                                        "run with read access to /proc/net in the server context")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -55,6 +55,9 @@ class CheckContext:
     client_root: bool = False
     server_root: bool = False
     resolution: Any = None  # the probes.dns Resolution made when the run was prepared
+    #: bumped when a step or check is run again: work shared per pass (the probe bracketed
+    #: by server readings) is then done afresh, work shared per run (``once``) is not
+    generation: int = 0
     _cache: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     async def once(self, key: str, factory: Callable[[], Any]) -> Any:
@@ -134,6 +137,9 @@ class Check(ABC, Generic[P]):
     reads_server: ClassVar[bool] = False
     emits: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: a check that reads server state around the shared probe (checks.common.shared_bracket)
+    #: says how: ``read_state(ctx)``, awaited before and after the one probe of a pass
+    read_state: ClassVar[Callable[[CheckContext], Awaitable[Any]] | None] = None
 
     @staticmethod
     def time_budget(ctx: CheckContext, params: Any) -> float | None:

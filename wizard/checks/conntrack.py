@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
-from wizard.checks.common import bracket
+from wizard.checks.common import shared_bracket
 from wizard.checks.registry import register
 from wizard.model import CheckResult, Status
 from wizard.probes.conntrack import (ConntrackEntry, ConntrackStats, Setting, ctnetlink_present,
@@ -52,6 +52,16 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
                    "(invalid, drop, early_drop, insert_failed) before and after one probe, the "
                    "probe flow's entry, and the kernel settings that change TCP verdicts.")
 
+    @staticmethod
+    async def read_state(ctx: CheckContext) -> Reading:
+        """The statistics and the table's fill (the part of the shared bracket this check reads)."""
+        stats = await read_stats(ctx.server, await _use_tool(ctx))
+        try:
+            count = int((await ctx.server.read_text("/proc/sys/net/netfilter/nf_conntrack_count", 64)).strip())
+        except (ValueError, HostError):  # a bad value or the module gone: unknown
+            count = None
+        return Reading(stats, count)
+
     async def run(self, ctx: CheckContext, params: ConntrackStateParams) -> CheckResult:
         f = Findings()
         host = ctx.server
@@ -68,25 +78,16 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
                   "cannot drop or reset it (not loading the module to look)")
             return f.result(Status.PASS, "conntrack is not in use in the server context")
 
-        use_tool = await ctnetlink_present(host)
+        use_tool = await _use_tool(ctx)
         port = ctx.target.port
-
-        async def read() -> Reading:
-            stats = await read_stats(host, use_tool)
-            try:
-                count = int((await host.read_text("/proc/sys/net/netfilter/nf_conntrack_count", 64)).strip())
-            except (ValueError, HostError):  # a bad value or the module gone: unknown
-                count = None
-            return Reading(stats, count)
-
         probed = params.probe and ctx.probes is not None and getattr(ctx.probes, "tcp", None) is not None
         if probed:
-            br = await bracket(ctx, read)
+            br = await shared_bracket(ctx, self.id)
             before, after = br.before, br.after
             f.add(f"probe between the two readings: {br.probe.kind} at {br.probe.stage}",
                   data={"kind": br.probe.kind, "stage": br.probe.stage})
         else:
-            before = after = await read()
+            before = after = await self.read_state(ctx)
         source, entries, problems = await read_entries(host, port, use_tool)
         mine = [e for e in entries if any(same_address(e.dst, a) for a in ctx.target.addresses)] \
             if ctx.target.addresses else entries
@@ -166,3 +167,8 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
         status = Status.FAIL if {"the table is full", "drops moved", "INVALID packets"} & set(problems) \
             else Status.WARN
         return f.result(status, "conntrack: " + "; ".join(problems))
+
+
+async def _use_tool(ctx: CheckContext) -> bool:
+    """Whether conntrack(8) can talk to the kernel here (asked once a run)."""
+    return bool(await ctx.once("ct.tool", lambda: ctnetlink_present(ctx.server)))

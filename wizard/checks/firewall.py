@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from wizard.checks.base import Check, CheckContext, CheckParams, Findings
-from wizard.checks.common import bracket
+from wizard.checks.common import shared_bracket
 from wizard.checks.fwfront import FrontEnd, parse_firewalld_zones, parse_ufw_status
 from wizard.checks.fwipt import merge_iptables, parse_iptables_save
 from wizard.checks.fwnft import parse_nft_json
@@ -205,16 +205,21 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
                    "connection to the port may meet (following jumps, ending with the policy), "
                    "and reads their counters before and after one probe.")
 
+    @staticmethod
+    async def read_state(ctx: CheckContext) -> Collected:
+        """The rules with their counters (the part of the shared bracket this check reads)."""
+        backends = await ctx.once("fw.backends", lambda: _backends(ctx.server))
+        return await collect(ctx.server, backends)
+
     async def run(self, ctx: CheckContext, params: FirewallRulesParams) -> CheckResult:
         f = Findings()
         port = ctx.target.port
-        backends = await ctx.once("fw.backends", lambda: _backends(ctx.server))
 
         async def read() -> Collected:
-            return await collect(ctx.server, backends)
+            return await self.read_state(ctx)
 
         if params.probe and ctx.probes is not None and getattr(ctx.probes, "tcp", None) is not None:
-            br = await bracket(ctx, read)
+            br = await shared_bracket(ctx, self.id)
             before, after, probe = br.before, br.after, br.probe
             f.add(f"probe between the two readings: {probe.kind} at {probe.stage}", data={
                 "kind": probe.kind, "stage": probe.stage, "address": probe.address, "port": probe.port})

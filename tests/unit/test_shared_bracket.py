@@ -1,0 +1,101 @@
+"""The shared bracket: the checks that read server state around a probe (rules, conntrack,
+counters) share one probe per pass, all their readings taken before and after it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.unit.fakes import FakeProbes, make_ctx
+from wizard.checks import CheckContext
+from wizard.checks.app import KernelCountersCheck
+from wizard.checks.common import shared_bracket
+from wizard.checks.conntrack import ConntrackStateCheck
+from wizard.checks.firewall import FirewallRulesCheck
+from wizard.model import Session
+from wizard.model.session import Context, ToolInfo
+from wizard.probes.hosts import HostError
+from wizard.runner import Runner
+
+PARTS = (FirewallRulesCheck, ConntrackStateCheck, KernelCountersCheck)
+
+
+@pytest.fixture
+def journal(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each part's reading replaced by one that logs itself and the exchanges seen so far."""
+    events: list[str] = []
+
+    def reader(name: str):  # type: ignore[no-untyped-def]
+        async def read(ctx: CheckContext) -> tuple[str, int]:
+            seen = sum(1 for c in ctx.probes.tcp.calls if c[0] == "exchange")
+            events.append(f"{name}@{seen}")
+            return name, seen
+        return staticmethod(read)
+
+    for cls in PARTS:
+        monkeypatch.setattr(cls, "read_state", reader(cls.id))
+    return events
+
+
+def exchanges(ctx: CheckContext) -> int:
+    return sum(1 for c in ctx.probes.tcp.calls if c[0] == "exchange")
+
+
+async def test_one_probe_is_read_around_by_every_check_of_the_pass(journal: list[str]) -> None:
+    ctx = make_ctx(probes=FakeProbes())
+    got = {cls.id: await shared_bracket(ctx, cls.id) for cls in PARTS}
+    assert exchanges(ctx) == 1
+    for cls in PARTS:
+        b = got[cls.id]
+        assert b.before == (cls.id, 0) and b.after == (cls.id, 1)
+        assert b.probe is got[PARTS[0].id].probe
+    # all readings before the probe, then all after: each reading is taken once
+    assert sorted(journal) == sorted([f"{c.id}@0" for c in PARTS] + [f"{c.id}@1" for c in PARTS])
+
+
+async def test_a_new_pass_probes_again(journal: list[str]) -> None:
+    ctx = make_ctx(probes=FakeProbes())
+    first = await shared_bracket(ctx, KernelCountersCheck.id)
+    ctx.generation += 1
+    second = await shared_bracket(ctx, KernelCountersCheck.id)
+    assert exchanges(ctx) == 2
+    assert (first.before, first.after) == (("kernel.counters", 0), ("kernel.counters", 1))
+    assert (second.before, second.after) == (("kernel.counters", 1), ("kernel.counters", 2))
+
+
+async def test_a_failing_reading_fails_only_its_own_check(monkeypatch: pytest.MonkeyPatch,
+                                                          journal: list[str]) -> None:
+    async def broken(ctx: CheckContext) -> None:
+        raise HostError("cannot read /proc/net/stat/nf_conntrack: permission denied")
+
+    monkeypatch.setattr(ConntrackStateCheck, "read_state", staticmethod(broken))
+    ctx = make_ctx(probes=FakeProbes())
+    with pytest.raises(HostError, match="nf_conntrack"):
+        await shared_bracket(ctx, ConntrackStateCheck.id)
+    b = await shared_bracket(ctx, FirewallRulesCheck.id)
+    assert (b.before, b.after) == (("firewall.rules", 0), ("firewall.rules", 1))
+    assert exchanges(ctx) == 1
+
+
+async def test_root_only_readings_are_left_out_without_root(journal: list[str]) -> None:
+    ctx = make_ctx(probes=FakeProbes(), root=False)
+    await shared_bracket(ctx, KernelCountersCheck.id)
+    assert not any(e.startswith("firewall.rules") for e in journal)  # it needs root to read rules
+    assert "kernel.counters@0" in journal and "kernel.counters@1" in journal
+
+
+async def test_runner_starts_a_new_pass_when_a_step_runs_again() -> None:
+    ctx = make_ctx(probes=FakeProbes())
+    runner = Runner(ctx)
+    session = Session(tool=ToolInfo(version="t"), started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                      target=ctx.target, context=Context(client="c", server="local"))
+    await runner.run_step(session, "identify")
+    await runner.run_step(session, "connectivity")
+    assert ctx.generation == 0
+    await runner.run_step(session, "identify")
+    assert ctx.generation == 1
+    await runner.run_step(session, "connectivity")
+    assert ctx.generation == 1  # the second pass goes on
+    await runner.run_step(session, "connectivity", only=0)
+    assert ctx.generation == 2
