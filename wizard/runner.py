@@ -125,6 +125,8 @@ class Runner:
             self.ctx.generation += 1
             self._ran.clear()
         self._ran.add(step_id)
+        if self.ctx.started is None:
+            self.ctx.started = self.ctx.now()
         if step_id == "connectivity":
             self._warm_packets()
         step.title = spec.title

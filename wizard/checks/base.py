@@ -58,6 +58,8 @@ class CheckContext:
     #: bumped when a step or check is run again: work shared per pass (the probe bracketed
     #: by server readings) is then done afresh, work shared per run (``once``) is not
     generation: int = 0
+    started: datetime | None = None  # when the run's first step began (set by the runner)
+    marks: dict[str, datetime] = field(default_factory=dict)  # times checks leave for later ones
     _cache: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     async def once(self, key: str, factory: Callable[[], Any]) -> Any:

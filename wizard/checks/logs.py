@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -220,9 +221,18 @@ class LogExcerptCheck(Check[LogExcerptParams]):
                    "window around --at and quotes the lines that match reset, crash and "
                    "resource signatures.")
 
+    weighs: ClassVar[bool] = True  # whether its matches raise signals for the diagnosis
+    phrase: ClassVar[str] = "in the window"
+
+    def window(self, ctx: CheckContext) -> tuple[datetime, datetime]:
+        """The time window read: around --at, else the last --window seconds."""
+        return window_of(ctx)
+
     async def run(self, ctx: CheckContext, params: LogExcerptParams) -> CheckResult:
         f = Findings()
-        start, end = window_of(ctx)
+        start, end = self.window(ctx)
+        # what this read could see: lines written later (by the probes) are not in it yet
+        ctx.marks[f"{self.id}.until"] = min(end, ctx.now())
         t0, t1 = start.timestamp(), end.timestamp()
         window = [start.isoformat(), end.isoformat()]
         where = ctx.server.spec
@@ -273,7 +283,7 @@ class LogExcerptCheck(Check[LogExcerptParams]):
             for m in ex.matches:
                 for sig in m.signatures:
                     sid = _signal_for(sig)
-                    if sid and sid not in signalled:
+                    if sid and sid not in signalled and self.weighs:
                         signalled.add(sid)
                         f.signal(sid, f"{_where(source, m.line)}: {_trim(m.line.text)} ({sig.id})")
 
@@ -343,9 +353,39 @@ class LogExcerptCheck(Check[LogExcerptParams]):
                   "widen --window")
         if left_out:
             f.add(f"{left_out} more matching lines were left out (max_matches {params.max_matches})")
-        status = Status.WARN if (signalled or problems) else Status.PASS
         total = sum(totals.values())
-        summary = (f"{total} matching lines in the window" + (
+        status = Status.WARN if (signalled or problems or (total and not self.weighs)) else Status.PASS
+        summary = (f"{total} matching lines {self.phrase}" + (
             " (" + ", ".join(f"{n} {sid}" for sid, n in totals.most_common(4)) + ")" if total else "")
             + (f"; {len(problems)} sources could not be read" if problems else ""))
         return f.result(status, summary)
+
+
+@register
+class LogsDuringProbesCheck(LogExcerptCheck):
+    """The same logs read again once the probes have run: what the server wrote while the
+    wizard's own probes ran. A reset the probes reproduced then comes with the server's own
+    account of it (its reset, EOF, crash or upstream line), at the moment the probe saw it."""
+
+    id = "logs.probed"
+    title = "Server logs while the wizard probed"
+    step = "handshake"
+    emits = ()
+    # Evidence for the reader, not for the ranking: these lines answer the wizard's own
+    # probes, whose packets steps 4-6 have already judged; and what a signature names in
+    # them (a worker's traceback, a restart) may be beside the reset the probe met.
+    weighs = False
+    phrase = "while the wizard probed"
+    description = ("Reads the same logs as step 3 again after the probes, from where step 3's "
+                   "window ended (or the run's start) to now, and quotes the lines the server "
+                   "wrote while the wizard probed it (evidence to read; it does not weigh in "
+                   "the ranking).")
+
+    def window(self, ctx: CheckContext) -> tuple[datetime, datetime]:
+        now = ctx.now()
+        started = ctx.started or now
+        before = ctx.marks.get(f"{LogExcerptCheck.id}.until")
+        # Lines step 3 already read are not read twice; a window around a past --at ends
+        # before the run, so then the run's start is where the probes' lines begin.
+        start = max(started, before) if before is not None else started
+        return min(start, now), now
