@@ -268,7 +268,7 @@ import gzip as gzipmod  # noqa: E402
 import os  # noqa: E402
 
 from wizard.checks.logs import histogram  # noqa: E402
-from wizard.probes.logs import rotated_in_window, rotated_siblings  # noqa: E402
+from wizard.probes.logrotated import rotated_in_window, rotated_siblings  # noqa: E402
 
 
 def nginx_lines(start: datetime, n: int, step_s: float, reset_at: datetime | None = None) -> str:

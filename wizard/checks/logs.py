@@ -15,7 +15,8 @@ from wizard.checks.registry import register
 from wizard.model import CheckResult, Signature, Status
 from wizard.probes.journal import is_journal_file, journal_window
 from wizard.probes.logcut import excerpt_window
-from wizard.probes.logs import LogLine, LogReader, LogWindow, rotated_in_window
+from wizard.probes.logrotated import rotated_in_window
+from wizard.probes.logs import LogLine, LogReader, LogWindow
 
 # What a Linux admin would look at first; globs for per-service directories. Only the ones
 # that exist are read, at most MAX_DEFAULT_LOGS of them.
