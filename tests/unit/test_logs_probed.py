@@ -92,3 +92,14 @@ async def test_a_window_around_a_recent_incident_reaching_past_now_still_leaves_
     clock[0] = T0 + timedelta(seconds=260)
     result = await LogsDuringProbesCheck().run(ctx, LogExcerptParams())
     assert "(a probe)" in evidence_text(result) and "(during step 3)" not in evidence_text(result)
+
+
+def test_a_short_window_histogram_reads_in_milliseconds_and_rounded_buckets() -> None:
+    from wizard.checks.logs import histogram
+
+    t0 = T0.timestamp()
+    data, text = histogram([(t0 + 0.5, {"rst_certain"}), (t0 + 3.1, {"crash"})], t0, t0 + 4.0)
+    assert "max 1 per 0.33 s" in text
+    assert data["rows"][1][0] == (T0 + timedelta(seconds=1 / 3)).isoformat(timespec="milliseconds")
+    _, long_text = histogram([(t0 + 30, {"rst_certain"})], t0, t0 + 600)
+    assert "max 1 per 50 s" in long_text

@@ -147,6 +147,15 @@ def _hhmmss(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S")
 
 
+def _span(seconds: float) -> str:
+    """A bucket's length as people write it: 0.3 s, 50 s, 2.5 min, 1.2 h."""
+    if seconds < 60:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.2g} min"
+    return f"{seconds / 3600:.2g} h"
+
+
 def histogram(times: list[tuple[float, set[str]]], t0: float, t1: float,
               buckets: int = HIST_BUCKETS) -> tuple[dict, str] | None:
     """Matches counted per time bucket of [t0, t1] and per kind: the table's data and a
@@ -167,8 +176,9 @@ def histogram(times: list[tuple[float, set[str]]], t0: float, t1: float,
     if not seen:
         return None
     columns = ["from", "to", *(name for name, _ in HIST_CLASSES)]
-    rows = [[datetime.fromtimestamp(t0 + i * width, timezone.utc).isoformat(timespec="seconds"),
-             datetime.fromtimestamp(t0 + (i + 1) * width, timezone.utc).isoformat(timespec="seconds"),
+    spec = "seconds" if width >= 1 else "milliseconds"  # short windows: buckets under a second
+    rows = [[datetime.fromtimestamp(t0 + i * width, timezone.utc).isoformat(timespec=spec),
+             datetime.fromtimestamp(t0 + (i + 1) * width, timezone.utc).isoformat(timespec=spec),
              *counts[i]] for i in range(buckets)]
     lines = []
     for k, (name, _) in enumerate(HIST_CLASSES):
@@ -177,7 +187,7 @@ def histogram(times: list[tuple[float, set[str]]], t0: float, t1: float,
         if not top:
             continue
         spark = "".join(" " if v == 0 else SPARK[min(7, (v * 8 - 1) // top)] for v in series)
-        lines.append(f"{name:<9}|{spark}| max {top} per {width:g}s")
+        lines.append(f"{name:<9}|{spark}| max {top} per {_span(width)}")
     lines.append(f"{'':<9} {_hhmmss(t0)}{'':{max(1, buckets - 16)}}{_hhmmss(t1)} UTC")
     return {"columns": columns, "rows": rows, "bucket_s": width}, "\n".join(lines)
 
@@ -346,7 +356,7 @@ class LogExcerptCheck(Check[LogExcerptParams]):
             f.add("matches over time in the window (" + ", ".join(
                 f"{sum(r[i + 2] for r in data['rows'])} {name}"
                 for i, (name, _) in enumerate(HIST_CLASSES) if any(r[i + 2] for r in data["rows"]))
-                + ")", kind="table", source="logs.excerpt", text=text, data=data)
+                + ")", kind="table", source=self.id, text=text, data=data)
 
         if naive_note:
             f.add("timestamps without a zone were read in the wizard's local time zone "
