@@ -26,7 +26,8 @@ from wizard.probes.logremote import is_remote, remote_rows
 from wizard.probes.logscan import minimal_literals, required_literals
 from wizard.probes.timestamps import detect, format_named
 
-CUT_CHUNK = 64 << 20  # one read of the window's bytes (the per-file cap bounds it first)
+CUT_CHUNK = 16 << 20  # one read of a local window's bytes (each within the read timeout)
+REMOTE_CHUNK = 4 << 20  # a read over SSH: each must finish within the read timeout
 BACK_LINES = 500  # how far back an unstamped line's owner is looked for
 REMOTE_PROBE = 512  # a binary-search step over SSH: one or two lines
 LOCAL_PROBE = 2 << 10  # a step here: a dozen lines (grown to PROBE_BYTES for longer ones)
@@ -224,11 +225,11 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
     return cut
 
 
-async def _window_bytes(budget: _Budget, cut: WindowCut) -> bytes:
+async def _window_bytes(budget: _Budget, cut: WindowCut, chunk: int = CUT_CHUNK) -> bytes:
     parts: list[bytes] = []
     pos = cut.start
     while pos < cut.end:
-        data = await budget.read(pos, min(CUT_CHUNK, cut.end - pos))
+        data = await budget.read(pos, min(chunk, cut.end - pos))
         if not data:
             break
         parts.append(data)
@@ -290,7 +291,7 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
         win.notes.append("no python3 on the server: the window was read by ranged reads")
         budget = _Budget(reader.host, path, reader.cap)
         try:
-            cut.data = await _window_bytes(budget, cut)
+            cut.data = await _window_bytes(budget, cut, REMOTE_CHUNK)
             if cut.start <= COUNT_PREFIX:
                 cut.first_number = (await budget.read(0, cut.start)).count(b"\n") + 1 if cut.start else 1
         except HostError as exc:
