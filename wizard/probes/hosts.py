@@ -15,8 +15,10 @@ import re
 import shutil
 import stat as statmod
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from wizard.model import WizardError
 from wizard.model.inputs import parse_context
@@ -135,6 +137,21 @@ class Host(ABC):
         """Release connections (SSH); nothing to do for local contexts."""
 
 
+R = TypeVar("R")
+
+
+async def in_thread(work: Callable[[], R], path: str, timeout: float, *, writing: bool = False) -> R:
+    """``work()`` (blocking I/O on ``path``) in a worker thread, bounded by ``timeout``; a
+    failure becomes the one-line HostError a Host raises ("cannot read PATH: reason")."""
+    verb, doing = ("write", "writing") if writing else ("read", "reading")
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(work), timeout)
+    except asyncio.TimeoutError:
+        raise HostError(f"{doing} {path} took longer than {timeout:g}s") from None
+    except OSError as exc:
+        raise HostError(f"cannot {verb} {path}: {exc.strerror or exc}") from None
+
+
 class LocalHost(Host):
     spec = "local"
 
@@ -149,12 +166,7 @@ class LocalHost(Host):
                     handle.seek(offset)
                 return handle.read(max_bytes)
 
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(_read), READ_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise HostError(f"reading {path} took longer than {READ_TIMEOUT:g}s") from None
-        except OSError as exc:
-            raise HostError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return await in_thread(_read, path, READ_TIMEOUT)
 
     async def read_many(self, path: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         def _read() -> list[bytes]:
@@ -164,12 +176,7 @@ class LocalHost(Host):
             finally:
                 os.close(fd)
 
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(_read), READ_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise HostError(f"reading {path} took longer than {READ_TIMEOUT:g}s") from None
-        except OSError as exc:
-            raise HostError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return await in_thread(_read, path, READ_TIMEOUT)
 
     async def write(self, path: str, data: bytes, timeout: float = WRITE_TIMEOUT, *,
                     root: bool = False) -> None:
@@ -178,12 +185,7 @@ class LocalHost(Host):
             with open(path, "wb", buffering=0) as handle:
                 handle.write(data)
 
-        try:
-            await asyncio.wait_for(asyncio.to_thread(_write), timeout)
-        except asyncio.TimeoutError:
-            raise HostError(f"writing {path} took longer than {timeout:g}s") from None
-        except OSError as exc:
-            raise HostError(f"cannot write {path}: {exc.strerror or exc}") from None
+        await in_thread(_write, path, timeout, writing=True)
 
     async def stat(self, path: str) -> FileInfo:
         try:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from wizard.probes import hsmatch
-from wizard.probes.hosts import Host, HostError, LocalHost
+from wizard.probes.hosts import Host, HostError, LocalHost, in_thread
 from wizard.probes.logremote import is_remote
 
 # --- whole-file signature scan ------------------------------------------------------------
@@ -189,12 +189,7 @@ class _LocalChunks:
         return buf if got == self.size else bytes(buf[:got])  # the file's end: a copy of its size
 
     async def read(self, pos: int) -> bytes | bytearray:
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self._pread, pos), 60.0)
-        except asyncio.TimeoutError:
-            raise HostError(f"reading {self.path} took longer than 60s") from None
-        except OSError as exc:
-            raise HostError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        return await in_thread(lambda: self._pread(pos), self.path, 60.0)
 
     def close(self) -> None:
         if self.fd is not None:
