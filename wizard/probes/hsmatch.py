@@ -246,6 +246,8 @@ class Matcher:
     def _python_candidates(self, data: bytes, limit: int, cand: dict[int, set[int]]) -> None:
         """Candidates for the regexes outside the database: lines holding one of their
         literals, or every line for a regex without one (checked by re)."""
+        from wizard.probes.logscan import literal_line_starts  # logscan imports this module
+
         low = b""
         for i in self.python:
             lits = self.literals[i]
@@ -256,15 +258,9 @@ class Matcher:
                     cand.setdefault(s, set()).add(i)
                 continue
             low = low or data.lower()
-            for lit in lits:
-                j = low.find(lit)
-                while 0 <= j:
-                    s = low.rfind(b"\n", 0, j) + 1
-                    if s >= limit:
-                        break
+            for s in literal_line_starts(low, lits):
+                if s < limit:
                     cand.setdefault(s, set()).add(i)
-                    nl = low.find(b"\n", j)
-                    j = -1 if nl < 0 else low.find(lit, nl + 1)
 
 
 def _hs_literal(lit: bytes) -> bytes:

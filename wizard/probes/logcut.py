@@ -23,7 +23,7 @@ from wizard.probes.hosts import Host, HostError
 from wizard.probes.logs import (COUNT_PREFIX, DEFAULT_CAP, HEAD_BYTES, PROBE_BYTES, SMALL_FILE,
                                 LogLine, LogReader, LogWindow, _Budget, _Scanner, _split, is_gzip)
 from wizard.probes.logremote import is_remote, remote_rows
-from wizard.probes.logscan import minimal_literals, required_literals
+from wizard.probes.logscan import literal_line_starts, minimal_literals, required_literals
 from wizard.probes.timestamps import detect, format_named
 
 CUT_CHUNK = 16 << 20  # one read of a local window's bytes (each within the read timeout)
@@ -56,15 +56,7 @@ class Selector:
 
     def candidate_starts(self, data: bytes) -> list[int]:
         """Offsets (in ``data``) of the lines that may match: whole-buffer searches only."""
-        low = data.lower()
-        starts: set[int] = set()
-        for lit in self.literals:
-            i = low.find(lit)
-            while i >= 0:
-                s = low.rfind(b"\n", 0, i) + 1
-                starts.add(s)
-                nl = low.find(b"\n", i)
-                i = -1 if nl < 0 else low.find(lit, nl + 1)
+        starts = literal_line_starts(data.lower(), self.literals) if self.literals else set()
         for rx in self.unfiltered:
             for m in rx.finditer(data):
                 starts.add(data.rfind(b"\n", 0, m.start()) + 1)
@@ -339,18 +331,22 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
             wanted.setdefault(p, False)
     before, after = await _around(reader.host, path, cut, margin)
     out: list[LogLine] = []
-    offsets = sorted(wanted)
-    need_before = max(0, margin - data.count(b"\n", 0, starts[0]))
-    if need_before and before:
-        before = before[-need_before:]
-        off = cut.start - sum(len(b) + 1 for b in before)
-        number = None if cut.first_number is None else cut.first_number - len(before)
-        for b in before:
+
+    def context(raws: list[bytes], off: int, number: int | None) -> None:
+        """Context lines read just outside the window, from file offset ``off``."""
+        for b in raws:
             text = _decode(b)
             ts = ts_of(text)
             out.append(LogLine(number, off, text, ts, ts is not None, False))
             off += len(b) + 1
             number = None if number is None else number + 1
+
+    offsets = sorted(wanted)
+    need_before = max(0, margin - data.count(b"\n", 0, starts[0]))
+    if need_before and before:
+        before = before[-need_before:]
+        off = cut.start - sum(len(b) + 1 for b in before)
+        context(before, off, None if cut.first_number is None else cut.first_number - len(before))
     counted_to, counted = 0, 0  # newlines in data[:counted_to]: offsets ascend, counted once
     for s in offsets:
         text = _text(data, s)
@@ -364,14 +360,7 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     need_after = max(0, margin - (total - 1 - (counted - data.count(b"\n", starts[-1], counted_to))))
     if need_after and after:
         after = after[:need_after]
-        off = cut.end
-        number = None if cut.first_number is None else cut.first_number + total
-        for b in after:
-            text = _decode(b)
-            ts = ts_of(text)
-            out.append(LogLine(number, off, text, ts, ts is not None, False))
-            off += len(b) + 1
-            number = None if number is None else number + 1
+        context(after, cut.end, None if cut.first_number is None else cut.first_number + total)
     win.lines = out
     return win, total
 

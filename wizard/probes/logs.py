@@ -2,12 +2,13 @@
 
 A file's timestamp format is detected from its first lines; the window is found by a search
 over byte offsets (``Host.stat`` + ``Host.read_many``: each step reads FANOUT - 1 probes in
-one request and narrows FANOUT-fold), so a window of a huge file costs kilobytes. Files whose timestamps are out of order are scanned instead,
-within a byte cap. Lines without a timestamp (traceback continuation lines) belong to the
-line before them: they are in the window exactly when that line is. Journald units are read
-with ``journalctl -o json`` (wizard.probes.journal). Rotated siblings (``.1``, ``.2.gz``,
-``-20261122``) are found next to a file and read when their time range reaches the window
-(wizard.probes.logrotated); gzip files are stream-decompressed through the Host in chunks, scanned (no search is
+one request and narrows FANOUT-fold), so a window of a huge file costs kilobytes. Files
+whose timestamps are out of order are scanned instead, within a byte cap. Lines without a
+timestamp (traceback continuation lines) belong to the line before them: they are in the
+window exactly when that line is. Journald units are read with ``journalctl -o json``
+(wizard.probes.journal). Rotated siblings (``.1``, ``.2.gz``, ``-20261122``) are found next
+to a file and read when their time range reaches the window (wizard.probes.logrotated);
+gzip files are stream-decompressed through the Host in chunks, scanned (no search is
 possible inside a compressed stream) within a byte cap.
 """
 
@@ -244,10 +245,6 @@ class _Scanner:
                 found = self._stamp_in(data, offsets[i])
                 out[i] = found if found is not None else (offsets[i] + len(data), None)
         return out
-
-    async def _first_stamp(self, offset: int) -> tuple[int, float | None]:
-        """The offset and time of the first stamped line starting after ``offset``."""
-        return (await self._first_stamps([offset]))[0]
 
     async def ordered(self) -> bool:
         """Sample the file at evenly spaced offsets: are the timestamps non-decreasing?"""

@@ -78,6 +78,19 @@ def minimal_literals(literals: set[str] | frozenset[str]) -> list[str]:
     return sorted(out)
 
 
+def literal_line_starts(low: bytes, literals: list[bytes] | tuple[bytes, ...]) -> set[int]:
+    """Offsets of the lines of ``low`` (lowered bytes) that hold one of ``literals``
+    (lowered): one ``find`` a hit, resuming after the line a hit was found in."""
+    starts: set[int] = set()
+    for lit in literals:
+        i = low.find(lit)
+        while i >= 0:
+            starts.add(low.rfind(b"\n", 0, i) + 1)
+            nl = low.find(b"\n", i)
+            i = -1 if nl < 0 else low.find(lit, nl + 1)
+    return starts
+
+
 @dataclass
 class ScanResult:
     path: str
@@ -260,15 +273,7 @@ async def scan_file(host: Host, path: str, signatures: list[tuple[str, str]], *,
             pos += len(data) - len(carry)
             cut = data.rfind(b"\n") + 1 if pos < size else len(data)
             block, carry = data[:cut], data[cut:]
-            low = block.lower()
-            starts: set[int] = set()
-            for lit in lowered:
-                i = low.find(lit)
-                while i >= 0:
-                    starts.add(low.rfind(b"\n", 0, i) + 1)
-                    nl = low.find(b"\n", i)
-                    i = -1 if nl < 0 else low.find(lit, nl + 1)
-            for s in sorted(starts):
+            for s in sorted(literal_line_starts(block.lower(), lowered)):
                 e = block.find(b"\n", s)
                 e = len(block) if e < 0 else e
                 classify(number + block.count(b"\n", 0, s), block[s:e].decode("utf-8", "replace"))
