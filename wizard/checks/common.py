@@ -113,6 +113,8 @@ async def shared_bracket(ctx: CheckContext, check_id: str) -> Bracketed[Any]:
     if check_id in shared.errors:
         raise shared.errors[check_id]
     if check_id not in shared.before:  # not a part of this pass's bracket: one of its own
-        read = _bracket_parts(ctx, check_id)[check_id]
-        return await bracket(ctx, lambda: read(ctx))
+        from wizard.checks.registry import get_check
+
+        read = get_check(check_id).read_state
+        return await bracket(ctx, lambda: read(ctx))  # type: ignore[misc]
     return Bracketed(shared.before[check_id], shared.probe, shared.after[check_id])

@@ -215,16 +215,13 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
         f = Findings()
         port = ctx.target.port
 
-        async def read() -> Collected:
-            return await self.read_state(ctx)
-
         if params.probe and ctx.probes is not None and getattr(ctx.probes, "tcp", None) is not None:
             br = await shared_bracket(ctx, self.id)
             before, after, probe = br.before, br.after, br.probe
             f.add(f"probe between the two readings: {probe.kind} at {probe.stage}", data={
                 "kind": probe.kind, "stage": probe.stage, "address": probe.address, "port": probe.port})
         else:
-            before = after = await read()
+            before = after = await self.read_state(ctx)
             probe = None
         fronts, front_notes = await collect_fronts(ctx.server)
         for note in (*after.notes, *front_notes):
