@@ -58,3 +58,14 @@ async def run_all(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
     await start(pilot, text, "ctrl+g")
     await until(pilot, lambda: pilot.app.screen.name == "summary" and not pilot.app.run_in_progress())
     await pilot.pause()
+
+
+async def open_export(pilot: Pilot) -> Path:
+    """Open the export dialog (Ctrl+S) and return the report path it proposes."""
+    from textual.widgets import Input
+
+    from wizard.ui.screens.export_modal import ExportModal
+
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: isinstance(pilot.app.screen, ExportModal))
+    return Path(pilot.app.screen.query_one("#path", Input).value)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import Button, Input, Static, TextArea
 
-from tests.ui.helpers import SIZE, make_app, run_all, start, type_target, until
+from tests.ui.helpers import SIZE, make_app, open_export, run_all, start, type_target, until
 from tests.ui.scripted import ScriptedEngine
 from wizard.ui.engine import Skip
 from wizard.ui.screens.export_modal import ExportModal
@@ -33,11 +33,9 @@ async def test_filling_step_one_and_running_all_steps_reaches_the_verdict_and_ex
         assert f"Most likely: {top.title}" in verdict
         assert all(app.step_states[s] != "pending" for s in app.step_states)
 
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        path = await open_export(pilot)
         preview = app.screen.query_one("#preview", TextArea).text
         assert "127.0.0.1" in preview or "8080" in preview
-        path = Path(app.screen.query_one("#path", Input).value)
         assert path.parent == tmp_path
         await pilot.click("#write")
         await until(pilot, lambda: not isinstance(app.screen, ExportModal))
@@ -205,9 +203,7 @@ async def test_export_never_replaces_a_file_without_asking(tmp_path: Path) -> No
     app = make_app(export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await run_all(pilot)
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, ExportModal))
-        path = Path(app.screen.query_one("#path", Input).value)
+        path = await open_export(pilot)
         path.write_text("keep me")
         await pilot.click("#write")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
@@ -271,8 +267,7 @@ async def test_export_into_a_missing_directory_says_so_in_the_clis_words_and_wri
     app = make_app(export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await run_all(pilot)
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        await open_export(pilot)
         target = tmp_path / "rwin-missing" / "r.md"
         app.screen.query_one("#path", Input).value = str(target)
         await pilot.click("#write")
@@ -287,9 +282,7 @@ async def test_export_replaces_only_the_file_it_asked_about(tmp_path: Path) -> N
     app = make_app(export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await run_all(pilot)
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, ExportModal))
-        path = Path(app.screen.query_one("#path", Input).value)
+        path = await open_export(pilot)
         path.with_suffix(".json").write_text("old session")
         await pilot.click("#write")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))

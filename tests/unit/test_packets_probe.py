@@ -335,9 +335,16 @@ async def test_protocol_probe_recognises_a_real_http_server_on_loopback():
     assert any("HTTP/1.0 204" in e.title for e in result.evidence)
 
 
-async def _serve(handler) -> tuple[asyncio.AbstractServer, int]:
+async def _identify_served(handler, timeout: float):  # type: ignore[no-untyped-def]
+    """ProtocolProbe.identify against a loopback server running ``handler``, and how long it took."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    try:
+        started = asyncio.get_running_loop().time()
+        facts = await ProtocolProbe().identify("127.0.0.1", server.sockets[0].getsockname()[1],
+                                               "127.0.0.1", timeout)
+        return facts, asyncio.get_running_loop().time() - started
+    finally:
+        server.close()
 
 
 async def test_a_banner_ends_the_protocol_probe_without_waiting_for_tls_and_http():
@@ -347,13 +354,7 @@ async def test_a_banner_ends_the_protocol_probe_without_waiting_for_tls_and_http
         await asyncio.sleep(10)  # then silent, as an SSH server waiting for the client's banner
         writer.close()
 
-    server, port = await _serve(speak_first)
-    try:
-        started = asyncio.get_running_loop().time()
-        facts = await ProtocolProbe().identify("127.0.0.1", port, "127.0.0.1", 5)
-        took = asyncio.get_running_loop().time() - started
-    finally:
-        server.close()
+    facts, took = await _identify_served(speak_first, 5)
     assert facts.speaks == "banner" and facts.banner.detail.startswith("SSH-2.0")
     assert took < 2.5, took  # not the 5 s timeout of the TLS and HTTP attempts
     assert {facts.tls.outcome, facts.http.outcome} <= {"skipped", "ok", "error", "eof", "reset"}
@@ -364,13 +365,7 @@ async def test_a_silent_port_is_probed_in_parallel_and_bounded_by_the_timeout():
         await asyncio.sleep(10)
         writer.close()
 
-    server, port = await _serve(silent)
-    try:
-        started = asyncio.get_running_loop().time()
-        facts = await ProtocolProbe().identify("127.0.0.1", port, "127.0.0.1", 1.0)
-        took = asyncio.get_running_loop().time() - started
-    finally:
-        server.close()
+    facts, took = await _identify_served(silent, 1.0)
     assert facts.speaks == "unknown"
     assert facts.banner.detail == "the server sent nothing first"
     assert facts.http.outcome == "timeout" and not facts.tls.ok  # asyncio: an abort, not a timeout
