@@ -1,4 +1,4 @@
-"""Benchmark of the log reader on a synthetic log (default 1 GB): the time-window excerpt
+r"""Benchmark of the log reader on a synthetic log (default 1 GB): the time-window excerpt
 against grep over the whole file, the whole-file signature scan against grep -c and rg -c,
 and the peak memory of each. Medians of N rounds; prints the ratios.
 
@@ -9,7 +9,14 @@ widens). grep -P and rg -P read the Python syntax as it is but take minutes a gi
 they are not run. A one-literal ``grep -c -i "connection reset by peer"`` (1 of the 42
 signatures) is timed too, as the floor a single search reaches.
 
-    .venv/bin/python bench/logs.py [--size 1G] [--rounds 5]
+    .venv/bin/python bench/logs.py [--size 1G] [--rounds 5] [--shapes sparse,dense25,dense50,long,untimed]
+
+Shapes (issue 16): ``sparse`` plants 7 reset lines in the file; ``dense25`` and ``dense50``
+make a quarter and a half of the lines ``upstream timed out`` (a signature), as a busy
+proxy's log is; ``long`` gives every fourth line a URL of 2-6 KB; ``untimed`` is the dense25
+log without timestamps (its excerpt is the last 32 MiB searched without a time window).
+Each shape's file is written, measured and removed in turn; the rounds interleave the
+wizard and grep/rg on the same file.
 
 The file is written in a temporary directory and removed afterwards. The wizard's side runs
 in a child Python process, so its peak memory (ru_maxrss) is its own.
@@ -27,15 +34,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from wizard.checks import checklist_path  # noqa: E402
-from wizard.model import load_checklist  # noqa: E402
+from wizard.engine.discovery import checklist_path
+from wizard.model import load_checklist
 
 ROOT = Path(__file__).resolve().parents[1]
-START = datetime(2026, 11, 21, 0, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 21, 0, 0, 0, tzinfo=UTC)
 AT = START + timedelta(hours=12)
 PLANTED = 7
 
@@ -63,7 +70,22 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1]) * mult[text[-1].upper()]) if text[-1].upper() in mult else int(text)
 
 
-def make_log(path: Path, size: int) -> int:
+TIMEOUT = ("{t} [error] {pid}#0: *{n} upstream timed out (110: Connection timed out) while "
+           "reading response header from upstream, client: 127.0.0.1, server: api.example.test, "
+           "request: \"GET /api/items/{n} HTTP/1.1\", upstream: \"http://127.0.0.1:8081/api/items/{n}\"\n")
+SHAPES = {"sparse": (0, False, True), "dense25": (4, False, True), "dense50": (2, False, True),
+          "long": (4, True, True), "untimed": (4, False, False)}  # every k-th line matching, long, stamped
+
+
+def _line(i: int, t: str, n: int, shape: tuple[int, bool, bool]) -> str:
+    every, long, stamped = shape
+    line = (TIMEOUT if every and i % every == 0 else NGINX[i % len(NGINX)]).format(t=t, pid=4100 + i % 4, n=n)
+    if long and i % 4 == 1:
+        line = line[:-1] + f" referrer: \"https://app.example.test/r?q={'x' * (2048 + (n * 977) % 4096)}\"\n"
+    return line if stamped else line[20:]
+
+
+def make_log(path: Path, size: int, shape: tuple[int, bool, bool] = SHAPES["sparse"]) -> int:
     """Lines of nginx-error format with increasing timestamps over 24 hours, written by
     repeating a generated block of one second of traffic with the time shifted."""
     per_second = max(1, size // (24 * 3600 * 150))  # about 150 bytes a line
@@ -73,10 +95,10 @@ def make_log(path: Path, size: int) -> int:
     with path.open("wb", buffering=1 << 22) as f:
         for s in range(seconds):
             t = (START + timedelta(seconds=s * 86400 / seconds)).strftime("%Y/%m/%d %H:%M:%S")
-            block = "".join(NGINX[i % len(NGINX)].format(t=t, pid=4100 + i % 4, n=s * per_second + i)
-                            for i in range(per_second))
+            block = "".join(_line(i, t, s * per_second + i, shape) for i in range(per_second))
             if s in planted:
-                block += RESET.format(t=t, pid=4100, n=s)
+                reset = RESET.format(t=t, pid=4100, n=s)
+                block += reset if shape[2] else reset[20:]
             data = block.encode()
             f.write(data)
             written += len(data)
@@ -88,13 +110,14 @@ def make_log(path: Path, size: int) -> int:
 WIZARD = r"""
 import asyncio, json, sys, time
 sys.path.insert(0, {root!r})
-from wizard.checks import checklist_path
+from wizard.engine.discovery import checklist_path
 from wizard.model import load_checklist
-from wizard.probes.hosts import LocalHost
-from wizard.probes.logs import LogReader
-from wizard.probes.logcut import cut_window, excerpt_window
-from wizard.probes.logscan import scan_file
-from wizard.probes import hsmatch
+from wizard.hosts.local import LocalHost
+from wizard.diag.logs.io.reader import LogReader
+from wizard.diag.logs.io.cut import cut_window
+from wizard.diag.logs.io.excerpt import excerpt_window
+from wizard.diag.logs.io.scan import scan_file
+from wizard.diag.logs.io import hsmatch
 mode, path, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 sigs = [(s.id, s.regex) for s in load_checklist(checklist_path()).signatures]
 async def main():
@@ -132,93 +155,104 @@ def once(argv: list[str]) -> tuple[float, float, str]:
     return wall, int(proc.stderr.decode().strip().splitlines()[-1]) / 1024, proc.stdout.decode()
 
 
+def measure(log: Path, ere: Path, rounds: int) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
+    """Medians of interleaved rounds, peak memory and the last output of every run on ``log``."""
+    py = [sys.executable, "-c", WIZARD.format(root=str(ROOT))]
+    t0, t1 = (AT - timedelta(minutes=5)).timestamp(), (AT + timedelta(minutes=5)).timestamp()
+    lo, hi = (AT - timedelta(minutes=5)), (AT + timedelta(minutes=5))
+    window_rx = (f"^{lo:%Y/%m/%d %H:%M}"[:-1] + f"[{lo.minute % 10}-9]|^{hi:%Y/%m/%d %H:%M}"[:-1]
+                 + f"[0-{hi.minute % 10 - 1}]")
+    runs: dict[str, list[str]] = {
+        "cut": [*py, "cut", str(log), str(t0), str(t1)],
+        "excerpt": [*py, "excerpt", str(log), str(t0), str(t1)],
+        "scan": [*py, "scan", str(log), "0", "0"],
+        "grep window": ["grep", "-a", "-E", window_rx, str(log)],
+        "grep -c": ["grep", "-c", "-a", "-i", "-E", "-f", str(ere), str(log)],
+        "grep -c 1 literal": ["grep", "-c", "-i", "connection reset by peer", str(log)],
+    }
+    if shutil.which("rg"):
+        runs["rg -c"] = ["rg", "-c", "-a", "-i", "-f", str(ere), str(log)]
+        runs["rg -c 1 literal"] = ["rg", "-c", "-i", "connection reset by peer", str(log)]
+    walls: dict[str, list[float]] = {k: [] for k in runs}
+    peaks: dict[str, float] = dict.fromkeys(runs, 0.0)
+    outs: dict[str, str] = {}
+    for _ in range(rounds):  # interleaved: load from other processes hits all alike
+        for name, argv in runs.items():
+            wall, peak, out = once(argv)
+            if name in ("cut", "excerpt", "scan"):
+                outs[name] = out
+                wall = json.loads(out)["seconds"]  # without interpreter start-up
+            elif name == "grep window":
+                outs[name] = str(out.count("\n"))
+            else:
+                outs[name] = out.strip()
+            walls[name].append(wall)
+            peaks[name] = max(peaks[name], peak)
+    return {k: statistics.median(v) for k, v in walls.items()}, peaks, outs
+
+
+def report(shape: str, log: Path, rounds: int, med: dict[str, float], peaks: dict[str, float],
+           outs: dict[str, str]) -> list[tuple[str, float, float | None]]:
+    rows: list[tuple[str, str, str, float | None]] = [
+        ("10-min window cut", "cut", "grep -c 1 literal", 0.05),
+        ("10-min excerpt, all sigs", "excerpt", "grep -c 1 literal", 0.05),
+        ("10-min excerpt, all sigs", "excerpt", "grep window", None),
+        ("signature scan, all sigs", "scan", "grep -c", 1.0)]
+    if "rg -c" in med:
+        rows.append(("signature scan, all sigs", "scan", "rg -c", 1.0))
+    rows.append(("signature scan, all sigs", "scan", "grep -c 1 literal", None))
+    print(f"\n{shape}: file {log.stat().st_size / (1 << 20):.0f} MiB, medians of {rounds} "
+          f"interleaved rounds, LC_ALL=C\n")
+    print("| what | wizard s | wizard MB | vs | s | MB | ratio | goal |")
+    print("|---|---:|---:|---|---:|---:|---:|---|")
+    ratios = []
+    for what, w, o, goal in rows:
+        ratio = med[w] / med[o] if med[o] else float("inf")
+        ok = "reference" if goal is None else f"<= {goal} " + ("met" if ratio <= goal else "NOT met")
+        print(f"| {what} | {med[w]:.3f} | {peaks[w]:.0f} | {o} | {med[o]:.3f} | {peaks[o]:.0f} "
+              f"| {ratio:.3f} | {ok} |")
+        ratios.append((f"{what} vs {o}", ratio, goal))
+    wiz = max(peaks["cut"], peaks["excerpt"], peaks["scan"])
+    print(f"\nwizard peak memory: {wiz:.0f} MB (goal < 150 MB: {'met' if wiz < 150 else 'NOT met'})")
+    for name in ("cut", "excerpt", "scan"):
+        print(f"{name}:", outs[name].strip()[:300])
+    print("lines with a signature: wizard", json.loads(outs["scan"]).get("candidates"), "grep -c",
+          outs["grep -c"], "rg -c", outs.get("rg -c", "-"))
+    ratios.append(("peak memory MB", wiz, 150.0))
+    return ratios
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1G", help="log size (e.g. 50M, 1G)")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--keep", metavar="DIR", help="write the log here and keep it")
+    ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
     args = ap.parse_args()
     if not Path("/usr/bin/time").exists():
         raise SystemExit("needs /usr/bin/time (apt install time)")
-    tmp = Path(args.keep or tempfile.mkdtemp(prefix="rwpl-bench-"))
-    log = tmp / "error.log"
+    tmp = Path(tempfile.mkdtemp(prefix="rwpl-bench-"))
+    ere = tmp / "signatures.ere"
+    ere.write_text("".join(to_ere(s.regex) + "\n" for s in load_checklist(checklist_path()).signatures))
+    bad = subprocess.run(["grep", "-E", "-f", str(ere), "/dev/null"], capture_output=True)
+    if bad.returncode == 2:
+        raise SystemExit(f"grep -E rejects a translated signature: {bad.stderr.decode()[:300]}")
+    summary: list[tuple[str, str, float, float | None]] = []
     try:
-        if not log.exists():
+        for shape in args.shapes.split(","):
+            log = tmp / f"{shape}.log"
             t = time.perf_counter()
-            size = make_log(log, parse_size(args.size))
-            print(f"wrote {size / (1 << 20):.0f} MiB in {time.perf_counter() - t:.1f}s: {log}")
-        subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
-        py = [sys.executable, "-c", WIZARD.format(root=str(ROOT))]
-        ere = tmp / "signatures.ere"
-        ere.write_text("".join(to_ere(s.regex) + "\n" for s in load_checklist(checklist_path()).signatures))
-        bad = subprocess.run(["grep", "-E", "-f", str(ere), "/dev/null"], capture_output=True)
-        if bad.returncode == 2:
-            raise SystemExit(f"grep -E rejects a translated signature: {bad.stderr.decode()[:300]}")
-        t0, t1 = (AT - timedelta(minutes=5)).timestamp(), (AT + timedelta(minutes=5)).timestamp()
-        lo, hi = (AT - timedelta(minutes=5)), (AT + timedelta(minutes=5))
-        window_rx = (f"^{lo:%Y/%m/%d %H:%M}"[:-1] + f"[{lo.minute % 10}-9]|^{hi:%Y/%m/%d %H:%M}"[:-1]
-                     + f"[0-{hi.minute % 10 - 1}]")
-        runs: dict[str, list[str]] = {
-            "cut": [*py, "cut", str(log), str(t0), str(t1)],
-            "excerpt": [*py, "excerpt", str(log), str(t0), str(t1)],
-            "scan": [*py, "scan", str(log), "0", "0"],
-            "grep window": ["grep", "-a", "-E", window_rx, str(log)],
-            "grep -c": ["grep", "-c", "-a", "-i", "-E", "-f", str(ere), str(log)],
-            "grep -c 1 literal": ["grep", "-c", "-i", "connection reset by peer", str(log)],
-        }
-        if shutil.which("rg"):
-            runs["rg -c"] = ["rg", "-c", "-a", "-i", "-f", str(ere), str(log)]
-            runs["rg -c 1 literal"] = ["rg", "-c", "-i", "connection reset by peer", str(log)]
-        walls: dict[str, list[float]] = {k: [] for k in runs}
-        peaks: dict[str, float] = {k: 0.0 for k in runs}
-        outs: dict[str, str] = {}
-        for _ in range(args.rounds):  # interleaved: load from other processes hits all alike
-            for name, argv in runs.items():
-                wall, peak, out = once(argv)
-                if name in ("cut", "excerpt", "scan"):
-                    outs[name] = out
-                    wall = json.loads(out)["seconds"]  # without interpreter start-up
-                elif name == "grep window":
-                    outs[name] = str(out.count("\n"))
-                else:
-                    outs[name] = out.strip()
-                walls[name].append(wall)
-                peaks[name] = max(peaks[name], peak)
-        med = {k: statistics.median(v) for k, v in walls.items()}
-        rows: list[tuple[str, str, str, float | None]] = [
-            ("10-min window cut", "cut", "grep window", 0.05),
-            ("10-min excerpt, 42 sigs", "excerpt", "grep window", 0.05),
-            ("signature scan, 42 sigs", "scan", "grep -c", 1.0)]
-        if "rg -c" in runs:
-            rows.append(("signature scan, 42 sigs", "scan", "rg -c", 1.0))
-        rows.append(("signature scan, 42 sigs", "scan", "grep -c 1 literal", None))
-        if "rg -c" in runs:
-            rows.append(("signature scan, 42 sigs", "scan", "rg -c 1 literal", None))
-        print(f"\nfile {log.stat().st_size / (1 << 20):.0f} MiB, medians of {args.rounds} "
-              f"interleaved rounds, LC_ALL=C\n")
-        print("| what | wizard s | wizard MB | vs | s | MB | ratio | goal |")
-        print("|---|---:|---:|---|---:|---:|---:|---|")
-        for what, w, o, goal in rows:
-            ratio = med[w] / med[o] if med[o] else float("inf")
-            ok = "reference" if goal is None else f"<= {goal} " + ("met" if ratio <= goal else "NOT met")
-            print(f"| {what} | {med[w]:.3f} | {peaks[w]:.0f} | {o} | {med[o]:.3f} | {peaks[o]:.0f} "
-                  f"| {ratio:.3f} | {ok} |")
-        print("\nengines: excerpt " + json.loads(outs["excerpt"]).get("engine", "?")
-              + ", scan " + json.loads(outs["scan"]).get("engine", "?"))
-        wiz = max(peaks["cut"], peaks["excerpt"], peaks["scan"])
-        print(f"\nwizard peak memory: {wiz:.0f} MB (goal < 150 MB: {'met' if wiz < 150 else 'NOT met'})")
-        print("all runs (s):", json.dumps({k: [round(x, 3) for x in v] for k, v in walls.items()}))
-        for name in ("cut", "excerpt", "scan"):
-            print(f"{name}:", outs[name].strip()[:400])
-        print("grep window lines:", outs["grep window"], "| lines with a signature: wizard",
-              json.loads(outs["scan"]).get("candidates"), "grep -c", outs["grep -c"],
-              "rg -c", outs.get("rg -c", "-"), "| one literal: grep -c", outs["grep -c 1 literal"],
-              "rg -c", outs.get("rg -c 1 literal", "-"))
-        print("grep -c / rg -c: -E -f with the signatures as extended regexes; "
-              "'1 literal': -i \"connection reset by peer\" alone")
+            size = make_log(log, parse_size(args.size), SHAPES[shape])
+            print(f"wrote {size / (1 << 20):.0f} MiB ({shape}) in {time.perf_counter() - t:.1f}s")
+            subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
+            med, peaks, outs = measure(log, ere, args.rounds)
+            summary += [(shape, *r) for r in report(shape, log, args.rounds, med, peaks, outs)]
+            log.unlink()
+        print("\nsummary (ratios; goal met?):")
+        for shape, what, ratio, goal in summary:
+            if goal is not None:
+                print(f"  {shape:8} {what:55} {ratio:8.3f}  goal {goal:g}: {'met' if ratio <= goal else 'NOT met'}")
     finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -28,8 +28,8 @@ SERVER = "10.78.2.2"
 
 MEASURE = textwrap.dedent("""
     import asyncio, json, statistics, sys, time
-    from wizard.probes.packets import PacketProbe
-    from wizard.probes.tcp import TcpProbe
+    from wizard.diag.packets.io.capture import PacketProbe
+    from wizard.diag.net.io.tcp import TcpProbe
     async def main(addr, port, rounds):
         tcp, pk = TcpProbe(), PacketProbe()
         t = time.perf_counter()

@@ -1,5 +1,5 @@
 """`python -m wizard`: the same program as `reset-wizard`."""
 
-from wizard.cli import main
+from wizard.entry import run
 
-raise SystemExit(main())
+run()

@@ -7,14 +7,14 @@ placeholder: redacting twice changes nothing.
 
 Over-redaction is preferred to a leak: an unquoted header value runs to the end of the line
 or the next quote, a PEM block without its END line is redacted up to the last line that
-looks like key material.
+looks like key material. A PEM block never reaches across a line that is not key material.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wizard.model import Session, is_ip
@@ -47,7 +47,9 @@ _AUTH_HEADER = re.compile(
     re.I | re.X)
 
 _COOKIE_HEADER = re.compile(r"(?P<name>\b(?:Set-)?Cookie)(?P<sep>[\"']?\s*:\s*[\"']?)(?P<value>[^\r\n\"']+)", re.I)
-_COOKIE_PAIR = re.compile(r"(?P<name>[^=;\s]+)=(?P<value>[^;]*)")
+# The lookbehinds keep these linear on hostile text: a name is tried only where its run of
+# characters begins (a start inside the run would find the same value).
+_COOKIE_PAIR = re.compile(r"(?<![^=;\s])(?P<name>[^=;\s]+)=(?P<value>[^;]*)")
 _COOKIE_ATTRS = {"path", "domain", "expires", "max-age", "samesite", "secure", "httponly",
                  "priority", "partitioned", "version", "comment"}
 
@@ -58,10 +60,13 @@ _CRED_HEADER = re.compile(
         (?P<sep>[ \t]*:[ \t]*)(?P<value>[^\s"'][^\r\n"']*)""",
     re.I | re.X)
 
-_URL_PASSWORD = re.compile(r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>]*:)(?P<pw>[^\s@/\"'<>]+)(?=@)")
+_URL_PASSWORD = re.compile(r"(?P<pre>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>]*:)(?P<pw>[^\s@/\"'<>]+)(?=@)")
 
 _PEM_BEGIN = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]*?)PRIVATE KEY-----")
-_PEM_BODY_LINE = re.compile(r"^[A-Za-z0-9+/=]*$|^[A-Za-z-]+: .*$")
+# A body line: base64, or one of the headers of an encrypted key (not any "word: text" line,
+# which is what most log lines look like).
+_PEM_BODY_LINE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$|^(?:Proc-Type|DEK-Info): .*$", re.I)
+_PEM_SHORT = 20  # a shorter base64 line without padding counts only right before the END line
 
 _TOKENS = re.compile(
     r"""(?<![A-Za-z0-9])(?:
@@ -150,7 +155,8 @@ class Redactor:
         if scheme and _is_placeholder(scheme):
             # "Authorization: «secret-1» rest" cannot come from this pass; keep it whole.
             return m.group(0)
-        head = m["name"] + m["q"] + m["sep"] + m["q2"] + (m.group(0)[m.start("scheme") - m.start():m.start("cred") - m.start()] if scheme else "")
+        before_cred = m.group(0)[m.start("scheme") - m.start():m.start("cred") - m.start()] if scheme else ""
+        head = m["name"] + m["q"] + m["sep"] + m["q2"] + before_cred
         return head + self._value(cred)
 
     def _cookie(self, m: re.Match[str]) -> str:
@@ -175,6 +181,11 @@ class Redactor:
         return self.placeholder("ipv6", str(ipaddress.ip_address(value)))
 
     def _pem(self, text: str) -> str:
+        """Key material after each BEGIN ... PRIVATE KEY line: the contiguous lines that look
+        like it, up to the END line of the same kind; a line that is not key material (an
+        excerpt's gap, an END of another kind, any log line) ends the block there, so a
+        BEGIN never reaches across unrelated text and an unpaired one still takes the
+        base64 lines that follow it."""
         out: list[str] = []
         pos = 0
         while True:
@@ -183,12 +194,7 @@ class Redactor:
                 out.append(text[pos:])
                 return "".join(out)
             out.append(text[pos:m.end()])
-            end_marker = f"-----END {m['kind']}PRIVATE KEY-----"
-            end = text.find(end_marker, m.end())
-            if end >= 0:
-                body_end = end
-            else:
-                body_end = m.end() + _cut_pem_body(text[m.end():])
+            body_end = m.end() + _pem_body(text[m.end():], f"-----END {m['kind']}PRIVATE KEY-----")
             body = text[m.end():body_end]
             core = body.strip()
             if core and not _is_placeholder(core):
@@ -215,19 +221,40 @@ class Redactor:
         return value
 
 
-def _cut_pem_body(rest: str) -> int:
-    """The length of key material after a BEGIN line whose END line is missing (a cut excerpt)."""
-    if not rest[:1] in ("\n", "\r"):
-        # Inline material, e.g. a JSON string with \n escapes: up to the next space or quote.
+def _pem_body(rest: str, end_marker: str) -> int:
+    """The length of the key material that follows a BEGIN line (``rest`` starts right
+    after it): inline material (a JSON string with \\n escapes) up to the next space or
+    quote; else the following lines while they look like key material, stopping before
+    the END line of the same kind or the first line that is neither."""
+    if rest[:1] not in ("\n", "\r"):
         inline = re.match(r"[^\s\"']*", rest)
         return inline.end() if inline else 0
     length = 0
-    for index, line in enumerate(rest.splitlines(keepends=True)):
+    lines = _lines_of(rest)  # lazily: a BEGIN near the start of a long text reads a few lines
+    line = next(lines, "")
+    index = 0
+    while line:
+        after = next(lines, "")
         core = line.strip()
-        if index > 0 and (not core or not _PEM_BODY_LINE.match(core)):
-            break
+        if index > 0:
+            if core == end_marker or not core or not _PEM_BODY_LINE.match(core):
+                break
+            short = len(core) < _PEM_SHORT and not core.endswith("=") and ":" not in core
+            if short and after.strip() != end_marker:
+                break  # a short word on its own line is not key material
         length += len(line)
+        line, index = after, index + 1
     return length
+
+
+def _lines_of(text: str) -> Iterator[str]:
+    """``text.splitlines(keepends=True)`` one line at a time ("\\n" and "\\r\\n" ends)."""
+    pos = 0
+    while pos < len(text):
+        nl = text.find("\n", pos)
+        end = len(text) if nl < 0 else nl + 1
+        yield text[pos:end]
+        pos = end
 
 
 def _names_secret(key: str) -> bool:

@@ -137,14 +137,15 @@ def lab() -> Iterator[Lab]:
 RUN_CHECK = textwrap.dedent("""
     import asyncio, json, sys
     from wizard.model import Answers
-    from wizard.probes.hosts import NetnsHost
-    from wizard.runner import prepare
-    import wizard.checks.packets as P
+    from wizard.hosts.local import NetnsHost
+    from wizard.engine.runner import prepare
+    import wizard.diag.packets.checks as P
+    from wizard.diag.net.checks.protocol import TcpProtocolCheck
     async def main(target, server_ns, check, params, hold):
         answers = Answers(payload="GET / HTTP/1.0\\r\\nHost: lab\\r\\n\\r\\n", hold_s=hold, timeout_s=2)
         _, ctx = await prepare(target, answers, server=NetnsHost(server_ns))
         cls = {c.id: c for c in (P.PacketsCaptureCheck, P.PacketsSynprobeCheck,
-                                 P.PacketsTracerouteCheck, P.PathPmtuCheck, P.TcpProtocolCheck)}[check]
+                                 P.PacketsTracerouteCheck, P.PathPmtuCheck, TcpProtocolCheck)}[check]
         result = await cls().run(ctx, cls.Params.model_validate(json.loads(params)))
         print(result.model_dump_json())
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])))
@@ -214,8 +215,8 @@ def test_synprobe_and_traceroute_see_the_server_one_router_away(lab: Lab):
 
 GUARD_SCRIPT = textwrap.dedent("""
     import asyncio, sys
-    from wizard.probes.packets import PacketProbe
-    from wizard.probes import nftguard
+    from wizard.diag.packets.io.capture import PacketProbe
+    from wizard.diag.packets.io import nftguard
     async def main(mode):
         probe = PacketProbe()
         if mode == "cancel":
@@ -269,7 +270,7 @@ def test_router_reset_to_every_syn_is_the_path_matched_to_hop_one(lab: Lab):
 
 # -- the report of a real `reset-wizard diagnose` run --------------------------------------
 
-WIZARD = str(ROOT / ".venv" / "bin" / "reset-wizard")
+WIZARD = str(Path(sys.executable).with_name("reset-wizard"))  # the venv running the tests
 PAYLOAD = "GET / HTTP/1.0\\r\\nHost: lab\\r\\n\\r\\n"
 
 
@@ -304,7 +305,7 @@ def rst_arrows(diagram: str) -> list[str]:
     (8081, "server", ["the server's kernel", "TcpOutRsts +"]),
     (8080, "server", ["the server's application", "TTL 63 vs the server's SYN-ACK TTL 63"]),
     (8082, "path", ["something on the path", "TTL 64 vs the server's SYN-ACK TTL 63",
-                    "sent 0 router(s) away, the server is 1", "matches hop 1: 10.77.1.1"]),
+                    "sent 0 routers away, the server is 1", "matches hop 1: 10.77.1.1"]),
 ], ids=["server-kernel", "server-application", "router"])
 def test_report_tells_the_resets_sender_apart_with_a_mermaid_ladder(lab: Lab, tmp_path: Path, port: int,
                                                                     sender: str, words: list[str]):
@@ -348,3 +349,89 @@ def test_a_diagnose_run_interrupted_with_sigint_leaves_no_guard_table(lab: Lab, 
             proc.wait(5)
     assert seen, "the run never installed its guard table"
     assert "reset_wizard_rstguard" not in lab.ex(lab.client, "nft", "list", "tables")
+
+
+INTERRUPTS = 100
+
+
+def test_100_interrupts_by_sigint_sigterm_and_sighup_leave_nothing_behind(lab: Lab, tmp_path: Path):
+    """SIGINT, SIGTERM and SIGHUP in turn, each at a random point of a run (from its first
+    Python line: start-up included, the interpreter's own start before it not): every run ends with exit 3 within seconds, writes the session it gathered
+    when it got past start-up, and leaves no guard table, no trace instance of its own and
+    no temporary file."""
+    import random
+
+    from wizard.lab.tracestate import left_behind, wizard_instances
+
+    rnd = random.Random(15)
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    instances_before = wizard_instances()
+    crash_before = set(Path(tempfile_dir()).glob("reset-wizard-crash-*"))
+    problems: list[str] = []
+    written = 0
+    slowest = 0.0
+    pids: set[int] = set()
+    for k in range(INTERRUPTS):
+        sig = sigs[k % 3]
+        run_dir = tmp_path / f"run{k}"
+        run_dir.mkdir()
+        argv = [*diagnose_argv(lab, 8082, run_dir / "r.md"), "--json", str(run_dir / "s.json")]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir)
+        pids.add(proc.pid)
+        _handlers_installed(proc.pid)  # the interpreter's own start-up is not the wizard's
+        time.sleep(rnd.uniform(0.0, 2.3))
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            problems.append(f"run {k} ({sig.name}) ignored the signal: {err[-600:]}")
+            continue
+        slowest = max(slowest, time.monotonic() - sent)
+        if "still running" in err:  # the backstop ended it: say where it was stuck
+            crash = err.rsplit("where it was stuck: ", 1)[-1].split(")")[0]
+            stacks = Path(crash).read_text()[-3000:] if Path(crash).is_file() else ""
+            problems.append(f"run {k} ({sig.name}) was stuck after the signal: {err[-300:]}\n{stacks}")
+        if proc.returncode not in (3, 1, 0):
+            problems.append(f"run {k} ({sig.name}): exit {proc.returncode}: {err[-300:]}")
+        if "Traceback" in err:
+            problems.append(f"run {k} ({sig.name}): a traceback: {err[-300:]}")
+        if "reset_wizard_rstguard" in lab.ex(lab.client, "nft", "list", "tables"):
+            problems.append(f"run {k} ({sig.name}) left its guard table")
+        left = sorted(p.name for p in run_dir.iterdir() if p.name not in ("r.md", "s.json"))
+        if left:
+            problems.append(f"run {k} ({sig.name}) left files: {left}")
+        if (run_dir / "s.json").exists():
+            session = json.loads((run_dir / "s.json").read_text())
+            written += 1
+            if proc.returncode == 3 and session.get("interrupted") is not True:
+                problems.append(f"run {k}: exit 3 but the session does not say it was interrupted")
+    assert problems == [], "\n".join(problems)
+    assert left_behind(instances_before, pids) == []
+    assert set(Path(tempfile_dir()).glob("reset-wizard-crash-*")) == crash_before
+    assert written >= INTERRUPTS // 2, f"only {written} of {INTERRUPTS} runs wrote a session"
+    print(f"\n{INTERRUPTS} interrupts: nothing left behind; {written} wrote a session; "
+          f"slowest exit after the signal {slowest:.2f}s")
+
+
+def _handlers_installed(pid: int, timeout: float = 20.0) -> None:
+    """Wait until process ``pid`` catches SIGTERM and SIGHUP (its first Python lines ran)."""
+    want = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGHUP - 1))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & want == want:
+            return
+        time.sleep(0.005)
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -86,7 +86,7 @@ KERNEL_SAYS: dict[str, tuple[str, str, str | None]] = {
     # This kernel (6.18) gives SO_LINGER 0 (tcp_disconnect from close) the reason TCP_STATE.
     "abortive-close": (r"the server's kernel sent RST .* because TCP_STATE \(process \S+?\\?\[\d+\\?\]\)",
                        "ktrace.rst_disconnect", "TCP_STATE"),
-    "firewall-drop": (r"the server's kernel dropped \d+ packet\(s\) because NETFILTER_DROP while the probe timed out",
+    "firewall-drop": (r"the server's kernel dropped \d+ packets? because NETFILTER_DROP while the probe timed out",
                       "ktrace.drop_netfilter", None),
     "firewall-reject": (r"netfilter reset .*, the server's kernel sent none", "ktrace.netfilter_reject", None),
 }
@@ -128,6 +128,8 @@ def test_a_syn_refused_by_a_full_accept_queue_is_said_to_leave_no_drop_reason(
 
 
 def test_the_lab_leaves_nothing_behind(outcomes: dict[str, Outcome], lab_root: Path) -> None:
+    failed = {o.scenario.id: o.left for o in outcomes.values() if o.left}
+    assert not failed, f"teardown could not remove: {failed}"
     assert not [n for n in _netns() if n.startswith(f"{TAG}-")]
     assert running(lab_root) == []
     assert list(lab_root.iterdir()) == []

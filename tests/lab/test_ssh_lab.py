@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.probes.hosts import HostError, NetnsHost
-from wizard.probes.ssh import SshHost, SshTarget
+from wizard.hosts.base import HostError
+from wizard.hosts.local import NetnsHost
+from wizard.hosts.ssh import SshHost, SshTarget
 
 SSHD = "/usr/sbin/sshd"
 
@@ -340,7 +341,7 @@ def _big_log(path: Path, size: int) -> tuple[float, float]:
 
 
 async def test_time_window_of_a_200mb_remote_log_transfers_kilobytes(sshlab: SshLab) -> None:
-    from wizard.probes.logs import LogReader
+    from wizard.diag.logs.io.reader import LogReader
 
     log = sshlab.dir / "big.log"
     start, end = _big_log(log, 200 << 20)

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from tests.lab.test_ssh_lab import SshLab, _big_log, sshlab  # noqa: F401 - the fixture
-from wizard.probes.hosts import NetnsHost
-from wizard.probes.logcut import excerpt_window
-from wizard.probes.logs import LogReader
+from wizard.diag.logs.io.excerpt import excerpt_window
+from wizard.diag.logs.io.reader import LogReader
+from wizard.hosts.local import NetnsHost
 
 SIGS = [r"connection reset by peer", r"\berrno[ =:]+(104|54)\b"]
 LINE = len("2024-05-01T00:00:00.000Z worker-3 GET /api/items/000000 200 12ms\n")  # _big_log's, fixed
@@ -25,7 +25,7 @@ def plant(path: Path, middle: float, offsets_s: list[float]) -> list[str]:
     fd = os.open(path, os.O_WRONLY)
     try:
         for s in offsets_s:
-            i = int(round((middle + s - base) * 100))
+            i = round((middle + s - base) * 100)
             t = base + i / 100
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
             text = f"{stamp} worker-3 recv: Connection reset by peer".ljust(LINE - 1)
@@ -50,11 +50,14 @@ async def test_excerpts_of_a_200mb_remote_log_transfer_kilobytes(sshlab: SshLab)
     try:
         await ssh.run(["true"])  # connect first: the login is not part of the excerpt's cost
         requests = {"n": 0}
-        for name_ in ("read", "read_many", "run", "stat"):  # each one round trip (or a few)
-            def counted(*a, _f=getattr(ssh, name_), **k):  # type: ignore[no-untyped-def]
+        def counting(f):  # type: ignore[no-untyped-def]
+            def counted(*a, **k):  # type: ignore[no-untyped-def]
                 requests["n"] += 1
-                return _f(*a, **k)
-            setattr(ssh, name_, counted)
+                return f(*a, **k)
+            return counted
+
+        for name_ in ("read", "read_many", "run", "stat"):  # each one round trip (or a few)
+            setattr(ssh, name_, counting(getattr(ssh, name_)))
         for name, t0, t1, want in (("10-min", middle - 300, middle + 300, planted),
                                    ("5 s", start, end, planted[2:4])):
             before, requests["n"] = sshlab.ns_bytes(), 0

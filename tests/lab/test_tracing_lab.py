@@ -28,9 +28,9 @@ PORT = 8080
 RUN_CHECK = textwrap.dedent("""
     import asyncio, sys
     from wizard.model import Answers
-    from wizard.probes.hosts import NetnsHost
-    from wizard.runner import prepare
-    from wizard.checks.kernel_trace import KernelResetsCheck, KernelTraceParams
+    from wizard.hosts.local import NetnsHost
+    from wizard.engine.runner import prepare
+    from wizard.diag.kernel.checks.resets import KernelResetsCheck, KernelTraceParams
     async def main(target, server_ns):
         answers = Answers(payload="GET / HTTP/1.0\\r\\nHost: lab\\r\\n\\r\\n", timeout_s=2)
         _, ctx = await prepare(target, answers, server=NetnsHost(server_ns))
@@ -243,14 +243,15 @@ def test_full_accept_queue_drop_is_listen_overflow(net: LabNet) -> None:
     (drops,) = [e["data"]["drops"] for e in result["evidence"] if "drops" in e.get("data", {})]
     assert drops["TCP_LISTEN_OVERFLOW"] >= 1, drops
     (sig,) = [s for s in result["signals"] if s["id"] == "ktrace.drop_listen_overflow"]
-    assert f"{drops['TCP_LISTEN_OVERFLOW']} packet(s) because TCP_LISTEN_OVERFLOW" in sig["fact"]
+    n = drops['TCP_LISTEN_OVERFLOW']
+    assert f"{n} packet{'s' if n != 1 else ''} because TCP_LISTEN_OVERFLOW" in sig["fact"]
     assert "kfree_skb:" in next(e["text"] for e in result["evidence"] if "drops" in e.get("data", {}))
 
 
 HOLD = textwrap.dedent("""
     import asyncio, sys
-    from wizard.probes.hosts import LocalHost
-    from wizard.probes.tracing import KernelTrace
+    from wizard.hosts.local import LocalHost
+    from wizard.diag.kernel.io.tracing import KernelTrace
     async def main():
         t = KernelTrace(LocalHost(), ports=(9,), allow_mount=True)
         await t.start()
@@ -277,8 +278,8 @@ def test_an_instance_left_by_a_killed_run_is_removed_by_the_next(tracefs_as_foun
         assert os.path.isdir(path)  # SIGKILL leaves it: nothing ran
         import asyncio
 
-        from wizard.probes.hosts import LocalHost
-        from wizard.probes.tracing import KernelTrace
+        from wizard.diag.kernel.io.tracing import KernelTrace
+        from wizard.hosts.local import LocalHost
 
         async def again() -> tuple[str, ...]:
             t = KernelTrace(LocalHost(), ports=(9,), allow_mount=True)
@@ -299,8 +300,8 @@ def test_a_cancelled_run_removes_its_own_instance(tracefs_as_found: None) -> Non
     _require_lab()
     import asyncio
 
-    from wizard.probes.hosts import LocalHost
-    from wizard.probes.tracing import KernelTrace
+    from wizard.diag.kernel.io.tracing import KernelTrace
+    from wizard.hosts.local import LocalHost
 
     seen: list[str] = []
 

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wizard.model import (Answers, CheckResult, Context, Evidence, Session, Signal, Status, StepResult,
-                          ToolInfo, WizardError, load_checklist, parse_target)
-from wizard.runner import CheckFinished, CheckStarted, StepFinished, StepStarted
-from wizard.ui.engine import Skip
+from wizard.engine.runner import CheckFinished, CheckStarted, StepFinished, StepStarted
+from wizard.model import (
+    Answers,
+    CheckResult,
+    Context,
+    Evidence,
+    Session,
+    Signal,
+    Status,
+    StepResult,
+    ToolInfo,
+    WizardError,
+    load_checklist,
+    parse_target,
+)
+from wizard.ui.backend import Skip
 
 FROZEN_CHECKLIST = Path(__file__).with_name("checklist.yaml")
-FIXED = datetime(2026, 11, 22, 3, 50, tzinfo=timezone.utc)
+FIXED = datetime(2026, 11, 22, 3, 50, tzinfo=UTC)
 
 TITLES = {
     "error.classify": "Classify the error text", "client.sockets": "Client connections",
@@ -172,6 +184,10 @@ class ScriptedEngine:
         step.refresh_status()
         emit(StepFinished(step_id, step))
         return step
+
+    async def run_steps(self, step_ids: list[str], emit: Callable[[Any], None]) -> list[StepResult]:
+        # Side by side, as the real engine runs a group of overlapping steps.
+        return list(await asyncio.gather(*(self.run_step(s, None, emit) for s in step_ids)))
 
     def close(self) -> None:
         self.closed = True

@@ -6,7 +6,7 @@ import pytest
 
 from tests.unit.fakes import FakeHost, FakeProbes
 from wizard.model import Answers, WizardError
-from wizard.ui.engine import RunnerEngine
+from wizard.ui.backend import RunnerEngine
 
 
 async def test_an_unreadable_log_stops_the_run_with_the_clis_message() -> None:

@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 
 from tests.ui.helpers import SIZE, make_app, run_all, start, steady, type_target, until
 from tests.ui.scripted import ScriptedEngine
-from wizard.ui.engine import Skip
+from wizard.ui.backend import Skip
 from wizard.ui.widgets.checkview import CheckView
 
 EXPORT_DIR = Path("/nonexistent-rwui")  # a fixed path for the dialog; nothing is written

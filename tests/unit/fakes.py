@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from wizard.checks import CheckContext, checklist_path
+from wizard.diag.net.io.dns import Resolution
+from wizard.engine.contract import CheckContext
+from wizard.engine.discovery import checklist_path
+from wizard.engine.probes import ConnectOutcome, ExchangeOutcome, ProbeEvent
+from wizard.hosts.base import FileInfo, Host, HostError
+from wizard.hosts.commands import CommandOutput
 from wizard.model import Answers, Target, load_checklist
-from wizard.probes.commands import CommandOutput
-from wizard.probes.dns import Resolution
-from wizard.probes.hosts import FileInfo, Host, HostError
-from wizard.probes.tcp import ConnectOutcome, ExchangeOutcome, ProbeEvent
 
 
 def output(argv: list[str] | tuple[str, ...], stdout: str | bytes = "", returncode: int = 0,
@@ -68,7 +69,7 @@ class FakeHost(Host):
     async def stat(self, path: str) -> FileInfo:
         if path not in self.files:
             raise HostError(f"cannot read {path}: No such file or directory")
-        return FileInfo(path, len(self.files[path]), datetime.now(timezone.utc).timestamp(), True)
+        return FileInfo(path, len(self.files[path]), datetime.now(UTC).timestamp(), True)
 
     async def glob(self, pattern: str) -> list[str]:
         import fnmatch
@@ -164,6 +165,6 @@ def make_ctx(target: str = "127.0.0.1:8080", *, answers: Answers | None = None,
     return CheckContext(
         target=parsed, answers=answers or Answers(), checklist=load_checklist(checklist_path()),
         client=client or FakeHost("local"), server=server or FakeHost("local"),
-        probes=probes, now=lambda: datetime(2026, 11, 22, 3, 50, tzinfo=timezone.utc),
+        probes=probes, now=lambda: datetime(2026, 11, 22, 3, 50, tzinfo=UTC),
         client_root=root, server_root=root,
         resolution=Resolution(parsed.host, parsed.addresses, "literal"))

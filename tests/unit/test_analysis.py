@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from wizard.analysis import NO_RESET, diagnose
-from wizard.checks import checklist_path
-from wizard.model import (CheckResult, Context, Session, Signal, Status, ToolInfo, load_checklist,
-                          parse_target)
+from wizard.engine.discovery import checklist_path
+from wizard.model import (
+    CheckResult,
+    Context,
+    Session,
+    Signal,
+    Status,
+    ToolInfo,
+    load_checklist,
+    parse_target,
+)
 
 CHECKLIST = load_checklist(checklist_path())
 
 
 def session_with(*signals: tuple[str, str] | tuple[str, str, float]) -> Session:
     """A session whose checks raised ``signals`` (check id, signal id[, strength])."""
-    session = Session(tool=ToolInfo(version="t"), started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    session = Session(tool=ToolInfo(version="t"), started_at=datetime(2026, 1, 1, tzinfo=UTC),
                       target=parse_target("10.0.0.2:8080"), context=Context(client="c", server="netns:srv"))
     by_check: dict[str, list[Signal]] = {}
     for item in signals:
@@ -141,8 +149,8 @@ def test_no_cause_is_diagnosed_without_support(cause: str) -> None:
 
 
 def test_a_group_of_correlated_signals_counts_once_with_its_strongest_member() -> None:
-    from wizard.model.checklist import Weight
     from wizard.analysis import _total
+    from wizard.model.checklist import Weight
 
     grouped = [(Weight(signal="a.b", weight=2, group="refused"), 1.0),
                (Weight(signal="c.d", weight=3, group="refused"), 0.5),

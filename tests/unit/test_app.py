@@ -7,15 +7,16 @@ import asyncio
 import socket
 import struct
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
-from wizard.checks.app import KernelCountersCheck, ListenSocketsCheck
-from wizard.checks.base import CheckParams
+from wizard.diag.kernel.checks.counters import KernelCountersCheck, ListenSocketsCheck
+from wizard.diag.kernel.io.counters import parse_ss_listeners, parse_start_ticks
+from wizard.diag.kernel.parse.counters import parse_proc_counters
+from wizard.diag.net.io.tcp import TcpProbe
+from wizard.engine.contract import CheckParams
+from wizard.hosts.local import LocalHost
 from wizard.model import Answers, Status
-from wizard.probes.hosts import LocalHost
-from wizard.probes.kernel import parse_proc_counters, parse_ss_listeners, parse_start_ticks
-from wizard.probes.tcp import TcpProbe
 
 PARAMS = CheckParams()
 
@@ -163,8 +164,8 @@ async def test_v6only_listener_does_not_serve_an_ipv4_target() -> None:
 
 async def test_process_started_after_the_reset_is_a_restart() -> None:
     started = 1795472378 + 81345 / 100
-    before = datetime.fromtimestamp(started - 60, timezone.utc)
-    after = datetime.fromtimestamp(started + 60, timezone.utc)
+    before = datetime.fromtimestamp(started - 60, UTC)
+    after = datetime.fromtimestamp(started + 60, UTC)
     r1 = await ListenSocketsCheck().run(_listen_ctx("127.0.0.1:18433", SS, answers=Answers(at=before)), PARAMS)
     r2 = await ListenSocketsCheck().run(_listen_ctx("127.0.0.1:18433", SS, answers=Answers(at=after)), PARAMS)
     assert "listener.restarted" in {s.id for s in r1.signals}

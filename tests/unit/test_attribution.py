@@ -7,10 +7,20 @@ import pytest
 scapy = pytest.importorskip("scapy.all")
 from scapy.all import IP, TCP, IPv6  # noqa: E402
 
-from wizard.checks.attribution import (ServerShape, attribute, burst_timing, counter_deltas,  # noqa: E402
-                                       flows, ladder, packet_table, parse_counters, server_shape,
-                                       timing)
-from wizard.probes.packets import PacketEvent, event_from_packet  # noqa: E402
+from wizard.diag.packets.io.capture import event_from_packet  # noqa: E402
+from wizard.diag.packets.parse.attribution import (  # noqa: E402
+    ServerShape,
+    attribute,
+    burst_timing,
+    counter_deltas,
+    flows,
+    ladder,
+    packet_table,
+    parse_counters,
+    server_shape,
+    timing,
+)
+from wizard.engine.probes import PacketEvent  # noqa: E402
 
 T0 = 1_700_000_000.0
 CLIENT, SERVER, PORT = "10.77.1.2", "10.77.2.2", 8080
@@ -184,7 +194,7 @@ def test_only_connections_beyond_the_nth_failing_is_a_burst_limit():
     t = burst_timing(flow_list)
     assert t is not None and t.kind == "reset-beyond-nth"
     assert "first 3" in t.detail
-    all_refused = [fl for fl in flow_list[3:]]
+    all_refused = list(flow_list[3:])
     assert burst_timing(all_refused) is None
 
 
@@ -295,3 +305,16 @@ def test_icmp_echo_distance_compares_hops_not_ttls():
     assert attribute(rst, f.events, echo, {}).sender == "path"
     f2, rst2 = _reset_syn(rst_ttl=63)
     assert attribute(rst2, f2.events, echo, {}).sender == "server-firewall"
+
+
+def test_a_reset_from_farther_than_the_target_comes_from_beyond_it_not_the_path():
+    # The target (TTL 64: the client's gateway) forwards the port (DNAT) to a backend one hop
+    # further, whose kernel resets (TTL 63). A device on the path is never farther than the target.
+    f = Flow(server_ttl=64).handshake()
+    f.add(1.0, True, "PA", payload=b"GET / HTTP/1.1\r\n\r\n")
+    rst = f.rst(1.2, ttl=63, window=0, ip_id=0, options=[])
+    att = attribute(rst, f.events, server_shape(f.events), {})
+    assert att.sender == "beyond" and att.signals[0] == "rst.from_beyond"
+    assert "rst.from_path" not in att.signals
+    assert any("farther than the target (1 vs 0 routers)" in r for r in att.reasons)
+    assert "a host beyond the target" in att.note()

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.unit.fakes import FakeDns, FakeProbes
-from wizard.cli import main, parse_duration, parse_time, write_atomic
+from wizard.cli.main import main
+from wizard.hosts.files import read_payload, write_atomic
 from wizard.model import WizardError
+from wizard.model.inputs import parse_duration, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +63,7 @@ def assert_one_line(err: str, problem: str) -> None:
     (["diagnose", "127.0.0.1:80", "--timeout", "0"], "bad timeout"),
     (["diagnose", "127.0.0.1:80", "--hold", "-1"], "bad hold"),
     (["diagnose", "127.0.0.1:80", "--payload", "@/nonexistent/rwcl/payload"], "unreadable payload"),
-    (["diagnose", "127.0.0.1:80", "--side", "both"], "bad option"),
+    (["diagnose", "127.0.0.1:80", "--side", "both"], "bad side"),
     (["diagnose", "127.0.0.1:80", "--frobnicate"], "bad option"),
     (["diagnose"], "missing target"),
 ])
@@ -91,11 +93,9 @@ def test_report_into_missing_directory_is_rejected_before_probing(tmp_path: Path
 
 
 async def test_a_binary_payload_file_is_sent_byte_for_byte(tmp_path: Path) -> None:
-    from wizard.checks.common import payload_for
-    from wizard.cli import read_payload
-    from wizard.model import Answers
-
     from tests.unit.fakes import make_ctx
+    from wizard.engine.contract import payload_for
+    from wizard.model import Answers
 
     blob = tmp_path / "payload.bin"
     blob.write_bytes(bytes(range(256)) + b"\\x41")
@@ -106,11 +106,9 @@ async def test_a_binary_payload_file_is_sent_byte_for_byte(tmp_path: Path) -> No
 
 
 async def test_a_typed_payload_keeps_its_escapes_until_the_probe_sends_it() -> None:
-    from wizard.checks.common import payload_for
-    from wizard.cli import read_payload
-    from wizard.model import Answers
-
     from tests.unit.fakes import make_ctx
+    from wizard.engine.contract import payload_for
+    from wizard.model import Answers
 
     text = await read_payload(r"GET / HTTP/1.1\r\n\xff\r\n")
     assert text == r"GET / HTTP/1.1\r\n\xff\r\n"
@@ -150,7 +148,7 @@ def test_json_schema_option_prints_the_session_schema(capsys) -> None:
 
 
 def test_checks_lists_every_registered_check_with_its_step(capsys) -> None:
-    from wizard.checks import all_checks
+    from wizard.engine.discovery import all_checks
 
     assert main(["checks"]) == 0
     out = capsys.readouterr().out
@@ -170,12 +168,14 @@ def test_closed_port_is_diagnosed_port_closed_exit_1_with_both_files(tmp_path: P
                "--json", str(tmp_path / "s.json"), "--report", str(tmp_path / "r.md"))
     assert done.returncode == 1, done.stderr
     session = json.loads((tmp_path / "s.json").read_text())
-    assert session["schema"] == 1
-    assert session["diagnosis"][0]["cause"] == "port-closed"
+    assert session["schema"] == 2
+    assert session["diagnosis"][0]["cause"] == "port-closed" == session["verdict"]["cause"]
     assert session["diagnosis"][0]["evidence"]
     report = (tmp_path / "r.md").read_text()
     assert "port-closed" in report
-    assert "verdict: port-closed" in done.stderr
+    # The verdict is the command's output (stdout); progress stays on stderr.
+    assert done.stdout.startswith("verdict: port-closed"), done.stdout
+    assert "verdict" not in done.stderr and "[handshake] tcp.burst: " in done.stderr
 
 
 def test_report_command_renders_a_saved_session_again(tmp_path: Path) -> None:
@@ -189,7 +189,8 @@ def test_report_command_renders_a_saved_session_again(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "exists" in refused.stderr
 
 
-def test_ctrl_c_ends_the_run_cleanly_and_still_writes_what_was_gathered(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_ends_the_run_cleanly_and_still_writes_what_was_gathered(sig: signal.Signals, tmp_path: Path) -> None:
     # A listener that completes handshakes (the kernel does) but never reads or answers:
     # the payload probe waits for its whole timeout, so the run is still busy when we interrupt.
     with socket.socket() as silent:
@@ -216,15 +217,20 @@ def test_ctrl_c_ends_the_run_cleanly_and_still_writes_what_was_gathered(tmp_path
                     assert line, "diagnose ended before a check finished"
                     seen += line
             assert proc.poll() is None, seen
-            proc.send_signal(signal.SIGINT)
-            _, rest = proc.communicate(timeout=30)
+            proc.send_signal(sig)
+            out, rest = proc.communicate(timeout=30)
             err = seen + rest
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=5)
     assert proc.returncode == 3, err
-    assert "interrupted" in err
+    # Above the verdict: the interruption, and the steps it left unrun (the payload probe
+    # waits 30 s, so the handshake step never finished).
+    first, second, verdict = out.splitlines()[:3]
+    assert first == f"reset-wizard: interrupted by {sig.name}: the verdict covers only the checks that finished", out
+    assert second.startswith("not run: ") and "handshake" in second, out
+    assert verdict.startswith("verdict: ") and "no-reset-observed" not in out and "succeeded" not in out, out
     session = json.loads((tmp_path / "s.json").read_text())
     assert session["interrupted"] is True
     assert any(check for step in session["steps"] for check in step["checks"])
@@ -232,7 +238,7 @@ def test_ctrl_c_ends_the_run_cleanly_and_still_writes_what_was_gathered(tmp_path
 
 
 async def test_output_checks_ask_about_existing_files_and_refuse_what_cannot_be_written(tmp_path: Path) -> None:
-    from wizard.probes.files import check_output, existing
+    from wizard.hosts.files import check_output, existing
 
     (tmp_path / "r.md").write_text("mine")
     (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere")
@@ -240,7 +246,7 @@ async def test_output_checks_ask_about_existing_files_and_refuse_what_cannot_be_
         tmp_path / "r.md", tmp_path / "dangling.json"]
     assert await check_output(str(tmp_path / "r.md"), "report", force=True) == tmp_path / "r.md"
     assert await check_output(None, "report", force=False) is None
-    with pytest.raises(WizardError, match="^report exists: "):
+    with pytest.raises(WizardError, match=r"^report exists: "):
         await check_output(str(tmp_path / "r.md"), "report", force=False)
     with pytest.raises(WizardError, match=f"^bad json path: {tmp_path} is a directory$"):
         await check_output(str(tmp_path), "json", force=True)

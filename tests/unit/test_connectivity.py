@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from tests.unit.fakes import FakeDns, FakeHost, FakeProbes, FakeTcp, make_ctx, output
-from wizard.checks.connectivity import (DnsResolveCheck, IcmpPingCheck, NoParams, PingParams,
-                                        TcpConnectCheck, parse_ping)
+from wizard.diag.net.checks.connectivity import (
+    DnsResolveCheck,
+    IcmpPingCheck,
+    NoParams,
+    PingParams,
+    TcpConnectCheck,
+    parse_ping,
+)
+from wizard.diag.net.io.dns import DnsRecord, Resolution
 from wizard.model import Status
-from wizard.probes.dns import DnsRecord, Resolution
 
 
 def ids(result) -> list[str]:  # type: ignore[no-untyped-def]

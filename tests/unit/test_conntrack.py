@@ -8,10 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx
-from wizard.checks.conntrack import ConntrackStateCheck, ConntrackStateParams
+from wizard.diag.firewall.checks.conntrack import (
+    ConntrackStateCheck,
+    ConntrackStateParams,
+)
+from wizard.diag.firewall.io.conntrack import (
+    SETTINGS,
+    parse_conntrack_list,
+    parse_conntrack_stats,
+    parse_proc_stat,
+    parse_sysctl,
+    sysctl_path,
+)
 from wizard.model import Status
-from wizard.probes.conntrack import (SETTINGS, parse_conntrack_list, parse_conntrack_stats,
-                                     parse_proc_stat, parse_sysctl, sysctl_path)
 
 DATA = Path(__file__).parent / "data" / "fw"
 
@@ -208,3 +217,19 @@ async def test_every_verdict_setting_is_reported_as_a_fact():
 def test_every_signal_the_check_raises_is_declared():
     assert set(ConntrackStateCheck.emits) >= {"conntrack.table_full", "conntrack.invalid_moved",
                                               "conntrack.short_established_timeout", "conntrack.ok"}
+
+
+def test_a_flow_whose_reply_comes_from_elsewhere_was_forwarded():
+    from wizard.diag.firewall.io.conntrack import parse_conntrack_list
+
+    dnat = ("tcp      6 431999 ESTABLISHED src=10.213.10.2 dst=10.213.10.1 sport=40522 dport=8080 "
+            "src=10.213.20.2 dst=10.213.10.2 sport=9 dport=40522 [ASSURED] mark=0 use=1")
+    plain = ("tcp      6 431999 ESTABLISHED src=10.213.10.2 dst=10.213.20.2 sport=40524 dport=8080 "
+             "src=10.213.20.2 dst=10.213.10.2 sport=8080 dport=40524 [ASSURED] mark=0 use=1")
+    six = ("tcp      6 10 CLOSE src=fd13:10::2 dst=fd13:10::1 sport=4000 dport=9443 "
+           "src=fd13:20::2 dst=fd13:10::2 sport=10443 dport=4000 mark=0 use=1")
+    (a, b, c), problems = parse_conntrack_list("\n".join((dnat, plain, six)))
+    assert not problems
+    assert a.forwarded_to == "10.213.20.2:9" and (a.dst, a.dport) == ("10.213.10.1", 8080)
+    assert b.forwarded_to == ""
+    assert c.forwarded_to == "[fd13:20::2]:10443"

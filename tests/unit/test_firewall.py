@@ -9,12 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
-from wizard.checks.firewall import FirewallRulesCheck, FirewallRulesParams
-from wizard.checks.fwfront import parse_firewalld_zones, parse_ufw_status
-from wizard.checks.fwipt import merge_iptables, parse_iptables_line, parse_iptables_save
-from wizard.checks.fwnft import parse_nft_json
-from wizard.checks.fwrules import Rule, Selector
-from wizard.checks.fwwalk import Flow, matches_port, walk
+from wizard.diag.firewall.checks.rules import FirewallRulesCheck, FirewallRulesParams
+from wizard.diag.firewall.parse.fronts import parse_firewalld_zones, parse_ufw_status
+from wizard.diag.firewall.parse.iptables import (
+    merge_iptables,
+    parse_iptables_line,
+    parse_iptables_save,
+)
+from wizard.diag.firewall.parse.nft import parse_nft_json
+from wizard.diag.firewall.parse.rules import Rule, Selector
+from wizard.diag.firewall.parse.walk import Flow, matches_port, walk
 from wizard.model import Status
 
 DATA = Path(__file__).parent / "data" / "fw"
@@ -513,3 +517,19 @@ async def test_ufw_rule_is_quoted_as_the_source_of_the_low_level_rule():
     result, _ = await run_check("127.0.0.1:8080", host)
     ev = next(e for e in result.evidence if e.source == "ufw status verbose")
     assert "8080/tcp                   REJECT IN   Anywhere" in ev.text and "decide" in ev.title
+
+
+# Recorded: `nft -j list ruleset` / `nft -a list ruleset` of a port forward (a DNAT in a nat
+# prerouting chain) in a namespace, nft 1.0.6.
+async def test_a_dnat_of_the_port_says_the_target_forwards_it_and_quotes_the_rule():
+    rs = nft("nft-dnat")
+    rule = next(r for r in rs.all_rules() if r.handle == 2)
+    assert rule.target == "dnat to 10.213.20.2:9" and rule.verdict == "none"
+    host = server({("nft", "-j"): sample("nft-dnat.json"), ("nft", "-a"): sample("nft-dnat.txt")})
+    result, _ = await run_check("10.213.10.1:8080", host, probe=False)
+    (fact,) = [s.fact for s in result.signals if s.id == "target.forwarded"]
+    assert "forwards port 8080 (dnat to 10.213.20.2:9; rule ip rwlab_nat pre: tcp dport 8080" in fact
+    assert "diagnose the backend next" in fact
+    # Another port is not forwarded.
+    other, _ = await run_check("10.213.10.1:8443", host, probe=False)
+    assert "target.forwarded" not in signals(other)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.unit.fakes import FakeProbes, make_ctx
-from wizard.checks.firewall import FirewallRulesCheck, FirewallRulesParams
-from wizard.checks.fwipt import merge_iptables, parse_iptables_save
-from wizard.checks.fwnft import parse_nft_json
-from wizard.checks.fwwalk import Flow, walk
-from wizard.probes.hosts import NetnsHost
-from wizard.probes.tcp import ExchangeOutcome, ProbeEvent
+from wizard.diag.firewall.checks.rules import FirewallRulesCheck, FirewallRulesParams
+from wizard.diag.firewall.parse.iptables import merge_iptables, parse_iptables_save
+from wizard.diag.firewall.parse.nft import parse_nft_json
+from wizard.diag.firewall.parse.walk import Flow, walk
+from wizard.engine.probes import ExchangeOutcome, ProbeEvent
+from wizard.hosts.local import NetnsHost
 
 RULES = """
 table inet rwfw {

@@ -9,16 +9,16 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.unit.fakes import FakeProbes, FakeTcp, make_ctx
-from wizard.checks import registry
-from wizard.checks.handshake import (
+from wizard.diag.net.checks.handshake import (
     TcpBurstCheck,
     TcpBurstParams,
     TcpExchangeCheck,
     TcpExchangeParams,
     classify_burst,
 )
+from wizard.engine import discovery as registry
+from wizard.engine.probes import ExchangeOutcome, ProbeEvent
 from wizard.model import Answers, CheckResult, Status
-from wizard.probes.tcp import ExchangeOutcome, ProbeEvent
 
 
 async def burst(script: list, attempts: int | None = None, **answers) -> CheckResult:
@@ -302,3 +302,14 @@ async def test_a_clean_burst_does_not_wait_for_a_retry() -> None:
     ctx = make_ctx("127.0.0.1:8080", answers=Answers(attempts=3), probes=FakeProbes(tcp=tcp))
     await TcpBurstCheck().run(ctx, TcpBurstParams(stagger_ms=0, cooldown_s=5))
     assert len(tcp.calls) == 3
+
+
+async def test_a_quiet_connection_closed_before_any_request_is_no_keepalive_race() -> None:
+    # HAProxy's `timeout http-request` on a connection that never sent a request: it answers
+    # 408 unasked and closes; nothing was kept alive, so this is the server's own timeout
+    out = outcome("eof", "hold", [(0.0, "syn", "", 0), (0.3, "connected", "", 0), (500.0, "idle", "3s", 0),
+                                  (1000.0, "received", "", 233), (1000.2, "eof", "", 0)],
+                  sent=0, received=233, message="the peer closed the idle connection (FIN) 0.50s into the 3s hold")
+    result, _ = await exchange(out, hold_s=3)
+    assert signal_ids(result) == ["probe.closed_before_request"]
+    assert "before any request was sent" in result.signals[0].fact and "HTTP/1.1 200 OK" in result.signals[0].fact

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard.probes.hosts import HostError, LocalHost, NetnsHost
+from wizard.hosts.base import HostError
+from wizard.hosts.local import LocalHost, NetnsHost
 
 
 async def test_local_write_replaces_the_whole_content(tmp_path: Path) -> None:

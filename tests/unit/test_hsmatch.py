@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from wizard.checks import checklist_path
+from wizard.diag.logs.io import hsmatch
+from wizard.diag.logs.io import scan as logscan
+from wizard.diag.logs.io.hsmatch import Matcher, matcher
+from wizard.diag.logs.io.scan import scan_file
+from wizard.engine.discovery import checklist_path
+from wizard.hosts.local import LocalHost
 from wizard.model import load_checklist
-from wizard.probes import hsmatch, logscan
-from wizard.probes.hosts import LocalHost
-from wizard.probes.hsmatch import Matcher, matcher
-from wizard.probes.logscan import scan_file
 
 pytestmark = pytest.mark.skipif(not hsmatch.AVAILABLE, reason="hyperscan is not installed")
 
@@ -38,7 +39,27 @@ PLANTS = {
                            "connection reset by peer",
     "ruby-econnreset": "Errno::ECONNRESET: Connection reset by peer",
     "ssh-kex-reset": "kex_exchange_identification: read: Connection reset by peer",
-    "haproxy-server-abort": "fe be/s1 0/0/1/-1/2 502 0 - - SD-- 1/1/0/0/0 0/0 ",
+    "haproxy-termination": "fe be/s1 0/0/1/-1/2 502 0 - - SD-- 1/1/0/0/0 0/0 ",
+    "http-access-timeout": '10.0.0.2 - - [01/Dec/2026:19:00:00 +0000] "GET / HTTP/1.1" 408 0 "-" "curl/7.88"',
+    "http-access-client-closed": '10.0.0.2 - - [01/Dec/2026:19:00:00 +0000] "GET / HTTP/1.1" 499 0 "-" "-"',
+    "nginx-access-444": '10.0.0.2 - - [01/Dec/2026:19:00:00 +0000] "GET / HTTP/1.1" 444 0 "-" "-"',
+    "http-access-upstream": '10.0.0.2 - - [01/Dec/2026:19:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "-"',
+    "http-access-limited": '10.0.0.2 - - [01/Dec/2026:19:00:00 +0000] "GET / HTTP/1.1" 429 12 "-" "-"',
+    "nginx-client-timeout": "client timed out (110: Connection timed out) while reading client request headers",
+    "nginx-limit": 'limiting connections by zone "perip", client: 10.0.0.2',
+    "nginx-access-denied": "access forbidden by rule, client: 10.0.0.2",
+    "apache-timeout": "[reqtimeout:info] [pid 9] AH01382: Request header read timeout",
+    "apache-max-workers": "AH00484: server reached MaxRequestWorkers setting, consider raising it",
+    "apache-denied": "AH01630: client denied by server configuration: /srv/web/x",
+    "gunicorn-worker-timeout": "[2026-12-01 19:00:00 +0000] [4121] [CRITICAL] WORKER TIMEOUT (pid:4125)",
+    "gunicorn-worker-boot": "[2026-12-01 19:00:01 +0000] [4130] [INFO] Booting worker with pid: 4130",
+    "uvicorn-child-died": "Child process [4131] died",
+    "node-uncaught": "      throw er; // Unhandled 'error' event",
+    "redis-client-limit": "Error accepting a client connection: max number of clients reached",
+    "redis-idle-client": "Closing idle client id=7 addr=10.0.0.2:5000",
+    "postgres-idle-timeout": "FATAL:  terminating connection due to idle-session timeout",
+    "postgres-too-many": "FATAL:  sorry, too many clients already",
+    "postgres-hba-reject": 'FATAL:  pg_hba.conf rejects connection for host "10.0.0.2"',
     "envoy-upstream-reset": "upstream connect error or disconnect/reset before headers response_flags=UC",
     "nginx-upstream-premature": "upstream prematurely closed connection while reading response header",
     "nginx-upstream-reset": "(104: Connection reset by peer) while reading response header from upstream",
@@ -139,7 +160,7 @@ def test_hyperscan_lines_equal_python_re_over_every_line(seed: int) -> None:
 def test_a_signature_hyperscan_rejects_is_still_matched_exactly() -> None:
     m = Matcher([r"unexpected EOF\b(?! while reading)", r"(\w+) again \1"])
     assert m.approx or m.python  # neither is compiled as it is
-    assert not m.exact
+    assert not m.som
     data = (b"x unexpected eof\nunexpected EOF while reading\nUNEXPECTED EOF, said\n"
             b"foo again foo\nfoo again bar\n")
     assert [(h.start, h.ids) for h in m.lines(data)] == reference(data, m.regexes)
@@ -226,11 +247,13 @@ def test_literal_prefilter_finds_exactly_the_lines_python_re_finds(
         seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     m = Matcher(LIT_REGEXES)
-    # every regex with a required literal is reachable from the literal database
-    assert m.lit_db is not None
-    owned = {i for owners in m.lit_owners for i in owners}
+    # every regex with a required literal is reachable from the literal database of all
+    # (non-ASCII lines); those re decides on every line from the other one
+    assert "all" in m.dbs
+    owned = {i for owners in m.all_owners for i in owners}
     assert owned == {i for i, lits in enumerate(m.literals) if lits is not None} != set()
-    assert m.literals[3] is None and m.db is not None  # the literal-less one keeps a regex db
+    assert {i for owners in m.lit_owners for i in owners} <= set(m.approx + m.python)
+    assert m.literals[3] is None and 3 in m.som  # the literal-less one: decided by Hyperscan
     data = _literal_log(seed)
     want = reference(data, LIT_REGEXES)
     assert {i for _, ids in want for i in ids} == set(range(len(LIT_REGEXES)))
@@ -243,7 +266,7 @@ def test_literal_database_read_back_from_the_cache_finds_the_same_lines(
     first = Matcher(LIT_REGEXES)
     assert list((tmp_path / "reset-wizard").glob("hs-*.db"))
     again = Matcher(LIT_REGEXES)
-    assert again.lit_owners == first.lit_owners and again.lit_db is not None
+    assert again.all_owners == first.all_owners and "all" in again.dbs
     data = _literal_log(9)
     assert [(h.start, h.ids) for h in again.lines(data)] == reference(data, LIT_REGEXES) != []
 

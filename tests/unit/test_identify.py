@@ -7,11 +7,16 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.unit.fakes import FakeHost, FakeProbes, make_ctx
-from wizard.checks.identify import (ClientSocketsCheck, ErrorClassifyCheck, NoParams,
-                                    ServerContextCheck, classify)
+from wizard.diag.identify.checks import (
+    ClientSocketsCheck,
+    ErrorClassifyCheck,
+    NoParams,
+    ServerContextCheck,
+    classify,
+)
+from wizard.diag.process.io.processes import ProcessSockets, SocketHolder
+from wizard.hosts.base import HostError
 from wizard.model import Answers, Status
-from wizard.probes.hosts import HostError
-from wizard.probes.processes import ProcessSockets, SocketHolder
 
 # (text as printed by the client, expected ecosystem, expected class); from rst-domain.md §2 and §4.3.
 SAMPLES = [

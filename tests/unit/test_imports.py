@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEADLESS = ["wizard.model", "wizard.analysis", "wizard.redact", "wizard.probes", "wizard.checks",
-            "wizard.report", "wizard.runner", "wizard.cli", "wizard.lab.demo"]
+HEADLESS = ["wizard.model", "wizard.analysis", "wizard.redact", "wizard.hosts", "wizard.diag", "wizard.engine.discovery",
+            "wizard.report", "wizard.engine.runner", "wizard.cli.main", "wizard.cli.diagnose", "wizard.cli.parser", "wizard.lab.demo"]
 
 
 def test_import_linter_contracts_hold() -> None:
@@ -25,7 +25,7 @@ def test_headless_modules_import_neither_textual_rich_nor_scapy() -> None:
         "import importlib, json, sys\n"
         f"for name in {HEADLESS!r}:\n"
         "    importlib.import_module(name)\n"
-        "from wizard.checks import all_checks; all_checks()\n"
+        "from wizard.engine.discovery import all_checks; all_checks()\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'scapy'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

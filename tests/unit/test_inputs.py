@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.fakes import FakeDns, FakeProbes
-from wizard.cli import main
-from wizard.model import WizardError
-from wizard.model import inputs
-from wizard.probes.sshargs import parse_ssh_spec
+from wizard.cli.main import main
+from wizard.hosts.sshargs import parse_ssh_spec
+from wizard.model import WizardError, inputs
 from wizard.ui import fields
 
 #: (form field, CLI option, value, title): each a value a person could type in either face
@@ -42,6 +41,12 @@ BAD = [
     ("timeout", "--timeout", "0", "bad timeout"),
     ("timeout", "--timeout", "nan", "bad timeout"),
     ("payload", "--payload", "@", "unreadable payload"),
+    ("payload", "--payload", r"GET \xZZ", "bad payload"),
+    ("target", None, "127.0.0.1:\u0668\u0660", "bad port"),
+    ("target", None, "ftp://127.0.0.1", "bad target"),
+    ("attempts", "--attempts", "\u0661\u0660", "bad attempts"),
+    ("window", "--window", "\u0661\u0665m", "bad window"),
+    ("at", "--at", "-\u0661\u0660m", "bad time"),
 ]
 
 FORM = {"target": fields.target, "at": fields.moment, "window": fields.window, "server": fields.context,

@@ -6,18 +6,22 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.unit.fakes import FakeHost, make_ctx, output
-from wizard.checks.logs import LogExcerptCheck, LogExcerptParams
+from wizard.diag.logs.checks import LogExcerptCheck, LogExcerptParams
+from wizard.diag.logs.io.journal import (
+    entry_time,
+    is_journal_file,
+    journal_window,
+    parse_records,
+)
+from wizard.hosts.local import LocalHost
 from wizard.model import Answers, Status
-from wizard.probes.hosts import LocalHost
-from wizard.probes.journal import entry_time, is_journal_file, journal_window, parse_records
 
-UTC = timezone.utc
 AT = datetime(2026, 11, 22, 3, 48, 8, tzinfo=UTC)
 REMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT = "0123456789abcdef0123456789abcdef"

@@ -4,20 +4,19 @@ logs.excerpt and then render_report / render_json: nothing secret or raw reaches
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.unit.fakes import make_ctx
-from wizard.checks.logs import LogExcerptCheck, LogExcerptParams
+from wizard.diag.logs.checks import LogExcerptCheck, LogExcerptParams
+from wizard.hosts.local import LocalHost
 from wizard.model import Answers, Status
 from wizard.model.session import Context, Session, StepResult, ToolInfo
 from wizard.model.target import Target
-from wizard.probes.hosts import LocalHost
 from wizard.report import render_json, render_report
 
-UTC = timezone.utc
 AT = datetime(2026, 11, 22, 3, 48, 8, tzinfo=UTC)
 
 SECRETS = {

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from wizard.probes import logcut
-from wizard.probes.logcut import Selector
+from wizard.diag.logs.io import cut as logcut
+from wizard.diag.logs.io.cut import Selector
 
 SIGS = [r"connection reset by peer", r"Traceback \(most recent call last\)", r"\berrno[ =:]+(104|54)\b",
         r"\s(S[DHC])[A-Za-z-]{2}\s+\d+/\d+/\d+/\d+/\+?\d+\s"]  # the last has no literal

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.unit.fakes import FakeHost, make_ctx, output
-from wizard.checks.logs import LogExcerptCheck, LogExcerptParams, excerpt
+from wizard.diag.logs.checks import LogExcerptCheck, LogExcerptParams, excerpt
+from wizard.diag.logs.io.reader import LogLine, LogReader
+from wizard.hosts.base import HostError
+from wizard.hosts.local import LocalHost
 from wizard.model import Answers, Status
-from wizard.probes.hosts import HostError, LocalHost
-from wizard.probes.logs import LogLine, LogReader
 
-UTC = timezone.utc
 AT = datetime(2026, 11, 22, 3, 48, 8, tzinfo=UTC)
 PARAMS = LogExcerptParams()
 
@@ -203,7 +203,8 @@ async def test_excerpt_check_quotes_reset_and_crash_lines_with_file_and_line() -
     shown = ev.text.splitlines()
     assert not any("outside the window" in shown[i] for i in ev.highlight)  # context only
     assert ev.data["matches"]["generic-econnreset"] == 1
-    assert ev.title.startswith("/var/log/syslog: ") and "reset lines" in ev.title and "crash lines" in ev.title
+    # counted in lines: the one reset line matches two reset signatures and counts once
+    assert ev.title == "/var/log/syslog: 1 reset line, 2 crash lines, 1 kernel line"
     assert ev.data["matches"]["oom-kill"] == 1 and ev.data["first_line"] == 1
 
 
@@ -267,8 +268,8 @@ async def test_journal_without_journald_says_so() -> None:
 import gzip as gzipmod  # noqa: E402
 import os  # noqa: E402
 
-from wizard.checks.logs import histogram  # noqa: E402
-from wizard.probes.logrotated import rotated_in_window, rotated_siblings  # noqa: E402
+from wizard.diag.logs.checks import histogram  # noqa: E402
+from wizard.diag.logs.io.rotated import rotated_in_window, rotated_siblings  # noqa: E402
 
 
 def nginx_lines(start: datetime, n: int, step_s: float, reset_at: datetime | None = None) -> str:
@@ -369,6 +370,27 @@ async def test_corrupt_gzip_is_a_note_not_an_exception(tmp_path: Path) -> None:
     assert any("corrupt gzip" in n or "gzip" in n for n in win.notes)
 
 
+async def test_a_truncated_gzip_rotation_is_read_up_to_the_cut_and_says_so(tmp_path: Path) -> None:
+    # A rotation copied while it was written, or a disk that filled: the stream just stops,
+    # and zlib raises nothing. The lines before the cut count; the evidence says it was cut.
+    text = nginx_lines(AT - timedelta(seconds=30), 2000, 0.05, AT)
+    whole = gzipmod.compress(text.encode())
+    cut = tmp_path / "error.log.2.gz"
+    cut.write_bytes(whole[: len(whole) * 3 // 4])
+    intact = tmp_path / "intact.log.gz"
+    intact.write_bytes(whole)
+    for path in (cut, intact):
+        os.utime(path, (AT.timestamp() + 120, AT.timestamp() + 120))
+    win = await LogReader(LocalHost()).window(str(cut), AT.timestamp() - 60, AT.timestamp() + 60)
+    assert not win.error and win.lines
+    assert [n for n in win.notes if n.startswith("truncated gzip: ")], win.notes
+    full = await LogReader(LocalHost()).window(str(intact), AT.timestamp() - 60, AT.timestamp() + 60)
+    assert not [n for n in full.notes if "truncated" in n] and len(full.lines) > len(win.lines)
+    ctx = make_ctx(answers=Answers(at=AT, logs=[str(cut)], window_s=60), server=LocalHost())
+    result = await LogExcerptCheck().run(ctx, PARAMS)
+    assert any("truncated gzip" in e.title for e in result.evidence)
+
+
 def test_histogram_buckets_resets_and_crashes_by_time() -> None:
     t0 = AT.timestamp() - 600
     t1 = AT.timestamp() + 600
@@ -389,8 +411,8 @@ async def test_check_adds_a_histogram_table_of_matches(tmp_path: Path) -> None:
     path.write_text(nginx_lines(AT - timedelta(minutes=10), 240, 5.0, AT))
     ctx = make_ctx(answers=Answers(at=AT, logs=[str(path)], window_s=600), server=LocalHost())
     result = await LogExcerptCheck().run(ctx, PARAMS)
-    table = next(e for e in result.evidence if e.kind == "table")
-    assert sum(r[2] for r in table.data["rows"]) == 1 and "resets" in table.text
+    table = next(e for e in result.evidence if e.kind == "histogram").typed()
+    assert sum(r[2] for r in table.rows) == 1 and "resets" in table.text
 
 
 async def test_defaults_read_only_usual_logs_that_exist_including_service_dirs() -> None:
@@ -409,12 +431,14 @@ async def test_defaults_read_only_usual_logs_that_exist_including_service_dirs()
 
 import random  # noqa: E402
 import re  # noqa: E402
+
 import pytest  # noqa: E402
 
-from wizard.probes.logcut import cut_window, excerpt_window  # noqa: E402
-from wizard.probes.logscan import scan_file  # noqa: E402
-from wizard.probes import hsmatch  # noqa: E402
-from wizard.probes.timestamps import TimeContext, format_named  # noqa: E402
+from wizard.diag.logs.io import hsmatch  # noqa: E402
+from wizard.diag.logs.io.cut import cut_window  # noqa: E402
+from wizard.diag.logs.io.excerpt import excerpt_window  # noqa: E402
+from wizard.diag.logs.io.scan import scan_file  # noqa: E402
+from wizard.diag.logs.parse.timestamps import TimeContext, format_named  # noqa: E402
 
 SIG_RX = [r"connection reset by peer", r"Traceback \(most recent call last\)",
           r"\s(S[DHC])[A-Za-z-]{2}\s+\d+/\d+/\d+/\d+/\+?\d+\s"]  # the last has no literal
@@ -473,7 +497,7 @@ async def test_fast_excerpt_equals_a_brute_force_parse_of_every_line(tmp_path: P
             assert win.method == "bisect" and inside == want_inside
             got = [(ln.number, ln.offset, ln.text, ln.ts, ln.in_window) for ln in win.lines]
             assert [g[1:] for g in got] == [w[1:] for w in want]
-            assert all(g[0] in (None, w[0]) for g, w in zip(got, want))
+            assert all(g[0] in (None, w[0]) for g, w in zip(got, want, strict=False))
             assert len(want) > 5
 
 

@@ -3,13 +3,16 @@ ended (or the run's start) to now; quoted for the reader, without weighing in th
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.unit.fakes import FakeHost, make_ctx
-from wizard.checks.logs import LogExcerptCheck, LogExcerptParams, LogsDuringProbesCheck
+from wizard.diag.logs.checks import (
+    LogExcerptCheck,
+    LogExcerptParams,
+    LogsDuringProbesCheck,
+)
 from wizard.model import Answers, Status
 
-UTC = timezone.utc
 T0 = datetime(2026, 11, 22, 3, 40, tzinfo=UTC)
 LOG = "/var/log/app.log"
 
@@ -43,16 +46,19 @@ async def test_the_second_read_starts_where_step_3_stopped_and_quotes_the_probes
     ctx.now = lambda: clock[0]
     ctx.started = T0 + timedelta(seconds=90)
     step3 = await LogExcerptCheck().run(ctx, LogExcerptParams())
-    assert "(during step 3)" in evidence_text(step3) and "(a probe)" not in evidence_text(step3)
+    # Steps 2-5 overlap, so step 3's window ends where the run began: what the server wrote
+    # once the run was under way (while step 3 read, or later) is the second read's.
+    assert "(the incident" in evidence_text(step3)
+    assert "(during step 3)" not in evidence_text(step3) and "(a probe)" not in evidence_text(step3)
     clock[0] = T0 + timedelta(seconds=260)  # the probes ran meanwhile
     result = await LogsDuringProbesCheck().run(ctx, LogExcerptParams())
     text = evidence_text(result)
     assert "(a probe)" in text and "Traceback (most recent call last):" in text  # matched lines
-    assert "(during step 3)" not in text and "(the incident" not in text
+    assert "(during step 3)" in text and "(the incident" not in text
     assert result.status == Status.WARN and result.signals == []  # evidence, not weight
-    assert result.summary.startswith("2 matching lines while the wizard probed")
+    assert result.summary.startswith("3 matching lines while the wizard probed")
     ev = next(e for e in result.evidence if e.kind == "log")
-    assert ev.data["window"] == [(T0 + timedelta(seconds=140)).isoformat(), clock[0].isoformat()]
+    assert ev.data["window"] == [(T0 + timedelta(seconds=90)).isoformat(), clock[0].isoformat()]
 
 
 async def test_after_a_past_incident_the_second_read_starts_at_the_run() -> None:
@@ -95,7 +101,7 @@ async def test_a_window_around_a_recent_incident_reaching_past_now_still_leaves_
 
 
 def test_a_short_window_histogram_reads_in_milliseconds_and_rounded_buckets() -> None:
-    from wizard.checks.logs import histogram
+    from wizard.diag.logs.checks import histogram
 
     t0 = T0.timestamp()
     data, text = histogram([(t0 + 0.5, {"rst_certain"}), (t0 + 3.1, {"crash"})], t0, t0 + 4.0)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from wizard.model import (STEP_IDS, Answers, CheckResult, Context, Session, Status, StepResult,
-                          ToolInfo, WizardError, parse_target, worst)
+from wizard.model import (
+    STEP_IDS,
+    Answers,
+    CheckResult,
+    Context,
+    Session,
+    Status,
+    StepResult,
+    ToolInfo,
+    WizardError,
+    parse_target,
+    worst,
+)
 
 
 @pytest.mark.parametrize("text, host, port", [
@@ -59,7 +70,7 @@ def test_step_status_is_the_worst_of_its_checks() -> None:
 
 def _session() -> Session:
     session = Session(tool=ToolInfo(version="0.1.0"),
-                      started_at=datetime(2026, 11, 22, 3, 48, tzinfo=timezone.utc),
+                      started_at=datetime(2026, 11, 22, 3, 48, tzinfo=UTC),
                       target=parse_target("[::1]:8080"), context=Context(client="box"),
                       answers=Answers(error="curl: (56) Recv failure: Connection reset by peer"))
     step = session.step("handshake")
@@ -73,7 +84,8 @@ def test_session_json_has_the_fields_of_the_contract() -> None:
     import json
 
     data = json.loads(_session().to_json())
-    assert data["schema"] == 1
+    assert data["schema"] == 2
+    assert data["verdict"] is None  # not analysed yet
     assert data["tool"]["name"] == "reset-wizard"
     assert data["target"] == {"host": "::1", "port": 8080, "addresses": [], "scheme": None, "path": None}
     assert data["context"]["server"] == "local"

@@ -12,14 +12,25 @@ from typing import Any
 import pytest
 
 from tests.unit.fakes import FakeHost, FakeProbes, FakeTcp, make_ctx, output
-from wizard.checks.packets import (CaptureParams, PacketsCaptureCheck, PacketsSynprobeCheck,
-                                   PathPmtuCheck, PmtuParams, ProtocolParams, SynParams,
-                                   TcpProtocolCheck)
+from wizard.diag.net.checks.protocol import ProtocolParams, TcpProtocolCheck
+from wizard.diag.net.io.protocol import Attempt, ProtocolFacts, ProtocolProbe
+from wizard.diag.packets.checks import (
+    CaptureParams,
+    PacketsCaptureCheck,
+    PacketsSynprobeCheck,
+    PathPmtuCheck,
+    PmtuParams,
+    SynParams,
+)
+from wizard.diag.packets.io.nftguard import (
+    RstGuard,
+    SharedGuard,
+    guard_ruleset,
+    remove_stale,
+)
+from wizard.engine.probes import Capture, Hop, PacketEvent, SizeEcho, SynFingerprint
+from wizard.engine.runner import Runner
 from wizard.model import Answers, Status
-from wizard.probes.nftguard import RstGuard, SharedGuard, guard_ruleset, remove_stale
-from wizard.probes.packets import Capture, Hop, PacketEvent, SizeEcho, SynFingerprint
-from wizard.probes.protocol import Attempt, ProtocolFacts, ProtocolProbe
-from wizard.runner import Runner
 
 
 def test_guard_rule_matches_only_the_probe_port_address_and_rst():
@@ -69,7 +80,7 @@ async def test_guard_table_is_removed_when_the_probe_is_cancelled():
 
 
 async def test_guard_that_cannot_install_cleans_up_and_says_why():
-    from wizard.probes.nftguard import GuardError
+    from wizard.diag.packets.io.nftguard import GuardError
 
     host = FakeHost(commands={("nft", "list", "tables"): "", ("nft", "delete"): "",
                               ("nft",): output(["nft"], "", 1, "Error: Could not process rule")})
@@ -143,7 +154,7 @@ def test_shared_guard_lingering_at_loop_shutdown_is_removed():
 
 
 def test_importing_the_packet_checks_does_not_load_scapy():
-    code = "import sys, wizard.checks.packets, wizard.checks.attribution; print('scapy' in sys.modules)"
+    code = "import sys, wizard.diag.packets.checks, wizard.diag.packets.parse.attribution; print('scapy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -167,6 +178,15 @@ class FakePackets:
     fingerprint: SynFingerprint | None = None
     echoes: list[list[SizeEcho]] = field(default_factory=list)
     hops: list[Any] = field(default_factory=list)
+
+    def warm(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def capture_unavailable(self) -> str | None:
+        return None
 
     async def capture(self, address, port, action, **kw) -> Capture:
         result = await action()
@@ -196,7 +216,7 @@ def _server() -> FakeHost:
 
 
 async def test_capture_names_a_path_reset_when_the_server_counters_stay_still():
-    from wizard.probes.packets import Hop
+    from wizard.engine.probes import Hop
 
     server = _server()
     packets = FakePackets(events=[
@@ -303,6 +323,24 @@ async def test_plain_http_to_a_tls_port_is_a_protocol_mismatch():
     assert [s.id for s in result.signals] == ["protocol.mismatch"]
 
 
+async def test_a_tls_port_refusing_plain_http_in_band_is_a_protocol_mismatch():
+    # nginx with `listen ... ssl`: plain HTTP gets "400 Bad Request" ("The plain HTTP request
+    # was sent to HTTPS port") and a FIN, no reset; the port speaks TLS.
+    async def run(http: Attempt) -> Any:
+        facts = ProtocolFacts("127.0.0.1", 8443, Attempt(False, "no answer before the timeout", "timeout"),
+                              Attempt(True, "TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384", "ok"), http)
+        ctx = make_ctx("127.0.0.1:8443", answers=Answers(payload="GET / HTTP/1.1\r\nHost: lab\r\n\r\n"),
+                       probes=ProbesWithProtocol(protocol=FakeProtocol(facts)))
+        return await TcpProtocolCheck().run(ctx, ProtocolParams())
+
+    refused = await run(Attempt(True, "HTTP/1.1 400 Bad Request", "ok"))
+    assert refused.status == Status.FAIL and [s.id for s in refused.signals] == ["protocol.mismatch"]
+    assert "400 Bad Request, an in-band refusal" in refused.signals[0].fact
+    # A port that really serves both (200 to plain HTTP) is no mismatch.
+    both = await run(Attempt(True, "HTTP/1.1 200 OK", "ok"))
+    assert [s.id for s in both.signals] == ["protocol.matches"]
+
+
 async def test_tls_to_a_plain_http_port_is_a_protocol_mismatch():
     facts = ProtocolFacts("127.0.0.1", 443, Attempt(False, "nothing first", "ok"),
                           Attempt(False, "wrong version number", "error"), Attempt(True, "HTTP/1.1 200 OK", "ok"))
@@ -317,7 +355,7 @@ async def test_protocol_probe_recognises_a_real_http_server_on_loopback():
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             writer.write(b"HTTP/1.0 204 No Content\r\n\r\n")
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         writer.close()
 
@@ -405,8 +443,7 @@ async def test_router_reset_to_syn_is_the_path_by_the_syn_probes_fingerprint():
 
 
 async def test_a_syn_ack_on_another_captured_connection_serves_as_the_fingerprint():
-    events = _reset_to_syn(40000) + [ev(5.0, True, "S", cport=40002),
-                                     ev(5.3, False, "SA", ip_id=0, cport=40002)]
+    events = [*_reset_to_syn(40000), ev(5.0, True, "S", cport=40002), ev(5.3, False, "SA", ip_id=0, cport=40002)]
     packets = FakePackets(events=events, hops=ROUTER_HOPS)
     _, att, ids = await _capture_reset_to_syn(packets)
     assert att.data["sender"] == "path"
@@ -430,3 +467,25 @@ async def test_no_fingerprint_anywhere_leaves_the_reset_unattributed_not_the_ser
     assert att.data["sender"] == "unknown"
     assert "unattributed: no SYN-ACK to compare with" in result.summary
     assert "rst.unattributed" in ids and "rst.from_server_firewall" not in ids
+
+
+async def test_capture_is_skipped_with_the_fix_when_libpcap_is_missing(monkeypatch):
+    from wizard.diag.packets.io import capture, libpcap
+
+    # The real probe asks the loader; here the loader finds no libpcap.
+    monkeypatch.setattr(libpcap, "libpcap_path", lambda: None)
+    monkeypatch.setattr(capture, "libpcap_missing", libpcap.libpcap_missing)
+    tcp = FakeTcp(exchanges={"*": ("reset", "first-data")})
+    ctx = make_ctx(server=_server(), probes=FakeProbes(tcp=tcp, packets=capture.PacketProbe()))
+    result = await PacketsCaptureCheck().run(ctx, CaptureParams())
+    assert result.status == Status.SKIP
+    assert "libpcap" in (result.reason or "")
+    assert result.fix == "apt install libpcap0.8"
+    assert tcp.calls == []  # nothing was probed for a capture that cannot be filtered
+
+
+def test_libpcap_is_found_by_the_loader_when_installed(monkeypatch):
+    from wizard.diag.packets.io import libpcap
+
+    monkeypatch.setattr(libpcap, "libpcap_path", lambda: "libpcap.so.0.8")
+    assert libpcap.libpcap_missing() is None

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.probes.dns import DnsProbe, hosts_lookup
-from wizard.probes.processes import ProcessProbe, normalize_address
-from wizard.probes.tcp import TcpProbe
+from wizard.diag.net.io.dns import DnsProbe, hosts_lookup
+from wizard.diag.net.io.tcp import TcpProbe
+from wizard.diag.process.io.processes import ProcessProbe, normalize_address
 
 
 def _has_ipv6_loopback() -> bool:
@@ -143,7 +143,7 @@ def test_hosts_lookup_skips_comments_bad_addresses_and_duplicates() -> None:
 async def test_process_probe_is_bounded_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    import wizard.probes.processes as processes
+    import wizard.diag.process.io.processes as processes
 
     def slow_scan(wanted, port):  # type: ignore[no-untyped-def]
         time.sleep(0.6)

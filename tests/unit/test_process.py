@@ -1,21 +1,19 @@
-"""process.listener and process.settings: /proc evidence of the listener's process (fds
-against the limit, restarts), client-side sockets, nginx/HAProxy keep-alive settings."""
+"""process.listener: /proc evidence of the listener's process (fds against the limit,
+restarts) and client-side sockets. (process.settings: test_server_config.py.)"""
 
 from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.unit.fakes import FakeHost, FakeProbes, make_ctx
-from wizard.checks.process import ProcessListenerCheck, ProcessParams, ProcessSettingsCheck, SettingsParams
+from wizard.diag.process.checks.listener import ProcessListenerCheck, ProcessParams
+from wizard.diag.process.io.procinfo import parse_comm, parse_limits, process_info
+from wizard.hosts.local import LocalHost
 from wizard.model import Answers, Status
-from wizard.probes.hosts import LocalHost
-from wizard.probes.procinfo import (haproxy_seconds, nginx_seconds, parse_comm, parse_haproxy,
-                                    parse_limits, process_info)
 
-UTC = timezone.utc
 AT = datetime(2026, 11, 22, 3, 48, 8, tzinfo=UTC)
 BTIME = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
 LIMITS = """Limit                     Soft Limit           Hard Limit           Units
@@ -104,13 +102,13 @@ class FakeProcessProbe:
         self.holders = holders
 
     async def connections_to(self, addresses: list[str], port: int, timeout: float = 5.0):
-        from wizard.probes.processes import ProcessSockets
+        from wizard.diag.process.io.processes import ProcessSockets
 
         return ProcessSockets(tuple(self.holders), states={"ESTABLISHED": len(self.holders)})
 
 
 async def test_client_side_socket_owner_fds_are_read_in_the_client_context() -> None:
-    from wizard.probes.processes import SocketHolder
+    from wizard.diag.process.io.processes import SocketHolder
 
     holder = SocketHolder(4242, "python3", "python3 app.py", "app", None, "ESTABLISHED",
                           "127.0.0.1:50000", "127.0.0.1:8080")
@@ -120,73 +118,3 @@ async def test_client_side_socket_owner_fds_are_read_in_the_client_context() -> 
     result = await ProcessListenerCheck().run(ctx, ProcessParams())
     sig = next(s for s in result.signals if s.id == "process.fd_near_limit")
     assert sig.fact.startswith("client pid 4242")
-
-
-NGINX = """user www-data;
-events { worker_connections 768; }
-http {
-    keepalive_timeout 5s;   # short on purpose
-    # keepalive_timeout 600;
-    include /etc/nginx/conf.d/*.conf;
-    include sites-enabled/*;
-}
-"""
-
-
-async def test_nginx_settings_follow_includes_and_a_short_keepalive_loses_to_hold() -> None:
-    server = FakeHost("local", files={
-        "/etc/nginx/nginx.conf": NGINX,
-        "/etc/nginx/conf.d/tuning.conf": "reset_timedout_connection on; lingering_close always;\n",
-        "/etc/nginx/sites-enabled/app": "server { listen 80; location / { proxy_read_timeout 1m30s; } }\n"})
-    ctx = make_ctx(answers=Answers(hold_s=30), server=server)
-    result = await ProcessSettingsCheck().run(ctx, SettingsParams())
-    table = next(e for e in result.evidence if e.kind == "table")
-    rows = {(r[1], r[2]): r for r in table.data["rows"]}
-    assert rows[("keepalive_timeout", "5s")][3] == 5 and rows[("keepalive_timeout", "5s")][5] == 4
-    assert ("keepalive_timeout", "600") not in rows  # commented out
-    assert rows[("proxy_read_timeout", "1m30s")][3] == 90
-    assert ("lingering_close", "always") in rows
-    ids = {s.id for s in result.signals}
-    assert {"server.keepalive_short", "server.reset_timedout"} <= ids
-    assert result.status == Status.WARN
-
-
-async def test_keepalive_longer_than_hold_is_ok() -> None:
-    server = FakeHost("local", files={"/etc/nginx/nginx.conf": "http { keepalive_timeout 300s; }\n"})
-    result = await ProcessSettingsCheck().run(make_ctx(answers=Answers(hold_s=30), server=server), SettingsParams())
-    assert {s.id for s in result.signals} == {"server.keepalive_ok"}
-
-
-HAPROXY = """global
-    log /dev/log local0
-defaults
-    mode http
-    timeout connect 5000
-    timeout client  50s
-    timeout server  50s
-    timeout http-keep-alive 2s
-backend app
-    option http-server-close
-    server a 127.0.0.1:8081
-"""
-
-
-def test_haproxy_timeouts_have_units_and_sections() -> None:
-    got = {s.name: s for s in parse_haproxy(HAPROXY, "/etc/haproxy/haproxy.cfg")}
-    assert got["timeout connect"].seconds == 5.0 and got["timeout client"].seconds == 50
-    assert got["timeout http-keep-alive"].seconds == 2 and "[defaults]" in got["timeout client"].path
-    assert "[backend app]" in got["option http-server-close"].path
-    assert haproxy_seconds("1m") == 60 and haproxy_seconds("x") is None
-    assert nginx_seconds("1m30s") == 90 and nginx_seconds("500ms") == 0.5 and nginx_seconds("75") == 75
-
-
-async def test_haproxy_keepalive_against_client_pool_defaults_without_hold() -> None:
-    server = FakeHost("local", files={"/etc/haproxy/haproxy.cfg": HAPROXY})
-    result = await ProcessSettingsCheck().run(make_ctx(server=server), SettingsParams())
-    sig = next(s for s in result.signals if s.id == "server.keepalive_short")
-    assert "timeout http-keep-alive 2s" in sig.fact and sig.strength < 1
-
-
-async def test_no_server_config_is_a_skip() -> None:
-    result = await ProcessSettingsCheck().run(make_ctx(server=FakeHost("local", files={})), SettingsParams())
-    assert result.status == Status.SKIP and "haproxy.cfg" in result.summary

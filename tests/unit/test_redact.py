@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import string
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wizard.model import (Answers, CheckResult, Context, Evidence, Finding, Session, Signal, Status,
-                          StepResult, Target, ToolInfo)
+from wizard.model import (
+    Answers,
+    CheckResult,
+    Context,
+    Evidence,
+    Finding,
+    Session,
+    Signal,
+    Status,
+    StepResult,
+    Target,
+    ToolInfo,
+)
 from wizard.redact import Redactor, redact_session
 
 ALNUM = string.ascii_letters + string.digits
@@ -170,7 +181,7 @@ def test_given_hostnames_are_replaced_as_whole_names_only() -> None:
 
 
 def _session() -> Session:
-    t0 = datetime(2026, 11, 22, 3, 48, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 22, 3, 48, 0, tzinfo=UTC)
     log = "03:48:07 upstream sent Authorization: Bearer tok-SECRET-1\n03:48:08 password=hunter2hunter2"
     check = CheckResult(
         id="logs.excerpt", title="Log excerpt", status=Status.FAIL, summary="saw token=tok-SECRET-1 in a line",

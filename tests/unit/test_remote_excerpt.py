@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.unit.fakes import output
 from tests.unit.test_logs import AT, SIG_RX, UTC, CountingHost, mixed_log
-from wizard.probes.hosts import LocalHost
-from wizard.probes.logcut import excerpt_window
-from wizard.probes.logs import LogReader
+from wizard.diag.logs.io.excerpt import excerpt_window
+from wizard.diag.logs.io.reader import LogReader
+from wizard.hosts.local import LocalHost
 
 
 class RemoteLikeHost(CountingHost):
@@ -47,7 +47,7 @@ async def test_server_side_search_gives_the_local_excerpt_for_a_fraction_of_the_
             remote, n_remote = await excerpt_window(LogReader(host, tz=UTC), str(path), t0, t1, SIG_RX, margin)
             assert remote.method == "bisect+remote" and "python3" in host.commands
             assert n_remote == n_local and rows(remote) == rows(local) and len(local.lines) > 3
-            assert all(a.number in (None, b.number) or b.number is None for a, b in zip(local.lines, remote.lines))
+            assert all(a.number in (None, b.number) or b.number is None for a, b in zip(local.lines, remote.lines, strict=False))
             want = [ln.number for ln in local.lines if ln.number is not None]
             if want:
                 assert [ln.number for ln in remote.lines] == want

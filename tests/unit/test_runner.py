@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import pytest
 from pydantic import Field
 
 from tests.unit.fakes import FakeHost, make_ctx
-from wizard.checks.base import Check, CheckContext, CheckParams, Findings, Tool
-from wizard.checks.registry import register
+from wizard.engine.contract import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Findings,
+    Tool,
+    register,
+)
+from wizard.engine.runner import CheckFinished, Runner
 from wizard.model import CheckResult, CheckSpec, Context, Session, Status, ToolInfo
-from wizard.runner import CheckFinished, Runner
 
 
 class SleepParams(CheckParams):
@@ -93,7 +99,7 @@ def runner_for(specs: list[CheckSpec], *, root: bool = True, server: FakeHost | 
     steps = [s.model_copy(update={"checks": specs}) if s.id == "handshake" else s.model_copy(update={"checks": []})
              for s in ctx.checklist.steps]
     ctx.checklist = ctx.checklist.model_copy(update={"steps": steps})
-    session = Session(tool=ToolInfo(version="t"), started_at=datetime.now(timezone.utc),
+    session = Session(tool=ToolInfo(version="t"), started_at=datetime.now(UTC),
                       target=ctx.target, context=Context(client="c"))
     return Runner(ctx, events.append if events is not None else None), session
 
@@ -145,6 +151,17 @@ async def test_missing_privilege_is_a_skip_with_the_fix() -> None:
     result = (await runner.run_step(session, "handshake")).checks[0]
     assert result.status == Status.SKIP
     assert "root" in (result.reason or "") and "sudo" in (result.fix or "")
+
+
+@pytest.mark.parametrize("spec_text, fix", [
+    ("local", "run as root: sudo reset-wizard ..."),
+    ("netns:srv", "run as root: sudo reset-wizard ..."),
+    ("ssh:admin@web1", "allow passwordless sudo (sudo -n) for the ssh user on that host, or connect as root"),
+])
+async def test_the_fix_for_missing_server_root_is_the_one_for_the_context(spec_text: str, fix: str) -> None:
+    runner, session = runner_for([spec("test.root")], root=False, server=FakeHost(spec_text, privileged=False))
+    result = (await runner.run_step(session, "handshake")).checks[0]
+    assert result.status == Status.SKIP and result.fix == fix
 
 
 async def test_missing_tool_is_a_skip_naming_the_package() -> None:

@@ -3,20 +3,20 @@ counters) share one probe per pass, all their readings taken before and after it
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.unit.fakes import FakeProbes, make_ctx
-from wizard.checks import CheckContext
-from wizard.checks.app import KernelCountersCheck
-from wizard.checks.common import shared_bracket
-from wizard.checks.conntrack import ConntrackStateCheck
-from wizard.checks.firewall import FirewallRulesCheck
+from wizard.diag.firewall.checks.conntrack import ConntrackStateCheck
+from wizard.diag.firewall.checks.rules import FirewallRulesCheck
+from wizard.diag.kernel.checks.counters import KernelCountersCheck
+from wizard.engine.bracket import shared_bracket
+from wizard.engine.contract import CheckContext
+from wizard.engine.runner import Runner
+from wizard.hosts.base import HostError
 from wizard.model import Session
 from wizard.model.session import Context, ToolInfo
-from wizard.probes.hosts import HostError
-from wizard.runner import Runner
 
 PARTS = (FirewallRulesCheck, ConntrackStateCheck, KernelCountersCheck)
 
@@ -88,7 +88,7 @@ async def test_root_only_readings_are_left_out_without_root(journal: list[str]) 
 async def test_runner_starts_a_new_pass_when_a_step_runs_again() -> None:
     ctx = make_ctx(probes=FakeProbes())
     runner = Runner(ctx)
-    session = Session(tool=ToolInfo(version="t"), started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    session = Session(tool=ToolInfo(version="t"), started_at=datetime(2026, 1, 1, tzinfo=UTC),
                       target=ctx.target, context=Context(client="c", server="local"))
     await runner.run_step(session, "identify")
     await runner.run_step(session, "connectivity")

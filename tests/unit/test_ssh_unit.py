@@ -10,11 +10,12 @@ import time
 
 import pytest
 
+from wizard.hosts.base import HostError
+from wizard.hosts.commands import CommandOutput
+from wizard.hosts.contexts import host_for
+from wizard.hosts.ssh import SshHost
+from wizard.hosts.sshargs import SshTarget, needs_root, parse_ssh_spec, remote_command
 from wizard.model import WizardError
-from wizard.probes.commands import CommandOutput
-from wizard.probes.hosts import HostError, host_for
-from wizard.probes.ssh import SshHost
-from wizard.probes.sshargs import SshTarget, needs_root, parse_ssh_spec, remote_command
 
 HOSTILE = [
     "$(touch /tmp/rwsh-pwned)", "`id`", "; rm -rf /tmp/nothing", "a'b\"c", "back\\slash",

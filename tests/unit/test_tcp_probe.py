@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.unit.fakes import FakeProbes, make_ctx
-from wizard.checks.handshake import TcpBurstCheck, TcpBurstParams
+from wizard.diag.net.checks.handshake import TcpBurstCheck, TcpBurstParams
+from wizard.diag.net.io.tcp import TcpProbe
 from wizard.model import Answers
-from wizard.probes.payloads import decode_escapes, payload_bytes
-from wizard.probes.tcp import TcpProbe
+from wizard.model.payload import decode_escapes, payload_bytes
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -89,7 +89,7 @@ class Server:
             self.handler(conn)
         except OSError:
             pass
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
+        except BaseException as exc:
             self.errors.append(exc)
         finally:
             conn.close()
@@ -277,6 +277,43 @@ async def test_no_payload_reads_a_banner(serve) -> None:
     out = await TcpProbe().exchange("127.0.0.1", srv.port, b"", timeout=0.5)
     assert (out.kind, out.first_bytes) == ("ok", b"hello\r\n")
     assert "sent" not in [e.what for e in out.events]
+
+
+async def test_no_payload_on_a_silent_server_stops_listening_long_before_the_timeout(serve) -> None:
+    # Nothing sent, nothing said: a server that speaks first would have by now.
+    srv = serve("127.0.0.1", never_answers)
+    started = time.monotonic()
+    out = await TcpProbe().exchange("127.0.0.1", srv.port, b"", timeout=10)
+    elapsed = time.monotonic() - started
+    assert (out.kind, out.stage, out.received) == ("ok", "first-data", 0)
+    assert elapsed < 10 / 2  # the listening part is SPEAKS_FIRST_S, not the timeout
+
+
+async def test_a_payload_still_waits_the_whole_timeout_for_its_answer(serve) -> None:
+    srv = serve("127.0.0.1", never_answers)
+    started = time.monotonic()
+    out = await TcpProbe().exchange("127.0.0.1", srv.port, REQUEST, timeout=1.5)
+    assert (out.kind, out.stage) == ("timeout", "first-data")
+    assert time.monotonic() - started >= 1.45  # an application may take long to answer
+
+
+def test_the_wait_for_a_tls_or_http_answer_is_bounded_by_round_trips_and_the_timeout() -> None:
+    from wizard.diag.net.io.protocol import ANSWER_FLOOR_S, answer_wait
+
+    assert answer_wait(3.0, 0.0001) == ANSWER_FLOOR_S  # loopback: the floor
+    assert answer_wait(3.0, 0.1) == 2.0  # 20 round trips of a slow path
+    assert answer_wait(3.0, 0.5) == 3.0 and answer_wait(0.5, 0.0001) == 0.5  # never past the timeout
+
+
+async def test_protocol_probe_of_a_silent_port_ends_well_before_the_timeout(serve) -> None:
+    from wizard.diag.net.io.protocol import ProtocolProbe
+
+    srv = serve("127.0.0.1", never_answers)
+    started = time.monotonic()
+    facts = await ProtocolProbe().identify("127.0.0.1", srv.port, "127.0.0.1", timeout=10)
+    assert facts.speaks == "unknown"
+    assert not facts.tls.ok and facts.http.outcome == "timeout"  # TLS: asyncio aborts the handshake
+    assert time.monotonic() - started < 10 / 2
 
 
 async def test_answer_beyond_the_read_limit_stops_reading_and_drains(serve) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from wizard.probes.timestamps import TimeContext, detect, format_named
+from wizard.diag.logs.parse.timestamps import TimeContext, detect, format_named
 
-UTC = timezone.utc
 AT = datetime(2026, 11, 22, 3, 48, 8, tzinfo=UTC).timestamp()
 CTX = TimeContext(tz=UTC, year_ref=datetime(2026, 11, 23, tzinfo=UTC))
 

@@ -10,18 +10,23 @@ rule inside a network namespace. Pointers are the kernel's hashed values.
 
 from __future__ import annotations
 
-import re
-
 import asyncio
+import re
 from typing import Any
 
 from tests.unit.fakes import FakeHost, make_ctx
-from wizard.checks.kernel_trace import KernelResetsCheck, KernelTraceParams, judge
+from wizard.diag.kernel.checks.resets import KernelResetsCheck, KernelTraceParams, judge
+from wizard.diag.kernel.io.tracing import TraceCapture
+from wizard.diag.kernel.parse.tracelines import (
+    Endpoint,
+    drop_filter,
+    format_fields,
+    format_symbols,
+    parse_line,
+    parse_trace,
+)
+from wizard.engine.probes import ExchangeOutcome
 from wizard.model import Status
-from wizard.probes.tcp import ExchangeOutcome
-from wizard.probes.tracelines import (Endpoint, drop_filter, format_fields, format_symbols, parse_line,
-                                      parse_trace)
-from wizard.probes.tracing import TraceCapture
 
 RECORDED = """\
 # tracer: nop
@@ -200,7 +205,7 @@ def test_an_overflowed_buffer_is_never_read_as_no_reset_sent() -> None:
 
 class _NoTracefs(FakeHost):
     async def stat(self, path: str):  # type: ignore[override]
-        from wizard.probes.hosts import HostError
+        from wizard.hosts.base import HostError
 
         raise HostError(f"cannot read {path}: No such file or directory")
 
@@ -215,7 +220,7 @@ def test_missing_tracefs_is_a_skip_with_the_mount_command_when_mounting_is_not_a
 
 async def _trace_over_ssh(uid: int, sudo_ok: bool) -> tuple[Any, Any]:
     from tests.unit.test_ssh_unit import ScriptedSsh
-    from wizard.probes.tracing import KernelTrace
+    from wizard.diag.kernel.io.tracing import KernelTrace
 
     host = ScriptedSsh(uid=uid, sudo_ok=sudo_ok)  # every command "succeeds", format files say little
     trace = KernelTrace(host, ports=(47002,))
@@ -250,7 +255,7 @@ async def test_root_ssh_login_does_the_same_without_sudo() -> None:
 def test_drop_facts_read_as_sentences_with_the_reason_and_the_probe_outcome() -> None:
     timed_out = judge(make_ctx("127.0.0.1:47009"), _probe("timeout", "127.0.0.1:50000", 47009, "connect"), _cap())
     (fact,) = [s.fact for s in timed_out.signals if s.id == "ktrace.drop_netfilter"]
-    assert re.fullmatch(r"the server's kernel dropped \d+ packet\(s\) because NETFILTER_DROP while the probe "
+    assert re.fullmatch(r"the server's kernel dropped \d+ packets? because NETFILTER_DROP while the probe "
                         r"timed out", fact), fact
     assert "NETFILTER_DROP ×" in timed_out.summary
     refused = judge(make_ctx("127.0.0.1:47009"), _probe("refused", "127.0.0.1:50000", 47009, "connect"), _cap())
@@ -264,3 +269,38 @@ def test_a_timed_out_handshake_without_an_overflow_drop_says_why_none_was_traced
     assert any(e.title.startswith("no TCP_LISTEN_OVERFLOW drop traced") for e in result.evidence)
     answered = judge(make_ctx("127.0.0.1:47009"), _probe("reset", "127.0.0.1:50000", 47009), _cap(RECORDED[:400]))
     assert not any("TCP_LISTEN_OVERFLOW" in e.title for e in answered.evidence)
+
+
+# Recorded (kernel 6.18, loopback in a namespace): a process that accepted a connection and
+# then died by SIGSEGV with 12 request bytes unread, and one that close()d it while running.
+DIED = """\
+          python-29154   [000] .....  2744.672133: sched_process_exit: comm=python pid=29154 prio=120 group_dead=true
+          python-29154   [000] ..s2.  2744.672845: tcp_receive_reset: family=AF_INET sport=46638 dport=47123 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 sock_cookie=96
+          python-29154   [000] .....  2744.672854: tcp_send_reset: skbaddr=0000000000000000 skaddr=0000000097bdf997 src=127.0.0.1:47123 dest=127.0.0.1:46638 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+"""
+CLOSED = """\
+          python-29250   [001] ..s2.  2745.867222: tcp_receive_reset: family=AF_INET sport=46652 dport=47123 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 sock_cookie=107c
+          python-29250   [001] .....  2745.867234: tcp_send_reset: skbaddr=0000000000000000 skaddr=00000000e13abf85 src=127.0.0.1:47123 dest=127.0.0.1:46652 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+"""
+
+
+def test_a_reset_sent_by_a_process_already_exiting_is_its_death_not_its_close() -> None:
+    died = judge(make_ctx("127.0.0.1:47123"), _probe("reset", "127.0.0.1:46638", 47123), _cap(DIED))
+    assert {"ktrace.rst_abort_on_close", "ktrace.rst_sender_exited"} <= _ids(died)
+    (fact,) = [s.fact for s in died.signals if s.id == "ktrace.rst_sender_exited"]
+    assert "python[29154] was exiting" in fact and "0.7 ms before the reset" in fact
+    closed = judge(make_ctx("127.0.0.1:47123"), _probe("reset", "127.0.0.1:46652", 47123), _cap(CLOSED))
+    assert "ktrace.rst_abort_on_close" in _ids(closed) and "ktrace.rst_sender_exited" not in _ids(closed)
+
+
+def test_a_process_that_closes_and_then_exits_closed_it_itself() -> None:
+    # A forking server's child: close() sends the reset, the exit comes after it.
+    later = CLOSED + ("          python-29250   [001] .....  2745.901000: sched_process_exit: comm=python "
+                      "pid=29250 prio=120 group_dead=true\n")
+    result = judge(make_ctx("127.0.0.1:47123"), _probe("reset", "127.0.0.1:46652", 47123), _cap(later))
+    assert "ktrace.rst_sender_exited" not in _ids(result)
+    # Another task's exit before the reset says nothing about the sender.
+    other = DIED.replace("python-29154   [000] .....  2744.672133: sched_process_exit: comm=python pid=29154",
+                         "python-29999   [000] .....  2744.672133: sched_process_exit: comm=python pid=29999")
+    assert "ktrace.rst_sender_exited" not in _ids(
+        judge(make_ctx("127.0.0.1:47123"), _probe("reset", "127.0.0.1:46638", 47123), _cap(other)))

@@ -23,8 +23,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from wizard.lab import real
 from wizard.lab.netns import LabError, run
-from wizard.lab.scenarios import SCENARIOS, Scenario
+from wizard.lab.scenarios import Scenario, all_scenarios
 
 READY_TIMEOUT = 10.0
 CLIENT_V4, ROUTER_C_V4, ROUTER_S_V4, SERVER_V4 = "10.213.10.2", "10.213.10.1", "10.213.20.1", "10.213.20.2"
@@ -91,12 +92,15 @@ class Lab:
     # -- addresses -----------------------------------------------------------------------
     @property
     def server_address(self) -> str:
+        if self.scenario.via_router:
+            return ROUTER_C_V6 if self.scenario.family == 6 else ROUTER_C_V4
         return SERVER_V6 if self.scenario.family == 6 else SERVER_V4
 
     @property
     def target(self) -> str:
         port = self.scenario.port
-        return f"[{self.server_address}]:{port}" if self.scenario.family == 6 else f"{self.server_address}:{port}"
+        where = f"[{self.server_address}]:{port}" if self.scenario.family == 6 else f"{self.server_address}:{port}"
+        return f"{self.scenario.scheme}://{where}/" if self.scenario.scheme else where
 
     @property
     def log_path(self) -> Path:
@@ -104,8 +108,9 @@ class Lab:
 
     def diagnose_argv(self, wizard: str = "reset-wizard") -> list[str]:
         s = self.scenario
+        logs = [p for log in (self.state.logs or [str(self.log_path)]) for p in ("--log", log)]
         argv = ["ip", "netns", "exec", self.state.client, wizard, "diagnose", self.target,
-                "--server", f"netns:{self.state.server}", "--log", str(self.log_path),
+                "--server", f"netns:{self.state.router if s.via_router else self.state.server}", *logs,
                 "--attempts", str(s.attempts), "--timeout", "2", "--allow-tracefs-mount"]
         if s.hold:
             argv += ["--hold", f"{s.hold:g}"]
@@ -190,17 +195,60 @@ class Lab:
             run(["ip", "-n", st.router, "link", "set", ROUTER_SERVER_DEV, "mtu", str(s.router_mtu)])
 
     def _servers(self) -> None:
-        s, st = self.scenario, self.state
-        if s.server is None:
-            return
-        argv = [sys.executable, "-m", "wizard.lab.servers", *s.server, "--port", str(s.port),
-                "--address", s.bind, "--log", str(self.log_path)]
+        s = self.scenario
         if s.tls:
-            cert, key = Path(st.dir) / "cert.pem", Path(st.dir) / "key.pem"
-            run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                 "/CN=lab.server.test", "-keyout", str(key), "-out", str(cert)], timeout=30)
-            argv += ["--cert", str(cert), "--key", str(key)]
-        out_path = Path(st.dir) / "server.out"
+            self._certificate()
+        if s.upstream is not None:
+            self._lab_server(s.upstream, s.port + real.UPSTREAM_OFFSET, "127.0.0.1", "upstream")
+        if s.real:
+            self._real_server()
+        elif s.server is not None:
+            self._lab_server(s.server, s.port, s.bind, "server")
+
+    def _certificate(self) -> None:
+        cert, key = Path(self.state.dir) / "cert.pem", Path(self.state.dir) / "key.pem"
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=lab.server.test", "-keyout", str(key), "-out", str(cert)], timeout=30)
+        os.chmod(key, 0o644)  # read by servers that drop to their own user
+
+    def _real_server(self) -> None:
+        """The scenario's real server, in the foreground, its configuration and logs in the lab
+        directory; ready once it listens on the port in the server namespace."""
+        s, st = self.scenario, self.state
+        why = real.missing(s.real)
+        if why:
+            raise LabError(why)
+        argv, stdout = real.prepare(s.real, s.conf, Path(st.dir), s.port)
+        st.logs = [str(p) for p in real.log_paths(s.real, Path(st.dir))]
+        st.save()
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TERM")}
+        env.update(HOME=st.dir, XDG_DATA_HOME=st.dir, XDG_CONFIG_HOME=st.dir,
+                   PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+        out_path = stdout or Path(st.dir) / f"{s.real}.out"
+        with open(out_path, "a") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", st.server, *argv], stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=st.dir, env=env)
+        st.pids.append(proc.pid)
+        st.save()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            listening = run(["ip", "netns", "exec", st.server, "ss", "-Hltn", f"sport = :{s.port}"], check=False)
+            if listening.stdout.strip():
+                time.sleep(0.2)  # a master that forks its workers after listen
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise LabError(f"{s.real} did not start: {out_path.read_text()[-1000:]}")
+
+    def _lab_server(self, mode: tuple[str, ...], port: int, bind: str, role: str) -> None:
+        s, st = self.scenario, self.state
+        argv = [sys.executable, "-m", "wizard.lab.servers", *mode, "--port", str(port),
+                "--address", bind, "--log", str(self.log_path)]
+        if s.tls and not s.real:
+            argv += ["--cert", str(Path(st.dir) / "cert.pem"), "--key", str(Path(st.dir) / "key.pem")]
+        out_path = Path(st.dir) / f"{role}.out"
         with open(out_path, "w") as out:
             proc = subprocess.Popen(["ip", "netns", "exec", st.server, *argv], stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -214,7 +262,7 @@ class Lab:
             if proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise LabError(f"lab server {' '.join(s.server)} did not start: {out_path.read_text()[-1000:]}")
+        raise LabError(f"lab {role} {' '.join(mode)} did not start: {out_path.read_text()[-1000:]}")
 
 
     def _trigger(self) -> None:
@@ -258,15 +306,39 @@ def _kill_inside(ns: str) -> None:
             return
 
 
+NETNS_DIR = Path("/run/netns")
+DELETE_TRIES = 5
+
+
+def delete_netns(ns: str) -> str:
+    """Delete one namespace; "" when it is gone, else why not (after a few tries).
+
+    Whether it exists is read from /run/netns itself, not from `ip netns list`, which races
+    with concurrent deletes. A namespace whose file is still mounted in another mount
+    namespace (a short-lived private one, say) cannot be unlinked yet: retried with backoff.
+    """
+    problem = ""
+    for attempt in range(DELETE_TRIES):
+        if not (NETNS_DIR / ns).exists():
+            return ""
+        _kill_inside(ns)
+        done = run(["ip", "netns", "delete", ns], check=False)
+        if done.returncode == 0 and not (NETNS_DIR / ns).exists():
+            return ""
+        problem = done.stderr.strip()[:300] or "still present after ip netns delete"
+        time.sleep(0.2 * (attempt + 1))
+    return problem
+
+
 def teardown(state: LabState) -> list[str]:
-    """Remove everything ``state`` records; returns what was removed. Safe to call twice."""
+    """Remove everything ``state`` records; returns what was removed, and as ``FAILED: ...``
+    what could not be. Safe to call twice."""
     removed: list[str] = []
-    existing = set(run(["ip", "netns", "list"], check=False).stdout.split())
     for ns in reversed(state.namespaces):
-        if ns in existing:
-            _kill_inside(ns)
-            run(["ip", "netns", "delete", ns], check=False)
-            removed.append(f"namespace {ns}")
+        if not (NETNS_DIR / ns).exists():
+            continue
+        problem = delete_netns(ns)
+        removed.append(f"FAILED: namespace {ns}: {problem}" if problem else f"namespace {ns}")
     for pid in state.pids:
         # A server is inside its namespace and gone with it; the `ip netns exec` wrapper is
         # the same process (exec), so this only catches one that escaped.
@@ -302,7 +374,7 @@ def down(name: str | None = None, root: Path | None = None) -> list[str]:
 
 
 def scenario(name: str) -> Scenario:
-    for s in SCENARIOS:
+    for s in all_scenarios():
         if s.id == name:
             return s
     raise KeyError(name)

@@ -8,12 +8,12 @@ import textwrap
 
 from wizard.lab.build import Lab, down, lab_root, running
 from wizard.lab.netns import LabError, lab_unavailable
-from wizard.lab.scenarios import SCENARIOS, by_id
+from wizard.lab.scenarios import all_scenarios, by_id
 from wizard.model import WizardError
 
 
 def lab_list() -> int:
-    for s in SCENARIOS:
+    for s in all_scenarios():
         where = f"IPv{s.family}, port {s.port}"
         print(f"{s.id}  ->  {s.cause}  ({where})")
         print(textwrap.indent(textwrap.fill(s.explanation, 92), "    "))

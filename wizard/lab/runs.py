@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wizard.lab.build import Lab
 from wizard.lab.scenarios import Scenario
@@ -39,6 +40,8 @@ class Outcome:
     report: str = ""
     session: dict = field(default_factory=dict)
     pid: int = 0  # the diagnose process (`ip netns exec` execs it): names its tracefs instance
+    left: list[str] = field(default_factory=list)  # what the teardown could not remove, and why
+    wire: Any = None  # what `before` returned: e.g. a real client's run on the wire (wizard.lab.wire)
 
     @property
     def correct(self) -> bool:
@@ -51,13 +54,16 @@ def wizard_argv() -> list[str]:
 
 
 def run_scenario(scenario: Scenario, *, tag: str = "rwlab", root: Path | None = None,
-                 keep: Path | None = None) -> Outcome:
+                 keep: Path | None = None, before: Callable[[Lab], Any] | None = None) -> Outcome:
+    """Build, (``before``: look at the built lab first), diagnose, judge, tear down."""
     out = Outcome(scenario)
     lab = Lab(scenario, tag=tag, root=root)
     with tempfile.TemporaryDirectory(prefix=f"{tag}-run-") as tmp:
         work = keep or Path(tmp)
         try:
             lab.up()
+            if before is not None:
+                out.wire = before(lab)
             argv = lab.diagnose_argv()
             wizard_at = argv.index("reset-wizard")
             argv[wizard_at:wizard_at + 1] = wizard_argv()
@@ -84,21 +90,24 @@ def run_scenario(scenario: Scenario, *, tag: str = "rwlab", root: Path | None = 
             out.ranking = ranking
             if ranking:
                 out.said, out.confidence = ranking[0]
-            out.missing_evidence = [rx for rx in scenario.evidence if not re.search(rx, out.report)]
-        except Exception as exc:  # noqa: BLE001 - one scenario's failure is its outcome
+            # the decisive evidence, and the directive, rule or log line quoted with its source
+            wanted = [*scenario.evidence, *([scenario.quote] if scenario.quote else [])]
+            out.missing_evidence = [rx for rx in wanted if not re.search(rx, out.report)]
+        except Exception as exc:
             out.error = f"{type(exc).__name__}: {exc}"
         finally:
-            lab.down()
+            out.left = [line for line in lab.down() if line.startswith("FAILED:")]
     return out
 
 
 def run_all(scenarios: Iterable[Scenario], *, parallel: int = 4, tag: str = "rwlab", root: Path | None = None,
-            on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+            on_done: Callable[[Outcome], None] | None = None,
+            before: Callable[[Lab], Any] | None = None) -> list[Outcome]:
     scenarios = list(scenarios)
     results: dict[str, Outcome] = {}
 
     def one(s: Scenario) -> None:
-        results[s.id] = run_scenario(s, tag=tag, root=root)
+        results[s.id] = run_scenario(s, tag=tag, root=root, before=before)
         if on_done:
             on_done(results[s.id])
 

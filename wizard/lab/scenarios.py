@@ -33,6 +33,16 @@ class Scenario:
     attempts: int = 6
     tls_payload: bool = False      # the client speaks TLS (the trigger sends nothing it cannot)
     evidence: tuple[str, ...] = ()   # regexes the report must match: the decisive evidence
+    real: str = ""                 # real server software (wizard.lab.real.SOFTWARE) instead of `server`
+    conf: str | None = None        # its configuration's scenario part (None: a healthy default)
+    upstream: tuple[str, ...] | None = None  # a lab server on 127.0.0.1, port + 1000, behind `real`
+    client: str = ""               # how the test's real client triggers it: curl (default) or keepalive
+    scheme: str = ""               # the target as a URL with this scheme (as the user typed it)
+    said: str = ""                 # regex: what the real client says on the wire (real scenarios)
+    rst: bool = True               # whether an RST reaches the real client (checked by capture)
+    via_router: bool = False       # the target (and the server context) is the router: a port forward
+    path: str = ""                 # the real client's URL path (real scenarios; default "/")
+    quote: str = ""                # regex: the deciding directive, rule or log line with its file:line
 
     @property
     def base(self) -> str:
@@ -182,8 +192,8 @@ SCENARIOS: tuple[Scenario, ...] = (
 
     Scenario(
         "rate-limit", "rate-limit",
-        "An nftables rule on the server lets a burst of 16 new connections through, then one per minute, and resets the "
-        "rest: in a burst of handshakes the first succeed and the later ones are refused.",
+        "An nftables rule on the server lets a burst of 16 new connections through, then one per minute, and resets "
+        "the rest: in a burst of handshakes the first succeed and the later ones are refused.",
         server_nft=_input("tcp dport {port} ct state new limit rate over 1/minute burst 16 packets counter "
                           "reject with tcp reset"),
         attempts=24,
@@ -257,6 +267,23 @@ SCENARIOS: tuple[Scenario, ...] = (
              evidence=(r"(?i)pmtu|MTU|DF",)),
 
     Scenario(
+        "port-forward/dead-backend", "port-closed",
+        "The target is a gateway that forwards the port (an nftables DNAT, as a port forward or a "
+        "load balancer's address does) to a backend where nothing listens. The backend's kernel "
+        "refuses the connection one hop beyond the target; the gateway's own counters and kernel "
+        "send nothing, and its conntrack entry names the backend: diagnose that host next.",
+        server=None, via_router=True,
+        router_nft="table ip rwlab_nat {\n chain pre {\n  type nat hook prerouting priority dstnat; policy accept;\n"
+                   "  tcp dport {port} counter dnat to 10.213.20.2:9\n }\n}\n",
+        evidence=(r"forwards .* to 10\.213\.20\.2:9\b", r"refused")),
+    Scenario("port-forward/v6-dead-backend", "port-closed",
+             "The same over IPv6 on another port, forwarded to a backend port where nothing listens.",
+             family=6, port=9443, server=None, via_router=True,
+             router_nft="table ip6 rwlab_nat {\n chain pre {\n  type nat hook prerouting priority dstnat; "
+                        "policy accept;\n  tcp dport {port} counter dnat to [fd13:20::2]:10443\n }\n}\n",
+             evidence=(r"forwards .* to \\?\[fd13:20::2\\?\]:10443", r"refused")),
+
+    Scenario(
         "no-reset-observed", "no-reset-observed",
         "A healthy HTTP server behind a plain router. Every probe succeeds; the honest verdict is "
         "that no reset was observed, with advice on catching an intermittent one.",
@@ -267,8 +294,15 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+def all_scenarios() -> tuple[Scenario, ...]:
+    """The lab's own servers' scenarios, then the real servers' (wizard.lab.realscenarios)."""
+    from wizard.lab.realscenarios import REAL_SCENARIOS
+
+    return SCENARIOS + REAL_SCENARIOS
+
+
 def by_id(name: str) -> Scenario:
-    for s in SCENARIOS:
+    for s in all_scenarios():
         if s.id == name:
             return s
     raise KeyError(name)

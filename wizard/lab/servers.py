@@ -26,8 +26,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 READ_TIMEOUT_S = 2.0
 BIG = b"x" * 64_000
@@ -299,7 +299,7 @@ def _client(args: argparse.Namespace) -> int:
                 raise ConnectionError("Remote end closed connection without response")
             time.sleep(0.2)
         conn.close()
-    except Exception as exc:  # noqa: BLE001 - the error is the output
+    except Exception as exc:
         print(f"{type(exc).__name__}: {exc}", flush=True)
         return 1
     print("ok", flush=True)

@@ -1,4 +1,4 @@
-"""The checklist as data: steps, guidance, questions, checks, log signatures, cause rules.
+"""The checklist as data: steps, guidance, checks, log signatures, cause rules.
 
 Loading is strict: unknown keys, unknown check ids, bad parameters and rules that name
 signals no check emits all fail with the YAML path of the offending entry.
@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wizard.model.errors import WizardError
 from wizard.model.results import SIGNAL_ID, STEP_IDS, StepId
@@ -20,15 +27,6 @@ from wizard.model.results import SIGNAL_ID, STEP_IDS, StepId
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Question(Strict):
-    id: str
-    prompt: str
-    kind: Literal["text", "target", "time", "duration", "choice", "paths", "context", "number", "flag"]
-    help: str = ""
-    choices: list[str] = Field(default_factory=list)
-    option: str = Field(description="the `diagnose` option this question fills")
 
 
 class CheckSpec(Strict):
@@ -98,7 +96,6 @@ class Checklist(Strict):
     id: str
     title: str
     version: int
-    questions: list[Question]
     steps: list[Step]
     signatures: list[Signature]
     causes: list[CauseRule]
@@ -106,6 +103,9 @@ class Checklist(Strict):
                              description="confidence at which a cause counts as diagnosed")
     close_call: float = Field(default=0.1, ge=0, lt=1,
                               description="confidence gap under which two causes are a close call")
+    observed_reset: list[str] = Field(default_factory=list, description=(
+        "signals that mean this run itself saw a reset (a probe's RST, a captured or traced "
+        "one): a verdict with none of them says that it rests on other evidence"))
 
     @model_validator(mode="after")
     def _six_steps_in_order(self) -> Checklist:
@@ -194,6 +194,9 @@ def load_checklist(
                     key = ".".join(str(p) for p in first["loc"])
                     raise WizardError("bad checklist", f"{path}: {where}.params.{key}: {first['msg']}") from None
     if emitted_signals is not None:
+        for index, signal in enumerate(checklist.observed_reset):
+            if signal not in emitted_signals:
+                raise WizardError("bad checklist", f"{path}: observed_reset[{index}]: no check emits signal {signal!r}")
         for c_index, cause in enumerate(checklist.causes):
             for kind in ("supports", "contradicts"):
                 for w_index, weight in enumerate(getattr(cause, kind)):

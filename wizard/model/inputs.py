@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, time, timedelta
+from typing import Literal
 
+from wizard.model.contexts import parse_context, split_ssh_spec
 from wizard.model.errors import WizardError
 from wizard.model.target import parse_port, parse_target
 
 __all__ = [
     "DEFAULT_ATTEMPTS", "DEFAULT_HOLD_S", "DEFAULT_TIMEOUT_S", "DEFAULT_WINDOW_S", "SIDES",
-    "parse_attempts", "parse_context", "parse_duration", "parse_hold", "parse_payload", "parse_port",
-    "parse_side", "parse_target", "parse_time", "parse_timeout", "split_list",
+    "parse_attempts", "parse_context", "parse_duration", "parse_hold", "parse_journal", "parse_logs",
+    "parse_payload", "parse_port",
+    "parse_side", "parse_target", "parse_time", "parse_timeout", "split_list", "split_ssh_spec",
 ]
 
 DEFAULT_WINDOW_S = 900.0
@@ -27,16 +30,16 @@ DEFAULT_ATTEMPTS = 10
 DEFAULT_TIMEOUT_S = 3.0
 MAX_ATTEMPTS = 1000
 MAX_TIMEOUT_S = 60.0
-SIDES = ("client", "server", "unknown")
+Side = Literal["client", "server", "unknown"]
+SIDES: tuple[Side, ...] = ("client", "server", "unknown")
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|d)?$", re.I)
+# ASCII only (re.A): \d would take Arabic-Indic and other digits, which no one means here.
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|d)?$", re.I | re.A)
 _UNIT_S = {"": 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0, "m": 60.0, "min": 60.0,
            "mins": 60.0, "h": 3600.0, "d": 86400.0}
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(\.\d+)?)?$")
-_NETNS = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# The ssh: shape, as wizard.probes.sshargs.parse_ssh_spec reads it (a test keeps them equal).
-_SSH_HOST = re.compile(r"[A-Za-z0-9_.%:-]{1,253}")
-_SSH_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(\.\d+)?)?$", re.A)
+# systemd.unit(5) names, with journalctl's globs; never an option ("-...").
+_UNIT = re.compile(r"(?!-)[A-Za-z0-9:_.\\@*?\[\]-]{1,256}", re.A)
 _TIME_HELP = "use RFC 3339, 'YYYY-MM-DD HH:MM[:SS]', 'HH:MM[:SS]' (today) or -10m"
 
 
@@ -68,6 +71,8 @@ def parse_time(text: str | None, now: datetime | None = None) -> datetime | None
     raw = _given(text)
     if not raw:
         return None
+    if not raw.isascii():
+        raise WizardError("bad time", f"{raw!r}: {_TIME_HELP} (in ASCII digits)")
     now = (now or datetime.now()).astimezone()
     if raw.startswith("-"):
         try:
@@ -99,7 +104,8 @@ def _number(text: str, what: str, integer: bool = False) -> float:
         value = int(raw) if integer else float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or "_" in raw:
+    # int() and float() take any Unicode digits and "1_000"; a person typing a number means ASCII.
+    if not math.isfinite(value) or "_" in raw or not raw.isascii():
         raise WizardError(f"bad {what}", f"{text!r} is not a{'n integer' if integer else ' number'}")
     return value
 
@@ -137,7 +143,7 @@ def parse_timeout(text: str | None) -> float:
     return timeout
 
 
-def parse_side(text: str | None) -> str:
+def parse_side(text: str | None) -> Side:
     raw = _given(text) or "unknown"
     if raw not in SIDES:
         raise WizardError("bad side", f"{raw!r}: use client, server or unknown")
@@ -145,71 +151,51 @@ def parse_side(text: str | None) -> str:
 
 
 def parse_payload(text: str | None) -> str | None:
-    """The payload as typed (escapes are the probe's business); ``@FILE`` must name a file."""
+    """The payload as typed (the probe decodes its escapes); ``@FILE`` must name a file.
+
+    A ``\\x`` without two hex digits is refused, not sent as typed: it was meant as a byte.
+    Other backslashes (``\\"``, ``\\u00e9`` in a JSON body) are sent as they are.
+    """
     if not text:
         return None
-    if text.startswith("@") and not text[1:].strip():
-        raise WizardError("unreadable payload", "@ needs a file name: @request.bin")
+    if text.startswith("@"):
+        if not text[1:].strip():
+            raise WizardError("unreadable payload", "@ needs a file name: @request.bin")
+        return text
+    for m in _PAYLOAD_ESCAPE.finditer(text):
+        if m[1] == "x":
+            bad = "".join(c if c.isprintable() else "?" for c in text[m.start():m.start() + 4])
+            raise WizardError("bad payload", f"{bad} (character {m.start() + 1}) is not an escape: \\xHH "
+                                             "takes two hex digits, and \\\\ is a backslash")
     return text
+
+
+#: a backslash pair, a \xHH, or a \x that lacks its digits (m[1] == "x")
+_PAYLOAD_ESCAPE = re.compile(r"\\(\\|x(?:[0-9A-Fa-f]{2})?)")
+
+
+def parse_journal(units: list[str]) -> list[str]:
+    """--journal values: each a unit name (globs allowed) or a .journal file, never blank:
+    ``journalctl`` without ``-u`` would read the whole journal."""
+    for unit in units:
+        if not unit.strip():
+            raise WizardError("bad journal", "an empty --journal names no unit (it would read the "
+                                             "whole journal): give nginx.service or a .journal file")
+        if unit.endswith((".journal", ".journal~")):
+            continue
+        if not _UNIT.fullmatch(unit):
+            raise WizardError("bad journal", f"{unit!r} is not a systemd unit name (nginx.service, "
+                                             "app@1.service, nginx*)")
+    return units
+
+
+def parse_logs(patterns: list[str]) -> list[str]:
+    """--log values by their shape: none blank (whether they exist is the caller's question)."""
+    if any(not p.strip() for p in patterns):
+        raise WizardError("bad log", "an empty --log names no file: give a path or a glob")
+    return patterns
 
 
 def split_list(text: str | None) -> list[str]:
     """Several paths or names in one field, separated by commas or new lines."""
     return [p.strip() for p in re.split(r"[,\n]", text or "") if p.strip()]
-
-
-def parse_context(text: str | None) -> str:
-    """A --server value by its shape: ``local``, ``netns:NAME`` or ``ssh:[user@]host[:port]``.
-
-    Whether the namespace exists or the host answers is the probes' question.
-    """
-    raw = _given(text) or "local"
-    if raw == "local":
-        return raw
-    kind, _, rest = raw.partition(":")
-    if kind == "netns":
-        if not rest:
-            raise WizardError("unknown context", "netns: needs a namespace name (netns:NAME)")
-        if not _NETNS.fullmatch(rest):
-            raise WizardError("unknown context", f"netns:{rest} is not a valid namespace name")
-        return raw
-    if kind == "ssh":
-        if not rest:
-            raise WizardError("unknown context", "ssh: needs a host (ssh:[user@]host[:port])")
-        _check_ssh(rest)
-        return raw
-    raise WizardError("unknown context", f"{raw!r}: use local, netns:NAME or ssh:[user@]host[:port]")
-
-
-def split_ssh_spec(rest: str) -> tuple[str, str, int]:
-    """The user, host and port of ``ssh:[user@]host[:port]`` (after ``ssh:``); "" and 0 when
-    not given (then ~/.ssh/config decides). IPv6 literals may be bare or ``[addr]:port``."""
-    def bad(why: str) -> WizardError:
-        return WizardError("unknown context", f"ssh:{rest}: {why} (use ssh:[user@]host[:port])")
-
-    user, at, hostport = rest.rpartition("@")
-    if at and not _SSH_USER.fullmatch(user):
-        raise bad("not a valid user name")
-    port_text = ""
-    if hostport.startswith("["):
-        host, close, tail = hostport[1:].partition("]")
-        if not close or (tail and not tail.startswith(":")):
-            raise bad("unbalanced brackets")
-        port_text = tail[1:]
-        if tail and not port_text:
-            raise bad("empty port")
-    elif hostport.count(":") == 1:
-        host, _, port_text = hostport.partition(":")
-        if not port_text:
-            raise bad("empty port")
-    else:
-        host = hostport
-    if not host or host.startswith("-") or not _SSH_HOST.fullmatch(host):
-        raise bad("not a valid host")
-    if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
-        raise bad(f"port {port_text!r} is not 1-65535")
-    return (user if at else ""), host, int(port_text or 0)
-
-
-def _check_ssh(rest: str) -> None:
-    split_ssh_spec(rest)

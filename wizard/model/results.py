@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from wizard.model.evidence import Body
 
 STEP_IDS = ("identify", "connectivity", "server-logs", "firewall", "app-errors", "handshake")
 StepId = Literal["identify", "connectivity", "server-logs", "firewall", "app-errors", "handshake"]
@@ -32,8 +35,10 @@ def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=lambda s: _SEVERITY[s])
 
 
+# How a check records evidence; wizard.model.evidence reads each into its typed member
+# (fact, command, file and packets are all facts with verbatim text).
 EvidenceKind = Literal["fact", "command", "file", "log", "rules", "counters", "packets",
-                       "table", "traceback", "ladder"]
+                       "table", "traceback", "ladder", "histogram"]
 
 
 class Evidence(BaseModel):
@@ -41,7 +46,9 @@ class Evidence(BaseModel):
 
     ``text`` holds verbatim material (command output, a log excerpt, firewall rules) that
     the report quotes in a fenced block; ``highlight`` marks 0-based lines of ``text`` that
-    matched; ``data`` carries structured values (counter deltas, a table, a ladder).
+    matched; ``data`` carries structured values (counter deltas, a table, a ladder). This is
+    the record as checks write it and the session JSON holds it; ``typed()`` is what the
+    report and the TUI render (:mod:`wizard.model.evidence`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +59,12 @@ class Evidence(BaseModel):
     text: str = ""
     highlight: list[int] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)
+
+    def typed(self) -> Body:
+        """This evidence as its member of the tagged union of kinds."""
+        from wizard.model.evidence import body
+
+        return body(self)
 
 
 class Signal(BaseModel):

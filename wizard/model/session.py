@@ -1,18 +1,25 @@
-"""The session: inputs, every step's results and the ranked diagnosis (JSON schema 1)."""
+"""The session: inputs, every step's results, the ranked diagnosis and its verdict (JSON schema 2).
+
+Schema 2 added the verdict (which entry of ``diagnosis`` is the verdict, and in what words)
+and ``diagnosed`` on each finding, both decided once by the analysis. A schema 1 session
+still loads: :func:`upgrade_v1` derives both from its ranking with the threshold schema 1
+runs used (0.5)."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wizard.model.errors import WizardError
+from wizard.model.observed import Mode, Observation
 from wizard.model.results import STEP_IDS, Signal, StepResult
 from wizard.model.target import Target
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 2
+NO_RESET: Final = "no-reset-observed"  # the cause that says the run saw nothing to explain
 
 
 class ToolInfo(BaseModel):
@@ -53,6 +60,36 @@ class Finding(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     against: list[str] = Field(default_factory=list)
     remedy: str = ""
+    diagnosed: bool = Field(default=False, description=(
+        "decided by the analysis: a cause at or above the checklist's threshold (never "
+        "no-reset-observed); every output reads this, none compares confidences itself"))
+
+
+VerdictKind = Literal["cause", "no-reset", "no-cause", "interrupted"]
+
+
+class Verdict(BaseModel):
+    """What the run concluded, decided once by the analysis and read by every output.
+
+    ``kind``: ``cause`` (a cause was diagnosed: ``diagnosis[0]``), ``no-reset`` (nothing
+    diagnosed and every probe behaved: ``diagnosis[0]`` is no-reset-observed), ``no-cause``
+    (nothing reached the threshold: ``diagnosis[0]`` is only the strongest lead) or
+    ``interrupted`` (nothing diagnosed before the run was cut short; nothing is ruled out).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: VerdictKind
+    cause: str | None = Field(default=None, description="diagnosis[0].cause for kind cause and no-reset, else null")
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="the checklist's threshold for 'diagnosed'")
+    reset_observed: bool | None = Field(default=None, description=(
+        "whether this run's own probes, capture or kernel trace saw a reset (null: not recorded)"))
+    statement: str = Field(description="the verdict in one sentence, as the report, TUI and console say it")
+
+    @property
+    def diagnosed(self) -> bool:
+        return self.kind == "cause"
 
 
 class CloseCall(BaseModel):
@@ -65,7 +102,7 @@ class CloseCall(BaseModel):
 class Session(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    schema_version: Literal[2] = Field(default=SCHEMA_VERSION, alias="schema")
     tool: ToolInfo
     started_at: datetime
     finished_at: datetime | None = None
@@ -73,16 +110,32 @@ class Session(BaseModel):
     context: Context
     answers: Answers = Field(default_factory=Answers)
     steps: list[StepResult] = Field(default_factory=list)
-    diagnosis: list[Finding] = Field(default_factory=list)
+    verdict: Verdict | None = Field(default=None, description="null until the analysis ran")
+    diagnosis: list[Finding] = Field(default_factory=list, description="the verdict first, then the rest")
     close_call: CloseCall | None = None
     interrupted: bool = False
     notes: str = ""
+    # What fed the session: the checklist's probes (diagnose), live traffic (watch) or
+    # capture files (analyze); the last two put every reset they saw in ``observation``.
+    mode: Mode = "diagnose"
+    observation: Observation | None = None
+
+    @model_validator(mode="after")
+    def _verdict_leads(self) -> Session:
+        v = self.verdict
+        if v is not None and v.cause is not None and (not self.diagnosis or self.diagnosis[0].cause != v.cause):
+            raise ValueError(f"the verdict {v.cause!r} must be the first entry of diagnosis")
+        return self
+
+    def diagnosed(self) -> list[Finding]:
+        """The findings the analysis marked diagnosed, the verdict first."""
+        return [f for f in self.diagnosis if f.diagnosed]
 
     def step(self, step_id: str) -> StepResult:
         for step in self.steps:
             if step.id == step_id:
                 return step
-        new = StepResult(id=step_id)  # type: ignore[arg-type]
+        new = StepResult(id=step_id)
         self.steps.append(new)
         self.steps.sort(key=lambda s: STEP_IDS.index(s.id))
         return new
@@ -100,6 +153,8 @@ class Session(BaseModel):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WizardError("bad session", f"{source} is not JSON: {exc.msg} at line {exc.lineno}") from None
+        if isinstance(data, dict) and data.get("schema") == 1:
+            data = upgrade_v1(data)
         if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
             raise WizardError("bad session", f"{source} is not a reset-wizard session (schema {SCHEMA_VERSION})")
         try:
@@ -108,3 +163,29 @@ class Session(BaseModel):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise WizardError("bad session", f"{source}: {where}: {first['msg']}") from None
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema 1 session as schema 2: causes at 0.5 or above (no-reset-observed aside) are
+    diagnosed and lead, and the verdict says so; whether a reset was observed is unknown."""
+    diagnosis = [dict(f) for f in data.get("diagnosis") or [] if isinstance(f, dict)]
+    for f in diagnosis:
+        f["diagnosed"] = f.get("cause") != NO_RESET and float(f.get("confidence") or 0) >= 0.5
+    diagnosis.sort(key=lambda f: not f["diagnosed"])
+    verdict: dict[str, Any]
+    if diagnosis and diagnosis[0]["diagnosed"]:
+        top = diagnosis[0]
+        verdict = {"kind": "cause", "cause": top["cause"], "confidence": top["confidence"],
+                   "statement": f"{top['cause']} ({float(top['confidence']):.0%}): {top.get('summary', '')}"}
+    elif data.get("interrupted"):
+        verdict = {"kind": "interrupted", "statement": INTERRUPTED}
+    elif diagnosis and diagnosis[0].get("cause") == NO_RESET:
+        verdict = {"kind": "no-reset", "cause": NO_RESET, "confidence": diagnosis[0]["confidence"],
+                   "statement": f"no cause of resets found: {diagnosis[0].get('summary', '')}"}
+    else:
+        verdict = {"kind": "no-cause", "statement": "no cause of resets found: no cause reached the threshold"}
+    return {**data, "schema": SCHEMA_VERSION, "diagnosis": diagnosis, "verdict": verdict}
+
+
+INTERRUPTED = ("none: the run was interrupted before its checks could tell; no cause is claimed "
+               "and none is ruled out")

@@ -10,9 +10,18 @@ from pydantic import BaseModel, Field
 
 from wizard.model.errors import WizardError
 
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21, "ssh": 22,
-                 "smtp": 25, "imap": 143, "imaps": 993, "postgres": 5432, "postgresql": 5432,
-                 "mysql": 3306, "redis": 6379, "amqp": 5672, "ldap": 389, "ldaps": 636}
+#: the schemes the probe speaks: an HTTP GET, or a TLS ClientHello (wizard.model.payload)
+PROBED_SCHEMES = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+#: schemes of one TCP connection to a well-known port: the probes work on it as on any port.
+#: ftp is not one: its transfers use other connections, on ports the URL does not name.
+DEFAULT_PORTS = {**PROBED_SCHEMES, "ssh": 22, "smtp": 25, "submission": 587, "imap": 143,
+                 "imaps": 993, "pop3": 110, "pop3s": 995, "postgres": 5432, "postgresql": 5432,
+                 "mysql": 3306, "redis": 6379, "amqp": 5672, "amqps": 5671,
+                 "ldap": 389, "ldaps": 636, "mqtt": 1883, "mqtts": 8883}
+_NOT_PROBED = {"ftp": "its transfers use other connections, on ports the URL does not name",
+               "ftps": "its transfers use other connections, on ports the URL does not name",
+               "sftp": "it is SSH: give ssh://HOST or HOST:22",
+               "file": "it names no network connection"}
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
@@ -44,7 +53,8 @@ def is_ip(text: str) -> bool:
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit():
+    """A port of ASCII digits, 1-65535 (other digits, like Arabic-Indic ones, are not taken)."""
+    if not (text.isascii() and text.isdigit()):
         raise WizardError("bad port", f"{text!r} is not a port number (1-65535)")
     port = int(text)
     if not 1 <= port <= 65535:
@@ -63,23 +73,32 @@ def _check_host(host: str, raw: str) -> str:
     return name.lower()
 
 
+def _parse_url(text: str, raw: str) -> Target:
+    """A URL whose scheme the wizard knows (DEFAULT_PORTS); its port, or the scheme's."""
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    # The URL is not echoed: it may carry a password.
+    if not scheme:
+        raise WizardError("bad target", "a URL needs a scheme (https://HOST), or give host:PORT")
+    if scheme in _NOT_PROBED:
+        raise WizardError("bad target", f"{scheme}:// is not probed ({_NOT_PROBED[scheme]}); "
+                                        "give host:PORT of the connection that was reset")
+    if scheme not in DEFAULT_PORTS:
+        raise WizardError("bad target", f"{scheme}:// is not a scheme the wizard knows (http, https, ws, "
+                                        "wss, ssh, postgres, ...: docs/cli.md); give host:PORT")
+    # The port as written: urlsplit's .port takes 0 for no port and calls other digits out of range.
+    port_text = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    port = parse_port(port_text) if port_text else DEFAULT_PORTS[scheme]
+    return Target(host=_check_host(parts.hostname or "", raw), port=port, scheme=scheme, path=parts.path or "/")
+
+
 def parse_target(raw: str) -> Target:
     """Parse ``host:port``, ``[v6]:port``, ``v6`` with brackets, or a URL with a scheme."""
     text = raw.strip()
     if not text:
         raise WizardError("bad target", "the target is empty; give host:port or a URL")
     if "://" in text:
-        parts = urlsplit(text)
-        scheme = parts.scheme.lower()
-        try:
-            explicit = parts.port
-        except ValueError:
-            raise WizardError("bad port", f"the port in {raw!r} is out of range (1-65535)") from None
-        host = parts.hostname or ""
-        port = explicit or DEFAULT_PORTS.get(scheme)
-        if port is None:
-            raise WizardError("bad target", f"{raw!r} has no port and {scheme}:// has no default")
-        return Target(host=_check_host(host, raw), port=port, scheme=scheme, path=parts.path or "/")
+        return _parse_url(text, raw)
     if text.startswith("["):
         end = text.find("]")
         if end < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wizard.model import Session
+from wizard.model.contexts import context_hostnames
 from wizard.redact import Redactor, redact_session
 from wizard.report.markdown import render_markdown
 
@@ -12,7 +13,7 @@ __all__ = ["describe_check", "redacted", "render_json", "render_markdown", "rend
 def describe_check(check_id: str) -> str:
     """What a check would have told, from its registered description ('' if unknown)."""
     try:
-        from wizard.checks import all_checks
+        from wizard.engine.discovery import all_checks
     except ImportError:
         return ""
     cls = all_checks().get(check_id)
@@ -20,13 +21,7 @@ def describe_check(check_id: str) -> str:
 
 
 def _hostnames(session: Session) -> list[str]:
-    names = [session.target.host, session.context.client]
-    server = session.context.server
-    if server.startswith("ssh:"):
-        rest = server[4:].rsplit("@", 1)[-1]
-        if not rest.startswith("["):
-            rest = rest.split(":", 1)[0]
-        names.append(rest.strip("[]"))
+    names = [session.target.host, session.context.client, *context_hostnames(session.context.server)]
     return [n for n in names if n and n not in ("local", "localhost")]
 
 

@@ -7,16 +7,30 @@ checklist (cause summaries, remedies) is kept as Markdown.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
-from wizard.model import STEP_IDS, CheckResult, Evidence, Finding, Session, Status, StepResult
-from wizard.report.mermaid import sequence_diagram
-from wizard.report.sanitize import authored, cell, clean, code, code_cell, fenced, html, inline
+from wizard.model import (
+    NO_RESET,
+    STEP_IDS,
+    CheckResult,
+    Session,
+    Status,
+    StepResult,
+    Verdict,
+)
+from wizard.model.evidence import rst_reasons
+from wizard.report.evidence import render_evidence
+from wizard.report.sanitize import (
+    authored,
+    cell,
+    clean,
+    code,
+    code_cell,
+    fenced,
+    inline,
+)
 
-NO_RESET = "no-reset-observed"
 STATUS_LABEL = {Status.PASS: "pass", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skipped",
                 Status.ERROR: "ERROR"}
 
@@ -31,7 +45,7 @@ def _time(moment: datetime | None) -> str:
     if moment is None:
         return "unknown"
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
         return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
@@ -44,10 +58,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _diagnosed(session: Session, threshold: float) -> list[Finding]:
-    return [f for f in session.diagnosis if f.cause != NO_RESET and f.confidence >= threshold]
-
-
 def _title_of(session: Session, cause: str) -> str:
     found = next((f for f in session.diagnosis if f.cause == cause), None)
     return found.title if found and found.title else cause
@@ -56,44 +66,65 @@ def _title_of(session: Session, cause: str) -> str:
 # -- sections -------------------------------------------------------------------------
 
 
-def _summary(session: Session, threshold: float) -> list[str]:
+def _summary(session: Session) -> list[str]:
     out = ["## Summary and verdict", ""]
     if session.interrupted:
         missing = [s for s in STEP_IDS if s not in {st.id for st in session.steps if st.checks}]
         out += ["**The run was interrupted before it finished.** What is below is what had been gathered"
                 + (f"; steps not run: {', '.join(missing)}." if missing else "."), ""]
-    diagnosed = _diagnosed(session, threshold)
-    top = diagnosed[0] if diagnosed else None
-    if top is None:
-        lead = session.diagnosis[0] if session.diagnosis else None
-        out.append("**Verdict: no cause of the resets was found.**")
-        if lead is not None and lead.cause == NO_RESET:
-            out += ["", f"{authored(lead.summary)}"]
-        candidates = [f for f in session.diagnosis if f.cause != NO_RESET]
-        if candidates:
-            best = candidates[0]
-            out += ["", f"The strongest candidate, {code(best.cause)} ({inline(best.title or best.cause)}), "
-                        f"reached only {_pct(best.confidence)}, below the {_pct(threshold)} needed to call it."]
-        out.append("")
-        return out
+    verdict = session.verdict
+    if verdict is None:
+        return [*out, "**Verdict: none yet** (the session was not analysed).", ""]
+    if verdict.kind != "cause":
+        return out + _no_verdict(session, verdict)
+    top = session.diagnosis[0]
     out += [f"**Verdict: {code(top.cause)} — {inline(top.title or top.cause)}** "
             f"(confidence {_pct(top.confidence)})", "", authored(top.summary), ""]
+    if verdict.reset_observed is False:
+        out += ["No reset was observed during this run: the verdict rests on the evidence below, "
+                "not on a reset the wizard saw.", ""]
     if top.evidence:
         out += ["Decisive evidence:", ""]
         out += [f"- {inline(line)}" for line in top.evidence[:5]]
         if len(top.evidence) > 5:
             out.append(f"- … and {len(top.evidence) - 5} more under Ranked causes")
         out.append("")
+    return out + _close_or_others(session)
+
+
+def _no_verdict(session: Session, verdict: Verdict) -> list[str]:
+    """The summary when no cause was diagnosed: no reset seen, no cause strong enough, or an
+    interrupted run that claims nothing."""
+    if verdict.kind == "interrupted":
+        return ["**Verdict: none.** The run was interrupted before its checks could tell: no cause "
+                "is claimed and none is ruled out.", ""]
+    out = ["**Verdict: no cause of the resets was found.**"]
+    lead = session.diagnosis[0] if session.diagnosis else None
+    if verdict.kind == "no-reset" and lead is not None:
+        out += ["", f"{authored(lead.summary)}"]
+        if lead.against:
+            out += ["", "Against that: " + "; ".join(inline(line) for line in lead.against[:3])
+                    + (f" (and {len(lead.against) - 3} more)" if len(lead.against) > 3 else "") + "."]
+    candidates = [f for f in session.diagnosis if f.cause != verdict.cause]
+    if candidates:
+        best = candidates[0]
+        out += ["", f"The strongest candidate, {code(best.cause)} ({inline(best.title or best.cause)}), "
+                    f"reached only {_pct(best.confidence)}, below the {_pct(verdict.threshold)} needed to call it."]
+    return [*out, ""]
+
+
+def _close_or_others(session: Session) -> list[str]:
     close = session.close_call
     if close is not None:
         a, b = close.causes
         conf = {f.cause: f.confidence for f in session.diagnosis}
-        out += [f"**Close call:** {code(a)} ({_pct(conf.get(a, 0.0))}) and {code(b)} ({_pct(conf.get(b, 0.0))}) "
-                f"are too close to tell apart with this evidence. To separate them: {authored(close.separate_with)}", ""]
-    others = diagnosed[1:]
-    if others and close is None:
-        out += ["Also diagnosed: " + ", ".join(f"{code(f.cause)} ({_pct(f.confidence)})" for f in others) + ".", ""]
-    return out
+        return [f"**Close call:** {code(a)} ({_pct(conf.get(a, 0.0))}) and {code(b)} ({_pct(conf.get(b, 0.0))}) "
+                "are too close to tell apart with this evidence. "
+                f"To separate them: {authored(close.separate_with)}", ""]
+    others = session.diagnosed()[1:]
+    if others:
+        return ["Also diagnosed: " + ", ".join(f"{code(f.cause)} ({_pct(f.confidence)})" for f in others) + ".", ""]
+    return []
 
 
 def _inputs(session: Session) -> list[str]:
@@ -139,7 +170,7 @@ def _timeline(session: Session) -> list[str]:
         events.append((session.finished_at, 3, "diagnosis " + ("interrupted" if session.interrupted else "finished")))
 
     def key(e: tuple[datetime, int, str]) -> tuple[datetime, int]:
-        moment = e[0] if e[0].tzinfo else e[0].replace(tzinfo=timezone.utc)
+        moment = e[0] if e[0].tzinfo else e[0].replace(tzinfo=UTC)
         return moment, e[1]
 
     events.sort(key=key)
@@ -161,162 +192,22 @@ def _offset(delta: timedelta) -> str:
 # -- evidence -------------------------------------------------------------------------
 
 
-def _log_block(ev: Evidence) -> str:
-    text = clean(ev.text).rstrip("\n")
-    if not ev.highlight:
-        return fenced(text)
-    marks = set(ev.highlight)
-    # A gutter marks the matching lines: "> " matched, two spaces for context.
-    lines = [("> " if i in marks else "  ") + line for i, line in enumerate(text.split("\n"))]
-    return fenced("\n".join(lines))
-
-
-def _counter_rows(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any, Any]], dict[str, Any]]:
-    rows: list[tuple[str, Any, Any, Any]] = []
-    rest: dict[str, Any] = {}
-    before, after = data.get("before"), data.get("after")
-    if isinstance(before, dict) and isinstance(after, dict):
-        for name in sorted(set(before) | set(after)):
-            b, a = before.get(name), after.get(name)
-            d = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-            rows.append((name, b, a, d))
-        rest = {k: v for k, v in data.items() if k not in ("before", "after")}
-        return rows, rest
-    for name, value in data.items():
-        if isinstance(value, dict) and ("delta" in value or "before" in value):
-            rows.append((name, value.get("before"), value.get("after"), value.get("delta")))
-        else:
-            rest[name] = value
-    return rows, rest
-
-
-def _num(value: Any, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    if signed and isinstance(value, (int, float)) and value > 0:
-        return f"**+{value:g}**" if isinstance(value, float) else f"**+{value}**"
-    return cell(str(value))
-
-
-def _table(data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    columns = data.get("columns")
-    for key, value in data.items():
-        if not isinstance(value, list) or not value:
-            continue
-        if all(isinstance(r, dict) for r in value):
-            cols: list[str] = []
-            for row in value:
-                cols += [k for k in row if k not in cols]
-            body = [[row.get(c, "") for c in cols] for row in value]
-        elif all(isinstance(r, (list, tuple)) for r in value) and isinstance(columns, list):
-            cols, body = [str(c) for c in columns], [list(r) for r in value]
-        else:
-            continue
-        lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(cell(_scalar(v)) for v in row) + " |" for row in body]
-        rest = {k: v for k, v in data.items() if k not in (key, "columns")}
-        return lines, rest
-    return [], data
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def _data_details(data: dict[str, Any]) -> list[str]:
-    if not data:
-        return []
-    dumped = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    return ["<details><summary>data</summary>", "", fenced(dumped, "json"), "", "</details>", ""]
-
-
-def _is_whole_ruleset(ev: Evidence) -> bool:
-    return bool(ev.data.get("whole") or ev.data.get("ruleset")) or "ruleset" in ev.title.lower()
-
-
 def kernel_reasons(session: Session) -> list[str]:
     """The server kernel's own reasons for the resets it sent towards the target's port, as
     recorded by tracing (evidence data ``rst_reasons``): "TCP_ABORT_ON_CLOSE (python[4242])"."""
-    ends = {f"{a}:{session.target.port}" for a in session.target.addresses + [session.target.host]}
+    ends = {f"{a}:{session.target.port}" for a in [*session.target.addresses, session.target.host]}
     ends |= {f"[{a}]:{session.target.port}" for a in session.target.addresses if ":" in a}
     out: list[str] = []
     for step in session.steps:
         for check in step.checks:
             for ev in check.evidence:
-                for item in ev.data.get("rst_reasons") or []:
-                    if not isinstance(item, dict) or str(item.get("flow", "")).split("->")[0] not in ends:
+                for item in rst_reasons(ev):
+                    if item.flow.split("->")[0] not in ends:
                         continue
-                    who = f" ({item['comm']}[{item['pid']}])" if item.get("pid") else ""
-                    line = f"{item.get('reason', '?')}{who}"
+                    who = f" ({item.comm}[{item.pid}])" if item.pid else ""
+                    line = f"{item.reason}{who}"
                     if line not in out:
                         out.append(line)
-    return out
-
-
-def _with_kernel_reasons(data: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
-    """The ladder with the kernel's reason beside each RST the server sent."""
-    if not reasons:
-        return data
-    events = []
-    for ev in data.get("events") or []:
-        if isinstance(ev, dict) and ev.get("src") == "server" and "RST" in str(ev.get("label", "")):
-            note = str(ev.get("note") or "")
-            ev = {**ev, "note": (note + " — " if note else "") + "server kernel's reason: " + ", ".join(reasons)}
-        events.append(ev)
-    return {**data, "events": events}
-
-
-def _evidence(ev: Evidence, reasons: list[str] | None = None) -> list[str]:
-    head = f"**{inline(ev.title)}**" if ev.title else "**evidence**"
-    if ev.source:
-        head += f" — from {code(ev.source)}"
-    out = [head, ""] if ev.kind != "traceback" or ev.source else []
-    data = dict(ev.data)
-    if ev.kind == "log" and ev.text:
-        out += [_log_block(ev), ""]
-    elif ev.kind == "counters":
-        rows, data = _counter_rows(data)
-        if rows:
-            out += ["| counter | before | after | delta |", "|---|---:|---:|---:|"]
-            out += [f"| {code_cell(n)} | {_num(b)} | {_num(a)} | {_num(d, signed=True)} |" for n, b, a, d in rows]
-            out.append("")
-        if ev.text:
-            out += [fenced(ev.text), ""]
-    elif ev.kind == "table":
-        lines, data = _table(data)
-        if lines:
-            out += lines + [""]
-        elif ev.text:
-            out += [fenced(ev.text), ""]
-    elif ev.kind == "rules":
-        if not ev.text.strip():
-            out += ["(no rules: the ruleset is empty)", ""]
-        elif _is_whole_ruleset(ev):
-            data = {k: v for k, v in data.items() if k not in ("whole", "ruleset")}
-            lines = ev.text.count("\n") + 1
-            out += [f"<details><summary>{html(ev.title or 'ruleset')} ({lines} lines)</summary>", "",
-                    fenced(ev.text), "", "</details>", ""]
-        else:
-            out += [fenced(ev.text), ""]
-    elif ev.kind == "ladder":
-        diagram = sequence_diagram(_with_kernel_reasons(data, reasons or []))
-        if diagram is not None:
-            out += [fenced(diagram, "mermaid"), ""]
-            data = {k: v for k, v in data.items() if k not in ("lanes", "events")}
-        if ev.text:
-            out += [fenced(ev.text), ""]
-    elif ev.kind == "traceback":
-        out += [f"<details><summary>{html(ev.title or 'traceback')}</summary>", "", fenced(ev.text), "", "</details>", ""]
-    elif ev.text:
-        out += [fenced(ev.text), ""]
-    # A fact's structured data repeats its title for machines: the JSON session has it,
-    # the report stays readable.
-    if ev.kind not in ("fact", "command", "file"):
-        out += _data_details(data)
     return out
 
 
@@ -326,7 +217,7 @@ def _check(check: CheckResult, reasons: list[str] | None = None) -> list[str]:
     if check.status in (Status.SKIP, Status.ERROR) and check.reason and check.reason not in check.summary:
         out += [f"Reason: {inline(check.reason)}", ""]
     for ev in check.evidence:
-        out += _evidence(ev, reasons)
+        out += render_evidence(ev, reasons)
     return out
 
 
@@ -355,12 +246,17 @@ def _findings(session: Session) -> list[str]:
 def _causes(session: Session) -> list[str]:
     out = ["## Ranked causes", ""]
     if not session.diagnosis:
-        return out + ["No cause was weighed (no check raised a signal).", ""]
+        return [*out, "No cause was weighed (no check raised a signal).", ""]
     out += ["| rank | cause | confidence | evidence for | against |", "|---:|---|---:|---:|---:|"]
     for rank, f in enumerate(session.diagnosis, start=1):
         out.append(f"| {rank} | {code_cell(f.cause)} {cell(f.title)} | {_pct(f.confidence)} | "
                    f"{len(f.evidence)} | {len(f.against)} |")
     out.append("")
+    diagnosed = session.diagnosed()
+    above = [f for f in session.diagnosis if not f.diagnosed and diagnosed and f.confidence > diagnosed[0].confidence]
+    if above:
+        out += [", ".join(code(f.cause) for f in above) + " ranks below the diagnosed causes whatever its "
+                "confidence: it is no cause, and the evidence of a cause outweighs the absence of a reset.", ""]
     for rank, f in enumerate(session.diagnosis, start=1):
         out += [f"### {rank}. {code(f.cause)} {inline(f.title)} ({_pct(f.confidence)})", "", authored(f.summary), ""]
         if f.evidence:
@@ -370,16 +266,16 @@ def _causes(session: Session) -> list[str]:
     return out
 
 
-def _remedies(session: Session, threshold: float) -> list[str]:
+def _remedies(session: Session) -> list[str]:
     out = ["## Remedies", ""]
-    chosen = _diagnosed(session, threshold)
+    chosen = session.diagnosed()
     if not chosen:
         chosen = [f for f in session.diagnosis if f.cause == NO_RESET][:1]
     if not chosen:
-        return out + ["No cause was diagnosed, so there is no remedy to suggest yet.", ""]
+        return [*out, "No cause was diagnosed, so there is no remedy to suggest yet.", ""]
     for f in chosen:
         out += [f"- **{code(f.cause)}** {inline(f.title)}: {authored(f.remedy) or 'no remedy recorded'}"]
-    return out + [""]
+    return [*out, ""]
 
 
 def _unknowns(session: Session, describe: Describe | None) -> list[str]:
@@ -401,9 +297,10 @@ def _unknowns(session: Session, describe: Describe | None) -> list[str]:
     ran = {s.id for s in session.steps if s.checks}
     for step_id in STEP_IDS:
         if step_id not in ran:
-            items.append(f"- step {code(step_id)} did not run" + (" (the run was interrupted)" if session.interrupted else ""))
+            items.append(f"- step {code(step_id)} did not run"
+                         + (" (the run was interrupted)" if session.interrupted else ""))
     if not items:
-        return out + ["Every check ran.", ""]
+        return [*out, "Every check ran.", ""]
     return out + items + [""]
 
 
@@ -411,21 +308,22 @@ def _sentence(text: str) -> str:
     return inline(text).rstrip(". ")
 
 
-def render_markdown(session: Session, *, describe: Describe | None = None, threshold: float = 0.5) -> str:
+def render_markdown(session: Session, *, describe: Describe | None = None) -> str:
     """The incident report for ``session``. ``describe(check_id)`` says what a check would tell."""
     target = session.target.display()
     out = [f"# Connection reset: {code(target)}", "",
            f"Incident report by {inline(session.tool.name)} {inline(session.tool.version)}, "
            f"run started {_time(session.started_at)}.", ""]
-    out += _summary(session, threshold)
+    out += _summary(session)
     out += _inputs(session)
     out += _timeline(session)
     out += _findings(session)
     out += _causes(session)
-    out += _remedies(session, threshold)
+    out += _remedies(session)
     out += _unknowns(session, describe)
     if session.notes.strip():
-        out += ["## Notes", ""] + ["> " + line if line.strip() else ">" for line in clean(session.notes).strip().split("\n")] + [""]
+        quoted = ["> " + line if line.strip() else ">" for line in clean(session.notes).strip().split("\n")]
+        out += ["## Notes", "", *quoted, ""]
     out += ["---", "", f"Generated by {inline(session.tool.name)} {inline(session.tool.version)} "
                        f"from session schema {session.schema_version}; finished {_time(session.finished_at)}."]
     return "\n".join(out) + "\n"

@@ -1,9 +1,11 @@
-"""The Textual app: screens, key bindings, and the workers that drive the runner.
+"""The Textual app (the view): screens, key bindings, and the workers that drive the runner.
 
-Everything slow runs in workers (the engine runs the checks on its own thread); the
-runner's events arrive as messages, and only this UI thread mutates the Session. The
-first frame imports nothing but textual: the checklist, pydantic and the checks load in a
-worker after it, scapy only when a check asks for packets, DNS only after step 1 is sent.
+The session and the run's bookkeeping are the controller's (wizard.ui.controller); the app
+pushes what it holds down into the screens and turns keys and widgets' messages into its
+calls. Everything slow runs in workers (the engine runs the checks on its own thread); the
+runner's events arrive as typed messages (wizard.ui.messages), handled on this UI thread.
+The first frame imports nothing but textual: the checklist, pydantic and the checks load in
+a worker after it, scapy only when a check asks for packets, DNS only after step 1 is sent.
 """
 
 from __future__ import annotations
@@ -11,31 +13,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
-from wizard.ui import steps
+from wizard.ui import messages, steps
+from wizard.ui.controller import WizardController
 from wizard.ui.screens.target import TargetScreen
 
 if TYPE_CHECKING:
-    from wizard.model import Answers, Session
-    from wizard.ui.engine import Engine
-
-
-class RunnerEvent(Message):
-    """A runner event (CheckStarted, CheckFinished, ...), posted from the engine thread."""
-
-    def __init__(self, event: Any) -> None:
-        super().__init__()
-        self.event = event
+    from wizard.model import Answers, Checklist, Session
+    from wizard.ui.backend import Engine
+    from wizard.ui.widgets.checkview import CheckView
+    from wizard.ui.widgets.steppanel import StepPanel
+    from wizard.ui.widgets.stepper import Stepper
 
 
 def _answers_values(answers: Answers | None, target: str | None, server: str) -> dict[str, str]:
@@ -81,21 +78,49 @@ class ResetWizardApp(App[int]):
         self.demo = demo
         self.demo_scenario: Any = None
         if engine is None:
-            from wizard.ui.engine import RunnerEngine
+            from wizard.ui.backend import RunnerEngine
 
             engine = RunnerEngine()
         self.engine = engine
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic or time.monotonic
         self.export_dir = export_dir or Path.cwd()
-        self.checklist: Any = None
-        self.session: Session | None = None
-        self.running: dict[tuple[str, int], float] = {}
-        self.saved = False
-        self.started_with: tuple[Any, ...] | None = None
+        self.controller = WizardController(engine, self.clock, self.monotonic, self._states_changed)
         self._notice_shown = False
         self._pending_show: str | None = None
         self._quit_after_export = False
+
+    # ----- what the controller holds, as the tests and screenshots read it -------------------
+    @property
+    def session(self) -> Session | None:
+        return self.controller.session
+
+    @property
+    def checklist(self) -> Checklist | None:
+        return self.controller.checklist
+
+    @property
+    def running(self) -> dict[tuple[str, int], float]:
+        return self.controller.running
+
+    @property
+    def saved(self) -> bool:
+        return self.controller.saved
+
+    def _states_changed(self, states: dict[str, str]) -> None:
+        self.step_states = states
+
+    def watch_step_states(self, states: dict[str, str]) -> None:
+        # Attributes down: every screen with a stepper gets the new states, built or not.
+        for screen in self._stepper_screens():
+            screen.show_states(states)
+
+    def _stepper_screens(self) -> list[Any]:
+        from wizard.ui.widgets.stepper import StepperScreen
+
+        names = ["target", *(f"step:{s}" for s in steps.STEP_IDS[1:]), "summary"]
+        installed = [self.get_screen(n) for n in names if self.is_screen_installed(n)]
+        return [s for s in installed if isinstance(s, StepperScreen)]
 
     # ----- start-up -------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -118,7 +143,7 @@ class ResetWizardApp(App[int]):
         self.call_from_thread(self._loaded, checklist, skips)
 
     def _loaded(self, checklist: Any, skips: list[Any]) -> None:
-        self.checklist = checklist
+        self.controller.checklist = checklist
         if skips:
             titles = ", ".join(s.title for s in skips)
             self._target_screen().set_root_notice(
@@ -133,15 +158,10 @@ class ResetWizardApp(App[int]):
         self.call_from_thread(self._demo_ready, scenario)
 
     def _demo_ready(self, scenario: Any) -> None:
-        from textual.widgets import Input, Select, TextArea
-
         self.demo_scenario = scenario
         screen = self._target_screen()
-        screen.query_one("#target", Input).value = scenario.target
-        screen.query_one("#error", TextArea).load_text(scenario.error)
-        screen.query_one("#logs", Input).value = str(scenario.log_path)
-        screen.query_one("#payload", Input).value = scenario.payload
-        screen.query_one("#side", Select).value = "client"  # curl, on this machine, saw it
+        screen.fill({"target": scenario.target, "error": scenario.error, "logs": str(scenario.log_path),
+                     "payload": scenario.payload, "side": "client"})  # curl, on this machine, saw it
         screen.set_status("Demo: a local server that resets connections. Press Enter to start, Ctrl+G to run all.")
 
     def on_unmount(self) -> None:
@@ -154,7 +174,7 @@ class ResetWizardApp(App[int]):
         return self.get_screen("target")  # type: ignore[return-value]
 
     def check_title(self, check_id: str) -> str:
-        return self.engine.title(check_id)
+        return self.controller.title(check_id)
 
     def current_step(self) -> str:
         name = self.screen.name or ""
@@ -165,51 +185,48 @@ class ResetWizardApp(App[int]):
     def run_in_progress(self) -> bool:
         return any(w.group == "run" and w.is_running for w in self.workers)
 
-    def set_state(self, step_id: str, state: str) -> None:
-        self.step_states = {**self.step_states, step_id: state}
-
-    def panel(self, step_id: str) -> Any:
-        name = "target" if step_id == "identify" else f"step:{step_id}"
+    def panel(self, step_id: str) -> StepPanel | None:
+        """The step's panel, built or not yet (None before the run made it)."""
+        if step_id == "identify":
+            return self._target_screen().panel()
+        name = f"step:{step_id}"
         if not self.is_screen_installed(name):
             return None
-        screen: Any = self.get_screen(name)
-        try:
-            return screen.panel() if screen.is_mounted else None
-        except Exception:  # noqa: BLE001 - not composed yet: it syncs when shown
-            return None
+        return self.get_screen(name).panel()  # type: ignore[attr-defined]
 
-    def set_notes(self, step_id: str, text: str) -> None:
-        if self.session is not None:
-            self.session.step(step_id).notes = text
+    def push_step(self, step_id: str) -> None:
+        """Push what the controller knows of a step into its panel."""
+        panel = self.panel(step_id)
+        if panel is not None:
+            panel.sync(self.controller.step_result(step_id), self.controller.running_in(step_id),
+                       self.monotonic())
 
-    # ----- runner events (UI thread) ----------------------------------------------------
-    def on_runner_event(self, message: RunnerEvent) -> None:
-        event = message.event
-        kind = type(event).__name__
-        if kind == "CheckStarted":
-            now = self.monotonic()
-            self.running[(event.step, event.index)] = now
-            self._ticker.resume()
-            panel = self.panel(event.step)
-            if panel is not None:
-                panel.check_started(event.index, now)
-        elif kind == "CheckFinished":
-            self.running.pop((event.step, event.index), None)
-            self._record(event.step, event.result)
-            panel = self.panel(event.step)
-            if panel is not None:
-                panel.check_finished(event.index, event.result)
+    # ----- messages up ------------------------------------------------------------------
+    def on_check_started(self, message: messages.CheckStarted) -> None:
+        now = self.controller.check_started(message.step, message.index)
+        self._ticker.resume()
+        panel = self.panel(message.step)
+        if panel is not None:
+            panel.check_started(message.index, now)
 
-    def _record(self, step_id: str, result: Any) -> None:
-        if self.session is None:
-            return
-        step = self.session.step(step_id)
-        order = [c.check for c in self.checklist.step(step_id).checks] if self.checklist else []
-        checks = [c for c in step.checks if c.id != result.id] + [result]
-        step.checks = sorted(checks, key=lambda c: order.index(c.id) if c.id in order else 99)
-        step.refresh_status()
-        if self.checklist:
-            step.title = self.checklist.step(step_id).title
+    def on_check_finished(self, message: messages.CheckFinished) -> None:
+        self.controller.check_finished(message.step, message.index, message.result)
+        panel = self.panel(message.step)
+        if panel is not None:
+            panel.check_finished(message.index, message.result)
+
+    def on_step_panel_notes_changed(self, message: Any) -> None:
+        self.controller.set_notes(message.step, message.text)
+
+    def on_check_view_rerun_requested(self, message: CheckView.RerunRequested) -> None:
+        self.rerun_check(message.step, message.index)
+
+    async def on_stepper_step_chosen(self, message: Stepper.StepChosen) -> None:
+        await self.action_goto(message.step)
+
+    def _emit(self, event: Any) -> None:
+        # Called on the engine's thread: post_message is the thread-safe way in.
+        self.post_message(messages.from_event(event))
 
     def _tick(self) -> None:
         if not self.running:
@@ -218,48 +235,54 @@ class ResetWizardApp(App[int]):
         now = self.monotonic()
         for step_id in {s for s, _ in self.running}:
             panel = self.panel(step_id)
-            if panel is not None:
+            if panel is not None and panel.is_mounted:
                 panel.tick(now)
 
     # ----- workers ------------------------------------------------------------------------
-    async def _run_step(self, step_id: str, only: int | None = None) -> None:
+    async def _run_steps(self, step_ids: list[str], only: int | None = None) -> None:
+        """One step (or one check of it), or steps that may overlap, side by side."""
         assert self.session is not None
-        self.set_state(step_id, "running")
-        self.saved = False
+        self.controller.steps_began(step_ids)
         try:
-            result = await self.engine.run_step(step_id, only, lambda ev: self.post_message(RunnerEvent(ev)))
+            if len(step_ids) == 1:
+                results = [await self.engine.run_step(step_ids[0], only, self._emit)]
+            else:
+                results = await self.engine.run_steps(step_ids, self._emit)
         except asyncio.CancelledError:
-            self._cancelled(step_id)
+            for step, index, skipped in self.controller.cancelled(step_ids):
+                panel = self.panel(step)
+                if panel is not None:
+                    panel.check_finished(index, skipped)
+            self.notify("The run was cancelled; finished checks keep their results.", title="Cancelled")
             raise
-        for check in result.checks:
-            self._record(step_id, check)
-        step = self.session.step(step_id)
-        self.set_state(step_id, str(step.status))
-        panel = self.panel(step_id)
-        if panel is not None:
-            panel.sync()
-
-    def _cancelled(self, step_id: str) -> None:
-        from wizard.model import CheckResult
-
-        assert self.session is not None
-        self.session.interrupted = True
-        for (step, index), _ in list(self.running.items()):
-            spec = self.checklist.step(step).checks[index]
-            result = CheckResult.skipped("cancelled before it finished", "rerun the check or the step",
-                                         check_id=spec.check)
-            result.title = self.check_title(spec.check)
-            self.running.pop((step, index), None)
-            self._record(step, result)
-            panel = self.panel(step)
-            if panel is not None:
-                panel.check_finished(index, result)
-        done = self.session.step(step_id).checks
-        self.set_state(step_id, str(self.session.step(step_id).status) if done else "pending")
-        self.notify("The run was cancelled; finished checks keep their results.", title="Cancelled")
+        for step_id, result in zip(step_ids, results, strict=True):
+            self.controller.step_done(step_id, result)
+            self.push_step(step_id)
 
     @work(exclusive=True, group="run")
     async def start_run(self, target: str, answers: dict[str, Any], server: str, then_all: bool) -> None:
+        session = await self._prepare(target, answers, server)
+        if session is None:
+            return
+        self.controller.begin(session, (target, answers, server))
+        self.sub_title = f"target {session.target.display()} · server evidence: {server}"
+        self._install_step_screens()
+        screen = self._target_screen()
+        screen.set_status(f"Diagnosing {session.target.display()} ({', '.join(session.target.addresses)})")
+        assert self.checklist is not None
+        await screen.show_identify(self.checklist.step("identify"), self.controller.titles())
+        skips = await self.engine.preflight()
+        if skips and not self._notice_shown:
+            from wizard.ui.screens.modals import NoticeModal
+
+            self._notice_shown = True
+            self.push_screen(NoticeModal(skips), self._after_dialog)
+        await self._run_steps(["identify"])
+        if then_all:
+            await self._run_remaining()
+
+    async def _prepare(self, target: str, answers: dict[str, Any], server: str) -> Session | None:
+        """The session for the form's values; None when they are refused (said on the form)."""
         from pydantic import ValidationError
 
         from wizard.model import Answers, WizardError
@@ -267,50 +290,35 @@ class ResetWizardApp(App[int]):
         screen = self._target_screen()
         screen.set_status(f"Resolving {target} and opening the server context…")
         try:
-            parsed = Answers(**answers)
-            session = await self.engine.prepare(target, parsed, server)
+            return await self.engine.prepare(target, Answers(**answers), server)
         except WizardError as exc:
             field = {"unknown context": "server", "ssh": "server", "unreadable log": "logs",
                      "unreadable payload": "payload", "bad payload": "payload"}.get(exc.title, "target")
             screen.show_problem(field, exc.message)
             screen.set_status(f"✗ {exc.title}: {exc.message}")
-            return
         except ValidationError as exc:
             screen.set_status(f"✗ {exc.errors()[0]['msg']}")
-            return
-        self.checklist = self.checklist or self.engine.checklist()
-        self.session = session
-        self.started_with = (target, answers, server)
-        self.running.clear()
-        self.step_states = {s: "pending" for s in steps.STEP_IDS}
-        self.sub_title = f"target {session.target.display()} · server evidence: {server}"
+        return None
+
+    def _install_step_screens(self) -> None:
         from wizard.ui.screens.step import StepScreen
         from wizard.ui.screens.summary import SummaryScreen
 
+        assert self.checklist is not None
+        titles, states = self.controller.titles(), dict(self.step_states)
         for step in self.checklist.steps[1:]:
             name = f"step:{step.id}"
             if self.is_screen_installed(name):
                 self.uninstall_screen(name)
-            self.install_screen(StepScreen(step), name)
+            self.install_screen(StepScreen(step, titles, states), name)
         if not self.is_screen_installed("summary"):
-            self.install_screen(SummaryScreen(), "summary")
-        screen.set_status(f"Diagnosing {session.target.display()} ({', '.join(session.target.addresses)})")
-        await screen.show_identify(self.checklist.step("identify"))
-        skips = await self.engine.preflight()
-        if skips and not self._notice_shown:
-            from wizard.ui.screens.modals import NoticeModal
-
-            self._notice_shown = True
-            self.push_screen(NoticeModal(skips), self._after_dialog)
-        await self._run_step("identify")
-        if then_all:
-            await self._run_remaining()
+            self.install_screen(SummaryScreen(states), "summary")
 
     async def _run_remaining(self) -> None:
-        for step_id in steps.STEP_IDS:
-            if self.step_states.get(step_id, "pending") == "pending":
-                await self._show(step_id)
-                await self._run_step(step_id)
+        for group in self.controller.groups_to_run():
+            # The checks start at once; the step's screen is built meanwhile (mounting and
+            # styling it takes a while on a busy machine: the probes need not wait for it).
+            await asyncio.gather(self._run_steps(group), self._show(group[0]))
         await self._show("summary")
 
     @work(exclusive=True, group="run")
@@ -319,7 +327,7 @@ class ResetWizardApp(App[int]):
 
     @work(exclusive=True, group="run")
     async def run_one_step(self, step_id: str, only: int | None = None) -> None:
-        await self._run_step(step_id, only)
+        await self._run_steps([step_id], only)
 
     def rerun_check(self, step_id: str, index: int) -> None:
         if self._busy():
@@ -327,12 +335,7 @@ class ResetWizardApp(App[int]):
         self.run_one_step(step_id, index)
 
     def conclude(self) -> None:
-        from wizard.analysis import diagnose
-
-        if self.session is None or self.checklist is None:
-            return
-        self.session.diagnosis, self.session.close_call = diagnose(self.checklist, self.session)
-        self.session.finished_at = self.clock()
+        self.controller.conclude()
 
     async def _show(self, step_id: str) -> None:
         if isinstance(self.screen, ModalScreen):
@@ -342,12 +345,16 @@ class ResetWizardApp(App[int]):
             return
         self._pending_show = None
         if step_id == "summary":
-            self.conclude()
+            self.controller.conclude()
+            summary: Any = self.get_screen("summary")
+            summary.session = self.session
         name = {"identify": "target"}.get(step_id, step_id if step_id == "summary" else f"step:{step_id}")
         if self.screen.name != name:
             await self.switch_screen(name)
         elif step_id == "summary":
             await self.screen.refresh_verdict()  # type: ignore[attr-defined]
+        if step_id != "summary":
+            self.push_step(step_id)
 
     def _after_dialog(self, _result: Any = None) -> None:
         if self._pending_show:
@@ -362,8 +369,7 @@ class ResetWizardApp(App[int]):
 
     # ----- actions --------------------------------------------------------------------------
     def _form_changed(self) -> bool:
-        collected = self._target_screen().collect()
-        return collected is not None and collected != self.started_with
+        return self.controller.form_changed(self._target_screen().collect())
 
     def action_start(self, then_all: bool = False) -> None:
         if self._busy():
@@ -372,7 +378,7 @@ class ResetWizardApp(App[int]):
         if collected is None:
             self.notify("Fix the fields marked ✗ first.", title="Step 1", severity="warning")
             return
-        if self.session is not None and collected == self.started_with:
+        if self.session is not None and not self.controller.form_changed(collected):
             if then_all:
                 self.run_remaining()
             else:
@@ -440,14 +446,14 @@ class ResetWizardApp(App[int]):
             return
         from wizard.ui.screens.export_modal import ExportModal
 
-        self.conclude()
+        self.controller.conclude()
         stamp = self.clock().strftime("%Y%m%d-%H%M%S")
         default = self.export_dir / f"reset-wizard-{stamp}.md"
         self.push_screen(ExportModal(self.session, str(default)), self._exported)
 
     def _exported(self, paths: list[str] | None) -> None:
         if paths:
-            self.saved = True
+            self.controller.saved = True
             self.notify("Wrote " + " and ".join(paths), title="Exported", timeout=8)
             if self._quit_after_export:
                 self.exit(0)
@@ -455,8 +461,7 @@ class ResetWizardApp(App[int]):
 
     async def action_quit(self) -> None:
         running = self.run_in_progress()
-        gathered = self.session is not None and any(s.checks for s in self.session.steps)
-        if not running and (not gathered or self.saved):
+        if not running and (not self.controller.gathered() or self.saved):
             self.exit(0)
             return
         if isinstance(self.screen, ModalScreen):

@@ -1,6 +1,6 @@
 """Export: the texts the export dialog writes (Markdown report, JSON session) and their paths.
 
-Writing them is wizard.probes.files' job (atomic, never over an existing file unless the
+Writing them is wizard.hosts.files' job (atomic, never over an existing file unless the
 dialog was told to replace it).
 """
 

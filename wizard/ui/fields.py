@@ -25,7 +25,7 @@ def target(text: str) -> str:
 
 def moment(text: str, now: datetime | None = None) -> datetime | None:
     """--at: RFC 3339, 'YYYY-MM-DD HH:MM[:SS]', HH:MM[:SS] (local) or -10m; empty means now."""
-    return _inputs().parse_time(text, now)  # type: ignore[no-any-return]
+    return _inputs().parse_time(text, now)
 
 
 def window(text: str) -> float:
@@ -52,7 +52,7 @@ def timeout(text: str) -> float:
 
 def payload(text: str) -> str | None:
     """The payload as typed (escapes are the probe's business); @FILE must name a path."""
-    return _inputs().parse_payload(text)  # type: ignore[no-any-return]
+    return _inputs().parse_payload(text)
 
 
 def paths(text: str) -> list[str]:

@@ -1,6 +1,6 @@
 """The export dialog: path, Markdown + JSON, redaction on by default, preview, no silent overwrite.
 
-The paths are checked by the CLI's rules and written through wizard.probes.files: an
+The paths are checked by the CLI's rules and written through wizard.hosts.files: an
 existing file is replaced only after the person says so.
 """
 
@@ -17,8 +17,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Static, TextArea
 
+from wizard.hosts import files
 from wizard.model import WizardError
-from wizard.probes import files
 from wizard.ui import export
 from wizard.ui.screens.modals import ConfirmModal
 
@@ -123,7 +123,7 @@ class ExportModal(ModalScreen[list[str] | None]):
             texts = [self.markdown]
             if len(paths) > 1:
                 texts.append(export.render_session_json(self.session, **self.options()))
-            for path, text in zip(paths, texts):
+            for path, text in zip(paths, texts, strict=False):
                 # Only what the person agreed to replace is replaced: a file that appeared
                 # since the question is kept (write_atomic refuses it without force).
                 await asyncio.to_thread(files.write_atomic, path, text, path in existing)
@@ -140,5 +140,5 @@ class ExportModal(ModalScreen[list[str] | None]):
         """The CLI's rules for --report/--json paths; an existing file is asked about, not refused."""
         if not str(paths[0]) or str(paths[0]) == ".":
             raise WizardError("bad report path", "give a file name for the report")
-        for path, what in zip(paths, ("report", "json")):
+        for path, what in zip(paths, ("report", "json"), strict=False):
             await files.check_output(path, what, force=True)

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Collapsible, Footer, Header, ProgressBar, Static
 
-from wizard.ui.widgets.stepper import Stepper
+from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
 
 def unknowns(session: Any) -> list[tuple[str, str, str]]:
@@ -24,11 +24,27 @@ def unknowns(session: Any) -> list[tuple[str, str, str]]:
     return out
 
 
+def verdict_head(session: Any) -> str:
+    """The verdict's headline, from the verdict the analysis wrote into the session."""
+    verdict = session.verdict
+    if verdict is None:
+        return "Not analysed yet."
+    if verdict.diagnosed:
+        top = session.diagnosis[0]
+        head = f"Most likely: {top.title or top.cause} ({top.confidence:.0%})"
+        return head + ("  ·  no reset was observed in this run" if verdict.reset_observed is False else "")
+    if verdict.kind == "no-reset":
+        return "No cause of resets found: every probe behaved."
+    if verdict.kind == "interrupted":
+        return "No verdict: the run was interrupted before its checks could tell."
+    return "No cause reached the threshold; the leads are below."
+
+
 class CauseView(Collapsible):
     """One ranked cause: its confidence bar, summary, evidence for and against, remedy."""
 
-    def __init__(self, rank: int, finding: Any, threshold: float) -> None:
-        diagnosed = finding.confidence >= threshold
+    def __init__(self, rank: int, finding: Any) -> None:
+        diagnosed = bool(finding.diagnosed)
         word = "likely" if diagnosed else "possible" if finding.confidence >= 0.2 else "unlikely"
         self.finding = finding
         bar = ProgressBar(total=100, show_eta=False, show_percentage=True, classes="confidence")
@@ -57,15 +73,19 @@ class CauseView(Collapsible):
         return out
 
 
-class SummaryScreen(Screen):
+class SummaryScreen(StepperScreen, Screen):
+    """The verdict of the session the app pushes (``session``), shown again on each visit."""
+
     BINDINGS = [Binding("ctrl+s", "app.export", "Export report", priority=True)]
 
-    def __init__(self) -> None:
+    def __init__(self, states: dict[str, str]) -> None:
         super().__init__(name="summary", classes="summary-screen")
+        self.step_states = states
+        self.session: Any = None
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Stepper("summary")
+        yield Stepper("summary", self.step_states)
         yield VerticalScroll(id="body")
         yield Horizontal(
             Button("◂ Back", id="back", tooltip="Ctrl+B", compact=True),
@@ -77,33 +97,26 @@ class SummaryScreen(Screen):
         await self.refresh_verdict()
 
     async def refresh_verdict(self) -> None:
-        app: Any = self.app
-        session, checklist = app.session, app.checklist
+        session = self.session
         body = self.query_one("#body", VerticalScroll)
         await body.remove_children()
         if session is None:
             await body.mount(Static("Nothing has run yet: fill in step 1 first.", classes="verdict"))
             return
-        threshold = checklist.threshold if checklist is not None else 0.5
-        diagnosed = [f for f in session.diagnosis if f.confidence >= threshold and f.cause != "no-reset-observed"]
+        verdict = session.verdict
+        diagnosed = verdict is not None and verdict.diagnosed
         widgets: list[Any] = [Static(f"Verdict for {session.target.display()}", classes="step-title")]
         if session.interrupted:
             widgets.append(Static("The run was cancelled: this verdict rests on what was gathered so far.",
                                   classes="notice"))
-        if diagnosed:
-            head = f"Most likely: {diagnosed[0].title or diagnosed[0].cause} ({diagnosed[0].confidence:.0%})"
-        elif session.diagnosis and session.diagnosis[0].cause == "no-reset-observed":
-            head = "No cause of resets found: every probe behaved."
-        else:
-            head = "No cause reached the threshold; the leads are below."
-        widgets.append(Static(head, classes="verdict" + (" -diagnosed" if diagnosed else "")))
+        widgets.append(Static(verdict_head(session), classes="verdict" + (" -diagnosed" if diagnosed else "")))
         if session.close_call is not None:
             a, b = session.close_call.causes
             widgets.append(Static(Text.assemble(("Close call  ", "bold"), f"{a} and {b} are too close to call; "
                                                 f"to tell them apart: {session.close_call.separate_with}"),
                                   classes="close-call"))
         for rank, finding in enumerate(session.diagnosis, start=1):
-            widgets.append(CauseView(rank, finding, threshold))
+            widgets.append(CauseView(rank, finding))
         missing = unknowns(session)
         if missing:
             text = Text()
@@ -114,7 +127,8 @@ class SummaryScreen(Screen):
                     text.append(f"\n    to run it: {fix}", style="cyan")
                 text.append("\n")
             text.rstrip()
-            widgets.append(Static(f"Unknowns ({len(missing)} check{'s' if len(missing) != 1 else ''} did not run)", classes="section-title"))
+            did_not_run = f"{len(missing)} check{'s' if len(missing) != 1 else ''} did not run"
+            widgets.append(Static(f"Unknowns ({did_not_run})", classes="section-title"))
             widgets.append(Static(text, classes="unknowns"))
         await body.mount_all(widgets)
 

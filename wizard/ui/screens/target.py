@@ -12,18 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from wizard.ui import fields
 from wizard.ui.widgets.navbar import NavButtons, nav_bar
-from wizard.ui.widgets.stepper import Stepper
+from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
 if TYPE_CHECKING:  # the identify panel (and its evidence widgets) load once a run starts
-    from wizard.ui.widgets.checkview import CheckView
     from wizard.ui.widgets.steppanel import StepPanel
 
 
@@ -54,7 +53,7 @@ FIELDS: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
 )
 
 
-class TargetScreen(NavButtons, Screen):
+class TargetScreen(NavButtons, StepperScreen, Screen):
     """The step 1 form, and below it the identify step's checks once started."""
 
     class FormComplete(Message):
@@ -76,7 +75,7 @@ class TargetScreen(NavButtons, Screen):
         # widget costs styling, layout and a message pump before that frame, so the rest of
         # the form is mounted right after it (_complete), before anything reads it.
         yield Header()
-        yield Stepper("identify")
+        yield Stepper("identify", self.step_states)
         with VerticalScroll(id="body"):
             yield Static("Step 1 of 6 · What failed, and where?", classes="step-title")
             yield Static("", id="root-notice", classes="notice")
@@ -87,7 +86,9 @@ class TargetScreen(NavButtons, Screen):
 
     def _rest(self) -> list[Horizontal]:
         """The form's rows after the target, in their order on screen."""
-        from textual.widgets import TextArea  # its document machinery is not needed to draw the target
+        from textual.widgets import (
+            TextArea,  # its document machinery is not needed to draw the target
+        )
 
         rows = [
             Horizontal(Label("Error text (paste)", classes="form-label"),
@@ -143,7 +144,7 @@ class TargetScreen(NavButtons, Screen):
             message = result or ""
         try:
             self.query_one(f"#err-{name}", Static).update(f"✗ {message}" if message else "")
-        except Exception:  # noqa: BLE001 - fields without an error slot
+        except Exception:
             return
         self.query_one(f"#row-{name}").set_class(bool(message), "-invalid")
 
@@ -208,26 +209,29 @@ class TargetScreen(NavButtons, Screen):
         notice.update(text)
         notice.display = bool(text)
 
-    async def show_identify(self, step: Any) -> StepPanel:
+    def fill(self, values: dict[str, str]) -> None:
+        """Put ``values`` (field id -> text) into the form, as if typed (the demo's)."""
+        from textual.widgets import TextArea
+
+        for name, value in values.items():
+            if name == "error":
+                self.query_one("#error", TextArea).load_text(value)
+            elif name == "side":
+                self.query_one("#side", Select).value = value
+            else:
+                self.query_one(f"#{name}", Input).value = value
+
+    async def show_identify(self, step: Any, titles: dict[str, str]) -> StepPanel:
         from wizard.ui.widgets.steppanel import StepPanel
 
         slot = self.query_one("#identify-slot")
         existing = slot.query(StepPanel)
         if existing:
             return existing.first()
-        panel = StepPanel(step)
+        panel = StepPanel(step, titles)
         await slot.mount(Static(f"Identify · {step.title}", classes="step-title"), panel)
         return panel
 
     def panel(self) -> StepPanel | None:
         found = self.query(".step-panel")
         return found.first() if found else None  # type: ignore[return-value]
-
-    def on_screen_resume(self) -> None:
-        panel = self.panel()
-        if panel is not None:
-            panel.sync()
-
-    def on_check_view_rerun_requested(self, event: CheckView.RerunRequested) -> None:
-        app: Any = self.app
-        app.rerun_check(event.step, event.index)

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Label, ProgressBar, Static, TextArea
 
 from wizard.ui.widgets.checkview import CheckView
@@ -15,12 +16,24 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 class StepPanel(Vertical):
-    """Built from the checklist's step; fed by the app with check events as they arrive."""
+    """Built from the checklist's step; the app pushes results and check events into it."""
 
-    def __init__(self, step: Any) -> None:
+    class NotesChanged(Message):
+        """The person edited the step's notes."""
+
+        def __init__(self, step: str, text: str) -> None:
+            super().__init__()
+            self.step = step
+            self.text = text
+
+    def __init__(self, step: Any, titles: dict[str, str]) -> None:
         super().__init__(id=f"panel-{step.id}", classes="step-panel")
         self.step = step
+        self.titles = titles
         self.started: dict[int, float] = {}
+        # What the app pushed last (shown again once the panel is composed).
+        self.result: Any = None
+        self.now = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" ".join(self.step.guidance.split())), classes="guidance")
@@ -29,53 +42,55 @@ class StepPanel(Vertical):
             yield ProgressBar(total=len(self.step.checks), show_eta=False, id="step-progress")
         with Vertical(classes="checks"):
             for index, spec in enumerate(self.step.checks):
-                yield CheckView(self.step.id, index, spec.check, self.app.check_title(spec.check))  # type: ignore[attr-defined]
+                yield CheckView(self.step.id, index, spec.check, self.titles.get(spec.check, spec.check))
         yield Label("Notes for this step (they go into the report):", classes="notes-label")
         yield TextArea(id="notes", classes="notes", soft_wrap=True, tab_behavior="focus")
 
     def on_mount(self) -> None:
-        self.sync()
+        self._show()
 
     def views(self) -> list[CheckView]:
         return list(self.query(CheckView))
 
-    def sync(self) -> None:
-        """Show what the app knows: finished results, running checks, notes."""
-        app: Any = self.app
-        session = app.session
-        done = {}
-        if session is not None:
-            for step in session.steps:
-                if step.id == self.step.id:
-                    done = {c.id: c for c in step.checks}
-                    notes = self.query_one("#notes", TextArea)
-                    if notes.text != step.notes:
-                        notes.load_text(step.notes)
+    def sync(self, result: Any, running: dict[int, float], now: float) -> None:
+        """Show the step as the app knows it: finished results, running checks, notes."""
+        self.result = result
+        self.started = dict(running)
+        self.now = now
+        if self.is_mounted:
+            self._show()
+
+    def _show(self) -> None:
+        done = {c.id: c for c in self.result.checks} if self.result is not None else {}
+        if self.result is not None:
+            notes = self.query_one("#notes", TextArea)
+            if notes.text != self.result.notes:
+                notes.load_text(self.result.notes)
         for view in self.views():
-            key = (self.step.id, view.index)
-            if key in app.running:
-                self.started[view.index] = app.running[key]
+            if view.index in self.started:
                 view.mark_running()
             elif view.check_id in done:
                 view.show_result(done[view.check_id])
-        self.tick(app.monotonic())
+        self.tick(self.now)
 
     def check_started(self, index: int, at: float) -> None:
         self.started[index] = at
-        self.views()[index].mark_running()
-        self.tick(at)
+        if self.is_mounted:
+            self.views()[index].mark_running()
+            self.tick(at)
 
     def check_finished(self, index: int, result: Any) -> None:
         self.started.pop(index, None)
-        self.views()[index].show_result(result)
-        self.tick(None)
+        if self.is_mounted:
+            self.views()[index].show_result(result)
+            self.tick(None)
 
     def tick(self, now: float | None) -> None:
         views = self.views()
         running = [v for v in views if v.state == "running"]
         finished = sum(1 for v in views if v.state not in ("pending", "running"))
         bars, lines = self.query("#step-progress"), self.query("#now-running")
-        if not bars or not lines:  # not composed yet: sync() runs again on mount
+        if not bars or not lines:  # not composed yet: shown again on mount
             return
         bars.first(ProgressBar).update(progress=finished)
         status = lines.first(Static)
@@ -99,6 +114,4 @@ class StepPanel(Vertical):
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area.id == "notes":
-            app: Any = self.app
-            app.set_notes(self.step.id, event.text_area.text)
-
+            self.post_message(self.NotesChanged(self.step.id, event.text_area.text))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import Static
 
 from wizard.ui.steps import GLYPHS, STEPS
@@ -47,26 +48,42 @@ class StepTab(Static):
         self.update(self._text(self.number, self.label, state))
         self.tooltip = self._tip(self.label, state)
 
-    async def on_click(self) -> None:
-        await self.app.run_action(f"goto('{self.step_id}')")
+    def on_click(self) -> None:
+        self.post_message(Stepper.StepChosen(self.step_id))
 
 
 class Stepper(Horizontal):
-    """Reads the app's ``step_states`` and marks the screen's own step as current."""
+    """Shows the steps' states it is given and marks the screen's own step as current."""
 
-    def __init__(self, current: str) -> None:
+    class StepChosen(Message):
+        """A step of the stepper was clicked: the person wants to go there."""
+
+        def __init__(self, step: str) -> None:
+            super().__init__()
+            self.step = step
+
+    def __init__(self, current: str, states: dict[str, str] | None = None) -> None:
         super().__init__(id="stepper")
         self.current = current
+        self.states = dict(states or {})
 
     def compose(self) -> ComposeResult:
-        states: dict[str, str] = getattr(self.app, "step_states", {})
         for number, (step_id, label) in enumerate([*STEPS, ("summary", "Verdict")], start=1):
             yield StepTab(step_id, number if step_id != "summary" else 0, label,
-                          states.get(step_id, "pending"), step_id == self.current)
+                          self.states.get(step_id, "pending"), step_id == self.current)
 
-    def on_mount(self) -> None:
-        self.watch(self.app, "step_states", self._states_changed, init=True)
-
-    def _states_changed(self, states: dict[str, str]) -> None:
+    def show(self, states: dict[str, str]) -> None:
+        self.states = dict(states)
         for tab in self.query(StepTab):
             tab.show(states.get(tab.step_id, "pending"), tab.step_id == self.current)
+
+
+class StepperScreen:
+    """For screens with a stepper: the steps' states the app pushes, kept for compose."""
+
+    step_states: dict[str, str] = {}  # replaced as a whole, never mutated
+
+    def show_states(self, states: dict[str, str]) -> None:
+        self.step_states = states
+        for stepper in self.query(Stepper):  # type: ignore[attr-defined]
+            stepper.show(states)

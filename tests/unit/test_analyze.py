@@ -1,0 +1,151 @@
+"""analyze: capture files read (libpcap and dpkt, gzip), every RST's sender named, and the
+two-ended proof telling injected resets from the server's."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wizard.cli.main import main
+from wizard.diag.packets.io import libpcap
+from wizard.diag.packets.parse.frames import ETHERNET, decode
+from wizard.engine.discovery import load
+from wizard.engine.observe import analyze_captures
+from wizard.lab.pcapgen import Ends, conversation, frame, write_pcap
+
+ENDS = Ends()
+T0 = 1_700_000_000.0
+
+
+def capture(path: Path, endings: list[str], near: str = "client", port0: int = 40000) -> Path:
+    def records():
+        for i, ending in enumerate(endings):
+            yield from conversation(ENDS, port0 + i, T0 + i * 0.1, ending, near=near)
+    write_pcap(str(path), records())
+    return path
+
+
+def senders(session) -> list[tuple[str, str]]:
+    return [(e.client, e.sender) for e in session.observation.events]
+
+
+def test_a_frame_decodes_to_the_segment_attribution_reads():
+    seg = decode(ETHERNET, 1.5, frame("10.1.0.2", "10.2.0.2", 40000, 8080, "RA", 7, 9, window=501,
+                                      ttl=61, ip_id=77, payload=0))
+    assert seg is not None
+    assert (seg.src, seg.dst, seg.sport, seg.dport, seg.flags, seg.ttl, seg.ip_id, seg.window) == \
+        ("10.1.0.2", "10.2.0.2", 40000, 8080, "RA", 61, 77, 501)
+    assert seg.options == ("Timestamp",) and seg.df and seg.payload_len == 0
+    assert decode(ETHERNET, 0.0, b"\x00" * 12 + b"\x08\x06" + b"\x00" * 28) is None  # ARP
+
+
+def test_every_rst_of_one_capture_gets_its_sender(tmp_path):
+    path = capture(tmp_path / "c.pcap", ["fin", "server-app", "path", "server-kernel", "fin"])
+    session = analyze_captures([str(path)], None, load())
+    assert senders(session) == [("10.1.0.2:40001", "server-app"), ("10.1.0.2:40002", "path"),
+                                ("10.1.0.2:40003", "server-kernel")]
+    path_ev = session.observation.events[1]
+    assert path_ev.hop_distance == 1 and path_ev.toward == "client"
+    assert any("TTL 63" in r and "the server is 2" in r for r in path_ev.reasons)
+    assert path_ev.seq_fit == "its sequence number is exactly the sender's next byte"
+    assert path_ev.ladder["lanes"] == ["client", "path", "server"]
+    assert session.mode == "analyze" and session.target.port == 8080
+    assert session.observation.sources[0].flows == 5
+
+
+def test_a_client_side_capture_of_path_resets_diagnoses_the_middlebox(tmp_path):
+    path = capture(tmp_path / "c.pcap", ["fin", "path", "fin", "path"])
+    session = analyze_captures([str(path)], 8080, load())
+    assert session.diagnosis[0].cause == "middlebox-reset"
+
+
+def test_the_two_ended_proof_tells_injected_resets_from_the_servers(tmp_path):
+    endings = ["fin", "server-app", "path", "server-kernel", "path"]
+    client = capture(tmp_path / "client.pcap", endings, "client")
+    server = capture(tmp_path / "server.pcap", endings, "server")
+    session = analyze_captures([str(client), str(server)], None, load())
+    proofs = [(e.client, e.proof, e.sender) for e in session.observation.events]
+    assert proofs == [("10.1.0.2:40001", "sent", "server-app"), ("10.1.0.2:40002", "injected", "path"),
+                      ("10.1.0.2:40003", "sent", "server-kernel"), ("10.1.0.2:40004", "injected", "path")]
+    assert session.observation.by_proof == {"sent": 2, "injected": 2}
+    # A server's RST is read at the server's end, where its TTL is the one it was sent with.
+    assert session.observation.events[0].ttl == 64
+
+
+def test_an_rst_the_client_side_never_saw_was_lost(tmp_path):
+    client = capture(tmp_path / "client.pcap", ["fin", "fin"], "client")
+    server = capture(tmp_path / "server.pcap", ["fin", "server-app"], "server")
+    session = analyze_captures([str(client), str(server)], None, load())
+    # The client capture's second flow ends in FIN: the server's RST never reached it.
+    assert [(e.proof, e.toward) for e in session.observation.events] == [("lost", "client")]
+
+
+def test_gzip_and_a_machine_without_libpcap_read_the_same(tmp_path, monkeypatch):
+    plain = capture(tmp_path / "c.pcap", ["server-app", "path", "fin"])
+    gz = tmp_path / "c.pcap.gz"
+    with open(plain, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    first = analyze_captures([str(plain)], None, load())
+    assert "libpcap" in first.observation.sources[0].reader or libpcap.libpcap_path() is None
+    from_gz = analyze_captures([str(gz)], None, load())
+    assert "dpkt" in from_gz.observation.sources[0].reader
+    monkeypatch.setattr("wizard.diag.packets.io.pcapfile.libpcap_path", lambda: None)
+    monkeypatch.setattr("wizard.engine.observe.libpcap_path", lambda: None)
+    no_pcap = analyze_captures([str(plain)], None, load())
+    assert "dpkt" in no_pcap.observation.sources[0].reader
+    assert senders(first) == senders(from_gz) == senders(no_pcap) == [
+        ("10.1.0.2:40000", "server-app"), ("10.1.0.2:40001", "path")]
+
+
+def test_a_capture_cut_while_written_is_read_up_to_the_cut(tmp_path):
+    path = capture(tmp_path / "c.pcap", ["server-app", "path"])
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])  # the last record (the path RST) is cut short
+    session = analyze_captures([str(path)], None, load())
+    assert senders(session) == [("10.1.0.2:40000", "server-app")]
+
+
+@pytest.mark.parametrize("port", [None, "8080"])
+def test_the_command_writes_the_session_and_exits_1_on_a_diagnosis(tmp_path, capsys, port):
+    path = capture(tmp_path / "c.pcap", ["path", "fin", "path"])
+    argv = ["analyze", str(path), "--json", "-"] + (["--port", port] if port else [])
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data["mode"] == "analyze" and len(data["observation"]["events"]) == 2
+    assert "2 resets: 2 path" in err and "toward the client" in err
+
+
+def test_a_capture_without_resets_exits_0_and_the_report_says_none(tmp_path, capsys):
+    path = capture(tmp_path / "c.pcap", ["fin", "fin"])
+    report = tmp_path / "r.md"
+    assert main(["analyze", str(path), "--report", str(report)]) == 0
+    assert "0 resets" in capsys.readouterr().out
+    assert "no reset in the traffic" in report.read_text()
+
+
+def test_the_tracker_keeps_at_most_max_flows_and_lets_the_ended_go_first():
+    from wizard.diag.packets.parse.flows import Tracker
+
+    tracker = Tracker(max_flows=3)
+    for i, ending in enumerate(["fin", "server-app", "fin", "server-app", "fin"]):
+        for ts, data in conversation(ENDS, 40000 + i, T0 + i, ending):
+            tracker.feed(decode(ETHERNET, ts, data))
+    assert len(tracker.flows) <= 3 and tracker.flows_seen == 5
+    assert [s.flow.key[1] for s in tracker.sightings] == [40001, 40003]
+
+
+def test_a_flow_reset_both_ways_is_read_once_each_rst_once(tmp_path):
+    records = list(conversation(ENDS, 40000, T0, "path"))
+    last = records[-1][0]
+    # The client's kernel answers the server's late FIN with a reset of its own.
+    records.append((last + 1.0, frame(ENDS.client, ENDS.server, 40000, ENDS.port, "R", 999, 0, window=0,
+                                      timestamps=False)))
+    path = tmp_path / "c.pcap"
+    write_pcap(str(path), records)
+    session = analyze_captures([str(path)], None, load())
+    assert [(e.toward, e.sender) for e in session.observation.events] == [("client", "path"), ("server", "client")]

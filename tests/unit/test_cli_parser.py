@@ -1,0 +1,146 @@
+"""The command line's grammar: a target is told from a command by its shape, typos get a
+suggestion, values may start with '-', every --help says what it does, its defaults, its
+exit codes and two examples, and a command is one module plus one registration line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from wizard.cli import parser as grammar
+from wizard.cli.main import main
+from wizard.cli.status import ExitStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("argv, target", [
+    ([], None),
+    (["10.0.0.5:443"], "10.0.0.5:443"),
+    (["[2001:db8::1]:443"], "[2001:db8::1]:443"),
+    (["https://api.example.com/health"], "https://api.example.com/health"),
+    (["app.example.com:8080"], "app.example.com:8080"),
+    (["--server", "netns:web", "10.0.0.5:443"], "10.0.0.5:443"),
+    (["tui", "10.0.0.5:443"], "10.0.0.5:443"),
+])
+def test_a_target_or_nothing_opens_the_tui_with_it(argv: list[str], target: str | None) -> None:
+    args = grammar.parse(argv)
+    assert args.command == "tui" and args.target == target
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["diagnoze", "127.0.0.1:1"], "reset-wizard: unknown command 'diagnoze' (did you mean diagnose?)"),
+    (["dignose"], "reset-wizard: unknown command 'dignose' (did you mean diagnose?)"),
+    (["reprot", "s.json"], "reset-wizard: unknown command 'reprot' (did you mean report?)"),
+    (["check"], "reset-wizard: unknown command 'check' (did you mean checks?)"),
+    (["lab", "lsit"], "reset-wizard: unknown command 'lab lsit' (did you mean lab list?)"),
+    (["bogus"], "reset-wizard: unknown command 'bogus' (the commands are tui, diagnose, demo, report, "
+                "merge, checks, lab, watch, analyze, open; a target needs a port: bogus:PORT)"),
+])
+def test_a_word_that_is_no_command_is_one_line_with_a_suggestion_and_exit_2(
+        argv: list[str], line: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wizard.ui.app.run_tui", lambda *a, **k: pytest.fail("the TUI opened"))
+    assert main(argv) == ExitStatus.BAD_INPUT
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [line] and out == ""
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--at", "-10m"), ("--window", "-5m"), ("--error", "-bash: connection reset"), ("--payload", "-x"),
+    ("--hold", "-1"), ("--log", "-weird.log"), ("--journal", "-x"), ("--json", "-"),
+])
+def test_a_value_that_starts_with_a_dash_is_the_options_value(option: str, value: str) -> None:
+    args = grammar.parse(["diagnose", "127.0.0.1:1", option, value, "--quiet"])
+    got = getattr(args, option[2:].replace("-", "_") if option != "--log" else "log")
+    assert got == ([value] if isinstance(got, list) else value)
+    assert args.quiet is True and args.target == "127.0.0.1:1"
+
+
+def test_an_option_where_a_value_should_be_is_still_an_error() -> None:
+    from wizard.model import WizardError
+
+    with pytest.raises(WizardError, match="--window: expected one argument"):
+        grammar.parse(["diagnose", "127.0.0.1:1", "--window", "--quiet"])
+
+
+@pytest.mark.parametrize("command", grammar.names())
+def test_every_command_help_has_a_description_defaults_exit_codes_and_two_examples(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    module = grammar.load(command)
+    assert module.DESCRIPTION.split("\n")[0] in text
+    exits = text[text.index("exit status:"):text.index("examples:")]
+    for code, meaning in module.EXIT.items():
+        assert f"  {int(code)}  {meaning}" in exits
+    examples = [line for line in text[text.index("examples:"):].splitlines()[1:] if line.startswith("  reset")
+                or line.startswith("  sudo reset")]
+    assert len(examples) >= 2, text
+    parser = grammar.build_parser().commands[command]
+    for action in parser._actions:
+        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+            assert f"(default: {action.default})" in " ".join(text.split()), action.dest
+
+
+def test_diagnose_help_shows_the_defaults_of_the_probe(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["diagnose", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: 15m)", "(default: local)", "(default: 10)", "(default: 3)", "(default: 0)"):
+        assert default in text
+
+
+def test_diagnose_exit_codes_are_those_of_exit_status() -> None:
+    assert {int(c): m for c, m in grammar.load("diagnose").EXIT.items()} == {
+        0: ExitStatus.OK.__doc__, 1: ExitStatus.DIAGNOSED.__doc__, 2: ExitStatus.BAD_INPUT.__doc__,
+        3: ExitStatus.FAILED.__doc__}
+    assert all(status.__doc__ and status.__doc__ != ExitStatus.__doc__ for status in ExitStatus)
+
+
+def test_version_and_help_need_no_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from wizard import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"reset-wizard {__version__}"
+    assert main(["help"]) == 0
+    root_help = capsys.readouterr().out
+    assert all(c.name in root_help and c.summary.split()[0] in root_help for c in grammar.COMMANDS)
+    assert main(["help", "report"]) == 0
+    assert "SESSION.json" in capsys.readouterr().out
+
+
+def test_a_new_command_is_one_module_and_one_registration_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    hello = types.ModuleType("wizard.cli.hello")
+    hello.DESCRIPTION = "Say hello."  # type: ignore[attr-defined]
+    hello.EXAMPLES = ("reset-wizard hello", "reset-wizard hello --name you")  # type: ignore[attr-defined]
+    hello.EXIT = {ExitStatus.OK: "said"}  # type: ignore[attr-defined]
+    hello.options = lambda p: p.add_argument("--name", default="world", help="whom")  # type: ignore[attr-defined]
+    hello.run = lambda args, probes=None: print(f"hello {args.name}") or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wizard.cli.hello", hello)
+    monkeypatch.setattr(grammar, "COMMANDS", (*grammar.COMMANDS, grammar.Command("hello", "say hello")))
+    assert main(["hello", "--name", "-you-"]) == 0
+    assert capsys.readouterr().out == "hello -you-\n"
+    assert main(["helo"]) == 2
+    assert "did you mean hello?" in capsys.readouterr().err
+    main(["hello", "--help"])
+    assert "(default: world)" in capsys.readouterr().out
+
+
+def test_only_the_command_that_runs_is_imported() -> None:
+    code = ("import sys\n"
+            "from wizard.cli.parser import parse\n"
+            "parse(['lab', 'list']); parse(['--version']) if False else None\n"
+            "print(sorted(m for m in sys.modules if m.startswith('wizard.cli.') or m.split('.')[0] in "
+            "('textual', 'rich', 'scapy')))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.replace("'", '"'))
+    assert "wizard.cli.lab" in loaded
+    assert not {"wizard.cli.diagnose", "wizard.cli.tui", "wizard.cli.demo", "wizard.cli.report"} & set(loaded)
+    assert not [m for m in loaded if not m.startswith("wizard.")]

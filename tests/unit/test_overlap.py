@@ -1,0 +1,156 @@
+"""Steps 2-5 overlap; probes bracketed by readings still see no neighbour's probe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from pydantic import Field
+
+from tests.unit.fakes import make_ctx
+from wizard.engine.contract import Check, CheckContext, CheckParams, Findings, register
+from wizard.engine.runner import OVERLAP, Runner, StepFinished, StepStarted, overlapping
+from wizard.engine.traffic import Traffic
+from wizard.model import STEP_IDS, CheckResult, CheckSpec, Context, Session, Status, ToolInfo
+
+LOG: list[tuple[str, str, float]] = []  # (check, "start"/"end", time)
+
+
+class WaitParams(CheckParams):
+    seconds: float = Field(default=0.3, ge=0)
+    mode: str = ""  # "", "shared" or "alone": how the check talks to the target
+
+
+async def _wait(ctx: CheckContext, check_id: str, params: WaitParams) -> CheckResult:
+    async def body() -> None:
+        LOG.append((check_id, "start", time.monotonic()))
+        await asyncio.sleep(params.seconds)
+        LOG.append((check_id, "end", time.monotonic()))
+
+    if params.mode == "shared":
+        async with ctx.traffic.shared():
+            await body()
+    elif params.mode == "alone":
+        async with ctx.traffic.alone():
+            await body()
+    else:
+        await body()
+    return Findings().result(Status.PASS, "waited")
+
+
+def _waiter(check_id: str, step_id: str) -> type[Check[WaitParams]]:
+    class _W(Check[WaitParams]):
+        id = check_id
+        title = check_id
+        step = step_id  # type: ignore[assignment]
+        Params = WaitParams
+
+        async def run(self, ctx: CheckContext, params: WaitParams) -> CheckResult:
+            return await _wait(ctx, self.id, params)
+
+    return register(_W)
+
+
+for _step in STEP_IDS:
+    _waiter(f"test.wait.{_step}", _step)
+    _waiter(f"test.probe.{_step}", _step)
+
+
+def runner_with(specs: dict[str, list[CheckSpec]], events: list | None = None) -> tuple[Runner, Session]:
+    ctx = make_ctx()
+    steps = [s.model_copy(update={"checks": specs.get(s.id, [])}) for s in ctx.checklist.steps]
+    ctx.checklist = ctx.checklist.model_copy(update={"steps": steps})
+    session = Session(tool=ToolInfo(version="t"), started_at=datetime.now(UTC),
+                      target=ctx.target, context=Context(client="c"))
+    return Runner(ctx, events.append if events is not None else None), session
+
+
+def span(check: str) -> tuple[float, float]:
+    times = {what: t for c, what, t in LOG if c == check}
+    return times["start"], times["end"]
+
+
+def test_only_the_steps_between_identify_and_the_handshake_are_grouped() -> None:
+    assert overlapping(STEP_IDS) == [["identify"], ["connectivity", "server-logs", "firewall", "app-errors"],
+                                     ["handshake"]]
+    assert overlapping(["identify", "handshake"]) == [["identify"], ["handshake"]]
+    assert "identify" not in OVERLAP and "handshake" not in OVERLAP
+
+
+async def test_steps_two_to_five_run_side_by_side_and_the_handshake_after_them() -> None:
+    LOG.clear()
+    events: list = []
+    specs = {s: [CheckSpec(check=f"test.wait.{s}", params={"seconds": 0.4})] for s in STEP_IDS}
+    runner, session = runner_with(specs, events)
+    await runner.run_all(session)
+    middle = [span(f"test.wait.{s}") for s in sorted(OVERLAP)]
+    assert max(a for a, _ in middle) < min(b for _, b in middle)  # they were all running at once
+    assert span("test.wait.handshake")[0] >= max(b for _, b in middle)
+    assert span("test.wait.identify")[1] <= min(a for a, _ in middle)
+    finished = [e.step for e in events if isinstance(e, StepFinished)]
+    assert sorted(finished) == sorted(STEP_IDS) and {e.step for e in events if isinstance(e, StepStarted)} == set(STEP_IDS)
+    assert all(session.step(s).checks[0].status == Status.PASS for s in STEP_IDS)
+
+
+async def test_a_window_opened_alone_overlaps_no_probe_of_another_step() -> None:
+    LOG.clear()
+    specs = {"connectivity": [CheckSpec(check="test.probe.connectivity", params={"seconds": 0.3, "mode": "shared"})],
+             "firewall": [CheckSpec(check="test.probe.firewall", params={"seconds": 0.3, "mode": "alone"})],
+             "app-errors": [CheckSpec(check="test.probe.app-errors", params={"seconds": 0.3, "mode": "alone"})],
+             "server-logs": [CheckSpec(check="test.wait.server-logs", params={"seconds": 0.3})]}
+    runner, session = runner_with(specs)
+    await runner.run_all(session)
+    windows = [span(c) for c in ("test.probe.connectivity", "test.probe.firewall", "test.probe.app-errors")]
+    for i, (a1, b1) in enumerate(windows):
+        for a2, b2 in windows[i + 1:]:
+            assert b1 <= a2 or b2 <= a1, "two probes overlapped a bracketed window"
+    reader = span("test.wait.server-logs")
+    assert any(reader[0] < b and a < reader[1] for a, b in windows)  # a reader is held back by none
+
+
+async def test_shared_probes_run_together_and_a_waiting_window_goes_before_later_ones() -> None:
+    traffic = Traffic()
+    order: list[str] = []
+
+    async def probe(name: str, delay: float, hold: float) -> None:
+        await asyncio.sleep(delay)
+        async with traffic.shared():
+            order.append(f"{name}+")
+            await asyncio.sleep(hold)
+            order.append(f"{name}-")
+
+    async def window() -> None:
+        await asyncio.sleep(0.05)
+        async with traffic.alone():
+            assert not any(o.endswith("+") and o[:-1] + "-" not in order for o in order), "a probe is still on"
+            order.append("window")
+            await asyncio.sleep(0.1)
+
+    await asyncio.gather(probe("a", 0, 0.2), probe("b", 0.01, 0.2), window(), probe("c", 0.1, 0.05))
+    assert order.index("a+") < order.index("b-") and order.index("b+") < order.index("a-")  # together
+    assert order.index("window") > max(order.index("a-"), order.index("b-"))
+    assert order.index("c+") > order.index("window")  # c asked after the window did: it waited
+
+
+async def test_a_cancelled_window_does_not_keep_probes_out() -> None:
+    traffic = Traffic()
+    got: list[str] = []
+
+    async def hold() -> None:
+        async with traffic.shared():
+            await asyncio.sleep(0.2)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(traffic.alone().__aenter__())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+
+    async def later() -> None:
+        async with traffic.shared():
+            got.append("in")
+
+    await asyncio.wait_for(later(), 1.0)
+    assert got == ["in"]
+    await holder

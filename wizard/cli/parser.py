@@ -1,0 +1,212 @@
+"""The command line's grammar (pure): the registry of commands and the parser built from it.
+
+argparse is built from each command's own options function; a first word is told from a
+target by its shape.
+
+Adding a command is a module ``wizard.cli.NAME`` (DESCRIPTION, EXAMPLES, EXIT, ``options``,
+``run``) and one line in COMMANDS. Only the command that runs is imported, so ``--help``,
+``--version`` and a typo cost no more than this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import NoReturn, Protocol, cast
+
+from wizard import __version__
+from wizard.cli.status import ExitStatus
+from wizard.model.errors import WizardError
+
+PROG = "reset-wizard"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # the word typed; its module is wizard.cli.NAME
+    summary: str  # one line, for `reset-wizard --help`
+
+    @property
+    def module(self) -> str:
+        return f"wizard.cli.{self.name}"
+
+
+# The registry: one line per command, in the order `--help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command("tui", "open the TUI (the default: reset-wizard [TARGET])"),
+    Command("diagnose", "run the whole checklist headless: progress, verdict, JSON and report"),
+    Command("demo", "a built-in loopback scenario that resets connections (TUI or --headless)"),
+    Command("report", "render a saved session again as Markdown"),
+    Command("merge", "merge many hosts' sessions into one fleet report (which hosts see resets, and why)"),
+    Command("checks", "list every check: id, step, what it needs"),
+    Command("lab", "the fault lab: scenarios in network namespaces (root)"),
+    Command("watch", "observe the real traffic to a port live and attribute every reset (root)"),
+    Command("analyze", "who sent every RST in capture files (pcap, pcapng; two ends prove injection)"),
+    Command("open", "show a saved session (diagnose, watch, analyze) in the TUI, read-only, with export"),
+)
+
+
+def names() -> tuple[str, ...]:
+    """The command words, in the registry's order."""
+    return tuple(c.name for c in COMMANDS)
+
+
+_ROOT_FLAGS = ("-h", "--help", "--version")
+# A command word: letters, digits, dashes. A target always has a ':' (host:port, a URL) or
+# a '.', '[' or '/' (a host name, an IPv6 literal, a path): the shapes never overlap.
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+class CommandModule(Protocol):
+    """What a command's module offers (a module, structurally)."""
+
+    DESCRIPTION: str
+    EXAMPLES: Sequence[str]
+    EXIT: Mapping[ExitStatus, str]
+
+    def options(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace, probes: object = None) -> int: ...
+
+
+class UnknownCommand(WizardError):
+    """A first word that is no command (and no target): a suggestion, never the TUI."""
+
+    def __init__(self, word: str, known: Sequence[str] = (), prefix: str = "") -> None:
+        known = known or names()
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+        if close:
+            hint = f"did you mean {prefix}{close[0]}?"
+        else:
+            hint = f"the commands are {', '.join(known)}"
+            hint += f"; a target needs a port: {word}:PORT" if not prefix else ""
+        super().__init__("unknown command", f"{prefix + word!r} ({hint})")
+
+    def line(self) -> str:
+        return f"{PROG}: {self.title} {self.message}"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one WizardError line instead of usage text."""
+
+    commands: dict[str, Parser]
+
+    def error(self, message: str) -> NoReturn:
+        raise WizardError("bad option", message)
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        choices = action.choices
+        if isinstance(action, argparse._SubParsersAction) and choices is not None and value not in choices:
+            raise UnknownCommand(str(value), list(choices), prefix=f"{self.prog.split()[-1]} ")
+        super()._check_value(action, value)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; each option's default said when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and default not in (None, False, [], argparse.SUPPRESS)
+                and "default" not in text):
+            text += f" (default: {default})"
+        return text
+
+
+def epilog(module: CommandModule) -> str:
+    """The exit codes and the examples under a command's --help."""
+    lines = ["exit status:", *(f"  {int(code)}  {meaning}" for code, meaning in module.EXIT.items()),
+             "", "examples:", *(f"  {example}" for example in module.EXAMPLES)]
+    # (an example may go on over several lines, each already indented)
+    return "\n".join(lines)
+
+
+def load(name: str) -> CommandModule:
+    module: ModuleType = importlib.import_module(next(c.module for c in COMMANDS if c.name == name))
+    return cast(CommandModule, module)
+
+
+def build_parser(only: Sequence[str] | None = None) -> Parser:
+    """The whole grammar; with ``only``, the options of just those commands (the others are
+    listed by name and summary, their modules not imported)."""
+    root = Parser(prog=PROG, formatter_class=HelpFormatter,
+                  description="Find out why a TCP connection was reset: a guided six-step diagnosis "
+                              "with evidence.",
+                  epilog=f"`{PROG} COMMAND --help` describes each command.")
+    root.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    root.commands = {}
+    for command in COMMANDS:
+        if only is not None and command.name not in only:
+            root.commands[command.name] = sub.add_parser(command.name, help=command.summary)
+            continue
+        module = load(command.name)
+        p = sub.add_parser(command.name, help=command.summary, description=module.DESCRIPTION,
+                           epilog=epilog(module), formatter_class=HelpFormatter)
+        module.options(p)
+        root.commands[command.name] = p
+    return root
+
+
+def route(argv: list[str]) -> list[str]:
+    """The argv with its command: ``reset-wizard [TARGET] [options]`` is the TUI; a word
+    shaped like a command but not one is an UnknownCommand; ``help [COMMAND]`` is --help."""
+    if not argv:
+        return ["tui"]
+    first = argv[0]
+    if first in names() or first in _ROOT_FLAGS:
+        return argv
+    if first == "help":
+        return [argv[1], "--help"] if len(argv) > 1 and argv[1] in names() else ["--help"]
+    if first.startswith("-") or not _WORD.fullmatch(first):
+        return ["tui", *argv]
+    raise UnknownCommand(first)
+
+
+def join_dash_values(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
+    """``--at -10m`` as ``--at=-10m``: argparse takes a value that starts with '-' for an
+    option; a value that is none of this parser's options is a value."""
+    options = {s for a in parser._actions for s in a.option_strings}
+    takes_value = {s for a in parser._actions if a.option_strings and a.nargs is None
+                   for s in a.option_strings}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            return out + args[i:]
+        if token in takes_value and i + 1 < len(args):
+            value = args[i + 1]
+            if value.startswith("-") and value != "-" and value.split("=", 1)[0] not in options:
+                out.append(f"{token}={value}")
+            else:
+                out += [token, value]
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def _nested(parser: Parser, args: list[str]) -> Parser:
+    """The deepest subcommand parser the args name (``lab up`` -> lab's ``up``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and args and args[0] in action.choices:
+            return _nested(cast(Parser, action.choices[args[0]]), args[1:])
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The Namespace of a command line; raises WizardError (bad input) or SystemExit (--help)."""
+    argv = route(argv)
+    if argv[0] in _ROOT_FLAGS:
+        return build_parser(only=()).parse_args(argv)
+    root = build_parser(only=(argv[0],))
+    command = root.commands[argv[0]]
+    argv = [argv[0], *join_dash_values(_nested(command, argv[1:]), argv[1:])]
+    return root.parse_args(argv)

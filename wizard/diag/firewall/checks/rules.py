@@ -1,0 +1,382 @@
+"""Step 4 check: which firewall rules on the server answer this port, and whose counter moves."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from wizard.diag.firewall.parse.fronts import (
+    FrontEnd,
+    parse_firewalld_zones,
+    parse_ufw_status,
+)
+from wizard.diag.firewall.parse.iptables import merge_iptables, parse_iptables_save
+from wizard.diag.firewall.parse.nft import parse_nft_json
+from wizard.diag.firewall.parse.rules import Ruleset, combine
+from wizard.diag.firewall.parse.walk import Flow, Hit, matches_port, walk
+from wizard.engine.bracket import shared_bracket
+from wizard.engine.contract import Check, CheckContext, CheckParams, Findings, register
+from wizard.hosts.base import Host, HostError
+from wizard.hosts.commands import CommandOutput
+from wizard.model import CheckResult, Status
+from wizard.model.wording import plural
+
+_CAP = 16 << 20  # large rulesets (kube-proxy) run to megabytes
+_TIMEOUT = 10.0
+
+
+@dataclass
+class Collected:
+    """One reading of every firewall layer in the server context."""
+
+    ruleset: Ruleset = field(default_factory=Ruleset)
+    read: list[str] = field(default_factory=list)  # command lines that gave a ruleset
+    notes: list[str] = field(default_factory=list)  # not installed, not loaded, failed
+    whole: list[tuple[str, str]] = field(default_factory=list)  # (command line, text) to quote whole
+    source_cmd: dict[str, str] = field(default_factory=dict)  # rule source -> command line
+    fronts: list[tuple[str, FrontEnd]] = field(default_factory=list)  # (command line, ufw/firewalld)
+
+
+async def _loaded(host: Host, path: str) -> bool:
+    """Whether a kernel facility is there already; asking netfilter otherwise could load it."""
+    try:
+        if path.startswith("/proc/"):
+            return bool((await host.read_text(path, 65536)).strip())
+        return await host.exists(path)
+    except HostError:
+        return False
+
+
+async def _nf_tables_present(host: Host) -> bool:
+    """nf_tables is loaded, built in, or the kernel cannot load modules at all (no /proc/modules)."""
+    try:
+        modules = await host.read_text("/proc/modules", 1 << 20)
+    except HostError:
+        return True
+    return any(line.split(" ", 1)[0] == "nf_tables" for line in modules.splitlines()) or \
+        await host.exists("/sys/module/nf_tables")
+
+
+async def _run(host: Host, argv: list[str], into: Collected) -> CommandOutput | None:
+    out = await host.run(argv, timeout=_TIMEOUT, max_bytes=_CAP)
+    if out.missing:
+        into.notes.append(f"{argv[0]} is not installed in {host.spec}")
+        return None
+    if not out.ok:
+        into.notes.append(f"{out.command_line}: {out.problem()}")
+        return None
+    if out.truncated:
+        into.notes.append(f"{out.command_line}: output cut at {_CAP} bytes; later rules are not seen")
+    return out
+
+
+async def collect(host: Host, backends: dict[str, str]) -> Collected:
+    """nft (JSON for structure, text for exact quotes), then iptables-save for both families.
+
+    ``backends`` maps iptables-save/ip6tables-save to the backend its ``-V`` named, asked once
+    per run: a legacy tool only runs where legacy tables exist, an nf_tables one only where
+    nf_tables is loaded, so reading never loads a kernel module.
+    """
+    got = Collected()
+    nft_loaded = await _nf_tables_present(host)
+    nft_rs: Ruleset | None = None
+    if not nft_loaded:
+        got.notes.append("nf_tables is not loaded: no nftables rules (not loading it to look)")
+    elif js := await _run(host, ["nft", "-j", "list", "ruleset"], got):
+        text = await _run(host, ["nft", "-a", "list", "ruleset"], got)
+        nft_rs = parse_nft_json(js.text, text.text if text else "")
+        got.read.append(js.command_line)
+        cmd = text.command_line if text else js.command_line
+        got.source_cmd["nft"] = cmd
+        got.whole.append((cmd, text.text if text else js.text))
+        combine(got.ruleset, nft_rs)
+    for tool, family, names in (("iptables-save", "ip", "/proc/net/ip_tables_names"),
+                                ("ip6tables-save", "ip6", "/proc/net/ip6_tables_names")):
+        source = tool.removesuffix("-save")
+        legacy_there = await _loaded(host, names)
+        backend = backends.get(tool, "")
+        if backend == "missing":
+            got.notes.append(f"{tool} is not installed in {host.spec}")
+        elif ((backend == "legacy" and legacy_there) or (backend != "legacy" and nft_loaded)) \
+                and (out := await _run(host, [tool, "-c"], got)):
+            nf = said_nft(out.text)
+            rs, _ = parse_iptables_save(out.text, source if nf else f"{source}-legacy", family)
+            _fold(got, rs, out, nft_rs if nf else None)
+        # Legacy tables apply alongside nftables ones and only the legacy tool shows them.
+        if legacy_there and backend != "legacy" \
+                and (out := await _run(host, [f"{source}-legacy-save", "-c"], got)):
+            rs, _ = parse_iptables_save(out.text, f"{source}-legacy", family)
+            _fold(got, rs, out, None)
+    return got
+
+
+async def collect_fronts(host: Host) -> tuple[list[tuple[str, FrontEnd]], list[str]]:
+    """ufw and firewalld, where installed: the human-level source of the nft/iptables rules."""
+    fronts, notes = [], []
+    for argv, parse, name in ((["ufw", "status", "verbose"], parse_ufw_status, "ufw"),
+                              (["firewall-cmd", "--list-all-zones"], parse_firewalld_zones, "firewalld")):
+        out = await host.run(argv, timeout=_TIMEOUT, max_bytes=1 << 20)
+        if out.missing:
+            notes.append(f"{name} is not installed in {host.spec}")
+        elif not out.ok:
+            notes.append(f"{out.command_line}: {out.problem()}")
+        else:
+            fronts.append((out.command_line, parse(out.text)))
+    return fronts, notes
+
+
+def said_nft(text: str) -> bool:
+    return "(nf_tables)" in text.split("\n", 3)[0] or "(nf_tables)" in text[:400]
+
+
+def _fold(got: Collected, rs: Ruleset, out: CommandOutput, nft_rs: Ruleset | None) -> None:
+    got.read.append(out.command_line)
+    got.whole.append((out.command_line, out.text))
+    for key in rs.chains:
+        got.source_cmd.setdefault(key[0], out.command_line)
+    if nft_rs is not None:
+        # iptables-nft rules live in nft's tables: fold them into the chains they are in.
+        merge_iptables(got.ruleset, rs)
+        for r in rs.all_rules():
+            got.source_cmd.setdefault(f"merged:{r.family}", out.command_line)
+    else:
+        combine(got.ruleset, rs)
+
+
+class FirewallRulesParams(CheckParams):
+    probe: bool = Field(default=True, description="read counters around one payload probe")
+
+
+def _family(addr: str) -> str:
+    try:
+        return "ipv4" if ipaddress.ip_address(addr).version == 4 else "ipv6"
+    except ValueError:
+        return ""
+
+
+def _kind(hit: Hit) -> str:
+    """What a hit means for the connection: reject, icmp-reject, drop, rate-limit, ct-invalid, or ''."""
+    rule = hit.rule
+    if rule is None:
+        return "drop" if hit.chain.policy == "drop" else ""
+    if rule.verdict not in ("reject", "drop"):
+        return ""
+    if rule.limits:
+        # A global ``ct count over N`` caps the tracked connections: past N it behaves like a
+        # full conntrack table; a per-key count (meter, connlimit) is a per-client limit.
+        if all(lim.startswith("ct count") for lim in rule.limits):
+            return "ct-count"
+        return "rate-limit"
+    states = rule.ct_states
+    if states and states <= {"invalid"}:
+        return "ct-invalid"
+    if rule.verdict == "drop":
+        return "drop"
+    return "reject" if rule.resets or rule.reject_with == "?" else "icmp-reject"
+
+
+_SIGNAL = {"reject": "fw.reject", "drop": "fw.drop", "rate-limit": "fw.rate_limit",
+           "ct-invalid": "fw.ct_invalid", "icmp-reject": "fw.reject_icmp", "ct-count": "fw.ct_count"}
+_SAYS = {"reject": "rejects with a TCP reset", "icmp-reject": "rejects with ICMP (not a reset)",
+         "drop": "drops", "rate-limit": "rate-limits and then rejects or drops",
+         "ct-invalid": "drops or rejects packets conntrack calls INVALID",
+         "ct-count": "caps the number of tracked connections (ct count over N) and then drops or rejects"}
+
+
+def _counter(rs: Ruleset, counters: dict[Any, int], hit: Hit) -> int | None:
+    if hit.rule is not None:
+        return counters.get(hit.rule.key)
+    chain = rs.chains.get(hit.chain.key)
+    return chain.packets if chain else None
+
+
+@register
+class FirewallRulesCheck(Check[FirewallRulesParams]):
+    id = "firewall.rules"
+    title = "Firewall rules for the port"
+    step = "firewall"
+    Params = FirewallRulesParams
+    needs_root = "server"
+    reads_server = True
+    emits = ("target.forwarded", "fw.reject_rule", "fw.reject_moved", "fw.drop_rule", "fw.drop_moved",
+             "fw.rate_limit_rule", "fw.rate_limit_moved", "fw.ct_invalid_rule", "fw.ct_invalid_moved",
+             "fw.reject_icmp_rule", "fw.reject_icmp_moved", "fw.ct_count_rule", "fw.ct_count_moved",
+             "fw.no_rule")
+    description = ("Reads nftables and iptables rules in the server context, lists every rule a "
+                   "connection to the port may meet (following jumps, ending with the policy), "
+                   "and reads their counters before and after one probe.")
+
+    @staticmethod
+    async def read_state(ctx: CheckContext) -> Collected:
+        """The rules with their counters (the part of the shared bracket this check reads)."""
+        backends = await ctx.once("fw.backends", lambda: _backends(ctx.server))
+        return await collect(ctx.server, backends)
+
+    async def run(self, ctx: CheckContext, params: FirewallRulesParams) -> CheckResult:
+        f = Findings()
+        port = ctx.target.port
+
+        if params.probe:
+            br = await shared_bracket(ctx, self.id)
+            before, after, probe = br.before, br.after, br.probe
+            f.add(f"probe between the two readings: {probe.kind} at {probe.stage}", data={
+                "kind": probe.kind, "stage": probe.stage, "address": probe.address, "port": probe.port})
+        else:
+            before = after = await self.read_state(ctx)
+            probe = None
+        fronts, front_notes = await collect_fronts(ctx.server)
+        for note in (*after.notes, *front_notes):
+            f.add(note)
+        for cmd, fe in fronts:
+            for problem in fe.problems:
+                f.add(f"not understood: {problem}")
+            lines = fe.for_port(port)
+            f.add(f"{fe.tool} ({fe.state or 'state unknown'}; defaults: {fe.defaults or 'not listed'}): "
+                  f"{plural(len(lines), 'rule')} that may concern port {port}; they act through the nft/iptables "
+                  "rules below, which decide", kind="rules", source=cmd,
+                  text="\n".join(r.text for r, _ in lines),
+                  data={"rules": [{"text": r.text, "action": r.action, "match": m, "zone": r.zone}
+                                  for r, m in lines]})
+        for problem in after.ruleset.problems:
+            f.add(f"not understood: {problem}")
+        if not after.read:
+            return CheckResult.skipped(
+                f"no firewall ruleset could be read in {ctx.server.spec}: " + "; ".join(after.notes),
+                "apt install nftables (nft) or iptables; run as root in the server context")
+
+        owns = await ctx.server_has_target()
+        hooks = ("input",) if owns else ("input", "forward")
+        fams = sorted({_family(a) for a in ctx.target.addresses} - {""}) or [""]
+        hits: dict[Any, Hit] = {}
+        for hook in hooks:
+            for fam in fams:
+                addrs = tuple(a for a in ctx.target.addresses if not fam or _family(a) == fam)
+                for hit in walk(after.ruleset, Flow(port, fam, addrs), hook):
+                    # A verdict map gives one hit per entry: same rule, different verdicts.
+                    key = (hit.rule.key, hit.rule.verdict_text()) if hit.rule else hit.chain.key
+                    if key not in hits or (hits[key].match == "may" and hit.match == "yes"):
+                        hits[key] = hit
+        if "forward" in hooks:
+            f.add("the server context does not own the target address (or it is not known): "
+                  "forward chains are walked too, as on a router")
+        _forwards(f, ctx, before, after, probe is not None, port, fams)
+        return self._judge(f, ctx, list(hits.values()), before, after, probe is not None, port)
+
+    def _judge(self, f: Findings, ctx: CheckContext, hits: list[Hit], before: Collected,
+               after: Collected, probed: bool, port: int) -> CheckResult:
+        rows, notable, worst_sure, moved_any = [], [], False, []
+        may_accept = {h.chain.key for h in hits if h.rule is not None and h.rule.verdict == "accept"}
+        # Once per reading, not once per hit: a kube-proxy ruleset has thousands of rules.
+        counted = (before.ruleset.counters(), after.ruleset.counters())
+        for i, hit in enumerate(hits):
+            kind = _kind(hit)
+            b, a = _counter(before.ruleset, counted[0], hit), _counter(after.ruleset, counted[1], hit)
+            delta = a - b if a is not None and b is not None and probed else None
+            rule = hit.rule
+            row = _row(hit, kind, b, a, delta)
+            rows.append(row)
+            if not kind:
+                continue
+            notable.append(i)
+            strength = 1.0 if hit.match == "yes" else 0.5
+            if rule is None and hit.chain.key in may_accept:
+                strength = 0.5  # an earlier rule might accept the port first
+            row["strength"] = strength
+            sure = strength == 1.0
+            worst_sure |= sure and kind in ("reject", "drop")
+            what = f"{hit.chain.label} {_SAYS[kind]}" if rule else f"{hit.chain.label} policy drop"
+            moved = bool(delta)
+            title = f"{'matches' if hit.match == 'yes' else 'may match'} port {port}: {hit.describe()}"
+            if moved:
+                title += f" (counter +{delta} during the probe: the strongest evidence there is)"
+                moved_any.append(what)
+            source = _source(after, hit)
+            f.add(title, kind="rules", source=source, text=hit.text, data=row)
+            sig = _SIGNAL.get(kind)
+            if sig:
+                f.signal(f"{sig}_rule", f"{what} for port {port}: {hit.text}", strength)
+                if moved:
+                    f.signal(f"{sig}_moved", f"{what}: counter moved by {delta} during the probe "
+                             f"({hit.text})")
+        if hits:
+            f.add(f"rules a connection to port {port} may meet, in order", kind="rules",
+                  source=", ".join(after.read), text="\n".join(h.text for h in hits),
+                  highlight=notable, data={"rules": rows})
+        for cmd, text in after.whole:
+            f.add("whole ruleset", kind="rules", source=cmd, text=text)
+        kinds = {_kind(h) for h in hits} - {""}
+        if not kinds - {"ct-invalid"}:
+            f.signal("fw.no_rule", f"rulesets read ({', '.join(after.read)}): nothing rejects or drops "
+                     f"port {port} and the policies on the way accept")
+            return f.result(Status.PASS, f"no firewall rule rejects or drops port {port}")
+        rank = ("reject", "drop", "rate-limit", "ct-count", "icmp-reject", "ct-invalid")
+        lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], -r["strength"],
+                                                               rank.index(r["kind"])))
+        summary = f"{lead['path']} ({lead['match']} match)"
+        if moved_any:
+            summary = f"counter moved during the probe: {summary}"
+        status = Status.FAIL if moved_any or worst_sure else Status.WARN
+        return f.result(status, summary)
+
+
+def _row(hit: Hit, kind: str, before: int | None, after: int | None, delta: int | None) -> dict[str, Any]:
+    """One rule on the way, as the evidence's table row."""
+    rule = hit.rule
+    return {"path": hit.describe(), "match": hit.match, "verdict": hit.verdict, "kind": kind,
+            "text": hit.text, "family": hit.chain.family, "table": hit.chain.table,
+            "chain": rule.chain if rule else hit.chain.name,
+            "handle": rule.handle if rule else None, "counter_before": before, "counter_after": after,
+            "delta": delta, "limits": list(rule.limits) if rule else [],
+            "nft_text": rule.alt_text if rule else ""}
+
+
+_DNAT_TO = re.compile(r"--to-destination\s+(\S+)|\bto:(\S+)")
+
+
+def _forwards(f: Findings, ctx: CheckContext, before: Collected, after: Collected, probed: bool,
+              port: int, fams: list[str]) -> None:
+    """DNAT / redirect rules that send the target's port elsewhere (a port forward, a load
+    balancer's address): the connection then ends beyond the target, and that is where the
+    server context should point next. The rule is quoted, with its counter during the probe."""
+    counted = before.ruleset.counters()
+    for rule in after.ruleset.all_rules():
+        where = rule.target if rule.target.startswith(("dnat to", "redirect to")) else ""
+        if not where and rule.target.upper() == "DNAT":
+            m = _DNAT_TO.search(rule.text)
+            where = f"dnat to {m.group(1) or m.group(2)}" if m else "dnat"
+        if not where or not any(matches_port(rule, port, flow=Flow(port, fam, tuple(ctx.target.addresses)),
+                                             sets=after.ruleset.sets) != "no" for fam in fams):
+            continue
+        text = rule.text or rule.alt_text or where
+        b, a = counted.get(rule.key), rule.packets
+        delta = a - b if probed and a is not None and b is not None else None
+        moved = f", counter +{delta} during the probe" if delta else ""
+        f.add(f"port {port} is forwarded: {rule.family} {rule.table} {rule.chain}: {text}{moved}",
+              kind="rules", source=", ".join(after.read), text=text)
+        f.signal("target.forwarded",
+                 f"{ctx.server.spec} forwards port {port} ({where}; rule {rule.family} {rule.table} "
+                 f"{rule.chain}: {text}{moved}): the connection ends beyond the target, at that backend, not "
+                 "in this context; diagnose the backend next (--server for its host)",
+                 1.0 if delta or delta is None else 0.6)
+
+
+def _source(got: Collected, hit: Hit) -> str:
+    """The command whose output the quoted line comes from."""
+    rule = hit.rule
+    key = f"merged:{rule.family}" if rule is not None and rule.alt_text else rule.source if rule else hit.chain.source
+    return got.source_cmd.get(key, "") or got.read[0]
+
+
+async def _backends(host: Host) -> dict[str, str]:
+    """The backend each iptables-save names in its version line (nf_tables, legacy or missing)."""
+    found: dict[str, str] = {}
+    for tool in ("iptables-save", "ip6tables-save"):
+        out = await host.run([tool, "-V"], timeout=3, max_bytes=4096)
+        text = out.text + out.err
+        found[tool] = ("missing" if out.missing else "legacy" if "legacy" in text
+                       else "nf_tables" if "nf_tables" in text else "")
+    return found

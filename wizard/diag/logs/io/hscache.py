@@ -1,0 +1,56 @@
+"""The compiled Hyperscan databases of one pattern set kept on disk (I/O): compiling 42
+signatures costs ~0.2 s, more than a window's search. Keyed by the patterns, the engine's
+version and the layout's format; a bad, stale or truncated file is ignored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+CACHE_FORMAT = 6
+NAMES = ("db", "lit", "som", "all")
+
+
+def cache_path(hs: Any, regexes: Sequence[str]) -> str:
+    key = hashlib.sha256(json.dumps([getattr(hs, "__version__", ""), CACHE_FORMAT,
+                                     list(regexes)]).encode()).hexdigest()[:24]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "reset-wizard", f"hs-{key}.db")
+
+
+def load(hs: Any, path: str) -> tuple[dict, dict[str, Any]] | None:
+    """The metadata and the databases (by name) saved at ``path``; None when unusable."""
+    try:
+        with open(path, "rb") as fh:
+            head, _, blob = fh.read().partition(b"\n")
+        meta = json.loads(head)
+        sizes = meta["sizes"]
+        if len(sizes) != len(NAMES) or len(blob) != sum(sizes):
+            return None
+        dbs, at = {}, 0
+        for name, n in zip(NAMES, sizes, strict=True):
+            if n:
+                dbs[name] = hs.loadb(blob[at:at + n], hs.HS_MODE_BLOCK)
+            at += n
+        return meta, dbs
+    except (OSError, ValueError, KeyError, TypeError, hs.error):
+        return None
+
+
+def save(hs: Any, path: str, meta: dict, dbs: dict[str, Any]) -> None:
+    try:
+        blobs = [hs.dumpb(dbs[name]) if dbs.get(name) is not None else b"" for name in NAMES]
+        head = json.dumps({**meta, "sizes": [len(b) for b in blobs]}).encode()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(head + b"\n" + b"".join(blobs))
+        os.replace(tmp, path)
+    except (OSError, hs.error):
+        pass
+
+
+__all__ = ["cache_path", "load", "save"]

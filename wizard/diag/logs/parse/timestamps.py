@@ -1,0 +1,189 @@
+"""Log timestamp formats: detect a file's format from its first lines and parse its lines (pure).
+
+It lives with the probes, not the checks, because the log reader's binary search needs it
+and probes may not import checks. Every parse returns seconds since the epoch (UTC), so
+formats with and without a zone compare alike; times without a zone are read in the zone
+the caller gives (by default the wizard's local zone, which the check says).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+
+MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+
+
+@dataclass(frozen=True)
+class TimeContext:
+    """What naive timestamps need: the zone to read them in and a reference for the year."""
+
+    tz: tzinfo | None = None  # None: the local zone of the machine running the wizard
+    year_ref: datetime | None = None  # e.g. the file's mtime: syslog lines have no year
+
+
+def _frac(text: str | None) -> float:
+    # Nanoseconds (Docker) and microseconds alike: the digits after the dot.
+    return float("0." + text) if text else 0.0
+
+
+def _zone(text: str | None) -> tzinfo | None:
+    if not text:
+        return None
+    t = text.upper()
+    if t in ("Z", "UTC", "GMT"):
+        return UTC
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", text)
+    if not m:
+        return None
+    delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
+    return timezone(-delta if m.group(1) == "-" else delta)
+
+
+def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: float,
+           zone: tzinfo | None, ctx: TimeContext) -> float | None:
+    try:
+        naive = datetime(y, mo, d, h, mi, s)
+    except ValueError:
+        return None
+    if zone is not None:
+        aware = naive.replace(tzinfo=zone)
+    elif ctx.tz is not None:
+        aware = naive.replace(tzinfo=ctx.tz)
+    else:
+        aware = naive.astimezone()  # a naive datetime's astimezone() means local time
+    return aware.timestamp() + frac
+
+
+def _year_for(mo: int, d: int, h: int, mi: int, s: int, ctx: TimeContext) -> int:
+    """The year of a line without one: the reference's year, or the one before when that
+    would put the line more than a day after the reference (December lines in a file
+    last written in January)."""
+    ref = ctx.year_ref or datetime.now(UTC)
+    year = ref.year
+    try:
+        candidate = datetime(year, mo, d, h, mi, s, tzinfo=ref.tzinfo)
+    except ValueError:  # 29 Feb in a year without one: it was an earlier leap year
+        return year - 1
+    if ref.tzinfo is None:
+        candidate = candidate.replace(tzinfo=None)
+    return year - 1 if candidate > ref + timedelta(days=1) else year
+
+
+def _iso(m: re.Match[str], ctx: TimeContext) -> float | None:
+    y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+    return _epoch(y, mo, d, h, mi, s, _frac(m.group(7)), _zone(m.group(8)), ctx)
+
+
+def _syslog(m: re.Match[str], ctx: TimeContext) -> float | None:
+    mo = MONTHS.get(m.group(1).lower())
+    if mo is None:
+        return None
+    d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
+    return _epoch(_year_for(mo, d, h, mi, s, ctx), mo, d, h, mi, s, _frac(m.group(6)), None, ctx)
+
+
+def _slashed(m: re.Match[str], ctx: TimeContext) -> float | None:
+    y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+    return _epoch(y, mo, d, h, mi, s, 0.0, None, ctx)
+
+
+def _clf(m: re.Match[str], ctx: TimeContext) -> float | None:
+    mo = MONTHS.get(m.group(2).lower())
+    if mo is None:
+        return None
+    d, y, h, mi, s = int(m.group(1)), int(m.group(3)), int(m.group(4)), int(m.group(5)), int(m.group(6))
+    return _epoch(y, mo, d, h, mi, s, _frac(m.group(7)), _zone(m.group(8)), ctx)
+
+
+def _apache(m: re.Match[str], ctx: TimeContext) -> float | None:
+    mo = MONTHS.get(m.group(1).lower())
+    if mo is None:
+        return None
+    d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
+    return _epoch(int(m.group(7)), mo, d, h, mi, s, _frac(m.group(6)), None, ctx)
+
+
+def _redis(m: re.Match[str], ctx: TimeContext) -> float | None:
+    mo = MONTHS.get(m.group(2).lower())
+    if mo is None:
+        return None
+    d, y, h, mi, s = int(m.group(1)), int(m.group(3)), int(m.group(4)), int(m.group(5)), int(m.group(6))
+    return _epoch(y, mo, d, h, mi, s, _frac(m.group(7)), None, ctx)
+
+
+def _epoch_seconds(m: re.Match[str], ctx: TimeContext) -> float | None:
+    return int(m.group(1)) + _frac(m.group(2))
+
+
+def _klog(m: re.Match[str], ctx: TimeContext) -> float | None:
+    mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 6))
+    return _epoch(_year_for(mo, d, h, mi, s, ctx), mo, d, h, mi, s, _frac(m.group(6)), None, ctx)
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    name: str
+    example: str
+    pattern: re.Pattern[str]
+    convert: Callable[[re.Match[str], TimeContext], float | None]
+    has_zone: bool  # False: lines carry no zone (read in TimeContext.tz)
+    anchored: bool = True  # the timestamp starts the line
+
+    def parse(self, line: str, ctx: TimeContext) -> float | None:
+        m = self.pattern.match(line) if self.anchored else self.pattern.search(line, 0, 200)
+        return self.convert(m, ctx) if m else None
+
+
+# Order matters only for ties in detection: anchored formats first.
+FORMATS: tuple[TimeFormat, ...] = (
+    TimeFormat("iso8601", "2026-11-22T03:48:08.123+00:00 / 2026-11-22 03:48:08,123 / … UTC",
+               re.compile(r"(?:<\d{1,3}>\d{0,2} ?)?(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})"
+                          r"(?:[.,](\d{1,9}))?(?: ?(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)(?![\w:]))?"),
+               _iso, has_zone=True),
+    TimeFormat("bracketed-iso", "[2026-12-01 19:00:00 +0000] (gunicorn)",
+               re.compile(r"\[(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
+                          r"(?: ?(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?))?\]"), _iso, has_zone=True),
+    TimeFormat("redis", "4121:M 01 Dec 2026 19:00:00.123",
+               re.compile(r"\d+:[XCSM] (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s"),
+               _redis, has_zone=False),
+    TimeFormat("syslog", "Nov 22 03:48:08",
+               re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s"),
+               _syslog, has_zone=False),
+    TimeFormat("nginx-error", "2026/11/22 03:48:08",
+               re.compile(r"(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})\b"), _slashed, has_zone=False),
+    TimeFormat("apache-error", "[Sun Nov 22 03:48:08.123456 2026]",
+               re.compile(r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}):(\d{2}):(\d{2})"
+                          r"(?:\.(\d{1,9}))? (\d{4})\]"), _apache, has_zone=False),
+    TimeFormat("epoch", "1795321320.660592",
+               re.compile(r"(\d{10})(?:\.(\d{1,9}))?(?![\d.])"), _epoch_seconds, has_zone=True),
+    TimeFormat("klog", "I1122 03:48:08.123456",
+               re.compile(r"[IWEF](\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{1,9})\b"), _klog,
+               has_zone=False),
+    TimeFormat("access-log", "[22/Nov/2026:03:48:08 +0000]",
+               re.compile(r"\[(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+                          r"(?: ([+-]\d{4}))?\]"), _clf, has_zone=True, anchored=False),
+    TimeFormat("json-ts", '{"level":"info","ts":1795321320.660592,...} (Caddy, zap)',
+               re.compile(r'"ts":\s?(\d{10})(?:\.(\d{1,9}))?(?![\d.])'), _epoch_seconds, has_zone=True,
+               anchored=False),
+)
+
+
+def detect(lines: Iterable[str], ctx: TimeContext | None = None) -> TimeFormat | None:
+    """The format that parses the most of ``lines`` (a file's first lines), or None."""
+    ctx = ctx or TimeContext()
+    sample = [ln for ln in lines if ln.strip()][:64]
+    best: TimeFormat | None = None
+    best_hits = 0
+    for fmt in FORMATS:
+        hits = sum(1 for ln in sample if fmt.parse(ln, ctx) is not None)
+        if hits > best_hits:
+            best, best_hits = fmt, hits
+    return best
+
+
+def format_named(name: str) -> TimeFormat:
+    return next(f for f in FORMATS if f.name == name)

@@ -1,0 +1,182 @@
+"""TCP segments from link-layer frames (pure): Ethernet, Linux cooked (v1, v2), raw IP, BSD loopback.
+
+A capture file hands us bytes and a link type; this turns them into a Segment with just
+what attribution reads (addresses, ports, flags, sequence numbers, window, TTL, IP ID,
+options, payload length). Anything that is not TCP over IPv4 or IPv6 is None.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+# Link types (the pcap LINKTYPE_ numbers).
+NULL, ETHERNET, RAW, RAW_OLD, LOOP, SLL, IPV4, IPV6, SLL2 = 0, 1, 101, 12, 108, 113, 228, 229, 276
+KNOWN_LINKTYPES = (NULL, ETHERNET, RAW, RAW_OLD, 14, LOOP, SLL, IPV4, IPV6, SLL2)
+_FLAG_LETTERS = (("F", 0x01), ("S", 0x02), ("R", 0x04), ("P", 0x08), ("A", 0x10), ("U", 0x20),
+                 ("E", 0x40), ("C", 0x80))
+_OPTION_NAMES = {2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp", 28: "UTO",
+                 29: "AO", 30: "MPTCP", 34: "TFO"}
+_V6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options
+_IP4 = struct.Struct("!BBHHHBBH4s4s")
+_TCP = struct.Struct("!HHIIBBHHH")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    ts: float  # seconds since the epoch, as the capture recorded it
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    flag_bits: int
+    seq: int
+    ack: int
+    window: int
+    ttl: int
+    ip_id: int | None
+    df: bool
+    options: tuple[str, ...]
+    ts_val: int | None
+    ts_ecr: int | None
+    payload_len: int
+
+    @property
+    def flags(self) -> str:
+        """The flags as letters in scapy's order (S, SA, PA, FA, R, RA ...)."""
+        return flags_text(self.flag_bits)
+
+    @property
+    def is_rst(self) -> bool:
+        return bool(self.flag_bits & 0x04)
+
+
+def flags_text(bits: int) -> str:
+    return "".join(letter for letter, bit in _FLAG_LETTERS if bits & bit)
+
+
+def ip_offset(linktype: int, frame: bytes) -> tuple[int, int] | None:
+    """(offset of the IP header, IP version) in a frame of this link type, or None."""
+    if linktype == ETHERNET:
+        off, ethertype = 14, int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
+        while ethertype in (0x8100, 0x88A8) and len(frame) >= off + 4:  # VLAN tags
+            ethertype = int.from_bytes(frame[off + 2:off + 4], "big")
+            off += 4
+        version = {0x0800: 4, 0x86DD: 6}.get(ethertype)
+    elif linktype == SLL:
+        off, version = 16, {0x0800: 4, 0x86DD: 6}.get(int.from_bytes(frame[14:16], "big"))
+    elif linktype == SLL2:
+        off, version = 20, {0x0800: 4, 0x86DD: 6}.get(int.from_bytes(frame[0:2], "big"))
+    elif linktype in (NULL, LOOP):
+        family = int.from_bytes(frame[0:4], "little" if linktype == NULL else "big") if len(frame) >= 4 else 0
+        if family > 0xFFFF:  # written on a host of the other byte order
+            family = int.from_bytes(frame[0:4], "big" if linktype == NULL else "little")
+        off, version = 4, 4 if family == 2 else 6 if family in (10, 24, 28, 30) else None
+    elif linktype in (RAW, RAW_OLD, 14, IPV4, IPV6):
+        off, version = 0, (frame[0] >> 4) if frame else None
+    else:
+        return None
+    if version not in (4, 6) or len(frame) <= off:
+        return None
+    return off, version
+
+
+def decode(linktype: int, ts: float, frame: bytes) -> Segment | None:
+    """The TCP segment in a frame, or None (not TCP over IP, or cut short)."""
+    where = ip_offset(linktype, frame)
+    if where is None:
+        return None
+    off, version = where
+    if version == 4:
+        if len(frame) < off + 20:
+            return None
+        vihl, _tos, total, ip_id, frag, ttl, proto, _sum, s, d = _IP4.unpack_from(frame, off)
+        if proto != 6 or frag & 0x1FFF:
+            return None
+        tcp_off = off + (vihl & 0x0F) * 4
+        src, dst = "{}.{}.{}.{}".format(*s), "{}.{}.{}.{}".format(*d)
+        ip_len: int | None = total - (vihl & 0x0F) * 4
+        ident: int | None = ip_id
+        df = bool(frag & 0x4000)
+    else:
+        if len(frame) < off + 40:
+            return None
+        plen, nxt, ttl = struct.unpack_from("!HBB", frame, off + 4)
+        src = ipaddress.IPv6Address(frame[off + 8:off + 24]).compressed
+        dst = ipaddress.IPv6Address(frame[off + 24:off + 40]).compressed
+        tcp_off, ip_len, ident, df = off + 40, plen, None, False
+        while nxt in _V6_EXTENSIONS and len(frame) >= tcp_off + 8:
+            nxt, hdr_len = frame[tcp_off], frame[tcp_off + 1]
+            ip_len -= (hdr_len + 1) * 8
+            tcp_off += (hdr_len + 1) * 8
+        if nxt != 6:
+            return None
+    return _tcp(frame, tcp_off, ts, src, dst, ttl, ident, df, ip_len)
+
+
+def _tcp(frame: bytes, off: int, ts: float, src: str, dst: str, ttl: int, ident: int | None,
+         df: bool, ip_len: int | None) -> Segment | None:
+    if len(frame) < off + 20:
+        return None
+    sport, dport, seq, ack, doff, bits, window, _sum, _urg = _TCP.unpack_from(frame, off)
+    hlen = (doff >> 4) * 4
+    names, ts_val, ts_ecr = _options(frame[off + 20:off + hlen]) if hlen > 20 else ((), None, None)
+    payload = (ip_len - hlen) if ip_len is not None else len(frame) - off - hlen
+    return Segment(ts, src, dst, sport, dport, bits, seq, ack, window, ttl, ident, df, names,
+                   ts_val, ts_ecr, max(payload, 0))
+
+
+def _options(raw: bytes) -> tuple[tuple[str, ...], int | None, int | None]:
+    names: list[str] = []
+    ts_val = ts_ecr = None
+    i = 0
+    while i < len(raw):
+        kind = raw[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2:
+            break
+        length = raw[i + 1]
+        names.append(_OPTION_NAMES.get(kind, str(kind)))
+        if kind == 8 and length == 10 and i + 10 <= len(raw):
+            ts_val, ts_ecr = struct.unpack_from("!II", raw, i + 2)
+        i += length
+    return tuple(names), ts_val, ts_ecr
+
+
+def endpoints_key(linktype: int, frame: bytes, reverse: bool = False) -> bytes | None:
+    """The raw addresses and ports of a frame's TCP segment as one bytes key (cheap: no
+    decoding); ``reverse`` gives the key of the other direction of the same flow."""
+    where = ip_offset(linktype, frame)
+    if where is None:
+        return None
+    off, version = where
+    if version == 4:
+        src, dst = frame[off + 12:off + 16], frame[off + 16:off + 20]
+        tcp = off + (frame[off] & 0x0F) * 4
+    else:
+        src, dst = frame[off + 8:off + 24], frame[off + 24:off + 40]
+        tcp = off + 40
+    sport, dport = frame[tcp:tcp + 2], frame[tcp + 2:tcp + 4]
+    return dst + src + dport + sport if reverse else src + dst + sport + dport
+
+
+def opener_or_reset(linktype: int, frame: bytes) -> tuple[bytes, int] | None:
+    """(endpoints key, TCP flag bits) of a frame, read at fixed offsets without decoding."""
+    where = ip_offset(linktype, frame)
+    if where is None:
+        return None
+    off, version = where
+    if version == 4:
+        tcp = off + (frame[off] & 0x0F) * 4
+        key = frame[off + 12:off + 20]
+    else:
+        tcp = off + 40
+        key = frame[off + 8:off + 40]
+    if len(frame) < tcp + 14:
+        return None
+    return key + frame[tcp:tcp + 4], frame[tcp + 13]

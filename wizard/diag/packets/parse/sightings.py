@@ -1,0 +1,122 @@
+"""An RST sighting as a ResetEvent (pure): who sent it, by the same rules as the live probe.
+
+An RST toward the client is weighed against the server's SYN-ACK (attribution.attribute);
+one toward the server against the client's SYN, the same way with the roles turned. The
+sequence fit and the delay after the other side's last packet are added to the reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from wizard.diag.packets.parse.attribution import (
+    SENDER_WORDS,
+    ServerShape,
+    attribute,
+    ladder,
+    timing,
+)
+from wizard.diag.packets.parse.flows import Sighting
+from wizard.diag.packets.parse.frames import Segment
+from wizard.engine.probes import PacketEvent
+from wizard.model.observed import ObservedSender, ResetEvent
+
+CLIENT_WORDS = "the client itself (its TTL and shape match the client's SYN)"
+
+
+def endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def as_event(seg: Segment, t0: float, from_client: bool) -> PacketEvent:
+    """A segment as the live probe's PacketEvent (``out``: from the client)."""
+    return PacketEvent(
+        ms=round((seg.ts - t0) * 1000, 3), direction="out" if from_client else "in", src=seg.src,
+        dst=seg.dst, sport=seg.sport, dport=seg.dport, ttl=seg.ttl, ip_id=seg.ip_id, df=seg.df,
+        flags=seg.flags, seq=seg.seq, ack=seg.ack, window=seg.window, options=seg.options,
+        ts_val=seg.ts_val, ts_ecr=seg.ts_ecr, payload_len=seg.payload_len)
+
+
+def seq_fit(rst: Segment, expected: int | None) -> str:
+    if expected is None:
+        return "no earlier packet from the RST's side to fit its sequence number to"
+    diff = (rst.seq - expected + (1 << 31)) % (1 << 32) - (1 << 31)
+    if diff == 0:
+        return "its sequence number is exactly the sender's next byte"
+    where = "ahead of" if diff > 0 else "behind"
+    return f"its sequence number is {abs(diff)} bytes {where} the sender's next byte"
+
+
+def _gap(rst: Segment, before: tuple[Segment, ...]) -> str:
+    last = next((p for p in reversed(before) if p.src == rst.dst and p.sport == rst.dport), None)
+    if last is None:
+        return ""
+    return f"sent {(rst.ts - last.ts) * 1000:.3f} ms after the other side's last packet"
+
+
+def to_event(n: int, s: Sighting, source: str) -> ResetEvent:
+    """The ResetEvent for one sighting."""
+    client, cport, server, sport = s.flow.key
+    from_client = s.toward == "server"
+    packets = [*s.before, s.rst]
+    t0 = packets[0].ts
+    if s.flow.syn is not None and s.flow.syn.ts < t0:
+        packets.insert(0, s.flow.syn)
+        t0 = s.flow.syn.ts
+    if s.flow.synack is not None and s.flow.synack not in packets and s.flow.synack.ts >= t0:
+        packets.insert(1 if packets[0] is s.flow.syn else 0, s.flow.synack)
+    # The sender's side is "in" for attribute(): turn the roles when the client sent it.
+    events = [as_event(p, t0, (p.src == client and p.sport == cport) != from_client) for p in packets]
+    rst_ev = events[packets.index(s.rst)]
+    opener = s.flow.syn if from_client else s.flow.synack
+    shape = ServerShape.from_event(as_event(opener, t0, False), "SYN" if from_client else "SYN-ACK") \
+        if opener is not None else None
+    att = attribute(rst_ev, events, shape, None)
+    # Compared with the same flow's own opener, a reset from farther than its sender is no
+    # backend of a forward (the backend SYN-ACKed too): an anomaly on the way, as for the path.
+    sender: ObservedSender = "path" if att.sender == "beyond" else att.sender
+    reasons = [r for r in att.reasons if not r.startswith("server counters not available")]
+    signals = [sig for sig in att.signals if not sig.startswith("rst.from_") and sig != "rst.unattributed"]
+    if from_client:
+        reasons = [r.replace("server's SYN", "client's SYN").replace("the server", "the client") for r in reasons]
+        if sender != "path" and sender != "unknown":
+            sender = "client"
+    reasons.append(seq_fit(s.rst, s.expected_seq))
+    gap = _gap(s.rst, s.before)
+    if gap:
+        reasons.append(gap)
+    when = timing(events) if not from_client else None
+    if when is not None and when.kind not in ("ok", "closed"):
+        signals.append(f"timing.{when.kind.replace('-', '_')}")
+    words = CLIENT_WORDS if sender == "client" else SENDER_WORDS.get(sender, sender)
+    if from_client and sender == "path":
+        words = "something on the path, not the client (toward the server)"
+    lad = ladder([_client_view(e, from_client) for e in events], [])
+    return ResetEvent(
+        n=n, at=datetime.fromtimestamp(s.rst.ts, UTC), source=source,
+        flow=f"{endpoint(client, cport)} -> {endpoint(server, sport)}", client=endpoint(client, cport),
+        server=endpoint(server, sport), toward=s.toward, flags=s.rst.flags, sender=sender,
+        sender_words=words, reasons=reasons, ttl=s.rst.ttl, hop_distance=att.hop_distance or 0,
+        ip_id=s.rst.ip_id, window=s.rst.window, seq_fit=seq_fit(s.rst, s.expected_seq),
+        timing=when.kind if when else "client-reset", timing_detail=when.detail if when else "",
+        signals=signals, ladder=_mark(lad.as_data(), sender))
+
+
+def _client_view(ev: PacketEvent, turned: bool) -> PacketEvent:
+    """Events back in the client's orientation for the ladder."""
+    if not turned:
+        return ev
+    return replace(ev, direction="in" if ev.direction == "out" else "out")
+
+
+def _mark(data: dict[str, object], sender: str) -> dict[str, object]:
+    """The last ladder arrow (the RST) drawn from the path when the path sent it."""
+    events = data.get("events")
+    if isinstance(events, list) and events and sender == "path":
+        last = events[-1]
+        if isinstance(last, dict):
+            last["src"] = "path"
+            last["note"] = f"{last.get('note', '')} — sent by the path"
+        data["lanes"] = ["client", "path", "server"]
+    return data

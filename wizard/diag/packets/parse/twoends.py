@@ -1,0 +1,71 @@
+"""The two-ended proof (pure): one capture near the client, one near the server, the same RSTs.
+
+Flows are matched across the captures by their initial sequence numbers (which NAT keeps)
+and, failing those, by the server's port and the client's port. An RST is matched by its
+direction and sequence number. Toward the client: seen at both ends, the server sent it;
+at the client only, something between the two capture points injected it; at the server
+only, it was lost on the way. Toward the server the same with the roles turned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wizard.diag.packets.parse.flows import Flow, Sighting
+
+Match = tuple[int | None, int | None, int, int]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    proof: str  # sent | injected | lost | not-covered
+    detail: str
+    other: Sighting | None  # the same RST in the other capture
+
+
+def _flow_keys(flow: Flow) -> list[tuple[object, ...]]:
+    keys: list[tuple[object, ...]] = []
+    if flow.client_isn is not None and flow.server_isn is not None:
+        keys.append(("isn", flow.client_isn, flow.server_isn))
+    if flow.client_isn is not None:
+        keys.append(("syn", flow.client_isn))
+    keys.append(("ports", flow.key[1], flow.key[3]))
+    return keys
+
+
+class FlowIndex:
+    """The flows of one capture, findable by the keys that survive NAT."""
+
+    def __init__(self, flows: list[Flow], sightings: list[Sighting]) -> None:
+        self.by_key: dict[tuple[object, ...], Flow] = {}
+        for flow in flows:
+            for key in _flow_keys(flow):
+                self.by_key.setdefault(key, flow)
+        self.rsts: dict[int, list[Sighting]] = {}
+        for s in sightings:
+            self.rsts.setdefault(id(s.flow), []).append(s)
+
+    def find(self, flow: Flow) -> Flow | None:
+        return next((self.by_key[k] for k in _flow_keys(flow) if k in self.by_key), None)
+
+    def same_rst(self, flow: Flow, s: Sighting) -> Sighting | None:
+        return next((o for o in self.rsts.get(id(flow), []) if o.toward == s.toward
+                     and o.rst.seq == s.rst.seq), None)
+
+
+def judge(s: Sighting, here: str, there: FlowIndex) -> Verdict:
+    """Where the RST ``s``, seen in the capture near ``here`` (client|server), came from."""
+    other_flow = there.find(s.flow)
+    far = "server" if here == "client" else "client"
+    if other_flow is None:
+        return Verdict("not-covered", f"the {far}-side capture does not have this flow", None)
+    twin = there.same_rst(other_flow, s)
+    arriving = s.toward == here  # the RST was going to the end this capture is near
+    if twin is not None:
+        sender = far if arriving else here
+        return Verdict("sent", f"seen at both ends (seq {s.rst.seq}): the {sender} sent it and it arrived", twin)
+    if arriving:
+        return Verdict("injected", f"seen near the {here} but never near the {far}, whose capture has this flow "
+                       f"({other_flow.packets} packets): injected between the two capture points", None)
+    return Verdict("lost", f"left the {here} but never reached the {far}, whose capture has this flow "
+                   f"({other_flow.packets} packets): dropped on the way", None)

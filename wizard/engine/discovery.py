@@ -1,0 +1,53 @@
+"""The registry of checks, and loading the checklist against it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wizard.engine.contract import Check, registered
+from wizard.model import Checklist, load_checklist
+
+_LOADED = False
+DEFAULT_CHECKLIST = "connection-reset.yaml"
+
+
+def all_checks() -> dict[str, type[Check[Any]]]:
+    _load_builtin()
+    return registered()
+
+
+def get_check(check_id: str) -> type[Check[Any]]:
+    return all_checks()[check_id]
+
+
+def _load_builtin() -> None:
+    """Import every check module of every area (``wizard/diag/<area>/checks.py`` or
+    ``checks/*.py``): importing a module registers its checks. No list to keep by hand."""
+    global _LOADED
+    if _LOADED:
+        return
+    import wizard.diag as areas
+
+    for info in pkgutil.walk_packages(areas.__path__, areas.__name__ + "."):
+        parts = info.name.split(".")
+        if len(parts) >= 4 and parts[3] == "checks":
+            importlib.import_module(info.name)
+    _LOADED = True
+
+
+def checklist_path(name: str = DEFAULT_CHECKLIST) -> Path:
+    """The shipped checklist: inside the wheel, or the repository's checklists/ in a checkout."""
+    packaged = resources.files("wizard").joinpath("_checklists", name)
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "checklists" / name
+
+
+def load(path: Path | None = None) -> Checklist:
+    checks = all_checks()
+    emitted = {s for c in checks.values() for s in c.emits}
+    return load_checklist(path or checklist_path(), {k: v.Params for k, v in checks.items()}, emitted)

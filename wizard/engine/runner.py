@@ -1,0 +1,283 @@
+"""Async orchestration: runs each step's checks concurrently, bounded, and emits events.
+
+No check's failure or hang stops the run: an exception becomes an ``error`` result with
+its traceback, a timeout an ``error`` saying so, a missing privilege or tool a ``skip``
+with the fix. Results land in the Session as they finish, so Ctrl-C keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from wizard import __version__, analysis
+from wizard.engine.contract import Check, CheckContext, Probes
+from wizard.engine.discovery import get_check, load
+from wizard.hosts.base import Host
+from wizard.hosts.contexts import host_for, local_hostname
+from wizard.hosts.local import LocalHost
+from wizard.model import (
+    STEP_IDS,
+    Answers,
+    Checklist,
+    CheckResult,
+    CheckSpec,
+    Context,
+    Evidence,
+    Session,
+    Status,
+    Step,
+    StepResult,
+    ToolInfo,
+    WizardError,
+    parse_target,
+)
+from wizard.model.contexts import root_fix
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: str
+
+
+@dataclass(frozen=True)
+class CheckStarted:
+    step: str
+    index: int
+    check: str
+    title: str
+
+
+@dataclass(frozen=True)
+class CheckFinished:
+    step: str
+    index: int
+    result: CheckResult
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: str
+    result: StepResult
+
+
+Event = StepStarted | CheckStarted | CheckFinished | StepFinished
+
+
+#: steps whose checks may run side by side: they read the server or probe it through
+#: ``ctx.traffic`` (a probe bracketed by readings has the target to itself). The handshake's
+#: burst and probes come after them all: its flood would trip a rate limit under them.
+OVERLAP = frozenset({"connectivity", "server-logs", "firewall", "app-errors"})
+
+
+def overlapping(steps: Iterable[str]) -> list[list[str]]:
+    """The steps in order, consecutive ones of ``OVERLAP`` grouped to run together."""
+    groups: list[list[str]] = []
+    for step_id in steps:
+        if groups and step_id in OVERLAP and groups[-1][-1] in OVERLAP:
+            groups[-1].append(step_id)
+        else:
+            groups.append([step_id])
+    return groups
+
+
+class Runner:
+    def __init__(self, ctx: CheckContext, emit: Callable[[Event], None] | None = None) -> None:
+        self.ctx = ctx
+        self.checklist = ctx.checklist
+        self.emit = emit or (lambda event: None)
+        self._ran: set[str] = set()  # steps run in this pass
+
+    async def preflight(self, cls: type[Check[Any]]) -> CheckResult | None:
+        """A skip result when the check cannot run here, else None."""
+        ctx = self.ctx
+        # A check that depends on the server context cannot say anything when that context
+        # is unreachable (an SSH failure): name the real reason once, not a traceback each.
+        # Client-side checks that need client root read the server only in passing.
+        needs_server = (cls.needs_root == "server" or any(t.where == "server" for t in cls.needs_tools)
+                        or (cls.reads_server and cls.needs_root != "client"))
+        why = ctx.server.unavailable()
+        if needs_server and why:
+            return CheckResult.skipped(f"the server context {ctx.server.spec} cannot be reached: {why}",
+                                       "fix the access named above (try ssh -v), then rerun")
+        if cls.needs_root == "client" and not ctx.client_root:
+            return CheckResult.skipped(
+                "needs root on this machine (raw sockets or privileged reads)",
+                "run as root: sudo reset-wizard ... (or grant cap_net_raw,cap_net_admin)")
+        if cls.needs_root == "server" and not ctx.server_root:
+            # The fix for where the run reads the server: sudo over ssh applies to ssh only.
+            return CheckResult.skipped(f"needs root in the server context {ctx.server.spec}",
+                                       root_fix(ctx.server.spec))
+        for tool in cls.needs_tools:
+            host = ctx.client if tool.where == "client" else ctx.server
+            if await host.which(tool.name) is None:
+                return CheckResult.skipped(f"{tool.name} is not installed in {host.spec}", tool.fix())
+        return None
+
+    async def run_check(self, step_id: str, index: int, spec: CheckSpec) -> CheckResult:
+        cls = get_check(spec.check)
+        self.emit(CheckStarted(step_id, index, cls.id, cls.title))
+        started = time.monotonic()
+        started_at = datetime.now(UTC)
+        # --hold adds its own length to any check that probes; a check may need more still.
+        timeout = spec.timeout_s + self.ctx.answers.hold_s
+        try:
+            result = await self.preflight(cls)
+            if result is None:
+                params = cls.Params.model_validate(spec.params)
+                timeout = max(timeout, cls.time_budget(self.ctx, params) or 0.0)
+                result = await asyncio.wait_for(cls().run(self.ctx, params), timeout)
+        except TimeoutError:
+            result = CheckResult(id=cls.id, status=Status.ERROR,
+                                 summary=f"did not finish within {timeout:g}s",
+                                 reason=f"timed out after {timeout:g}s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            result = CheckResult(
+                id=cls.id, status=Status.ERROR, summary=f"failed unexpectedly: {type(exc).__name__}: {exc}",
+                reason=str(exc),
+                evidence=[Evidence(kind="traceback", title="traceback", text=traceback.format_exc())])
+        result = result.model_copy(update={
+            "id": cls.id, "title": cls.title, "started_at": started_at,
+            "duration_ms": int((time.monotonic() - started) * 1000)})
+        self.emit(CheckFinished(step_id, index, result))
+        return result
+
+    async def run_step(self, session: Session, step_id: str, only: int | None = None) -> StepResult:
+        """Run a step's checks concurrently (or just check ``only``), filling the session."""
+        spec = self.checklist.step(step_id)
+        step = session.step(step_id)
+        if only is not None or step_id in self._ran:
+            # Run again: a new pass, whose checks probe afresh (the shared bracket).
+            self.ctx.generation += 1
+            self._ran.clear()
+        self._ran.add(step_id)
+        if self.ctx.started is None:
+            self.ctx.started = self.ctx.now()
+        if step_id == "connectivity":
+            self._warm_packets()
+        step.title = spec.title
+        if only is None:
+            step.checks = []
+        self.emit(StepStarted(step_id))
+
+        async def one(index: int, check: CheckSpec) -> None:
+            record_result(step, spec, await self.run_check(step_id, index, check))
+
+        indexes = range(len(spec.checks)) if only is None else [only]
+        stages = sorted({spec.checks[i].stage for i in indexes})
+        try:
+            for stage in stages:
+                await asyncio.gather(*(one(i, spec.checks[i]) for i in indexes if spec.checks[i].stage == stage))
+        finally:
+            step.refresh_status()
+            # A copy: listeners (the TUI's thread) must not see the live object change.
+            self.emit(StepFinished(step_id, step.model_copy(deep=True)))
+        return step
+
+    async def run_group(self, session: Session, step_ids: list[str]) -> list[StepResult]:
+        """Run steps side by side (a group of ``overlapping``); their results in that order."""
+        if len(step_ids) == 1:
+            return [await self.run_step(session, step_ids[0])]
+        async with asyncio.TaskGroup() as tasks:
+            running = [tasks.create_task(self.run_step(session, step_id)) for step_id in step_ids]
+        return [task.result() for task in running]
+
+    def _warm_packets(self) -> None:
+        """Start importing scapy in a thread while the steps before the handshake run.
+
+        Importing it costs up to a second; begun here it overlaps ping, rules and counters,
+        and it never delays the TUI's first frame (nothing runs before step 1 is submitted).
+        """
+        packets = self.ctx.probes.packets
+        if self.ctx.client_root and packets is not None:
+            packets.warm()
+
+    async def run_all(self, session: Session, steps: Iterable[str] = STEP_IDS) -> Session:
+        try:
+            for group in overlapping(steps):
+                await self.run_group(session, group)
+        finally:
+            self.conclude(session)
+            await self.close()
+        return session
+
+    async def close(self) -> None:
+        """Release what the probes hold (the packet probe's kernel-RST guard table) now,
+        not a second later or at loop shutdown; shared work a cancelled run left behind is
+        ended first, since it may hold the guard."""
+        await asyncio.shield(self.ctx.cancel_shared())
+        packets = self.ctx.probes.packets
+        if packets is not None:
+            await asyncio.shield(packets.aclose())
+
+    def conclude(self, session: Session) -> None:
+        conclude(self.checklist, session)
+
+
+def record_result(step: StepResult, spec: Step, result: CheckResult) -> None:
+    """Put a check's result in its step (replacing an earlier one of the same check), in
+    the checklist's order whatever order the checks finish in; the step's status follows."""
+    order = [c.check for c in spec.checks]
+    checks = [c for c in step.checks if c.id != result.id] + [result]
+    step.checks = sorted(checks, key=lambda c: order.index(c.id) if c.id in order else len(order))
+    step.refresh_status()
+
+
+def conclude(checklist: Checklist, session: Session, now: datetime | None = None) -> None:
+    """The end of a run (the CLI's, or the TUI's at the verdict): the findings, the close
+    call, the verdict, and when it finished."""
+    analysis.conclude(checklist, session)
+    session.finished_at = now or datetime.now(UTC)
+
+
+async def prepare(
+    target_text: str,
+    answers: Answers,
+    server_spec: str = "local",
+    *,
+    probes: Probes | None = None,
+    checklist: Checklist | None = None,
+    client: Host | None = None,
+    server: Host | None = None,
+) -> tuple[Session, CheckContext]:
+    """Parse and resolve the target, open the server context, and build an empty session.
+
+    Raises WizardError for bad input (bad target or port, unresolvable host, unknown
+    context), before anything is probed or written.
+    """
+    target = parse_target(target_text)
+    probes = probes or real_probes()
+    resolution = await probes.dns.resolve(target.host, min(answers.timeout_s, 5.0))
+    if not resolution.ok:
+        raise WizardError("unresolvable host",
+                          f"{target.host}: {resolution.error or 'no IPv4 or IPv6 address'}")
+    target.addresses = list(resolution.addresses)
+    server = server or host_for(server_spec)
+    client = client or LocalHost()
+    ctx = CheckContext(
+        target=target, answers=answers, checklist=checklist or load(), client=client,
+        server=server, probes=probes, client_root=await client.is_privileged(),
+        server_root=await server.is_privileged(), resolution=resolution)
+    session = Session(
+        tool=ToolInfo(version=__version__), started_at=datetime.now(UTC), target=target,
+        context=Context(client=local_hostname(), server=server.spec), answers=answers)
+    return session, ctx
+
+
+def real_probes() -> Probes:
+    # None of these imports scapy until a packet is actually sent.
+    from wizard.diag.net.io.dns import DnsProbe
+    from wizard.diag.net.io.protocol import ProtocolProbe
+    from wizard.diag.net.io.tcp import TcpProbe
+    from wizard.diag.packets.io.capture import PacketProbe
+    from wizard.diag.process.io.processes import ProcessProbe
+
+    return Probes(tcp=TcpProbe(), dns=DnsProbe(), processes=ProcessProbe(), packets=PacketProbe(),
+                  protocol=ProtocolProbe())

@@ -1,0 +1,68 @@
+"""Who may talk to the target while steps overlap (pure asyncio, no I/O).
+
+Steps 2-5 run side by side, so their probes could meet. Probes that only want an answer
+(a connect) may share the line; a reading bracketed around one probe (the shared bracket's
+rule counters, conntrack statistics and TCP counters, the kernel trace) must see that probe
+alone, or the counters would also count a neighbour's connection. ``shared()`` is for the
+former, ``alone()`` for the latter; an ``alone()`` that waits goes before later ``shared()``
+callers, so a window is never starved by a stream of probes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class Traffic:
+    """A readers-writer gate over the run's probes to the target."""
+
+    def __init__(self) -> None:
+        self._cond: asyncio.Condition | None = None
+        self._shared = 0
+        self._alone = False
+        self._waiting = 0  # alone() callers waiting
+
+    def _condition(self) -> asyncio.Condition:
+        # Made on first use, on the loop that runs the checks (the TUI's engine thread).
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    @asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Probe the target beside other probes, never inside a window."""
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: not self._alone and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            async with cond:
+                self._shared -= 1
+                cond.notify_all()
+
+    @asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        """A window in which this caller's probe is the only traffic to the target."""
+        cond = self._condition()
+        async with cond:
+            self._waiting += 1
+            try:
+                await cond.wait_for(lambda: not self._alone and not self._shared)
+            finally:
+                self._waiting -= 1
+                cond.notify_all()  # a cancelled wait must not keep shared() callers out
+            self._alone = True
+        try:
+            yield
+        finally:
+            async with cond:
+                self._alone = False
+                cond.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        return self._alone or self._shared > 0

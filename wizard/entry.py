@@ -1,0 +1,73 @@
+"""The entry point of `reset-wizard` and `python -m wizard` (I/O), before anything heavy is
+imported."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+#: True in the `reset-wizard` process itself (not when the CLI runs inside a test's process):
+#: only there may start-up and the end of a run take over the ending signals.
+CLI_PROCESS = False
+
+#: Ctrl-C, `timeout` and systemd, a closed terminal
+ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _exit_in_start_up(signum: int, _frame: object) -> None:
+    """Start-up has probed and written nothing: an ending signal ends it at once.
+
+    Not by raising KeyboardInterrupt: raised in the middle of an import it can be lost (a
+    finalizer or a garbage-collection callback running at that moment swallows it, and
+    start-up then goes on as if no signal had come), or surface wrapped in another error."""
+    name = signal.Signals(signum).name
+    try:
+        os.write(2, f"reset-wizard: interrupted by {name} during start-up: nothing was probed or written\n".encode())
+    finally:
+        os._exit(3)
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def end_start_up() -> None:
+    """The command is loaded: from here SIGTERM and SIGHUP interrupt as Ctrl-C does (a
+    KeyboardInterrupt the command handles), until the command installs its own handling.
+    A command that takes them over from start-up itself (``OWNS_SIGNALS``) skips this."""
+    if not CLI_PROCESS:
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+
+
+def run() -> None:
+    """The `reset-wizard` command and `python -m wizard`. Until the command takes over, an
+    ending signal ends start-up at once: one line, exit 3, no traceback (the imports take a
+    few hundred milliseconds; `timeout` and systemd may signal in them)."""
+    import sys
+
+    global CLI_PROCESS
+    CLI_PROCESS = True
+    for sig in ENDING:
+        signal.signal(sig, _exit_in_start_up)
+    try:
+        from wizard.cli.main import main
+
+        code = main()
+    except KeyboardInterrupt:  # after start-up, in a command that did not catch it
+        sys.stderr.write("reset-wizard: interrupted\n")
+        code = 3
+    import gc
+
+    gc.freeze()  # as wizard.cli.main.entry: the heap is left to the OS, not collected object by object
+    # Everything is written and said: the process ends here, without the interpreter's
+    # finalization, which restores the default signal actions (a signal in it would kill
+    # the process with -N instead of the run's status) and would wait on any stray thread.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else 3)

@@ -1,0 +1,170 @@
+"""What a real client meets on the wire in a lab scenario (I/O): the client's own words and a
+capture in the client namespace of the resets that reached it.
+
+Used by the real-server lab tests before `diagnose` runs, so that each incident is shown to
+happen for real (an RST reaches the client, or, for the healthy and in-band cases, none
+does) with the client a person would use: curl, or Python's http.client for keep-alive
+reuse, or a raw socket for Redis.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from wizard.lab.build import Lab
+from wizard.lab.netns import LabError
+
+CAPTURE_READY_S = 5.0
+
+# Python's own HTTP client, reusing one connection after an idle hold (a pooled connection).
+_KEEPALIVE = """\
+import http.client, sys, time
+host, port, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = http.client.HTTPConnection(host, port, timeout=5)
+try:
+    for i in range(2):
+        if i:
+            time.sleep(hold)
+        c.request("GET", "/", headers={"Host": "lab"})
+        r = c.getresponse(); r.read()
+        print("status", r.status, flush=True)
+except Exception as exc:
+    print(type(exc).__name__ + ": " + str(exc), flush=True)
+"""
+_REDIS = """\
+import socket, sys, time
+host, port, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+try:
+    s = socket.create_connection((host, port), timeout=5)
+    for i in range(2):
+        if i:
+            time.sleep(hold)
+        s.sendall(b"*1\\r\\n$4\\r\\nPING\\r\\n")
+        got = s.recv(100)
+        if not got:
+            raise ConnectionError("Connection closed by server")
+        print("reply", got.decode().strip(), flush=True)
+except Exception as exc:
+    print(type(exc).__name__ + ": " + str(exc), flush=True)
+"""
+# A client that connects and stays quiet (``idle``) or sends a request's first lines and
+# stalls (``stall``) for ``hold`` seconds, then sends (the rest of) its request.
+_QUIET = """\
+import socket, sys, time
+host, port, hold, kind = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+head, tail = b"GET / HTTP/1.1\\r\\nHost: lab\\r\\n", b"\\r\\n"
+try:
+    s = socket.create_connection((host, port), timeout=5)
+    if kind == "stall":
+        s.sendall(head)
+    time.sleep(hold)
+    s.sendall(tail if kind == "stall" else head + tail)
+    got = s.recv(200)
+    print(got.decode(errors="replace").splitlines()[0] if got else "EOF: closed by server", flush=True)
+except Exception as exc:
+    print(type(exc).__name__ + ": " + str(exc), flush=True)
+"""
+# A burst of fresh connections, one request each, as a client without a pool makes them.
+_BURST = """\
+import http.client, sys
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+seen = []
+for i in range(8):
+    c = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        c.request("GET", path, headers={"Host": "lab", "Connection": "close"})
+        r = c.getresponse(); r.read()
+        seen.append(str(r.status))
+    except Exception as exc:
+        seen.append(type(exc).__name__)
+    finally:
+        c.close()
+print("burst " + " ".join(seen), flush=True)
+"""
+
+
+@dataclass
+class Wire:
+    """One real client's run against the scenario, seen from the client namespace."""
+
+    said: str          # the client's last line: an HTTP status, a reply, or its error
+    resets: int        # RSTs from the target's port that reached the client
+    packets: int       # packets of the port captured
+
+
+def _url(lab: Lab, tls: bool) -> str:
+    addr = f"[{lab.server_address}]" if lab.scenario.family == 6 else lab.server_address
+    return f"{'https' if tls else 'http'}://{addr}:{lab.scenario.port}{lab.scenario.path or '/'}"
+
+
+def client_argv(lab: Lab) -> list[str]:
+    s = lab.scenario
+    kind = s.client or "curl"
+    if kind in ("curl", "curl-tls"):
+        return ["curl", "-sS", "-k", "-m", "5", "-o", "/dev/null", "-w", "status %{http_code}\\n",
+                _url(lab, kind == "curl-tls")]
+    script = {"keepalive": _KEEPALIVE, "redis": _REDIS, "idle": _QUIET, "stall": _QUIET, "burst": _BURST}[kind]
+    return [sys.executable, "-c", script, lab.server_address, str(s.port), f"{s.hold:g}",
+            s.path or "/" if kind == "burst" else kind]
+
+
+def observe(lab: Lab) -> Wire:
+    """Run the scenario's real client in the client namespace under tcpdump; count the resets."""
+    st, port = lab.state, lab.scenario.port
+    pcap = Path(st.dir) / "wire.pcap"
+    dump = subprocess.Popen(["ip", "netns", "exec", st.client, "tcpdump", "-i", "eth0", "-nn", "-U",
+                             "--immediate-mode", "-w", str(pcap), f"tcp port {port}"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_listening(dump)
+        done = subprocess.run(["ip", "netns", "exec", st.client, *client_argv(lab)], capture_output=True,
+                              text=True, timeout=lab.scenario.hold + 20, stdin=subprocess.DEVNULL)
+        time.sleep(1.0)  # the last packets (a reset after the client gave up) reach the capture
+    finally:
+        dump.send_signal(signal.SIGINT)
+        try:
+            dump.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            dump.kill()
+            dump.wait(timeout=5)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    said = lines[-1] if lines else f"exit {done.returncode}"
+    if done.returncode:
+        said += f" (exit {done.returncode})"
+    resets, packets = count_resets(pcap, port)
+    return Wire(said=said, resets=resets, packets=packets)
+
+
+def _wait_listening(dump: subprocess.Popen[str]) -> None:
+    assert dump.stderr is not None
+    deadline = time.monotonic() + CAPTURE_READY_S
+    while time.monotonic() < deadline:
+        line = dump.stderr.readline()
+        if "listening on" in line:
+            return
+        if not line and dump.poll() is not None:
+            break
+    raise LabError("tcpdump did not start in the client namespace")
+
+
+def count_resets(pcap: Path, port: int) -> tuple[int, int]:
+    """RSTs sent from ``port`` and all packets of the port, read from the capture."""
+    from scapy.layers.inet import TCP
+    from scapy.utils import PcapReader
+
+    resets = packets = 0
+    if not pcap.exists() or pcap.stat().st_size == 0:
+        return 0, 0
+    with PcapReader(str(pcap)) as reader:
+        for pkt in reader:
+            if TCP not in pkt:
+                continue
+            packets += 1
+            if pkt[TCP].sport == port and pkt[TCP].flags & 0x04:
+                resets += 1
+    return resets, packets

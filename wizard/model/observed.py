@@ -1,0 +1,79 @@
+"""Resets observed in real traffic, live (watch) or recorded (analyze): the session's observation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Mode = Literal["diagnose", "watch", "analyze"]
+# Who sent an RST, as the packets tell it.
+ObservedSender = Literal["server-app", "server-kernel", "server-firewall", "path", "client", "unknown"]
+# Where the two-ended proof places an RST: seen leaving its sender and arriving (sent),
+# seen arriving but never leaving the other end (injected), seen leaving but never arriving
+# (lost), or the other capture does not cover that moment of that flow (not-covered).
+Proof = Literal["sent", "injected", "lost", "not-covered"]
+
+
+class ResetEvent(BaseModel):
+    """One RST seen, with who sent it and why the packets say so."""
+
+    n: int  # the event's number in this observation, from 1
+    at: datetime  # when it was seen (the capture's clock)
+    source: str  # the capture file, or "live:IFACE"
+    flow: str  # "client:port -> server:port"
+    client: str
+    server: str
+    toward: Literal["client", "server"]  # which end the RST was going to
+    flags: str
+    sender: ObservedSender
+    sender_words: str
+    reasons: list[str] = Field(default_factory=list)
+    ttl: int
+    hop_distance: int
+    ip_id: int | None = None
+    window: int = 0
+    seq_fit: str = ""  # how the RST's sequence number fits the sender's stream
+    timing: str = ""  # the timing class (reset-before-data, reset-after-hold, ...)
+    timing_detail: str = ""
+    kernel_reason: str | None = None  # the kernel's reason (watch, through tracefs)
+    proof: Proof | None = None  # two captures only
+    proof_detail: str = ""
+    counters: dict[str, int] = Field(default_factory=dict)  # the machine's TCP counters that moved that second
+    signals: list[str] = Field(default_factory=list)  # the analysis' signal ids this RST raises
+    ladder: dict[str, Any] = Field(default_factory=dict)
+
+
+class CaptureSummary(BaseModel):
+    """One packet source and what was read from it."""
+
+    source: str
+    side: Literal["client", "server", "unknown"] = "unknown"
+    reader: str = ""  # libpcap with its BPF filter, dpkt, a live socket
+    linktype: int | None = None
+    packets: int = 0  # packets Python looked at (after the filter)
+    flows: int = 0
+    resets: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class Observation(BaseModel):
+    """Every reset seen in one watch or one analysis, and what was read to see them."""
+
+    sources: list[CaptureSummary] = Field(default_factory=list)
+    events: list[ResetEvent] = Field(default_factory=list)
+    by_sender: dict[str, int] = Field(default_factory=dict)
+    by_proof: dict[str, int] = Field(default_factory=dict)
+    dropped_events: int = 0  # events past the cap, counted and not kept
+    kernel: list[str] = Field(default_factory=list)  # what the kernel's tracepoints gave (watch)
+
+    def count(self) -> None:
+        """Recount by_sender and by_proof from the events."""
+        self.by_sender, self.by_proof = {}, {}
+        for ev in self.events:
+            self.by_sender[ev.sender] = self.by_sender.get(ev.sender, 0) + 1
+            if ev.proof is not None:
+                self.by_proof[ev.proof] = self.by_proof.get(ev.proof, 0) + 1

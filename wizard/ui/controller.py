@@ -1,0 +1,152 @@
+"""The wizard's controller (pure, no textual): the Session, the run's bookkeeping, step order.
+
+The app is the view: it asks the controller what to run next, tells it what the runner
+reported, and pushes what the controller holds down into the screens. Only the UI thread
+calls it, so the Session it owns is never seen half-changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wizard.ui import steps
+
+if TYPE_CHECKING:
+    from wizard.model import Checklist, CheckResult, Session, StepResult
+    from wizard.ui.backend import Engine
+
+#: the form's values a run was started with: target, Answers fields, server context
+Started = tuple[str, dict[str, Any], str]
+
+
+class WizardController:
+    """Owns the Session and the run; ``on_states`` hears every change of the steps' states."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], monotonic: Callable[[], float],
+                 on_states: Callable[[dict[str, str]], None] | None = None) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.monotonic = monotonic
+        self.on_states = on_states or (lambda states: None)
+        self.checklist: Checklist | None = None
+        self.session: Session | None = None
+        #: (step, check index) of every check running now, and when it started (monotonic)
+        self.running: dict[tuple[str, int], float] = {}
+        self.states: dict[str, str] = {}
+        self.saved = False
+        self.started_with: Started | None = None
+
+    # ----- the session ----------------------------------------------------------------
+    def title(self, check_id: str) -> str:
+        return self.engine.title(check_id)
+
+    def titles(self) -> dict[str, str]:
+        """Every check's title, by check id (the step screens label their checks with them)."""
+        assert self.checklist is not None
+        return {spec.check: self.title(spec.check) for step in self.checklist.steps for spec in step.checks}
+
+    def begin(self, session: Session, started_with: Started) -> None:
+        """A new run: a fresh session, every step pending."""
+        self.checklist = self.checklist or self.engine.checklist()
+        self.session = session
+        self.started_with = started_with
+        self.running.clear()
+        self.states = dict.fromkeys(steps.STEP_IDS, "pending")
+        self.on_states(dict(self.states))
+
+    def form_changed(self, collected: Started | None) -> bool:
+        """Whether the form now holds other values than the run was started with."""
+        return collected is not None and collected != self.started_with
+
+    def step_result(self, step_id: str) -> StepResult | None:
+        if self.session is None:
+            return None
+        return next((s for s in self.session.steps if s.id == step_id), None)
+
+    def running_in(self, step_id: str) -> dict[int, float]:
+        """The checks of ``step_id`` running now: index -> when it started."""
+        return {index: at for (step, index), at in self.running.items() if step == step_id}
+
+    def gathered(self) -> bool:
+        return self.session is not None and any(s.checks for s in self.session.steps)
+
+    def set_notes(self, step_id: str, text: str) -> None:
+        if self.session is not None:
+            self.session.step(step_id).notes = text
+
+    def conclude(self) -> None:
+        """The findings and the verdict of what was gathered (the verdict screen, an export)."""
+        from wizard.engine.runner import conclude
+
+        if self.session is None or self.checklist is None:
+            return
+        conclude(self.checklist, self.session, self.clock())
+
+    # ----- the run --------------------------------------------------------------------
+    def set_state(self, step_id: str, state: str) -> None:
+        self.states = {**self.states, step_id: state}
+        self.on_states(dict(self.states))
+
+    def steps_began(self, step_ids: list[str]) -> None:
+        for step_id in step_ids:
+            self.set_state(step_id, "running")
+        self.saved = False
+
+    def check_started(self, step_id: str, index: int) -> float:
+        now = self.monotonic()
+        self.running[(step_id, index)] = now
+        return now
+
+    def check_finished(self, step_id: str, index: int, result: CheckResult) -> None:
+        self.running.pop((step_id, index), None)
+        self.record(step_id, result)
+
+    def record(self, step_id: str, result: CheckResult) -> None:
+        # The checklist is set with the session (start of a run).
+        if self.session is None or self.checklist is None:
+            return
+        from wizard.engine.runner import record_result
+
+        spec = self.checklist.step(step_id)
+        step = self.session.step(step_id)
+        record_result(step, spec, result)
+        step.title = spec.title
+
+    def step_done(self, step_id: str, result: StepResult) -> None:
+        """The runner's account of a finished step: its checks, and the step's state."""
+        assert self.session is not None
+        for check in result.checks:
+            self.record(step_id, check)
+        self.set_state(step_id, str(self.session.step(step_id).status))
+
+    def cancelled(self, step_ids: list[str]) -> list[tuple[str, int, CheckResult]]:
+        """A cancelled run: each check still running becomes a skip saying so; the steps
+        keep what finished. Returns (step, index, result) for the views to show."""
+        from wizard.model import CheckResult
+
+        assert self.session is not None and self.checklist is not None
+        self.session.interrupted = True
+        out = []
+        for step, index in list(self.running):
+            spec = self.checklist.step(step).checks[index]
+            result = CheckResult.skipped("cancelled before it finished", "rerun the check or the step",
+                                         check_id=spec.check)
+            result.title = self.title(spec.check)
+            self.check_finished(step, index, result)
+            out.append((step, index, result))
+        for step_id in step_ids:
+            kept = self.session.step(step_id)
+            self.set_state(step_id, str(kept.status) if kept.checks else "pending")
+        return out
+
+    def pending(self) -> list[str]:
+        """The steps not run yet, in the checklist's order."""
+        return [s for s in steps.STEP_IDS if self.states.get(s, "pending") == "pending"]
+
+    def groups_to_run(self) -> list[list[str]]:
+        """The pending steps as the runner runs them: neighbours that may overlap together."""
+        from wizard.engine.runner import overlapping  # pure; loaded with the engine already
+
+        return overlapping(self.pending())

@@ -1,0 +1,184 @@
+"""The observation viewer (I/O: the terminal): every reset of a session or of a live watch.
+
+A table of events (one row per reset: when, flow, toward, sender, proof); the selected
+one's ladder and reasons beside it; resets per second as a sparkline over the top. Opened
+on a saved session it is read-only, with export (`e`); fed by a live watch, the watch runs
+in a worker and each event is pushed in as it is attributed (attributes down, messages up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+
+from wizard.model import Session
+from wizard.model.observed import ResetEvent
+from wizard.ui.widgets.ladder import render_ladder
+
+HERE = Path(__file__).resolve().parent
+COLUMNS = ("#", "time", "flow", "toward", "sender", "proof")
+
+
+class ResetSeen(Message):
+    """A live watch attributed one more reset."""
+
+    def __init__(self, event: ResetEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class WatchEnded(Message):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+
+def per_second(events: list[ResetEvent], buckets: int = 60) -> list[float]:
+    """Resets per second over the observation (the sparkline's data); at least one bucket."""
+    if not events:
+        return [0.0]
+    start = min(e.at for e in events).timestamp()
+    end = max(e.at for e in events).timestamp()
+    width = max((end - start) / buckets, 1.0)
+    counts = [0.0] * (int((end - start) / width) + 1)
+    for ev in events:
+        counts[int((ev.at.timestamp() - start) / width)] += 1
+    return counts
+
+
+def summary_line(session: Session, live: bool) -> str:
+    obs = session.observation
+    n = len(obs.events) if obs else 0
+    senders = ", ".join(f"{v} {k}" for k, v in (obs.by_sender if obs else {}).items()) or "none yet"
+    where = ", ".join(s.source for s in obs.sources) if obs and obs.sources else session.mode
+    verdict = session.diagnosis[0].title or session.diagnosis[0].cause if session.diagnosis else ""
+    state = "watching live" if live else f"saved {session.mode} session, read-only"
+    return f"{session.target.display()} · {state} · {where}\n{n} resets: {senders}" + \
+        (f" · leading cause: {verdict}" if verdict and not live else "")
+
+
+class ObserveApp(App[int]):
+    """Shows ``session``'s resets; with ``watch`` (a coroutine factory taking the push
+    callback) the session grows live until the watch ends."""
+
+    CSS_PATH = [HERE.parent / "wizard.tcss", HERE / "observe.tcss"]
+    TITLE = "reset-wizard"
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("e", "export", "Export"),
+                Binding("j", "cursor(1)", "Next", show=False), Binding("k", "cursor(-1)", "Previous", show=False)]
+
+    def __init__(self, session: Session,
+                 watch: Callable[[Callable[[ResetEvent], None]], Awaitable[Session]] | None = None,
+                 export_dir: Path | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.watch_factory = watch
+        self.export_dir = export_dir or Path.cwd()
+        self.events: list[ResetEvent] = list(session.observation.events) if session.observation else []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(summary_line(self.session, self.watch_factory is not None), id="observe-head")
+        yield Sparkline(per_second(self.events), id="rate")
+        with Horizontal(id="observe-body"):
+            yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="detail-pane"):
+                yield Static("", id="ladder")
+                yield Static("", id="reasons")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#events", DataTable)
+        table.add_columns(*COLUMNS)
+        for ev in self.events:
+            self._add_row(ev)
+        if self.events:
+            self.show(self.events[0])
+        elif self.session.mode == "diagnose":
+            self.query_one("#reasons", Static).update(self._diagnose_text())
+        else:
+            self.query_one("#reasons", Static).update("No reset in this observation.")
+        table.focus()
+        if self.watch_factory is not None:
+            self.run_watch()
+
+    def _diagnose_text(self) -> str:
+        lines = ["A diagnose session: its causes, most likely first.", ""]
+        lines += [f"{f.confidence:.0%}  {f.title or f.cause}: {f.summary}" for f in self.session.diagnosis[:5]]
+        return "\n".join(lines)
+
+    def _add_row(self, ev: ResetEvent) -> None:
+        self.query_one("#events", DataTable).add_row(
+            str(ev.n), f"{ev.at:%H:%M:%S.%f}"[:-3], ev.flow, ev.toward, ev.sender, ev.proof or "", key=str(ev.n))
+
+    def show(self, ev: ResetEvent) -> None:
+        lanes = ev.ladder.get("lanes") or ["client", "server"]
+        self.query_one("#ladder", Static).update(render_ladder(list(lanes), list(ev.ladder.get("events") or [])))
+        text = [f"reset {ev.n}: {ev.flow}, toward the {ev.toward}", f"sent by {ev.sender_words}", ""]
+        text += [f"- {r}" for r in ev.reasons]
+        if ev.kernel_reason:
+            text += ["", f"kernel: {ev.kernel_reason}"]
+        self.query_one("#reasons", Static).update("\n".join(text))
+
+    def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
+        key = message.row_key.value if message.row_key is not None else None
+        ev = next((e for e in self.events if str(e.n) == key), None)
+        if ev is not None:
+            self.show(ev)
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one("#events", DataTable)
+        table.move_cursor(row=max(0, table.cursor_row + step))
+
+    def action_export(self) -> None:
+        from wizard.ui.screens.export_modal import ExportModal
+
+        default = self.export_dir / f"reset-wizard-{self.session.mode}.md"
+        self.push_screen(ExportModal(self.session, str(default)), self._exported)
+
+    def _exported(self, paths: list[str] | None) -> None:
+        if paths:
+            self.notify("Wrote " + " and ".join(paths), title="Exported", timeout=8)
+
+    # -- live -----------------------------------------------------------------------
+    @work(exclusive=True, group="watch")
+    async def run_watch(self) -> None:
+        assert self.watch_factory is not None
+
+        def seen(event: ResetEvent) -> None:
+            self.post_message(ResetSeen(event))
+
+        session = await self.watch_factory(seen)
+        self.post_message(WatchEnded(session))
+
+    def on_reset_seen(self, message: ResetSeen) -> None:
+        self.events.append(message.event)
+        self._add_row(message.event)
+        self.query_one("#rate", Sparkline).data = per_second(self.events)
+        if len(self.events) == 1:
+            self.show(message.event)
+        self._refresh_head(live=True)
+
+    def on_watch_ended(self, message: WatchEnded) -> None:
+        self.session = message.session
+        self.watch_factory = None
+        self._refresh_head(live=False)
+        self.notify("The watch ended; e exports the session.", title="Watch ended")
+
+    def _refresh_head(self, live: bool) -> None:
+        head = self.query_one("#observe-head", Static)
+        if live and self.session.observation is not None:
+            self.session.observation.events = list(self.events)
+            self.session.observation.count()
+        head.update(summary_line(self.session, live))
+
+
+def run_observe(session: Session, watch: Any = None) -> int:
+    return ObserveApp(session, watch).run() or 0
