@@ -99,6 +99,21 @@ def test_later_failures_in_a_burst_with_a_limit_rule_are_a_rate_limit() -> None:
     assert top(s) == "rate-limit"
 
 
+def test_a_limit_rule_that_refused_even_the_first_attempts_is_still_the_limit() -> None:
+    # Other clients (or the run's earlier probes) had emptied the limiter's bucket: every
+    # attempt of the burst was refused, by netfilter, and no plain reject rule exists.
+    s = session_with(("firewall.rules", "fw.rate_limit_rule"), ("firewall.rules", "fw.reject_only_limited"),
+                     ("tcp.burst", "burst.all_refused"), ("tcp.connect", "connect.refused"),
+                     ("packets.rst", "rst.from_server_firewall"), ("kernel.counters", "server.no_rst_sent"),
+                     ("listen.sockets", "listener.present"))
+    assert top(s) == "rate-limit", ranked(s)[:3]
+    # The same refusals with a plain reject rule (and no limit) stay the firewall's.
+    s = session_with(("firewall.rules", "fw.reject_rule"), ("tcp.burst", "burst.all_refused"),
+                     ("tcp.connect", "connect.refused"), ("packets.rst", "rst.from_server_firewall"),
+                     ("kernel.counters", "server.no_rst_sent"), ("listen.sockets", "listener.present"))
+    assert top(s) == "firewall-reject", ranked(s)[:3]
+
+
 def test_timeouts_with_a_moving_drop_rule_are_a_drop_not_a_reset() -> None:
     s = session_with(("tcp.connect", "connect.timeout"), ("tcp.burst", "burst.all_timeout"),
                      ("firewall.rules", "fw.drop_rule"), ("firewall.rules", "fw.drop_moved"))

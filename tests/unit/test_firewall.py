@@ -422,6 +422,17 @@ async def test_icmp_reject_raises_its_own_signal_not_a_reset():
     assert "fw.no_rule" not in sig
 
 
+async def test_a_port_only_a_limit_can_reset_says_so_and_one_with_a_plain_reject_does_not():
+    host = server({("nft", "-j"): sample("nft-inet.json"), ("nft", "-a"): sample("nft-inet.txt")})
+    limited = (await run_check("127.0.0.1:7100", host))[0]
+    only = next(s for s in limited.signals if s.id == "fw.reject_only_limited")
+    assert "limit rate over" in only.fact
+    rejected = (await run_check("127.0.0.1:8080", host))[0]
+    assert "fw.reject_rule" in signals(rejected) and "fw.reject_only_limited" not in signals(rejected)
+    open_port = (await run_check("127.0.0.1:443", host, refused=False))[0]
+    assert "fw.reject_only_limited" not in signals(open_port)
+
+
 async def test_global_ct_count_cap_is_a_ct_count_signal_and_a_per_client_meter_a_rate_limit():
     sig22 = signals((await run_check("127.0.0.1:22", vmap_server()))[0])
     sig23 = signals((await run_check("127.0.0.1:23", vmap_server()))[0])

@@ -205,7 +205,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
     emits = ("target.forwarded", "fw.reject_rule", "fw.reject_moved", "fw.drop_rule", "fw.drop_moved",
              "fw.rate_limit_rule", "fw.rate_limit_moved", "fw.ct_invalid_rule", "fw.ct_invalid_moved",
              "fw.reject_icmp_rule", "fw.reject_icmp_moved", "fw.ct_count_rule", "fw.ct_count_moved",
-             "fw.no_rule")
+             "fw.no_rule", "fw.reject_only_limited")
     description = ("Reads nftables and iptables rules in the server context, lists every rule a "
                    "connection to the port may meet (following jumps, ending with the policy), "
                    "and reads their counters before and after one probe.")
@@ -313,6 +313,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             f.signal("fw.no_rule", f"rulesets read ({', '.join(after.read)}): nothing rejects or drops "
                      f"port {port} and the policies on the way accept")
             return f.result(Status.PASS, f"no firewall rule rejects or drops port {port}")
+        _only_limited(f, hits, kinds, port)
         rank = ("reject", "drop", "rate-limit", "ct-count", "icmp-reject", "ct-invalid")
         lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], -r["strength"],
                                                                rank.index(r["kind"])))
@@ -321,6 +322,16 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             summary = f"counter moved during the probe: {summary}"
         status = Status.FAIL if moved_any or worst_sure else Status.WARN
         return f.result(status, summary)
+
+
+def _only_limited(f: Findings, hits: list[Hit], kinds: set[str], port: int) -> None:
+    """When every rule that can reset or drop the port does so only over a limit, a reset
+    netfilter sent came from a limit: no plain reject rule is there to send it."""
+    if kinds & {"reject", "drop"} or "rate-limit" not in kinds:
+        return
+    limited = [h.text for h in hits if _kind(h) in ("rate-limit", "ct-count")]
+    f.signal("fw.reject_only_limited", f"no rule rejects or drops port {port} outright; the rules "
+             f"that can do so act only over a limit: {'; '.join(limited)}")
 
 
 def _row(hit: Hit, kind: str, before: int | None, after: int | None, delta: int | None) -> dict[str, Any]:
