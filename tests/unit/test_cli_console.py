@@ -121,3 +121,38 @@ def test_a_symlink_output_is_written_through_and_kept(output: str, tmp_path: Pat
                str(tmp_path / "link.out"), "--force")
     assert done.returncode == 1, done.stderr
     assert (tmp_path / "link.out").is_symlink() and "port-closed" in (tmp_path / "real.out").read_text()
+
+
+def test_dev_stdout_is_stdout_even_when_stdout_is_a_file(tmp_path: Path) -> None:
+    # Redirected to a file, /dev/stdout names an existing file: it is still the stdout asked for,
+    # not a file to refuse without --force nor one to replace.
+    out_file = tmp_path / "out.md"
+    with out_file.open("w") as out:
+        done = subprocess.run([sys.executable, "-m", "wizard", "diagnose", f"127.0.0.1:{closed_port()}",
+                               "--attempts", "2", "--report", "/dev/stdout", "--json", "/dev/fd/2"],
+                              cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True, timeout=90,
+                              stdin=subprocess.DEVNULL)
+    # /dev/fd/2 is no stdout but a pipe here: refused before the run, one line, nothing written
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "reset-wizard: bad json path: /dev/fd/2 is not a regular file (- writes to standard output)\n"
+    assert out_file.read_text() == ""
+    with out_file.open("w") as out:
+        done = subprocess.run([sys.executable, "-m", "wizard", "diagnose", f"127.0.0.1:{closed_port()}",
+                               "--attempts", "2", "--report", "/dev/stdout"],
+                              cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True, timeout=90,
+                              stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stderr
+    text = out_file.read_text()
+    assert text.startswith("#") and "port-closed" in text and "verdict:" not in text
+    assert "verdict: port-closed" in done.stderr
+
+
+@pytest.mark.parametrize("outputs", [["--json", "-", "--report", "-"], ["--json", "/dev/fd/1", "--report", "-"]])
+def test_both_outputs_on_stdout_is_bad_input_before_the_demo_starts(
+        outputs: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from wizard.cli.main import main
+
+    assert main(["demo", "--headless", *outputs]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["reset-wizard: bad output paths: --json and --report cannot both write to stdout (-)"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import types
@@ -144,3 +145,63 @@ def test_only_the_command_that_runs_is_imported() -> None:
     assert "wizard.cli.lab" in loaded
     assert not {"wizard.cli.diagnose", "wizard.cli.tui", "wizard.cli.demo", "wizard.cli.report"} & set(loaded)
     assert not [m for m in loaded if not m.startswith("wizard.")]
+
+
+@pytest.mark.parametrize("word", ["10.0.0.5", "::1", "api.example.com", "web1.internal:8443"])
+def test_an_address_or_a_dotted_name_is_a_target_for_the_tui(word: str) -> None:
+    args = grammar.parse([word])
+    assert args.command == "tui" and args.target == word
+
+
+def test_an_existing_file_as_first_word_is_opened_not_taken_for_a_target(tmp_path: Path) -> None:
+    saved = tmp_path / "session.json"
+    saved.write_text("{}")
+    args = grammar.parse([str(saved)])
+    assert args.command == "open" and args.session == str(saved)
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["8080"], "reset-wizard: unknown command '8080' (the commands are tui, diagnose, demo, report, "
+               "merge, checks, lab, watch, analyze, open; a target needs a host: HOST:8080)"),
+    (["help", "diagnoze"], "reset-wizard: unknown command 'diagnoze' (did you mean diagnose?)"),
+    (["./rwcl-no-such-session.json"], "reset-wizard: no such file: ./rwcl-no-such-session.json (open "
+                                      "SESSION.json shows a saved session; a target is host:port or a URL)"),
+])
+def test_a_first_word_that_is_neither_command_target_nor_file_is_exit_2(
+        argv: list[str], line: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wizard.ui.app.run_tui", lambda *a, **k: pytest.fail("the TUI opened"))
+    assert main(argv) == ExitStatus.BAD_INPUT
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [line] and out == ""
+
+
+def test_a_typo_in_the_real_process_is_one_line_exit_2_and_no_tui() -> None:
+    done = subprocess.run([sys.executable, "-m", "wizard", "diagnoze", "127.0.0.1:1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert done.stderr == "reset-wizard: unknown command 'diagnoze' (did you mean diagnose?)\n"
+    assert done.stdout == ""  # no escape sequences: the TUI never started
+
+
+def test_top_level_help_lists_each_command_on_one_line_with_exit_codes_and_examples() -> None:
+    done = subprocess.run([sys.executable, "-m", "wizard", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    for command in grammar.COMMANDS:
+        row = next(line for line in lines if line.split()[:1] == [command.name])
+        assert row.split(None, 1)[1] == command.summary, row  # the whole summary, not wrapped
+    exits = done.stdout[done.stdout.index("exit status:"):done.stdout.index("examples:")]
+    assert all(f"  {int(code)}  {code.meaning}" in exits for code in ExitStatus)
+    examples = done.stdout[done.stdout.index("examples:"):].splitlines()[1:]
+    assert len([e for e in examples if e.startswith("  reset-wizard ")]) >= 2
+
+
+@pytest.mark.parametrize("name", ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_every_name_of_stdout_is_taken_as_stdout_by_every_output_option(name: str) -> None:
+    assert grammar.parse(["diagnose", "127.0.0.1:1", "--json", name]).json == "-"
+    assert grammar.parse(["diagnose", "127.0.0.1:1", "--report", name]).report == "-"
+    assert grammar.parse(["demo", "--headless", "--report", name]).report == "-"
+    assert grammar.parse(["report", "s.json", "-o", name]).output == "-"
+    assert grammar.parse(["merge", "a.json", "b.json", "--json", name]).json == "-"
+    assert grammar.parse(["diagnose", "127.0.0.1:1", "--json", "./-x"]).json == "./-x"  # a file stays a file

@@ -69,10 +69,11 @@ def _tui() -> int:
 
 async def _headless(args: argparse.Namespace) -> int:
     from wizard.cli.console import say
-    from wizard.cli.diagnose import diagnose
+    from wizard.cli.diagnose import check_outputs, diagnose
     from wizard.cli.parser import parse
     from wizard.lab.demo import start_demo
 
+    await check_outputs(args)  # bad output paths end here, before the demo server starts
     with start_demo() as demo:
         argv = ["diagnose", demo.target, "--log", str(demo.log_path), "--error", demo.error,
                 "--payload", demo.payload, "--attempts", str(DEMO_ATTEMPTS), "--window", f"{DEMO_WINDOW_S}s"]

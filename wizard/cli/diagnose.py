@@ -110,7 +110,7 @@ async def check_outputs(args: argparse.Namespace) -> Outputs:
     from wizard.hosts.files import check_output
 
     if args.json == STDOUT and args.report == STDOUT:
-        raise WizardError("bad output paths", "--json - and --report - cannot both write to stdout")
+        raise WizardError("bad output paths", "--json and --report cannot both write to stdout (-)")
     paths = [STDOUT if text == STDOUT else await check_output(text, what, args.force)
              for text, what in ((args.json, "json"), (args.report, "report"))]
     json_path, report_path = paths

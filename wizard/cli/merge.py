@@ -63,7 +63,7 @@ async def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
     from wizard.hosts.files import check_output
 
     if args.json == "-" and args.report == "-":
-        raise WizardError("bad output", "--json - and --report - cannot both take stdout")
+        raise WizardError("bad output paths", "--json and --report cannot both write to stdout (-)")
     json_out = None if args.json in (None, "-") else await check_output(args.json, "json", args.force)
     report_out = None if args.report in (None, "-") else await check_output(args.report, "report", args.force)
     return json_out, report_out

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import ipaddress
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,15 +41,15 @@ class Command:
 # The registry: one line per command, in the order `--help` lists them.
 COMMANDS: tuple[Command, ...] = (
     Command("tui", "open the TUI (the default: reset-wizard [TARGET])"),
-    Command("diagnose", "run the whole checklist headless: progress, verdict, JSON and report"),
-    Command("demo", "a built-in loopback scenario that resets connections (TUI or --headless)"),
+    Command("diagnose", "run the whole checklist headless: verdict, JSON, report"),
+    Command("demo", "a loopback server that resets connections (TUI or --headless)"),
     Command("report", "render a saved session again as Markdown"),
-    Command("merge", "merge many hosts' sessions into one fleet report (which hosts see resets, and why)"),
+    Command("merge", "many hosts' sessions as one fleet report"),
     Command("checks", "list every check: id, step, what it needs"),
     Command("lab", "the fault lab: scenarios in network namespaces (root)"),
-    Command("watch", "observe the real traffic to a port live and attribute every reset (root)"),
-    Command("analyze", "who sent every RST in capture files (pcap, pcapng; two ends prove injection)"),
-    Command("open", "show a saved session (diagnose, watch, analyze) in the TUI, read-only, with export"),
+    Command("watch", "attribute every reset in the live traffic to a port (root)"),
+    Command("analyze", "who sent every RST in pcap/pcapng files (no root)"),
+    Command("open", "show a saved session in the TUI, read-only, with export"),
 )
 
 
@@ -57,9 +59,8 @@ def names() -> tuple[str, ...]:
 
 
 _ROOT_FLAGS = ("-h", "--help", "--version")
-# A command word: letters, digits, dashes. A target always has a ':' (host:port, a URL) or
-# a '.', '[' or '/' (a host name, an IPv6 literal, a path): the shapes never overlap.
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+# A host name with at least one dot (a name without one is told from a typo by nothing).
+_DOTTED_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+\.?")
 
 
 class CommandModule(Protocol):
@@ -84,7 +85,9 @@ class UnknownCommand(WizardError):
             hint = f"did you mean {prefix}{close[0]}?"
         else:
             hint = f"the commands are {', '.join(known)}"
-            hint += f"; a target needs a port: {word}:PORT" if not prefix else ""
+            if not prefix:
+                hint += f"; a target needs a host: HOST:{word}" if word.isdigit() \
+                    else f"; a target needs a port: {word}:PORT"
         super().__init__("unknown command", f"{prefix + word!r} ({hint})")
 
     def line(self) -> str:
@@ -106,8 +109,9 @@ class Parser(argparse.ArgumentParser):
         super()._check_value(action, value)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions and epilogs as written; each option's default said when it has one."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions and epilogs as written; each option's default said when it has one (not
+    the None and False of an option without one, as ArgumentDefaultsHelpFormatter would)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -126,6 +130,13 @@ def epilog(module: CommandModule) -> str:
     return "\n".join(lines)
 
 
+ROOT_EPILOG = "\n".join([
+    f"`{PROG} COMMAND --help` describes each command, its defaults and its exit status.", "",
+    "exit status:", *(f"  {int(code)}  {code.meaning}" for code in ExitStatus),
+    "  (an unknown command is bad input: exit 2 with a suggestion, never the TUI)", "",
+    "examples:", f"  {PROG} 10.0.0.5:443", f"  {PROG} diagnose 127.0.0.1:8080 --json - | jq .diagnosis"])
+
+
 def load(name: str) -> CommandModule:
     module: ModuleType = importlib.import_module(next(c.module for c in COMMANDS if c.name == name))
     return cast(CommandModule, module)
@@ -137,7 +148,7 @@ def build_parser(only: Sequence[str] | None = None) -> Parser:
     root = Parser(prog=PROG, formatter_class=HelpFormatter,
                   description="Find out why a TCP connection was reset: a guided six-step diagnosis "
                               "with evidence.",
-                  epilog=f"`{PROG} COMMAND --help` describes each command.")
+                  epilog=ROOT_EPILOG)
     root.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     root.commands = {}
@@ -153,18 +164,40 @@ def build_parser(only: Sequence[str] | None = None) -> Parser:
     return root
 
 
+def plausible_target(word: str) -> bool:
+    """Whether a first word reads as a target of `reset-wizard [TARGET]`: host:port,
+    [v6]:port or a URL (a ':'), an address, or a host name with a dot."""
+    if ":" in word or word.startswith("["):
+        return True
+    try:
+        ipaddress.ip_address(word)
+    except ValueError:
+        return bool(_DOTTED_NAME.fullmatch(word))
+    return True
+
+
 def route(argv: list[str]) -> list[str]:
-    """The argv with its command: ``reset-wizard [TARGET] [options]`` is the TUI; a word
-    shaped like a command but not one is an UnknownCommand; ``help [COMMAND]`` is --help."""
+    """The argv with its command: ``reset-wizard [TARGET] [options]`` is the TUI, an existing
+    file is ``open FILE``; any other first word is an UnknownCommand (with the command it is
+    a near miss of, if any), never the TUI; ``help [COMMAND]`` is --help."""
     if not argv:
         return ["tui"]
     first = argv[0]
     if first in names() or first in _ROOT_FLAGS:
         return argv
     if first == "help":
-        return [argv[1], "--help"] if len(argv) > 1 and argv[1] in names() else ["--help"]
-    if first.startswith("-") or not _WORD.fullmatch(first):
+        if len(argv) > 1 and argv[1] not in names():
+            raise UnknownCommand(argv[1])
+        return [argv[1], "--help"] if len(argv) > 1 else ["--help"]
+    if first.startswith("-"):
         return ["tui", *argv]
+    if os.path.isfile(first):  # a saved session (open says so if it is none)
+        return ["open", *argv]
+    if plausible_target(first):
+        return ["tui", *argv]
+    if "/" in first:
+        raise WizardError("no such file", f"{first} (open SESSION.json shows a saved session; "
+                                          "a target is host:port or a URL)")
     raise UnknownCommand(first)
 
 
@@ -209,4 +242,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     root = build_parser(only=(argv[0],))
     command = root.commands[argv[0]]
     argv = [argv[0], *join_dash_values(_nested(command, argv[1:]), argv[1:])]
-    return root.parse_args(argv)
+    return to_stdout(root.parse_args(argv))
+
+
+#: output paths that name this process's stdout: written as ``-`` is (never as a file)
+STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+_OUTPUTS = ("json", "report", "output")
+
+
+def to_stdout(args: argparse.Namespace) -> argparse.Namespace:
+    """Every output option (--json, --report, -o) that names stdout, as ``-``."""
+    for name in _OUTPUTS:
+        if getattr(args, name, None) in STDOUT_NAMES:
+            setattr(args, name, "-")
+    return args

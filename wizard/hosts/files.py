@@ -37,6 +37,10 @@ def output_problem(path: Path, what: str, force: bool) -> WizardError | None:
     kept); a dangling one is refused now rather than after the run.
     """
     bad = f"bad {what} path"
+    # What the name opens, judged first: a /proc or /dev/fd link to a pipe or a terminal
+    # resolves to no path (realpath gives 'pipe:[N]'), but stat() follows it.
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        return WizardError(bad, f"{path} is not a regular file (- writes to standard output)")
     if os.path.islink(path):
         if not os.path.exists(path):
             return WizardError(bad, f"{path} is a symbolic link to {os.readlink(path)}, which does not "
