@@ -355,10 +355,12 @@ INTERRUPTS = 100
 
 
 def test_100_interrupts_by_sigint_sigterm_and_sighup_leave_nothing_behind(lab: Lab, tmp_path: Path):
-    """SIGINT, SIGTERM and SIGHUP in turn, each at a random point of a run (from its first
-    Python line: start-up included, the interpreter's own start before it not): every run ends with exit 3 within seconds, writes the session it gathered
-    when it got past start-up, and leaves no guard table, no trace instance of its own and
-    no temporary file."""
+    """SIGINT, SIGTERM and SIGHUP in turn: every run ends with exit 3 within seconds and
+    leaves no guard table, no trace instance of its own and no temporary file. Half the
+    signals come at a random point from the run's first Python line (start-up included);
+    the other half at a random point after its first check finished, and each of those runs
+    must write the session it gathered. A run stopped in start-up says so and writes nothing.
+    """
     import random
 
     from wizard.lab.tracestate import left_behind, wizard_instances
@@ -368,52 +370,93 @@ def test_100_interrupts_by_sigint_sigterm_and_sighup_leave_nothing_behind(lab: L
     instances_before = wizard_instances()
     crash_before = set(Path(tempfile_dir()).glob("reset-wizard-crash-*"))
     problems: list[str] = []
-    written = 0
+    written = in_run = 0
     slowest = 0.0
     pids: set[int] = set()
     for k in range(INTERRUPTS):
-        sig = sigs[k % 3]
+        sig, late = sigs[k % 3], k % 2 == 1
         run_dir = tmp_path / f"run{k}"
         run_dir.mkdir()
         argv = [*diagnose_argv(lab, 8082, run_dir / "r.md"), "--json", str(run_dir / "s.json")]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir)
-        pids.add(proc.pid)
-        _handlers_installed(proc.pid)  # the interpreter's own start-up is not the wizard's
-        time.sleep(rnd.uniform(0.0, 2.3))
+        run = _Watched(argv, run_dir)
+        pids.add(run.proc.pid)
+        _handlers_installed(run.proc.pid)  # the interpreter's own start-up is not the wizard's
+        if late and not run.first_check.wait(60):
+            problems.append(f"run {k}: no check finished within 60 s")
+        time.sleep(rnd.uniform(0.0, 1.5 if late else 1.2))
         sent = time.monotonic()
-        proc.send_signal(sig)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-            problems.append(f"run {k} ({sig.name}) ignored the signal: {err[-600:]}")
+        run.proc.send_signal(sig)
+        err = run.finish(30)
+        if err is None:
+            problems.append(f"run {k} ({sig.name}) ignored the signal: {''.join(run.err)[-600:]}")
             continue
         slowest = max(slowest, time.monotonic() - sent)
-        if "still running" in err:  # the backstop ended it: say where it was stuck
-            crash = err.rsplit("where it was stuck: ", 1)[-1].split(")")[0]
-            stacks = Path(crash).read_text()[-3000:] if Path(crash).is_file() else ""
-            problems.append(f"run {k} ({sig.name}) was stuck after the signal: {err[-300:]}\n{stacks}")
-        if proc.returncode not in (3, 1, 0):
-            problems.append(f"run {k} ({sig.name}): exit {proc.returncode}: {err[-300:]}")
-        if "Traceback" in err:
-            problems.append(f"run {k} ({sig.name}): a traceback: {err[-300:]}")
-        if "reset_wizard_rstguard" in lab.ex(lab.client, "nft", "list", "tables"):
-            problems.append(f"run {k} ({sig.name}) left its guard table")
-        left = sorted(p.name for p in run_dir.iterdir() if p.name not in ("r.md", "s.json"))
-        if left:
-            problems.append(f"run {k} ({sig.name}) left files: {left}")
-        if (run_dir / "s.json").exists():
-            session = json.loads((run_dir / "s.json").read_text())
+        problems += _interrupt_problems(k, sig, run.proc.returncode, err, run_dir, lab)
+        session = json.loads((run_dir / "s.json").read_text()) if (run_dir / "s.json").exists() else None
+        if session is not None:
             written += 1
-            if proc.returncode == 3 and session.get("interrupted") is not True:
+            if run.proc.returncode == 3 and session.get("interrupted") is not True:
                 problems.append(f"run {k}: exit 3 but the session does not say it was interrupted")
+        elif late or "during start-up" not in err:
+            problems.append(f"run {k} ({sig.name}, {'after a check' if late else 'any time'}) wrote no "
+                            f"session and did not stop in start-up: {err[-300:]}")
+        in_run += late
     assert problems == [], "\n".join(problems)
     assert left_behind(instances_before, pids) == []
     assert set(Path(tempfile_dir()).glob("reset-wizard-crash-*")) == crash_before
-    assert written >= INTERRUPTS // 2, f"only {written} of {INTERRUPTS} runs wrote a session"
+    assert written >= in_run == INTERRUPTS // 2, (written, in_run)
     print(f"\n{INTERRUPTS} interrupts: nothing left behind; {written} wrote a session; "
           f"slowest exit after the signal {slowest:.2f}s")
+
+
+class _Watched:
+    """A diagnose run whose stderr is read as it comes, to know when its first check finished."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        import threading
+
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.err: list[str] = []
+        self.first_check = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.err.append(line)
+            if line.startswith("== "):  # the header that comes with the first finished check
+                self.first_check.set()
+
+    def finish(self, timeout: float) -> str | None:
+        """Its whole stderr once it ended, or None (it is killed) if it outlived ``timeout``."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self._reader.join(5)
+            return None
+        self._reader.join(5)
+        return "".join(self.err)
+
+
+def _interrupt_problems(k: int, sig: signal.Signals, code: int, err: str, run_dir: Path, lab: Lab) -> list[str]:
+    problems = []
+    if "still running" in err:  # the backstop ended it: say where it was stuck
+        crash = err.rsplit("where it was stuck: ", 1)[-1].split(")")[0]
+        stacks = Path(crash).read_text()[-3000:] if Path(crash).is_file() else ""
+        problems.append(f"run {k} ({sig.name}) was stuck after the signal: {err[-300:]}\n{stacks}")
+    if code not in (3, 1, 0):
+        problems.append(f"run {k} ({sig.name}): exit {code}: {err[-300:]}")
+    if "Traceback" in err:
+        problems.append(f"run {k} ({sig.name}): a traceback: {err[-300:]}")
+    if "reset_wizard_rstguard" in lab.ex(lab.client, "nft", "list", "tables"):
+        problems.append(f"run {k} ({sig.name}) left its guard table")
+    left = sorted(p.name for p in run_dir.iterdir() if p.name not in ("r.md", "s.json"))
+    if left:
+        problems.append(f"run {k} ({sig.name}) left files: {left}")
+    return problems
 
 
 def _handlers_installed(pid: int, timeout: float = 20.0) -> None:
