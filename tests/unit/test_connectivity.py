@@ -25,7 +25,7 @@ def ids(result) -> list[str]:  # type: ignore[no-untyped-def]
 async def test_literal_address_is_reported_as_literal_and_ok() -> None:
     result = await DnsResolveCheck().run(make_ctx("[::1]:8080"), NoParams())
     assert result.status is Status.PASS
-    assert ids(result) == ["dns.ok"]
+    assert ids(result) == []  # resolving weighs for no cause: a fact, not a signal
     assert "is an address" in result.summary
     fam = next(e for e in result.evidence if "ipv6" in e.data)
     assert fam.data == {"ipv4": [], "ipv6": ["::1"]}
@@ -51,12 +51,11 @@ async def test_resolver_and_dns_disagreeing_is_a_fact() -> None:
     assert any("disagree" in e.title for e in result.evidence)
 
 
-async def test_unresolvable_name_fails_with_dns_failed() -> None:
+async def test_unresolvable_name_fails_naming_the_resolver_error() -> None:
     ctx = make_ctx("127.0.0.1:80")
     ctx.resolution = Resolution("nope.test", [], "none", error="nope.test does not exist in DNS (NXDOMAIN)")
     result = await DnsResolveCheck().run(ctx, NoParams())
     assert result.status is Status.FAIL
-    assert ids(result) == ["dns.failed"]
     assert "NXDOMAIN" in result.summary
 
 
@@ -64,8 +63,8 @@ async def test_resolution_is_made_through_the_probe_only_when_missing() -> None:
     ctx = make_ctx("svc.test:80", probes=FakeProbes(dns=FakeDns({"svc.test": ["10.0.0.5"]})))
     ctx.resolution = None
     result = await DnsResolveCheck().run(ctx, NoParams())
-    assert ids(result) == ["dns.ok"]
-    assert "10.0.0.5" in result.signals[0].fact
+    assert result.status is Status.PASS
+    assert any("10.0.0.5" in e.title for e in result.evidence)
 
 
 # ---- tcp.connect ----------------------------------------------------------------------------
@@ -135,12 +134,11 @@ def test_ping_statistics_are_parsed() -> None:
     assert parse_ping("ping: unknown host") is None
 
 
-async def test_ping_answered_passes_with_icmp_ok_and_uses_the_params() -> None:
+async def test_ping_answered_passes_and_uses_the_params() -> None:
     client = FakeHost(commands={("ping",): PING_OK})
     ctx = make_ctx("127.0.0.1:80", client=client)
     result = await IcmpPingCheck().run(ctx, PingParams(count=3, interval_s=0.2))
-    assert result.status is Status.PASS
-    assert ids(result) == ["icmp.ok"]
+    assert result.status is Status.PASS and result.summary == "the host answers ICMP echo"
     assert client.calls == [("ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", "127.0.0.1")]
     assert result.evidence[0].data["rtt_avg"] == 0.108
 

@@ -92,26 +92,11 @@ def test_conclude_fills_the_diagnosis_and_the_end() -> None:
     assert session.diagnosis  # no-reset-observed at least
 
 
-# Declared by a check and weighed by no cause of the shipped checklist. Each should be weighed
-# by a cause or removed from the check (issue 13); the list may only shrink.
-UNWEIGHED = {
-    "sysctl.ct_loose_off", "dns.ok", "dns.failed", "error.rst_certain", "fw.reject_icmp_rule",
-    "icmp.ok", "icmp.lost", "ktrace.rst_abort_on_linger", "ktrace.rst_keepalive_timeout", "log.eof",
-    "rst.unattributed", "timing.reset_after_bytes", "trace.reached", "trace.incomplete",
-    "context.not_target", "connect.reset", "connect.unreachable",
-    "connect.partial",
-    # declared by checks that landed alongside this test, weighed by no cause yet
-    "log.worker_boot", "log.client_abort", "process.workers_stable",
-}
-
-
-def test_every_declared_signal_is_weighed_by_a_cause_but_the_known_few() -> None:
+def test_every_declared_signal_is_weighed_by_a_cause() -> None:
     from wizard.engine.discovery import all_checks, load
 
     checklist = load()
     weighed = {w.signal for c in checklist.causes for w in [*c.supports, *c.contradicts]}
     # the wizard's own checks (tests register fakes of their own)
     declared = {s for cls in all_checks().values() if cls.__module__.startswith("wizard.") for s in cls.emits}
-    unweighed = declared - weighed
-    assert unweighed <= UNWEIGHED, f"weigh these in a cause or stop emitting them: {unweighed - UNWEIGHED}"
-    assert not UNWEIGHED - unweighed, f"now weighed or gone, drop from UNWEIGHED: {UNWEIGHED - unweighed}"
+    assert not declared - weighed, f"weigh these in a cause or stop emitting them: {declared - weighed}"

@@ -326,7 +326,7 @@ class PacketsTracerouteCheck(Check[TraceParams]):
     Params = TraceParams
     needs_root = "client"
     needs_tools = (NFT,)
-    emits = ("trace.reached", "trace.incomplete")
+    emits = ("trace.incomplete",)
     description = ("A TCP SYN traceroute to the target port with every TTL sent at once, so that "
                    "a path RST's hop distance can be matched to a device." + NO_ROOT)
 
@@ -342,7 +342,6 @@ class PacketsTracerouteCheck(Check[TraceParams]):
               source=f"scapy TCP SYN to {probe_address(ctx)}:{ctx.target.port}, TTL 1..{params.max_ttl}",
               text=text, data={"hops": [asdict(h) for h in hops]})
         if hops and hops[-1].is_target:
-            f.signal("trace.reached", f"the target answered at hop {hops[-1].ttl}")
             return f.result(Status.PASS, f"reached the port in {plural(hops[-1].ttl, 'hop')}")
         f.signal("trace.incomplete", f"no answer from the target within {params.max_ttl} hops")
         return f.result(Status.WARN, "the traceroute did not reach the port")

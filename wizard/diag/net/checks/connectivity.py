@@ -46,7 +46,6 @@ class DnsResolveCheck(Check[NoParams]):
     title = "Name resolution"
     step = "connectivity"
     Params = NoParams
-    emits = ("dns.ok", "dns.failed")
     description = "How the target's name resolves: literal, /etc/hosts or DNS; IPv4 and IPv6 addresses."
 
     async def run(self, ctx: CheckContext, params: NoParams) -> CheckResult:
@@ -82,9 +81,7 @@ class DnsResolveCheck(Check[NoParams]):
         if res.error:
             f.add(f"resolution problem: {res.error}")
         if not res.ok:
-            f.signal("dns.failed", f"{name} does not resolve: {res.error or 'no address'}")
             return f.result(Status.FAIL, f"{name} does not resolve: {res.error or 'no address'}")
-        f.signal("dns.ok", f"{name} resolves to {', '.join(res.addresses)} ({res.source})")
         families = " and ".join(x for x, a in (("IPv4", v4), ("IPv6", v6)) if a)
         status = Status.WARN if res.error else Status.PASS
         what = "is an address" if res.source == "literal" else f"resolves ({res.source})"
@@ -199,7 +196,7 @@ class IcmpPingCheck(Check[PingParams]):
     step = "connectivity"
     Params = PingParams
     needs_tools = (Tool("ping", where="client", package="iputils-ping"),)
-    emits = ("icmp.ok", "icmp.lost")
+    emits = ("icmp.lost",)
     description = "The system ping to each address: loss and round-trip times."
 
     async def run(self, ctx: CheckContext, params: PingParams) -> CheckResult:
@@ -240,7 +237,6 @@ class IcmpPingCheck(Check[PingParams]):
                      strength=round(len(lost) / len(addresses), 3))
             f.add("ICMP is often filtered: no echo replies alone say nothing about TCP")
         if answered and not lost and len(answered) == len(addresses):
-            f.signal("icmp.ok", f"{', '.join(answered)} answer ICMP echo")
             return f.result(Status.PASS, "the host answers ICMP echo")
         if not answered and not lost:
             return f.result(Status.WARN, "ping gave no statistics")
