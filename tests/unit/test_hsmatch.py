@@ -160,7 +160,7 @@ def test_hyperscan_lines_equal_python_re_over_every_line(seed: int) -> None:
 def test_a_signature_hyperscan_rejects_is_still_matched_exactly() -> None:
     m = Matcher([r"unexpected EOF\b(?! while reading)", r"(\w+) again \1"])
     assert m.approx or m.python  # neither is compiled as it is
-    assert not m.som
+    assert not m.exact
     data = (b"x unexpected eof\nunexpected EOF while reading\nUNEXPECTED EOF, said\n"
             b"foo again foo\nfoo again bar\n")
     assert [(h.start, h.ids) for h in m.lines(data)] == reference(data, m.regexes)
@@ -168,9 +168,10 @@ def test_a_signature_hyperscan_rejects_is_still_matched_exactly() -> None:
 
 
 def test_python_only_syntax_is_not_given_to_hyperscan() -> None:
-    # "$" after a trailing "\r" and "{,2}" mean other things to Hyperscan than to Python.
+    # "$" after a trailing "\r" and "{,2}" mean other things to Hyperscan than to Python:
+    # the first is left to re, the second given to Hyperscan as Python reads it ({0,2})
     m = Matcher([r"closed$", r"ab{,2}c"])
-    assert m.python == [0, 1]
+    assert m.python == [0] and m.exact == [1]
     data = b"conn closed\r\nclosed later\nabbc\nab{,2}c\n"
     assert [(h.start, h.ids) for h in m.lines(data)] == reference(data, m.regexes) != []
 
@@ -253,7 +254,7 @@ def test_literal_prefilter_finds_exactly_the_lines_python_re_finds(
     owned = {i for owners in m.all_owners for i in owners}
     assert owned == {i for i, lits in enumerate(m.literals) if lits is not None} != set()
     assert {i for owners in m.lit_owners for i in owners} <= set(m.approx + m.python)
-    assert m.literals[3] is None and 3 in m.som  # the literal-less one: decided by Hyperscan
+    assert m.literals[3] is None and 3 in m.exact  # the literal-less one: decided by Hyperscan
     data = _literal_log(seed)
     want = reference(data, LIT_REGEXES)
     assert {i for _, ids in want for i in ids} == set(range(len(LIT_REGEXES)))

@@ -10,8 +10,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-CACHE_FORMAT = 6
-NAMES = ("db", "lit", "som", "all")
+CACHE_FORMAT = 7
+NAMES = ("db", "lit", "line", "all")
 
 
 def cache_path(hs: Any, regexes: Sequence[str]) -> str:

@@ -1,18 +1,17 @@
 """Signature matching over bytes held by the wizard with Hyperscan, in time linear in the
 bytes, with the lines found exactly those a line-by-line ``re.search(rx, line, re.I)`` finds.
 
-The decision is Hyperscan's wherever it can be: every regex it compiles exactly is in one
-database compiled to report each match's leftmost start, scanned once over the whole buffer;
-a match that starts and ends inside one line is a match of that line (a line holds no
-newline, so ``^``, ``\\b`` and classes read it as ``re`` does). ``re`` is left only:
+The decision is Hyperscan's wherever it can be: every regex with an exact line form
+(``hsline.line_regex``: no match crosses a line, one report at the end of each matching
+line) is in one database scanned once over the whole buffer, and each report names its line
+and its regex: no ``re`` runs for them, and a count of the lines each matches is a count of
+the reports. ``re`` is left only:
 
-- regexes Hyperscan cannot compile exactly (lookaround: compiled in its prefilter mode, a
-  superset; Python-only syntax): on the lines their literals (one caseless literal
-  database) or their prefilter pattern found;
-- lines with non-ASCII bytes (``re`` sees decoded text, where ``\\w``, ``.`` and case
-  folding differ): every regex whose literals the line holds;
-- a match reported across a line break (a ``\\s`` that took the newline), or one that ends
-  on a ``\\r`` that ``re`` does not see: that line and regex.
+- regexes with no exact line form (lookaround, ``$``, Python-only syntax): on the lines their
+  literals (one caseless literal database) or their Hyperscan pattern (plain or in prefilter
+  mode, a superset) found, and only for those regexes;
+- lines with non-ASCII bytes or a ``\\r`` before their end (``re`` sees decoded text, where
+  ``\\w``, ``.`` and case folding differ): every regex whose literals the line holds.
 
 There ``re`` runs in linear form on a bounded line (``wizard.model.linear``), looking at the
 stop token before each line, so no line can hang a run and a cancellation reaches it.
@@ -25,10 +24,12 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple
 
-from wizard.diag.logs.io import hscache
+from wizard.diag.logs.io import hscache, hsline
 from wizard.model import linear
 from wizard.model.cancel import Stop
 
@@ -44,7 +45,9 @@ NO_ENGINE_NOTE = "the hyperscan package is not installed: signatures searched by
 # Python syntax that Hyperscan reads differently (or not at all): such patterns are found by
 # their literals and re, never by a database that might miss a line.
 _PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
-_HIGH = re.compile(rb"[\x80-\xff]")
+# UTF-8 of the characters re.I takes for an ASCII letter: İ ı (i), ſ (s), K (Kelvin, k)
+_FOLDS = re.compile(rb"\xc4[\xb0\xb1]|\xc5\xbf|\xe2\x84\xaa")
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 CHECK_EVERY = 256  # lines between two looks at the stop token when re has nothing to do
 SLICE = 4 << 20  # bytes searched between two looks at the stop token
 
@@ -56,6 +59,18 @@ class LineHit(NamedTuple):  # a tuple: a dense log makes millions of them
     clipped: bool = False  # a long line Python's re saw only the head and tail of
 
 
+class LineCounts(NamedTuple):
+    counts: dict[int, int]  # regex index -> lines it matches
+    lines: int  # lines any regex matches
+    clipped: bool  # some line Python's re saw only the head and tail of
+
+
+class _Decided(NamedTuple):  # the lines re had a say in, by their end offset
+    start: int
+    ids: frozenset[int]
+    clipped: bool
+
+
 class Matcher:
     """The compiled form of one tuple of signature regexes (case-insensitive)."""
 
@@ -64,12 +79,12 @@ class Matcher:
         # compiled when a candidate line first needs one: a window's search confirms few
         self._py: list[re.Pattern[str] | None] = [None] * len(self.regexes)
         self.literals: list[tuple[bytes, ...] | None] = []  # lowered; None: no required one
-        self.som: list[int] = []  # decided by the leftmost-start database
-        self.approx: list[int] = []  # in the candidate database in prefilter mode (a superset)
+        self.exact: list[int] = []  # decided by the line database alone
+        self.approx: list[int] = []  # in the candidate database (as is or prefiltered)
         self.python: list[int] = []  # in no database
         self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         self.all_owners: list[tuple[int, ...]] = []  # the same for every regex's literals
-        self.dbs: dict[str, object] = {}  # "som", "db" (candidates without a literal), "lit"
+        self.dbs: dict[str, object] = {}  # "line", "db" (candidates without a literal), "lit", "all"
         if _hs is None:
             self.python = list(range(len(self.regexes)))
             self.literals = self._literals()
@@ -80,6 +95,7 @@ class Matcher:
             self._compile()
             hscache.save(_hs, path, self._meta(), self.dbs)
         self._scratch = {name: _hs.Scratch(db) for name, db in self.dbs.items()}
+        self._no_literal = {i for i, lits in enumerate(self.literals) if lits is None}
 
     def _literals(self) -> list[tuple[bytes, ...] | None]:
         from wizard.diag.logs.io.scan import required_literals
@@ -91,7 +107,7 @@ class Matcher:
         return out
 
     def _meta(self) -> dict:
-        return {"som": self.som, "approx": self.approx, "python": self.python,
+        return {"exact": self.exact, "approx": self.approx, "python": self.python,
                 "lit_owners": self.lit_owners, "all_owners": self.all_owners,
                 "literals": [None if x is None else [b.hex() for b in x] for x in self.literals]}
 
@@ -99,7 +115,7 @@ class Matcher:
         if got is None:
             return False
         meta, self.dbs = got
-        self.som, self.approx, self.python = meta["som"], meta["approx"], meta["python"]
+        self.exact, self.approx, self.python = meta["exact"], meta["approx"], meta["python"]
         self.lit_owners = [tuple(o) for o in meta["lit_owners"]]
         self.all_owners = [tuple(o) for o in meta["all_owners"]]
         self.literals = [None if x is None else tuple(bytes.fromhex(h) for h in x) for x in meta["literals"]]
@@ -114,21 +130,22 @@ class Matcher:
 
     def _compile(self) -> None:
         base = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_MULTILINE
-        som_flags = base | _hs.HS_FLAG_SOM_LEFTMOST
+        exact: list[bytes] = []
         candidates: list[tuple[int, int]] = []  # (regex, flags) of the candidate database
         for i, rx in enumerate(self.regexes):
-            if _PY_ONLY.search(rx) or not rx.isascii():
+            line = hsline.line_regex(rx)
+            if line is not None and _compiles(line, base):
+                self.exact.append(i)
+                exact.append(line.encode())
+            elif _PY_ONLY.search(rx) or not rx.isascii():
                 self.python.append(i)
-            elif _compiles(rx, som_flags):
-                self.som.append(i)
             elif _compiles(rx, base) or _compiles(rx, base | _hs.HS_FLAG_PREFILTER):
                 self.approx.append(i)
                 if self.literals[i] is None:
                     candidates.append((i, base if _compiles(rx, base) else base | _hs.HS_FLAG_PREFILTER))
             else:
                 self.python.append(i)
-        self.dbs["som"] = _database([self.regexes[i].encode() for i in self.som], self.som,
-                                    [som_flags] * len(self.som))
+        self.dbs["line"] = _database(exact, self.exact, [base] * len(exact))
         self.dbs["db"] = _database([self.regexes[i].encode() for i, _ in candidates],
                                    [i for i, _ in candidates], [f for _, f in candidates])
         self._compile_literals()
@@ -136,7 +153,7 @@ class Matcher:
 
     def _compile_literals(self) -> None:
         """Caseless databases of minimal literals: "lit" of the regexes ``re`` decides on
-        every line, "all" of every regex (for the non-ASCII lines ``re`` decides alone)."""
+        every line, "all" of every regex (for the special lines ``re`` decides alone)."""
         some = [i for i in self.approx + self.python if self.literals[i] is not None]
         self.dbs["lit"], self.lit_owners = self._literal_db(some)
         self.dbs["all"], self.all_owners = self._literal_db(
@@ -154,87 +171,128 @@ class Matcher:
                        [_hs.HS_FLAG_CASELESS] * len(mins))
         return db, owners
 
-    def _scan(self, name: str, data: bytes) -> list[tuple[int, int, int]]:
-        """(id, from, to) of every match of database ``name`` in ``data``."""
-        events: list[tuple[int, int, int]] = []
+    def _scan(self, name: str, data: bytes | memoryview, at: int = 0) -> list[tuple[int, int]]:
+        """(id, end offset + ``at``) of every match of database ``name`` in ``data``."""
+        events: list[tuple[int, int]] = []
         add = events.append
 
-        def on_match(sid: int, frm: int, to: int, _flags: int, _ctx: object) -> None:
-            add((sid, frm, to))
+        def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+            add((sid, to + at))
 
         db = self.dbs.get(name)
         if db is not None:  # a scratch of its own: calls may run at once in worker threads
             db.scan(data, match_event_handler=on_match, scratch=self._scratch[name].clone())  # type: ignore[attr-defined]
         return events
 
-    def lines(self, data: bytes, limit: int | None = None, stop: Stop | None = None) -> list[LineHit]:
-        """The lines of ``data`` (whole lines; a last line without "\\\\n" counts) that match,
+    def _pieces(self, data: bytes | bytearray, limit: int | None,
+                stop: Stop) -> Iterator[tuple[int, int, int, bool, list[tuple[int, int]]]]:
+        """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
+        between them) with the offset their lines' ends must not pass, whether ``data`` has
+        no special line, and the line database's reports (regex, line end) in them."""
+        limit = len(data) if limit is None else limit
+        view = memoryview(data)
+        # no special line anywhere (the usual case): looked at once, at memory speed
+        clean = data.isascii() and data.find(b"\r") < 0
+        try:
+            a = 0
+            while a < limit:
+                stop.check()
+                b = len(data) if len(data) - a <= SLICE else data.find(b"\n", a + SLICE - 1) + 1
+                b = len(data) if b <= 0 else b
+                last = data.find(b"\n", limit - 1) if b >= limit else b - 1  # lines ending here start before limit
+                last = len(data) if last < 0 else last
+                events = self._scan("line", view[a:b], a)
+                yield a, b, last, clean, events if not events or events[-1][1] <= last else [
+                    ev for ev in events if ev[1] <= last]
+                a = b
+        finally:
+            view.release()
+
+    def lines(self, data: bytes | bytearray, limit: int | None = None,
+              stop: Stop | None = None) -> list[LineHit]:
+        """The lines of ``data`` (whole lines; a last line without "\\n" counts) that match,
         in order, with the regexes each matches; lines starting at or after ``limit`` are
         left out (a partial line at the end of a chunk, read again with the next one).
         ``stop`` is looked at between lines: a cancelled run or a passed deadline raises."""
-        limit = len(data) if limit is None else limit
         stop = stop or Stop()
         out: list[LineHit] = []
-        a = 0
-        while a < limit:  # in slices cut after a newline: the stop token is looked at between
-            stop.check()
-            b = len(data) if len(data) - a <= SLICE else data.find(b"\n", a + SLICE - 1) + 1
-            b = len(data) if b <= 0 else b
-            piece = data if (a, b) == (0, len(data)) else data[a:b]
-            out += [LineHit(h.start + a, h.end + a, h.ids, h.clipped)
-                    for h in self._slice(piece, min(limit, b) - a, stop)]
-            a = b
+        for a, b, last, clean, events in self._pieces(data, limit, stop):
+            decided = self._decided(data, (a, b, last), clean, events, stop)
+            by_end: dict[int, list[int]] = {}
+            for sid, end in events:
+                if end not in decided:
+                    by_end.setdefault(end, []).append(sid)
+            rows = [(e, data.rfind(b"\n", 0, e) + 1, tuple(sorted(ids)), False) for e, ids in by_end.items()]
+            rows += [(e, d.start, tuple(sorted(d.ids)), d.clipped) for e, d in decided.items() if d.ids]
+            rows.sort()
+            out += [LineHit(s, e, ids, clipped) for e, s, ids, clipped in rows]
         return out
 
-    def _slice(self, data: bytes, limit: int, stop: Stop) -> list[LineHit]:
-        exact: dict[int, set[int]] = {}  # line start -> regexes Hyperscan decided it matches
-        cand: dict[int, set[int]] = {}  # line start -> regexes for re to decide
-        line_s, line_e = -1, -1  # the line of the previous event: events come in order
-        for sid, frm, to in self._scan("som", data):
-            last = data[to - 1] if to else 10
-            if last == 10:
-                continue  # it ends on the newline: no line holds it
-            if not line_s <= to - 1 < line_e:
-                line_s = data.rfind(b"\n", 0, to - 1) + 1
-                line_e = data.find(b"\n", to - 1)
-                line_e = len(data) if line_e < 0 else line_e
-            if line_s >= limit:
-                continue
-            sure = frm >= line_s and last != 13  # 13: a "\r" re does not see
-            (exact if sure else cand).setdefault(line_s, set()).add(sid)
-        for sid, _frm, to in self._scan("db", data):
-            s = data.rfind(b"\n", 0, max(0, to - 1)) + 1
-            if s < limit:
-                cand.setdefault(s, set()).add(sid)
-        for lid, _frm, to in self._scan("lit", data):
-            s = data.rfind(b"\n", 0, max(0, to - 1)) + 1
-            if s < limit:
-                cand.setdefault(s, set()).update(self.lit_owners[lid])
-        if not data.isascii():
-            self._high_candidates(data, limit, exact, cand)
-        if self.python or _hs is None:
-            self._python_candidates(data, limit, cand)
-        return self._decide(data, exact, cand, stop)
+    def count(self, data: bytes | bytearray, limit: int | None = None,
+              stop: Stop | None = None) -> LineCounts:
+        """What ``lines`` finds, counted: no line is listed, and the lines the line database
+        alone decides cost a count of its reports."""
+        stop = stop or Stop()
+        counts: Counter[int] = Counter()
+        total, clipped = 0, False
+        for a, b, last, clean, events in self._pieces(data, limit, stop):
+            decided = self._decided(data, (a, b, last), clean, events, stop)
+            kept = [ev for ev in events if ev[1] not in decided] if decided else events
+            if decided:
+                for d in decided.values():
+                    counts.update(d.ids)
+                    total += bool(d.ids)
+                    clipped = clipped or d.clipped
+            counts.update(map(_FIRST, kept))
+            total += len(set(map(_SECOND, kept)))
+        return LineCounts(dict(counts), total, clipped)
 
-    def _decide(self, data: bytes, exact: dict[int, set[int]], cand: dict[int, set[int]],
-                stop: Stop) -> list[LineHit]:
-        out: list[LineHit] = []
+    def _decided(self, data: bytes | bytearray, piece: tuple[int, int, int], clean: bool,
+                 events: list[tuple[int, int]], stop: Stop) -> dict[int, _Decided]:
+        """The lines of data[a:b] (ending by ``last``; ``piece`` is the three) that ``re`` has
+        a say in, decided: candidates of the regexes outside the line database, and the
+        special lines (none when ``clean``)."""
+        a, b, last = piece
+        cand: dict[int, set[int]] = {}  # line start -> regexes for re to decide
+        with memoryview(data) as view:
+            for name, owners in (("db", None), ("lit", self.lit_owners)):
+                for sid, to in self._scan(name, view[a:b], a):
+                    s = data.rfind(b"\n", 0, max(a, to - 1)) + 1
+                    cand.setdefault(s, set()).update((sid,) if owners is None else owners[sid])
+        specials = [] if clean else hsline.special_lines(bytes(data[a:b]), last + 1 - a)
+        if specials:
+            self._special_candidates(data, a, specials, cand)
+        if self.python:
+            self._python_candidates(data, a, b, cand)
+        if not cand:
+            return {}
+        special_ends = {e + a for _s, e in specials}
+        exact: dict[int, set[int]] = {}
+        ends = {s: _line_end(data, s) for s in cand}
+        wanted = set(ends.values()) - special_ends
+        for sid, end in events:
+            if end in wanted:
+                exact.setdefault(end, set()).add(sid)
+        return self._decide(data, cand, ends, exact, last, stop)
+
+    def _decide(self, data: bytes | bytearray, cand: dict[int, set[int]], ends: dict[int, int],
+                exact: dict[int, set[int]], last: int, stop: Stop) -> dict[int, _Decided]:
+        out: dict[int, _Decided] = {}
         nothing: set[int] = set()
-        starts = sorted(exact.keys() | cand.keys()) if cand else sorted(exact)
-        for k, s in enumerate(starts):
-            e = data.find(b"\n", s)
-            e = len(data) if e < 0 else e
-            ids = exact.get(s, nothing)
-            todo = cand[s] - ids if s in cand else nothing
+        for k, s in enumerate(sorted(cand)):
+            e = ends[s]
+            if e > last:
+                continue  # it starts at or after the limit
+            ids = exact.get(e, nothing)
+            todo = cand[s] - ids
             clipped = False
             if todo or k % CHECK_EVERY == 0:
                 stop.check()  # before each line re reads: one can cost milliseconds
             if todo:
-                text = data[s:e].rstrip(b"\r").decode("utf-8", "replace")
+                text = bytes(data[s:e]).rstrip(b"\r").decode("utf-8", "replace")
                 clipped = linear.is_long(text)
                 ids = ids | {i for i in todo if self._search(i, text)}
-            if ids:
-                out.append(LineHit(s, e, tuple(sorted(ids)) if len(ids) > 1 else tuple(ids), clipped))
+            out[e] = _Decided(s, frozenset(ids), clipped)
         return out
 
     def match_texts(self, texts: Sequence[str], stop: Stop | None = None) -> list[tuple[int, ...]]:
@@ -249,25 +307,25 @@ class Matcher:
             out[offsets[hit.start]] = hit.ids
         return out
 
-    def _high_candidates(self, data: bytes, limit: int, exact: dict[int, set[int]],
-                         cand: dict[int, set[int]]) -> None:
-        """Lines with non-ASCII bytes are decided by ``re`` alone: every regex whose literal
-        they hold (one scan of those lines joined), and every regex without a literal."""
-        highs = _high_lines(data, limit)
-        no_literal = {i for i, lits in enumerate(self.literals) if lits is None}
+    def _special_candidates(self, data: bytes | bytearray, a: int, specials: list[tuple[int, int]],
+                            cand: dict[int, set[int]]) -> None:
+        """Special lines (offsets in data[a:]) are decided by ``re`` alone: every regex whose
+        literal they hold (one scan of those lines joined), every regex without one, and
+        every regex on a line with a character ``re.I`` folds to ASCII."""
         starts, pos = [], 0
-        for s, e in highs:
-            exact.pop(s, None)
-            if no_literal:
-                cand.setdefault(s, set()).update(no_literal)
+        every = set(range(len(self.regexes)))
+        for s, e in specials:
+            # a character re.I folds to an ASCII letter hides a literal from the database
+            folds = _FOLDS.search(data, s + a, e + a) is not None
+            cand.setdefault(s + a, set()).update(every if folds else self._no_literal)
             starts.append(pos)
             pos += e - s + 1
-        buf = b"\n".join(data[s:e] for s, e in highs)
-        for lid, _frm, to in self._scan("all", buf):
+        buf = b"\n".join(data[s + a:e + a] for s, e in specials)
+        for lid, to in self._scan("all", buf):
             k = bisect.bisect_right(starts, max(0, to - 1)) - 1
-            cand.setdefault(highs[k][0], set()).update(self.all_owners[lid])
+            cand[specials[k][0] + a].update(self.all_owners[lid])
 
-    def _python_candidates(self, data: bytes, limit: int, cand: dict[int, set[int]]) -> None:
+    def _python_candidates(self, data: bytes | bytearray, a: int, b: int, cand: dict[int, set[int]]) -> None:
         """Candidates for the regexes outside every database: lines holding one of their
         literals, or every line for a regex without one (checked by re)."""
         from wizard.diag.logs.io.scan import literal_line_starts
@@ -278,13 +336,27 @@ class Matcher:
             if lits is not None and "lit" in self.dbs:
                 continue  # found by the literal database
             if lits is None:
-                for s, _e in _all_lines(data, limit):
+                for s in _line_starts(data, a, b):
                     cand.setdefault(s, set()).add(i)
                 continue
-            low = low or data.lower()
+            low = low or bytes(data[a:b]).lower()
             for s in literal_line_starts(low, lits):
-                if s < limit:
-                    cand.setdefault(s, set()).add(i)
+                cand.setdefault(s + a, set()).add(i)
+
+
+def _line_end(data: bytes | bytearray, s: int) -> int:
+    e = data.find(b"\n", s)
+    return len(data) if e < 0 else e
+
+
+def _line_starts(data: bytes | bytearray, a: int, b: int) -> list[int]:
+    out = []
+    s = a
+    while s < b:
+        out.append(s)
+        e = data.find(b"\n", s)
+        s = b if e < 0 else e + 1
+    return out
 
 
 def _database(expressions: list[bytes], ids: list[int], flags: list[int]) -> object | None:
@@ -309,34 +381,6 @@ def _compiles(rx: str, flags: int) -> bool:
     return True
 
 
-def _high_lines(data: bytes, limit: int) -> list[tuple[int, int]]:
-    """(start, end) of the lines with a byte >= 0x80."""
-    out: list[tuple[int, int]] = []
-    pos = 0
-    while True:
-        m = _HIGH.search(data, pos)
-        if m is None:
-            return out
-        s = data.rfind(b"\n", 0, m.start()) + 1
-        if s >= limit:
-            return out
-        e = data.find(b"\n", m.start())
-        e = len(data) if e < 0 else e
-        out.append((s, e))
-        pos = e + 1
-
-
-def _all_lines(data: bytes, limit: int) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    s = 0
-    while s < limit:
-        e = data.find(b"\n", s)
-        e = len(data) if e < 0 else e
-        out.append((s, e))
-        s = e + 1
-    return out
-
-
 @functools.lru_cache(maxsize=8)
 def _cached(regexes: tuple[str, ...]) -> Matcher:
     return Matcher(regexes)
@@ -349,4 +393,4 @@ def matcher(regexes: Sequence[str]) -> Matcher | None:
     return _cached(tuple(regexes))
 
 
-__all__ = ["AVAILABLE", "NO_ENGINE_NOTE", "LineHit", "Matcher", "matcher"]
+__all__ = ["AVAILABLE", "NO_ENGINE_NOTE", "LineCounts", "LineHit", "Matcher", "matcher"]

@@ -147,8 +147,11 @@ async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str
                 number += 1
                 res.truncated = True
                 continue
-            hits = await off_loop(functools.partial(_lines_of, m, data, limit))
-            number = _record_hits(res, ids, data, hits, number, limit)
+            if len(res.lines) < MAX_SCAN_LINES:
+                hits = await off_loop(functools.partial(_lines_of, m, data, limit))
+                number = _record_hits(res, ids, data, hits, number, limit)
+            else:  # the lines kept are enough: Hyperscan's reports counted, no line made
+                _add_counts(res, ids, await off_loop(functools.partial(_count_of, m, data, limit)))
             pos += limit
             del data
     except HostError as exc:
@@ -189,8 +192,18 @@ def _record_hits(res: ScanResult, ids: list[str], data: bytes | bytearray, hits:
     return number + data.count(b"\n", prev, limit)
 
 
+def _add_counts(res: ScanResult, ids: list[str], got: hsmatch.LineCounts) -> None:
+    res.candidates += got.lines
+    for i, n in got.counts.items():
+        res.counts[ids[i]] = res.counts.get(ids[i], 0) + n
+
+
+def _count_of(m: hsmatch.Matcher, data: bytes | bytearray, limit: int, stop: hsmatch.Stop) -> hsmatch.LineCounts:
+    return m.count(data, limit, stop)
+
+
 def _lines_of(m: hsmatch.Matcher, data: bytes | bytearray, limit: int, stop: hsmatch.Stop) -> list[hsmatch.LineHit]:
-    return m.lines(data, limit, stop)  # type: ignore[arg-type]
+    return m.lines(data, limit, stop)
 
 
 class _LocalChunks:

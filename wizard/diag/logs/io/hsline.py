@@ -1,0 +1,148 @@
+"""Python signature regexes rewritten for Hyperscan so that its answer on a line is exactly
+``re.search(rx, line, re.I)``'s (pure).
+
+The rewrite is made from ``re``'s own parse of the regex, so both engines read the same
+structure. No construct of the result can match a ``"\\n"`` or a ``"\\r"`` (classes, ``.``,
+``\\s``, ``\\S``, ``\\W`` and negated classes leave both out), so every match lies inside one
+line; ``\\s``, ``\\d``, ``\\w`` and ``\\b`` are spelled as ``re`` reads them on ASCII text
+(``\\s`` includes ``\\x1c``-``\\x1f``, which Hyperscan's does not). ``re`` sees a line with its
+trailing ``"\\r"`` run stripped, and a line holding no other ``"\\r"`` then looks the same to
+both engines: the callers hand the lines with a non-ASCII byte or a ``"\\r"`` inside to
+``re`` (``special_lines``).
+
+Each rewritten regex ends in ``[^\\n]*$`` (multi-line mode): Hyperscan reports a match at
+the end of its line only, so one report per matching line and regex, and its end offset
+names the line. A regex whose syntax has no exact rewrite here (lookaround, back
+references, inline flags, non-ASCII literals) gets None and stays with ``re``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from typing import Any
+
+_c: Any = importlib.import_module("re._constants")
+_p: Any = importlib.import_module("re._parser")
+
+# What re's \s, \d, \w read on ASCII text, less "\n" and "\r" (no match crosses a line).
+_SPACE = r"\x09\x0b\x0c\x1c-\x1f\x20"
+_WORD = r"0-9A-Za-z_"
+_CATEGORY = {"CATEGORY_DIGIT": (r"0-9", False), "CATEGORY_NOT_DIGIT": (r"0-9", True),
+             "CATEGORY_SPACE": (_SPACE, False), "CATEGORY_NOT_SPACE": (_SPACE, True),
+             "CATEGORY_WORD": (_WORD, False), "CATEGORY_NOT_WORD": (_WORD, True)}
+# ("$" would need the match to end at its line's end: left to re, as Hyperscan cannot
+# follow it with the suffix)
+_AT = {"AT_BEGINNING": "^", "AT_BEGINNING_STRING": "^", "AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B"}
+_NOT_IN_LINE = r"\x0a\x0d"
+SUFFIX = r"[^\n]*$"
+# A line whose "\r" is not in the run before its "\n" (re sees that one), or with a byte
+# >= 0x80 (re decodes it: \w, \s, case folding differ).
+SPECIAL = re.compile(rb"[\x80-\xff]|\r+[^\r\n]")
+
+
+class _Untranslatable(Exception):
+    pass
+
+
+def _char(c: int) -> str:
+    if c >= 0x80:
+        raise _Untranslatable
+    return chr(c) if chr(c).isalnum() else f"\\x{c:02x}"
+
+
+def _class_items(items: list[tuple[Any, Any]]) -> tuple[str, bool]:
+    """The inside of a character class and whether it is negated."""
+    out, negate = [], False
+    for op, av in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            out.append(_char(av))
+        elif name == "RANGE":
+            lo, hi = av
+            if hi >= 0x80:
+                raise _Untranslatable
+            out.append(f"{_char(lo)}-{_char(hi)}")
+        elif name == "CATEGORY" and str(av) in _CATEGORY:
+            inner, neg = _CATEGORY[str(av)]
+            if neg:  # a negated category inside a class: no exact ASCII spelling kept simple
+                raise _Untranslatable
+            out.append(inner)
+        else:
+            raise _Untranslatable
+    return "".join(out), negate
+
+
+def _cls(inner: str, negate: bool) -> str:
+    return f"[^{inner}{_NOT_IN_LINE}]" if negate else f"[{inner}]"
+
+
+def _emit(items: Any) -> str:
+    out = []
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(_char(av))
+        elif name == "NOT_LITERAL":
+            out.append(_cls(_char(av), True))
+        elif name == "ANY":
+            out.append(f"[^{_NOT_IN_LINE}]")
+        elif name == "IN":
+            if len(av) == 1 and str(av[0][0]) == "CATEGORY" and str(av[0][1]) in _CATEGORY:
+                out.append(_cls(*_CATEGORY[str(av[0][1])]))
+            else:
+                out.append(_cls(*_class_items(av)))
+        elif name == "AT" and str(av) in _AT:
+            out.append(_AT[str(av)])
+        elif name == "BRANCH":
+            out.append("(?:" + "|".join(_emit(alt) for alt in av[1]) + ")")
+        elif name == "SUBPATTERN":
+            _group, add_flags, del_flags, sub = av
+            if add_flags or del_flags:
+                raise _Untranslatable
+            out.append("(?:" + _emit(sub) + ")")
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):  # laziness does not change whether a line matches
+            lo, hi, sub = av
+            top = "" if hi == _c.MAXREPEAT else str(hi)
+            out.append("(?:" + _emit(sub) + ")" + (f"{{{lo},{top}}}" if (lo, top) != (0, "") else "*"))
+        else:
+            raise _Untranslatable
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def line_regex(rx: str) -> str | None:
+    """``rx`` as a Hyperscan expression (caseless, multi-line) reporting once at the end of
+    each line ``re.search(rx, line, re.I)`` matches; None when there is no exact rewrite."""
+    try:
+        parsed = _p.parse(rx)
+        if parsed.state.flags & ~(_c.SRE_FLAG_UNICODE):
+            return None  # (?x), (?s), ... at the top
+        return "(?:" + _emit(parsed) + ")" + SUFFIX
+    except (_Untranslatable, re.error, RecursionError, ValueError, TypeError):
+        return None
+
+
+def special_lines(data: bytes | bytearray, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of the lines of ``data[:limit]`` only ``re`` decides (see SPECIAL)."""
+    out: list[tuple[int, int]] = []
+    if data.isascii() and data.find(b"\r") < 0:
+        return out  # the usual case, in two passes at memory speed
+    pos = 0
+    while True:
+        m = SPECIAL.search(data, pos)
+        if m is None:
+            return out
+        s = data.rfind(b"\n", 0, m.start()) + 1
+        if s >= limit:
+            return out
+        e = data.find(b"\n", m.start())
+        e = len(data) if e < 0 else e
+        out.append((s, e))
+        pos = e + 1
+
+
+__all__ = ["SPECIAL", "SUFFIX", "line_regex", "special_lines"]
