@@ -313,3 +313,15 @@ async def test_a_quiet_connection_closed_before_any_request_is_no_keepalive_race
     result, _ = await exchange(out, hold_s=3)
     assert signal_ids(result) == ["probe.closed_before_request"]
     assert "before any request was sent" in result.signals[0].fact and "HTTP/1.1 200 OK" in result.signals[0].fact
+
+
+async def test_a_reset_with_nothing_sent_never_says_after_the_first_data() -> None:
+    # port 9 has no default payload: the probe sends nothing and is reset 40 ms in
+    quiet = outcome("reset", "first-data", [(0.0, "syn", "", 0), (0.2, "connected", "", 0),
+                                            (40.0, "reset", "", 0)], sent=0)
+    result, _ = await exchange(quiet, target="127.0.0.1:9")
+    words = " ".join([result.summary, *(s.fact for s in result.signals), *(e.title for e in result.evidence)])
+    assert "first data" not in words and "nothing sent" in result.summary, words
+    sent, _ = await exchange(outcome("reset", "first-data", [(0.0, "syn", "", 0), (0.2, "connected", "", 0),
+                                                             (0.3, "sent", "", 78), (40.0, "reset", "", 0)]))
+    assert "reset after the first data" in sent.summary  # the same reset after a send says so

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.unit.fakes import FakeHost, make_ctx, output
 from wizard.diag.process.checks.settings import ProcessSettingsCheck, allowance, stalled_part
 from wizard.diag.process.parse import apps, haproxy, httpd, nginx
@@ -408,3 +410,20 @@ def test_a_connection_rate_per_source_below_the_burst_is_reached_only_by_a_bigge
     assert allowance(haproxy.rules(haproxy.parse([("/lb.cfg", "frontend fe\n    bind :80\n"
                                                    "    tcp-request connection reject if { sc0_conn_cur gt 3 }\n")])[0],
                                    "")[0]) is None  # concurrent connections, not a rate
+
+
+@pytest.mark.parametrize("spec, root, fix", [
+    ("local", False, "run as root: sudo reset-wizard ..."),
+    ("netns:web", False, "run as root: sudo reset-wizard ..."),
+    ("ssh:ops@web1", False, "allow passwordless sudo (sudo -n) for the ssh user on that host, or connect as root"),
+    # root sees every owner: a port with none is served from another context
+    ("local", True, "--server with the context where the server listens (netns:NAME or ssh:[user@]host)"),
+])
+async def test_an_unnamed_listener_owner_is_fixed_the_way_of_the_context_the_run_read(
+        spec: str, root: bool, fix: str) -> None:
+    from wizard.diag.process.checks.workers import ProcessWorkersCheck
+
+    host = FakeHost(spec, commands={("ss",): "LISTEN 0 5 0.0.0.0:8080 0.0.0.0:*\n"})
+    for check in (ProcessSettingsCheck(), ProcessWorkersCheck()):
+        result = await check.run(make_ctx(server=host, root=root), NoParams())
+        assert result.status == Status.SKIP and result.fix == fix, check.id

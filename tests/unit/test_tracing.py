@@ -14,6 +14,8 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
+
 from tests.unit.fakes import FakeHost, make_ctx
 from wizard.diag.kernel.checks.resets import KernelResetsCheck, KernelTraceParams, judge
 from wizard.diag.kernel.io.tracing import TraceCapture
@@ -304,3 +306,17 @@ def test_a_process_that_closes_and_then_exits_closed_it_itself() -> None:
                          "python-29999   [000] .....  2744.672133: sched_process_exit: comm=python pid=29999")
     assert "ktrace.rst_sender_exited" not in _ids(
         judge(make_ctx("127.0.0.1:47123"), _probe("reset", "127.0.0.1:46638", 47123), _cap(other)))
+
+
+@pytest.mark.parametrize("spec, mount", [
+    ("local", "mount -t tracefs nodev /sys/kernel/tracing"),
+    ("netns:lab", "mount -t tracefs nodev /sys/kernel/tracing"),
+    ("ssh:ops@web1:2222", "ssh -p 2222 ops@web1 sudo mount -t tracefs nodev /sys/kernel/tracing"),
+])
+def test_the_mount_fix_is_the_command_for_the_context_the_run_reads(spec: str, mount: str) -> None:
+    from wizard.diag.kernel.io.tracing import KernelTrace, TraceUnavailable
+
+    with pytest.raises(TraceUnavailable) as raised:
+        asyncio.run(KernelTrace(_NoTracefs(spec), ports=(47002,)).start())
+    assert raised.value.fix == f"{mount} (or let the wizard mount it: --allow-tracefs-mount)"
+    assert ("sudo" in raised.value.fix) == spec.startswith("ssh:")  # no sudo over ssh for a local run

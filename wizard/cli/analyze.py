@@ -107,12 +107,13 @@ async def analyze(args: argparse.Namespace) -> int:
 
 def verdict(session: object, checklist: object) -> list[str]:
     from wizard.analysis import diagnosed_causes
+    from wizard.model.wording import plural
 
     obs = session.observation  # type: ignore[attr-defined]
     n = len(obs.events) if obs else 0
     counts = ", ".join(f"{v} {k}" for k, v in (obs.by_sender if obs else {}).items())
     proofs = ", ".join(f"{v} {k}" for k, v in (obs.by_proof if obs else {}).items())
-    lines = [f"{n} resets" + (f": {counts}" if counts else "") + (f" (two-ended: {proofs})" if proofs else "")]
+    lines = [plural(n, "reset") + (f": {counts}" if counts else "") + (f" (two-ended: {proofs})" if proofs else "")]
     found = diagnosed_causes(session, checklist)  # type: ignore[arg-type]
     lines += [f"cause: {f.title or f.cause} ({f.confidence:.0%})" for f in found[:3]]
     return lines

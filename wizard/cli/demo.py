@@ -32,6 +32,8 @@ EXIT = {ExitStatus.OK: "the TUI was closed (headless: no cause found)",
 def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="run diagnose against it instead of the TUI")
     output_options(p)
+    p.add_argument("--allow-tracefs-mount", action="store_true",
+                   help="headless: let kernel.resets mount tracefs where it is missing (as diagnose)")
 
 
 def run(args: argparse.Namespace, probes: object = None) -> int:
@@ -80,7 +82,10 @@ async def _headless(args: argparse.Namespace) -> int:
         for name in ("json", "report"):
             if getattr(args, name):
                 argv += [f"--{name}", getattr(args, name)]
-        argv += [flag for flag in ("--force", "--quiet", "--no-redact") if getattr(args, flag[2:].replace("-", "_"))]
+        argv += [flag for flag in ("--force", "--quiet", "--no-redact", "--allow-tracefs-mount")
+                 if getattr(args, flag[2:].replace("-", "_"))]
         if not args.quiet:
             say(f"demo: a loopback server on {demo.target} that resets after each request; log {demo.log_path}")
-        return await diagnose(parse(argv))
+        inner = parse(argv)
+        inner.argv = args.argv  # a fix reruns the demo (its port and log are gone after it)
+        return await diagnose(inner)

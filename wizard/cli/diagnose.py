@@ -232,7 +232,26 @@ async def _prepared(args: argparse.Namespace, probes: Probes | None) -> tuple[Se
                                  checklist=checklist_for(args.allow_tracefs_mount))
     if outputs.json is not None or outputs.report is not None:
         import wizard.report  # noqa: F401 - loaded now, not after a signal, when every moment counts
-    return session, ctx, outputs, Runner(ctx, Progress(args.quiet))
+    return session, ctx, outputs, Runner(ctx, Progress(args.quiet, rerun=rerun_line(args)))
+
+
+def rerun_line(args: argparse.Namespace) -> list[str] | None:
+    """This command line for the console's fixes to repeat; its secrets (an --error or a
+    --payload with a token) redacted unless --no-redact; None when it was not typed."""
+    typed = getattr(args, "argv", None)
+    if not typed:
+        return None
+    if args.no_redact:
+        return list(typed)
+    from wizard.redact import redact_text
+
+    def redacted(token: str) -> str:
+        # a typed payload's \r\n escapes are its line breaks: a header is redacted line by line
+        lines = token.replace("\\r\\n", "\n").replace("\\n", "\n")
+        done = redact_text(lines)
+        return token if done == lines else done.replace("\n", "\\r\\n")
+
+    return [redacted(token) for token in typed]
 
 
 def exit_status(session: Session) -> ExitStatus:

@@ -241,8 +241,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         return build_parser(only=()).parse_args(argv)
     root = build_parser(only=(argv[0],))
     command = root.commands[argv[0]]
+    typed = list(argv)
     argv = [argv[0], *join_dash_values(_nested(command, argv[1:]), argv[1:])]
-    return to_stdout(root.parse_args(argv))
+    args = to_stdout(root.parse_args(argv))
+    args.argv = typed  # the command line as typed (with its command), for fixes that rerun it
+    return args
 
 
 #: output paths that name this process's stdout: written as ``-`` is (never as a file)

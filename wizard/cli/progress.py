@@ -1,14 +1,18 @@
 """Live progress of a headless run on stderr (I/O): rich on a terminal, plain lines otherwise.
 
 One line per finished check; a skipped check says what would make it run (its ``fix``) on
-the line after it. rich is imported only when stderr is a terminal.
+the lines after it, each way on its own line, a command as it is pasted (wizard.cli.fixes).
+rich is imported only when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
+
+from wizard.cli.fixes import fix_lines
 
 _COLOUR = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 
@@ -16,8 +20,9 @@ _COLOUR = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 class Progress:
     """Called with each runner event; prints what a person watching wants to see."""
 
-    def __init__(self, quiet: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, quiet: bool, stream: TextIO | None = None, rerun: Sequence[str] | None = None) -> None:
         self.quiet = quiet
+        self.rerun = rerun  # this run's command line, for fixes that rerun it (wizard.cli.fixes)
         self.stream = stream or sys.stderr
         self.started = time.monotonic()
         self.console: Any = None
@@ -50,7 +55,9 @@ class Progress:
             self._out(f"[{event.step}] {r.id}: {status}: {summary} {timing}",
                       f"  [{colour}]{status:5}[/] {r.id}: {_escape(summary)} [dim]{timing}[/]")
             if status == "skip" and r.fix:
-                self._out(f"    fix: {r.fix}", f"        [dim]fix:[/] {_escape(r.fix)}")
+                for line in fix_lines(r.fix, self.rerun):
+                    label, text = line.split(" ", 1)
+                    self._out(f"    {line}", f"        [dim]{label}[/] {_escape(text)}")
 
     def _out(self, plain: str, rich_text: str) -> None:
         if self.console is not None:

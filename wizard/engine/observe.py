@@ -34,6 +34,7 @@ from wizard.model.errors import WizardError
 from wizard.model.observed import CaptureSummary, Observation, ResetEvent
 from wizard.model.session import Context
 from wizard.model.target import Target
+from wizard.model.wording import plural
 
 MAX_EVENTS = 10_000  # events kept in a session; past it they are counted
 MAX_LADDERS = 20  # ladders in the report's evidence
@@ -274,14 +275,14 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
     """The observation as one result of the handshake step: its signals feed the analysis."""
     events = observation.events
     rows = [[k, v] for k, v in observation.by_sender.items()]
-    evidence = [Evidence(kind="table", title=f"{len(events)} resets by sender", source=where,
+    evidence = [Evidence(kind="table", title=f"{plural(len(events), 'reset')} by sender", source=where,
                          data={"columns": ["sender", "resets"], "rows": rows})]
     signals: dict[str, Signal] = {}
     for ev in events:
         sig = SIGNAL_OF.get(ev.sender)
         if sig and sig not in signals:
             n = observation.by_sender[ev.sender]
-            signals[sig] = Signal(id=sig, fact=f"{n} of {len(events)} resets {ev.sender_words}; the first: "
+            signals[sig] = Signal(id=sig, fact=f"{n} of {plural(len(events), 'reset')} {ev.sender_words}; the first: "
                                   f"{ev.flow} at {ev.at:%H:%M:%S.%f} ({ev.reasons[0]})")
         for extra in ev.signals:
             fact = f"reset {ev.n} ({ev.flow}): {ev.timing_detail or extra}"
@@ -295,4 +296,5 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
                            summary="no reset in the traffic", evidence=evidence, signals=list(signals.values()))
     senders = ", ".join(f"{v} {k}" for k, v in observation.by_sender.items())
     return CheckResult(id="packets.observed", title="Resets in the observed traffic", status=Status.FAIL,
-                       summary=f"{len(events)} resets: {senders}", evidence=evidence, signals=list(signals.values()))
+                       summary=f"{plural(len(events), 'reset')}: {senders}", evidence=evidence,
+                       signals=list(signals.values()))

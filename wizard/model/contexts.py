@@ -9,6 +9,7 @@ a ``from_spec(rest)`` constructor; nothing else switches on the kind's string.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -141,3 +142,19 @@ def root_fix(spec: str) -> str:
     except KeyError:
         return _SUDO_LOCALLY
     return kind.root_fix
+
+
+def command_in(spec: str, argv: tuple[str, ...] | list[str]) -> str:
+    """A root command as a person runs it in that context, for a fix to paste: as it is
+    here (local, netns:NAME: the wizard runs as root there or the check is skipped first),
+    through ``ssh ... sudo`` for ``ssh:[user@]host[:port]``."""
+    command = shlex.join(argv)
+    try:
+        kind, rest = split_context(parse_context(spec))
+    except (WizardError, KeyError):
+        return command
+    if kind.name != "ssh":
+        return command
+    user, host, port = split_ssh_spec(rest)
+    login = shlex.join([*(["-p", str(port)] if port else []), f"{user}@{host}" if user else host])
+    return f"ssh {login} sudo {command}"

@@ -32,8 +32,10 @@ from wizard.diag.kernel.parse.tracelines import (
 from wizard.hosts.base import WRITE_TIMEOUT, Host, HostError
 from wizard.hosts.commands import CommandOutput, run_command
 from wizard.hosts.local import LocalHost
+from wizard.model.contexts import command_in, root_fix
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+MOUNT_TRACEFS = ("mount", "-t", "tracefs", "nodev", TRACEFS_PATHS[0])
 PREFIX = "rw-"
 BUFFER_KB = 512  # per CPU; a probe's handful of events never needs more
 STALE_REMOTE_S = 600  # a remote instance untouched this long belongs to a dead run
@@ -178,8 +180,8 @@ class KernelTrace:
             if not self.allow_mount:
                 raise TraceUnavailable(
                     "tracefs is not mounted in the server context",
-                    "mount -t tracefs nodev /sys/kernel/tracing (or let the wizard: --allow-tracefs-mount)")
-            out = await self._mount_cmd(["mount", "-t", "tracefs", "nodev", TRACEFS_PATHS[0]])
+                    f"{command_in(self.host.spec, MOUNT_TRACEFS)} (or let the wizard mount it: --allow-tracefs-mount)")
+            out = await self._mount_cmd(list(MOUNT_TRACEFS))
             if not out.ok or await find_tracefs(self.host) != TRACEFS_PATHS[0]:
                 raise TraceUnavailable(f"cannot mount tracefs: {out.problem()}",
                                        "run as root with a kernel built with CONFIG_FTRACE")
@@ -196,7 +198,7 @@ class KernelTrace:
             out = await self.host.run_as_root(["mkdir", self.path], timeout=WRITE_TIMEOUT)
             if not out.ok:
                 raise TraceUnavailable(f"cannot create a tracefs instance: {out.problem()}",
-                                       "run as root (or with passwordless sudo)")
+                                       root_fix(self.host.spec))
         try:
             await write_file(self.host, f"{self.path}/buffer_size_kb", str(self.buffer_kb))
             await write_file(self.host, f"{self.path}/trace_clock", "mono")

@@ -154,7 +154,7 @@ class TcpBurstCheck(Check[TcpBurstParams]):
 
         f = Findings()
         where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-        source = (f"socket probe: {n} connections to {where}, {params.stagger_ms} ms apart, "
+        source = (f"socket probe: {plural(n, 'connection')} to {where}, {params.stagger_ms} ms apart, "
                   f"each sending {payload_name(kind, payload, ctx.target)}")
         f.add(fact, source=source)
         f.add(f"{plural(n, 'attempt')} to {where}", kind="table", source=source, data={

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wizard.diag.packets.parse.flows import Flow, Sighting
+from wizard.model.wording import plural
 
 Match = tuple[int | None, int | None, int, int]
 
@@ -66,6 +67,6 @@ def judge(s: Sighting, here: str, there: FlowIndex) -> Verdict:
         return Verdict("sent", f"seen at both ends (seq {s.rst.seq}): the {sender} sent it and it arrived", twin)
     if arriving:
         return Verdict("injected", f"seen near the {here} but never near the {far}, whose capture has this flow "
-                       f"({other_flow.packets} packets): injected between the two capture points", None)
+                       f"({plural(other_flow.packets, 'packet')}): injected between the two capture points", None)
     return Verdict("lost", f"left the {here} but never reached the {far}, whose capture has this flow "
-                   f"({other_flow.packets} packets): dropped on the way", None)
+                   f"({plural(other_flow.packets, 'packet')}): dropped on the way", None)

@@ -23,6 +23,7 @@ from wizard.engine.contract import (
     register,
 )
 from wizard.model import CheckResult, Status
+from wizard.model.contexts import root_fix
 from wizard.model.wording import plural
 
 # Idle times after which common client pools drop a kept-alive connection themselves
@@ -127,6 +128,14 @@ class Running:
     problem: str = ""  # why nothing could be looked at (ss failed, no owner shown)
 
 
+def owner_fix(ctx: CheckContext) -> str:
+    """What would let ss name the port's owner: root in that context (said for its kind), or,
+    with root already, the context where the server runs (ss shows every owner to root)."""
+    if ctx.server_root:
+        return "--server with the context where the server listens (netns:NAME or ssh:[user@]host)"
+    return root_fix(ctx.server.spec)
+
+
 async def running_servers(ctx: CheckContext) -> Running:
     """Read once per run (process.settings quotes it, logs.excerpt reads the logs it names)."""
 
@@ -171,8 +180,7 @@ class ProcessSettingsCheck(Check[NoParams]):
         if run.problem:
             return CheckResult.skipped(
                 f"{run.problem}: no running server's configuration to read (settings of a server "
-                "that is not running are no evidence)",
-                "run as root in the server context so that ss names the listener's owner")
+                "that is not running are no evidence)", owner_fix(ctx))
         configs, unknown, source = run.configs, run.unknown, run.source
         from wizard.diag.process.checks.workers import trees_before
 

@@ -5,7 +5,7 @@ one the listener shows, did not change."""
 
 from __future__ import annotations
 
-from wizard.diag.process.checks.settings import running_servers
+from wizard.diag.process.checks.settings import owner_fix, running_servers
 from wizard.diag.process.io.tree import Tree, children
 from wizard.engine.contract import Check, CheckContext, Findings, NoParams, register
 from wizard.model import CheckResult, Status
@@ -42,8 +42,8 @@ class ProcessWorkersCheck(Check[NoParams]):
         f = Findings()
         run = await running_servers(ctx)
         if run.problem:
-            return CheckResult.skipped(run.problem, "run as root in the server context so that ss names "
-                                       "the listener's owner")
+            return CheckResult.skipped(run.problem, "run with ss (iproute2) in the server context"
+                                       if run.problem.startswith("cannot list") else owner_fix(ctx))
         if not run.configs:
             return f.result(Status.PASS, "the listener's process is no server whose workers this follows")
         before = await trees_before(ctx)
