@@ -134,6 +134,8 @@ class ScriptedEngine:
         self.skips = skips or []
         self.root_skips = root_skips or []
         self.gates: dict[tuple[str, int], asyncio.Event] = {}
+        #: a step in here starts (says StepStarted, starts its checks) only once its event is set
+        self.step_gates: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, int | None]] = []
         self.prepared: tuple[str, Answers, str] | None = None
         self.closed = False
@@ -167,6 +169,8 @@ class ScriptedEngine:
         self.calls.append((step_id, only))
         canned = self.results.get(step_id, [])
         indexes = range(len(canned)) if only is None else [only]
+        if step_id in self.step_gates:
+            await self.step_gates[step_id].wait()
         emit(StepStarted(step_id))
         for i in indexes:
             emit(CheckStarted(step_id, i, canned[i].id, canned[i].title))

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
-from wizard.ui import messages, steps
+from wizard.ui import keys, messages, steps
+from wizard.ui.commands import WizardCommands
 from wizard.ui.controller import WizardController
+from wizard.ui.dialogs import DialogActions
+from wizard.ui.keys import KeyActions
 from wizard.ui.screens.target import TargetScreen
+from wizard.ui.widgets.items import focus_first_item
 
 if TYPE_CHECKING:
     from wizard.model import Answers, Checklist, Session
@@ -48,24 +51,14 @@ def _answers_values(answers: Answers | None, target: str | None, server: str) ->
     return values
 
 
-class ResetWizardApp(App[int]):
+class ResetWizardApp(KeyActions, DialogActions, App[int]):
     """The wizard. Tests inject ``engine`` (scripted results), ``clock`` and ``monotonic``."""
 
     CSS_PATH = Path(__file__).with_name("wizard.tcss")
     TITLE = "reset-wizard"
     SUB_TITLE = "why was the connection reset?"
-    ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [
-        Binding("ctrl+n", "next", "Next step", priority=True),
-        Binding("ctrl+b", "back", "Back", priority=True),
-        Binding("ctrl+r", "rerun_step", "Rerun step", priority=True),
-        Binding("ctrl+g", "run_all", "Run all", priority=True),
-        Binding("ctrl+s", "export", "Export", priority=True),
-        Binding("f1", "help", "Help"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        *(Binding(str(n), f"goto('{step}')", f"Step {n}", show=False)
-          for n, step in enumerate(steps.STEP_IDS, start=1)),
-    ]
+    BINDINGS = keys.BINDINGS
+    COMMANDS = {WizardCommands}
 
     step_states: reactive[dict[str, str]] = reactive(dict)
 
@@ -89,6 +82,8 @@ class ResetWizardApp(App[int]):
         self._notice_shown = False
         self._pending_show: str | None = None
         self._quit_after_export = False
+        #: whether exports redact secrets (the export dialog starts so; the palette toggles it)
+        self.redact = True
 
     # ----- what the controller holds, as the tests and screenshots read it -------------------
     @property
@@ -176,12 +171,6 @@ class ResetWizardApp(App[int]):
     def check_title(self, check_id: str) -> str:
         return self.controller.title(check_id)
 
-    def current_step(self) -> str:
-        name = self.screen.name or ""
-        if name == "target":
-            return "identify"
-        return name.removeprefix("step:")
-
     def run_in_progress(self) -> bool:
         return any(w.group == "run" and w.is_running for w in self.workers)
 
@@ -199,7 +188,7 @@ class ResetWizardApp(App[int]):
         panel = self.panel(step_id)
         if panel is not None:
             panel.sync(self.controller.step_result(step_id), self.controller.running_in(step_id),
-                       self.monotonic())
+                       self.monotonic(), self.controller.queued_in(step_id))
 
     # ----- messages up ------------------------------------------------------------------
     def on_check_started(self, message: messages.CheckStarted) -> None:
@@ -242,7 +231,9 @@ class ResetWizardApp(App[int]):
     async def _run_steps(self, step_ids: list[str], only: int | None = None) -> None:
         """One step (or one check of it), or steps that may overlap, side by side."""
         assert self.session is not None
-        self.controller.steps_began(step_ids)
+        self.controller.steps_began(step_ids, only)
+        for step_id in step_ids:  # queued at once: the body says the step runs before its checks start
+            self.push_step(step_id)
         try:
             if len(step_ids) == 1:
                 results = [await self.engine.run_step(step_ids[0], only, self._emit)]
@@ -253,6 +244,8 @@ class ResetWizardApp(App[int]):
                 panel = self.panel(step)
                 if panel is not None:
                     panel.check_finished(index, skipped)
+            for step_id in step_ids:  # what was queued and never started shows as before
+                self.push_step(step_id)
             self.notify("The run was cancelled; finished checks keep their results.", title="Cancelled")
             raise
         for step_id, result in zip(step_ids, results, strict=True):
@@ -270,7 +263,11 @@ class ResetWizardApp(App[int]):
         screen = self._target_screen()
         screen.set_status(f"Diagnosing {session.target.display()} ({', '.join(session.target.addresses)})")
         assert self.checklist is not None
-        await screen.show_identify(self.checklist.step("identify"), self.controller.titles())
+        panel = await screen.show_identify(self.checklist.step("identify"), self.controller.titles())
+        # Off the form: the step keys (1-6, j/k, q) work now, instead of typing into a field.
+        if not focus_first_item(panel):
+            screen.set_focus(None)
+        self.refresh_bindings()
         skips = await self.engine.preflight()
         if skips and not self._notice_shown:
             from wizard.ui.screens.modals import NoticeModal
@@ -355,6 +352,7 @@ class ResetWizardApp(App[int]):
             await self.screen.refresh_verdict()  # type: ignore[attr-defined]
         if step_id != "summary":
             self.push_step(step_id)
+        self.refresh_bindings()
 
     def _after_dialog(self, _result: Any = None) -> None:
         if self._pending_show:
@@ -431,57 +429,6 @@ class ResetWizardApp(App[int]):
         cancelled = [w for w in self.workers if w.group == "run" and w.is_running]
         for worker in cancelled:
             worker.cancel()
-
-    def action_help(self) -> None:
-        from wizard.ui.screens.modals import HelpScreen
-
-        if not isinstance(self.screen, ModalScreen):
-            self.push_screen(HelpScreen())
-
-    def action_export(self) -> None:
-        if self.session is None:
-            self.notify("Nothing to export yet: start with step 1.", severity="warning")
-            return
-        if isinstance(self.screen, ModalScreen):
-            return
-        from wizard.ui.screens.export_modal import ExportModal
-
-        self.controller.conclude()
-        stamp = self.clock().strftime("%Y%m%d-%H%M%S")
-        default = self.export_dir / f"reset-wizard-{stamp}.md"
-        self.push_screen(ExportModal(self.session, str(default)), self._exported)
-
-    def _exported(self, paths: list[str] | None) -> None:
-        if paths:
-            self.controller.saved = True
-            self.notify("Wrote " + " and ".join(paths), title="Exported", timeout=8)
-            if self._quit_after_export:
-                self.exit(0)
-        self._quit_after_export = False
-
-    async def action_quit(self) -> None:
-        running = self.run_in_progress()
-        if not running and (not self.controller.gathered() or self.saved):
-            self.exit(0)
-            return
-        if isinstance(self.screen, ModalScreen):
-            return
-        from wizard.ui.screens.modals import ConfirmModal
-
-        message = ("Checks are still running. " if running else "The results are not saved. ") + \
-            "Save what was gathered before quitting?"
-        self.push_screen(ConfirmModal("Quit reset-wizard?", message, [
-            ("stay", "Stay", "default"), ("discard", "Quit without saving", "error"),
-            ("save", "Save and quit", "primary")], cancel="stay"), self._quit_answer)
-
-    def _quit_answer(self, answer: str | None) -> None:
-        if answer == "discard":
-            self.action_cancel_run()
-            self.exit(0)
-        elif answer == "save":
-            self.action_cancel_run()
-            self._quit_after_export = True
-            self.call_after_refresh(self.action_export)
 
 
 def run_tui(target: str | None = None, *, server: str = "local", answers: Answers | None = None,

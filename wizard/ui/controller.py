@@ -34,6 +34,8 @@ class WizardController:
         self.session: Session | None = None
         #: (step, check index) of every check running now, and when it started (monotonic)
         self.running: dict[tuple[str, int], float] = {}
+        #: (step, check index) of every check a run has asked for that has not started yet
+        self.queued: set[tuple[str, int]] = set()
         self.states: dict[str, str] = {}
         self.saved = False
         self.started_with: Started | None = None
@@ -53,6 +55,7 @@ class WizardController:
         self.session = session
         self.started_with = started_with
         self.running.clear()
+        self.queued.clear()
         self.states = dict.fromkeys(steps.STEP_IDS, "pending")
         self.on_states(dict(self.states))
 
@@ -68,6 +71,10 @@ class WizardController:
     def running_in(self, step_id: str) -> dict[int, float]:
         """The checks of ``step_id`` running now: index -> when it started."""
         return {index: at for (step, index), at in self.running.items() if step == step_id}
+
+    def queued_in(self, step_id: str) -> set[int]:
+        """The checks of ``step_id`` a run will start (the runner has not said so yet)."""
+        return {index for step, index in self.queued if step == step_id}
 
     def gathered(self) -> bool:
         return self.session is not None and any(s.checks for s in self.session.steps)
@@ -89,18 +96,27 @@ class WizardController:
         self.states = {**self.states, step_id: state}
         self.on_states(dict(self.states))
 
-    def steps_began(self, step_ids: list[str]) -> None:
+    def steps_began(self, step_ids: list[str], only: int | None = None) -> None:
+        """A run of these steps (or of check ``only`` of the one) was asked for: every check
+        it will run is queued until the runner starts it."""
         for step_id in step_ids:
+            count = len(self.checklist.step(step_id).checks) if self.checklist is not None else 0
+            self.queued |= {(step_id, i) for i in (range(count) if only is None else [only])}
             self.set_state(step_id, "running")
         self.saved = False
 
+    def _unqueue(self, step_ids: list[str]) -> None:
+        self.queued = {(s, i) for s, i in self.queued if s not in step_ids}
+
     def check_started(self, step_id: str, index: int) -> float:
         now = self.monotonic()
+        self.queued.discard((step_id, index))
         self.running[(step_id, index)] = now
         return now
 
     def check_finished(self, step_id: str, index: int, result: CheckResult) -> None:
         self.running.pop((step_id, index), None)
+        self.queued.discard((step_id, index))
         self.record(step_id, result)
 
     def record(self, step_id: str, result: CheckResult) -> None:
@@ -117,6 +133,7 @@ class WizardController:
     def step_done(self, step_id: str, result: StepResult) -> None:
         """The runner's account of a finished step: its checks, and the step's state."""
         assert self.session is not None
+        self._unqueue([step_id])
         for check in result.checks:
             self.record(step_id, check)
         self.set_state(step_id, str(self.session.step(step_id).status))
@@ -136,6 +153,7 @@ class WizardController:
             result.title = self.title(spec.check)
             self.check_finished(step, index, result)
             out.append((step, index, result))
+        self._unqueue(step_ids)
         for step_id in step_ids:
             kept = self.session.step(step_id)
             self.set_state(step_id, str(kept.status) if kept.checks else "pending")

@@ -23,15 +23,32 @@ from wizard.ui import export
 from wizard.ui.screens.modals import ConfirmModal
 
 
+class MarkedCheckbox(Checkbox):
+    """A checkbox whose mark says its state without colour (NO_COLOR): ✓ on, ✗ off."""
+
+    def __init__(self, label: str, value: bool, **kw: Any) -> None:
+        super().__init__(label, value, **kw)
+        self.BUTTON_INNER = self._mark(value)
+
+    @staticmethod
+    def _mark(value: bool) -> str:
+        return "✓" if value else "✗"
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = self._mark(self.value)
+        super().watch_value()
+
+
 class ExportModal(ModalScreen[list[str] | None]):
-    """Returns the paths written, or None when cancelled."""
+    """Returns the paths written (absolute), or None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, session: Any, default_path: str) -> None:
+    def __init__(self, session: Any, default_path: str, redact: bool = True) -> None:
         super().__init__(classes="modal")
         self.session = session
         self.default_path = default_path
+        self.redact = redact
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog export-dialog"):
@@ -40,10 +57,11 @@ class ExportModal(ModalScreen[list[str] | None]):
                 yield Static("Markdown report", classes="form-label")
                 yield Input(self.default_path, id="path", compact=True)
             yield Static("", id="json-path", classes="dim")
+            yield Static("", id="export-dir", classes="dim")
             with Horizontal(classes="export-options"):
-                yield Checkbox("Redact secrets", True, id="redact", compact=True)
-                yield Checkbox("Redact addresses too", False, id="redact-addresses", compact=True)
-                yield Checkbox("Write the JSON session", True, id="json", compact=True)
+                yield MarkedCheckbox("Redact secrets", self.redact, id="redact", compact=True)
+                yield MarkedCheckbox("Redact addresses too", False, id="redact-addresses", compact=True)
+                yield MarkedCheckbox("Write the JSON session", True, id="json", compact=True)
             yield Static("Preview", classes="section-title")
             yield TextArea("", id="preview", read_only=True, show_line_numbers=False, soft_wrap=True)
             yield Static("", id="export-error", classes="field-error")
@@ -60,9 +78,11 @@ class ExportModal(ModalScreen[list[str] | None]):
                 "redact_addresses": self.query_one("#redact-addresses", Checkbox).value}
 
     def paths(self) -> list[Path]:
-        md = Path(self.query_one("#path", Input).value.strip()).expanduser()
+        """The files to write, as full paths (a relative name is in the current directory)."""
+        typed = self.query_one("#path", Input).value.strip()
+        md = Path(typed).expanduser().absolute() if typed else Path()
         out = [md]
-        if self.query_one("#json", Checkbox).value:
+        if self.query_one("#json", Checkbox).value and md.name:  # no name yet: no JSON beside it
             out.append(export.json_path_for(md))
         return out
 
@@ -75,6 +95,9 @@ class ExportModal(ModalScreen[list[str] | None]):
         paths = self.paths()
         self.query_one("#json-path", Static).update(
             f"and the JSON session: {paths[1]}" if len(paths) > 1 else "(no JSON session)")
+        folder = paths[0].parent if str(paths[0]) != "." else Path.cwd()
+        here = " (the current directory)" if folder == Path.cwd() else ""
+        self.query_one("#export-dir", Static).update(f"Files go to {folder}{here}")
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id in ("redact", "redact-addresses"):

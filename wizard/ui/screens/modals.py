@@ -134,22 +134,36 @@ HELP = """\
 Walks you through six steps to find out **why a TCP connection was reset**, with the
 evidence behind every conclusion.
 
-1. **Identify**: fill in the form (only the target is required) and press **Enter**.
-2. **Connectivity**, 3. **Server logs**, 4. **Firewall**, 5. **App errors**, 6. **Handshake**:
-   each step runs its checks when you open it; results open when they need attention.
-7. **Verdict**: the ranked causes, their evidence and remedies; export the report.
-
 | key | does |
 |---|---|
+| Enter | step 1: start the diagnosis (from any field, the error text too) |
+| Shift+Enter, Ctrl+J | step 1: a new line in the error text (Ctrl+J where the terminal sends Shift+Enter as Enter) |
+| 1 … 6, click the stepper | jump to a step (not while typing in a field) |
+| j / k, ↓ / ↑ | next / previous check of a step, or cause of the verdict |
+| Enter, Space | open or close the check or cause |
+| Tab / Shift+Tab | next / previous field or button |
 | Ctrl+N / Ctrl+B | next / previous step |
-| 1 … 6, click the stepper | jump to a step |
 | Ctrl+G | run every remaining step and show the verdict |
 | Ctrl+R | rerun this step (each check has its own *Rerun check* button) |
-| Esc | cancel the running checks |
+| Esc | cancel the running checks (shown while something runs) |
 | Ctrl+S | export the report (Markdown + JSON, redacted by default) |
-| F1 | this help |
-| Ctrl+Q | quit (asks to save what was gathered) |
+| Ctrl+P | commands: run, rerun a step or a check, go to a step, export, redaction, copy evidence |
+| ? / F1 | this help |
+| q / Ctrl+Q | quit (q not while typing in a field; asks to save what was gathered) |
 
+| step | what it does |
+|---|---|
+| 1 Identify | the affected application: fill in the form (only the target is required), press **Enter** |
+| 2 Connectivity | network connectivity: names, handshakes, ICMP |
+| 3 Server logs | the server's logs around the time it happened |
+| 4 Firewall | firewall and security settings |
+| 5 App errors | application-level errors |
+| 6 Handshake | the TCP handshake, probed the way the application connects |
+| Verdict | the ranked causes, their evidence and remedies; export the report |
+
+Each step runs its checks when you open it; results open when they need attention.
+
+The footer shows the keys that apply on the screen you are on.
 Checks that need root, or a tool that is missing, are **skipped** with the command that
 would enable them; they appear as unknowns in the verdict. Notes you type in a step go into
 the report.
@@ -157,7 +171,7 @@ the report.
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,f1,q", "close", "Close help")]
+    BINDINGS = [Binding("escape,f1,q,question_mark", "close", "Close help")]
 
     def __init__(self) -> None:
         super().__init__(classes="modal")

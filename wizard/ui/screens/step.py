@@ -5,21 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from wizard.ui import steps
+from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen
 from wizard.ui.widgets.navbar import NavButtons, nav_bar
 from wizard.ui.widgets.steppanel import StepPanel
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
 
-class StepScreen(NavButtons, StepperScreen, Screen):
+class StepScreen(ItemsScreen, NavButtons, StepperScreen, Screen):
     """One checklist step; the app feeds its panel while the step runs."""
 
-    BINDINGS = [Binding("escape", "app.cancel_run", "Cancel run")]
+    BINDINGS = SCREEN_BINDINGS
+    # The first check takes the focus (j/k and the arrows move on from it); the body would.
+    AUTO_FOCUS = "CheckView > CollapsibleTitle"
 
     def __init__(self, step: Any, titles: dict[str, str], states: dict[str, str]) -> None:
         super().__init__(name=f"step:{step.id}", classes="step-screen")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Collapsible, Footer, Header, ProgressBar, Static
+from textual.widgets import Button, Footer, Header, ProgressBar, Static
 
+from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen, ListItem, focus_first_item
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
 
@@ -40,7 +41,7 @@ def verdict_head(session: Any) -> str:
     return "No cause reached the threshold; the leads are below."
 
 
-class CauseView(Collapsible):
+class CauseView(ListItem):
     """One ranked cause: its confidence bar, summary, evidence for and against, remedy."""
 
     def __init__(self, rank: int, finding: Any) -> None:
@@ -73,10 +74,11 @@ class CauseView(Collapsible):
         return out
 
 
-class SummaryScreen(StepperScreen, Screen):
+class SummaryScreen(ItemsScreen, StepperScreen, Screen):
     """The verdict of the session the app pushes (``session``), shown again on each visit."""
 
-    BINDINGS = [Binding("ctrl+s", "app.export", "Export report", priority=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "app.export", "Export report", priority=True), *SCREEN_BINDINGS]
 
     def __init__(self, states: dict[str, str]) -> None:
         super().__init__(name="summary", classes="summary-screen")
@@ -131,6 +133,9 @@ class SummaryScreen(StepperScreen, Screen):
             widgets.append(Static(f"Unknowns ({did_not_run})", classes="section-title"))
             widgets.append(Static(text, classes="unknowns"))
         await body.mount_all(widgets)
+        # The causes were mounted anew: the first takes the focus, so j/k and the arrows
+        # move between them straight away.
+        focus_first_item(body)
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

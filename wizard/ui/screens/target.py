@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -59,7 +58,6 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
     class FormComplete(Message):
         """Every field of the form is mounted: it may be read and filled in."""
 
-    BINDINGS = [Binding("escape", "app.cancel_run", "Cancel run", show=False)]
     # Focus lands on the target straight away: focusing the scrolling body first (Textual's
     # default) and then the field restyles the whole form twice before the first frame.
     AUTO_FOCUS = "#target"
@@ -86,14 +84,14 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
 
     def _rest(self) -> list[Horizontal]:
         """The form's rows after the target, in their order on screen."""
-        from textual.widgets import (
-            TextArea,  # its document machinery is not needed to draw the target
-        )
+        # A TextArea: its document machinery is not needed to draw the target.
+        from wizard.ui.widgets.errortext import ErrorText
 
         rows = [
             Horizontal(Label("Error text (paste)", classes="form-label"),
-                       TextArea(self.values.get("error", ""), id="error", classes="error-text",
-                                soft_wrap=True, tab_behavior="focus"),
+                       ErrorText(self.values.get("error", ""), id="error", classes="error-text",
+                                 soft_wrap=True, tab_behavior="focus",
+                                 tooltip="Enter starts; Shift+Enter or Ctrl+J adds a line"),
                        classes="form-row", id="row-error"),
             Horizontal(Label("Seen on", classes="form-label"),
                        Select([("the client", "client"), ("the server", "server"), ("not sure", "unknown")],
@@ -113,8 +111,11 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         browse = [Button("Browse…", id="browse", compact=True, tooltip="Pick a log file")] if name == "logs" else []
         return Horizontal(
             Label(label, classes="form-label"),
+            # The value given (a pre-filled target) is kept when the field takes the focus:
+            # the first key typed edits it instead of replacing it.
             Input(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
-                  validators=[FieldValidator(parse)], validate_on=["changed", "submitted"]),
+                  validators=[FieldValidator(parse)], validate_on=["changed", "submitted"],
+                  select_on_focus=False),
             *browse,
             Static("", id=f"err-{name}", classes="field-error"),
             classes="form-row", id=f"row-{name}")
@@ -149,6 +150,10 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         self.query_one(f"#row-{name}").set_class(bool(message), "-invalid")
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        await self.app.run_action("start")
+
+    async def on_error_text_submitted(self, event: Message) -> None:
         event.stop()
         await self.app.run_action("start")
 

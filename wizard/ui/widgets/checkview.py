@@ -12,8 +12,10 @@ from textual.widgets import Button, Collapsible, Static
 
 from wizard.ui.steps import GLYPHS
 from wizard.ui.widgets.evidence import EvidenceView, evidence_text
+from wizard.ui.widgets.items import ListItem
 
-STATUS_WORD = {"pending": "waiting", "running": "running", "pass": "PASS", "warn": "WARN",
+QUEUED_GLYPH = "…"
+STATUS_WORD = {"pending": "waiting", "queued": "queued", "running": "running", "pass": "PASS", "warn": "WARN",
                "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
 
 
@@ -30,7 +32,7 @@ def result_text(result: Any) -> str:
     return "\n".join(lines)
 
 
-class CheckView(Collapsible):
+class CheckView(ListItem):
     """A check of the step; its title line carries the status, the body the evidence."""
 
     class RerunRequested(Message):
@@ -53,12 +55,27 @@ class CheckView(Collapsible):
         yield from super().compose()
 
     def _render_title(self, spinner: str = "") -> None:
-        glyph = spinner if self.state == "running" and spinner else GLYPHS.get(self.state, "·")
+        glyphs = {**GLYPHS, "queued": QUEUED_GLYPH}
+        glyph = spinner if self.state == "running" and spinner else glyphs.get(self.state, "·")
         word = STATUS_WORD.get(self.state, self.state)
-        summary = f" — {self.result.summary}" if self.result is not None and self.state != "running" else ""
+        shown = self.result is not None and self.state not in ("running", "queued")
+        summary = f" — {self.result.summary}" if shown else ""
         self.title = f"{glyph} {word:<7} {self.check_title}{summary}"
         for name in STATUS_WORD:
             self.set_class(name == self.state, f"-{name}")
+
+    def mark_queued(self) -> None:
+        """A run will start this check (its old result, if any, stays until the new one)."""
+        self.state = "queued"
+        self._render_title()
+
+    def unqueue(self) -> None:
+        """Not started after all: back to its last result, or to waiting."""
+        if self.result is not None:
+            self.show_result(self.result)
+        else:
+            self.state = "pending"
+            self._render_title()
 
     def mark_running(self) -> None:
         self.state = "running"

@@ -31,6 +31,8 @@ class StepPanel(Vertical):
         self.step = step
         self.titles = titles
         self.started: dict[int, float] = {}
+        #: checks a run will start (asked for, not begun yet)
+        self.queued: set[int] = set()
         # What the app pushed last (shown again once the panel is composed).
         self.result: Any = None
         self.now = 0.0
@@ -52,10 +54,11 @@ class StepPanel(Vertical):
     def views(self) -> list[CheckView]:
         return list(self.query(CheckView))
 
-    def sync(self, result: Any, running: dict[int, float], now: float) -> None:
-        """Show the step as the app knows it: finished results, running checks, notes."""
+    def sync(self, result: Any, running: dict[int, float], now: float, queued: set[int] | None = None) -> None:
+        """Show the step as the app knows it: finished results, running and queued checks, notes."""
         self.result = result
         self.started = dict(running)
+        self.queued = set(queued or ())
         self.now = now
         if self.is_mounted:
             self._show()
@@ -69,18 +72,24 @@ class StepPanel(Vertical):
         for view in self.views():
             if view.index in self.started:
                 view.mark_running()
+            elif view.index in self.queued:
+                view.mark_queued()
             elif view.check_id in done:
                 view.show_result(done[view.check_id])
+            elif view.state == "queued":  # the run ended (or was cancelled) before it started
+                view.unqueue()
         self.tick(self.now)
 
     def check_started(self, index: int, at: float) -> None:
         self.started[index] = at
+        self.queued.discard(index)
         if self.is_mounted:
             self.views()[index].mark_running()
             self.tick(at)
 
     def check_finished(self, index: int, result: Any) -> None:
         self.started.pop(index, None)
+        self.queued.discard(index)
         if self.is_mounted:
             self.views()[index].show_result(result)
             self.tick(None)
@@ -88,13 +97,19 @@ class StepPanel(Vertical):
     def tick(self, now: float | None) -> None:
         views = self.views()
         running = [v for v in views if v.state == "running"]
-        finished = sum(1 for v in views if v.state not in ("pending", "running"))
+        queued = sum(1 for v in views if v.state == "queued")
+        finished = sum(1 for v in views if v.state not in ("pending", "running", "queued"))
         bars, lines = self.query("#step-progress"), self.query("#now-running")
         if not bars or not lines:  # not composed yet: shown again on mount
             return
         bars.first(ProgressBar).update(progress=finished)
         status = lines.first(Static)
-        self.set_class(bool(running), "-running")
+        self.set_class(bool(running or queued), "-running")
+        if not running and queued:
+            # Asked for, not begun: the runner starts them in a moment (or after a stage).
+            status.update(Text.assemble((f"◌ Starting {queued} of {len(views)} checks…", "bold"),
+                                        ("   Esc cancels", "dim italic")))
+            return
         if not running:
             status.update(Text(f"{finished} of {len(views)} checks done", style="dim")
                           if finished else Text("Not run yet: Ctrl+R runs this step", style="dim"))
@@ -108,6 +123,8 @@ class StepPanel(Vertical):
         names = ", ".join(v.check_title for v in running)
         line = Text(f"{frame} Running {len(running)} of {len(views)}: ", style="bold")
         line.append(names)
+        if queued:
+            line.append(f"   {queued} queued", style="dim")
         line.append(f"   {elapsed:.1f}s", style="dim")
         line.append("   Esc cancels", style="dim italic")
         status.update(line)

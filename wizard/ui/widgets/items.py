@@ -1,0 +1,59 @@
+"""Keys for the lists of a screen (a step's checks, the verdict's causes): j/k and the
+arrows move between them, Enter and space open or close one.
+
+Each item is a Collapsible whose title line takes the focus; the keys are bound on the item,
+so they win over the scrolling body's arrows while the focus is in it.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding, BindingType
+from textual.widget import Widget
+from textual.widgets import Collapsible
+
+
+class ListItem(Collapsible):
+    """A Collapsible in a list of its kind (a check, a cause), with the list's keys."""
+
+    BINDINGS = [
+        Binding("j,down", "move(1)", "Next", show=False),
+        Binding("k,up", "move(-1)", "Previous", show=False),
+        Binding("space", "flip", "Open/close", show=False),
+    ]
+
+    def action_move(self, delta: int) -> None:
+        items = [w for w in self.screen.query(ListItem) if type(w) is type(self)]
+        if self not in items:
+            return
+        index = items.index(self) + delta
+        if 0 <= index < len(items):
+            focus_item(items[index])
+
+    def action_flip(self) -> None:
+        self.collapsed = not self.collapsed
+
+
+def focus_item(item: Collapsible) -> bool:
+    """Focus an item's title line (it scrolls into view); False when it has none yet."""
+    titles = item.query("CollapsibleTitle")
+    if not titles:
+        return False
+    titles.first().focus()
+    return True
+
+
+def focus_first_item(root: Widget) -> bool:
+    """Focus the first item under ``root``; False when there is none."""
+    found = root.query(ListItem)
+    return bool(found) and focus_item(found.first())
+
+
+#: for a screen holding a list: j/k and the arrows, when the focus is elsewhere, go to it
+SCREEN_BINDINGS: list[BindingType] = [Binding("j,k,down,up", "focus_items", "Checks", show=False)]
+
+
+class ItemsScreen:
+    """For a screen holding a list: ``action_focus_items`` focuses its first item."""
+
+    def action_focus_items(self) -> None:
+        focus_first_item(self)  # type: ignore[arg-type]
