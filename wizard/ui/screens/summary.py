@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, ProgressBar, Static
 
-from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen, ListItem, focus_first_item
+from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen, KeyedItem, focus_first_item
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
 
@@ -41,7 +41,7 @@ def verdict_head(session: Any) -> str:
     return "No cause reached the threshold; the leads are below."
 
 
-class CauseView(ListItem):
+class CauseView(KeyedItem):
     """One ranked cause: its confidence bar, summary, evidence for and against, remedy."""
 
     def __init__(self, rank: int, finding: Any) -> None:

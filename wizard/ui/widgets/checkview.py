@@ -12,7 +12,7 @@ from textual.widgets import Button, Collapsible, Static
 
 from wizard.ui.steps import GLYPHS
 from wizard.ui.widgets.evidence import EvidenceView, evidence_text
-from wizard.ui.widgets.items import ListItem
+from wizard.ui.widgets.items import KeyedItem
 
 QUEUED_GLYPH = "…"
 STATUS_WORD = {"pending": "waiting", "queued": "queued", "running": "running", "pass": "PASS", "warn": "WARN",
@@ -32,7 +32,7 @@ def result_text(result: Any) -> str:
     return "\n".join(lines)
 
 
-class CheckView(ListItem):
+class CheckView(KeyedItem):
     """A check of the step; its title line carries the status, the body the evidence."""
 
     class RerunRequested(Message):

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Collapsible
 
 
-class ListItem(Collapsible):
+class KeyedItem(Collapsible):
     """A Collapsible in a list of its kind (a check, a cause), with the list's keys."""
 
     BINDINGS = [
@@ -22,7 +22,7 @@ class ListItem(Collapsible):
     ]
 
     def action_move(self, delta: int) -> None:
-        items = [w for w in self.screen.query(ListItem) if type(w) is type(self)]
+        items = [w for w in self.screen.query(KeyedItem) if type(w) is type(self)]
         if self not in items:
             return
         index = items.index(self) + delta
@@ -44,7 +44,7 @@ def focus_item(item: Collapsible) -> bool:
 
 def focus_first_item(root: Widget) -> bool:
     """Focus the first item under ``root``; False when there is none."""
-    found = root.query(ListItem)
+    found = root.query(KeyedItem)
     return bool(found) and focus_item(found.first())
 
 

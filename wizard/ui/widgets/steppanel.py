@@ -54,6 +54,13 @@ class StepPanel(Vertical):
     def views(self) -> list[CheckView]:
         return list(self.query(CheckView))
 
+    def _view(self, index: int) -> CheckView | None:
+        """The check's view; None before the panel is composed, or while it is torn down
+        (a result arriving as the app quits): what was pushed is shown on mount."""
+        if not self.is_mounted:
+            return None
+        return next((v for v in self.views() if v.index == index), None)
+
     def sync(self, result: Any, running: dict[int, float], now: float, queued: set[int] | None = None) -> None:
         """Show the step as the app knows it: finished results, running and queued checks, notes."""
         self.result = result
@@ -83,15 +90,17 @@ class StepPanel(Vertical):
     def check_started(self, index: int, at: float) -> None:
         self.started[index] = at
         self.queued.discard(index)
-        if self.is_mounted:
-            self.views()[index].mark_running()
+        view = self._view(index)
+        if view is not None:
+            view.mark_running()
             self.tick(at)
 
     def check_finished(self, index: int, result: Any) -> None:
         self.started.pop(index, None)
         self.queued.discard(index)
-        if self.is_mounted:
-            self.views()[index].show_result(result)
+        view = self._view(index)
+        if view is not None:
+            view.show_result(result)
             self.tick(None)
 
     def tick(self, now: float | None) -> None:
