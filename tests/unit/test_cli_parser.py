@@ -205,3 +205,17 @@ def test_every_name_of_stdout_is_taken_as_stdout_by_every_output_option(name: st
     assert grammar.parse(["report", "s.json", "-o", name]).output == "-"
     assert grammar.parse(["merge", "a.json", "b.json", "--json", name]).json == "-"
     assert grammar.parse(["diagnose", "127.0.0.1:1", "--json", "./-x"]).json == "./-x"  # a file stays a file
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--server", "netns:web", "diagnoze", "10.0.0.5:443"],
+     "reset-wizard: unknown command 'diagnoze' (did you mean diagnose?)"),
+    (["--server=local", "bogus"], "reset-wizard: unknown command 'bogus' (the commands are tui, diagnose, demo, "
+                                  "report, merge, checks, lab, watch, analyze, open; a target needs a port: bogus:PORT)"),
+])
+def test_a_word_in_the_targets_place_after_options_is_checked_too(
+        argv: list[str], line: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("wizard.ui.app.run_tui", lambda *a, **k: pytest.fail("the TUI opened"))
+    assert main(argv) == ExitStatus.BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert grammar.parse(["--server", "netns:web", "10.0.0.5:443"]).target == "10.0.0.5:443"

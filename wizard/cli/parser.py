@@ -190,15 +190,40 @@ def route(argv: list[str]) -> list[str]:
             raise UnknownCommand(argv[1])
         return [argv[1], "--help"] if len(argv) > 1 else ["--help"]
     if first.startswith("-"):
+        word = _tui_positional(argv)  # `--server netns:web diagnoze ...`: the word after the options
+        if word is not None and (os.path.isfile(word) or not plausible_target(word)):
+            _not_a_target(word, opens=False)
         return ["tui", *argv]
     if os.path.isfile(first):  # a saved session (open says so if it is none)
         return ["open", *argv]
     if plausible_target(first):
         return ["tui", *argv]
-    if "/" in first:
-        raise WizardError("no such file", f"{first} (open SESSION.json shows a saved session; "
+    _not_a_target(first, opens=True)
+
+
+def _not_a_target(word: str, opens: bool) -> NoReturn:
+    """The one line for a word in the target's place that is none: a file, a path, a typo."""
+    if not opens and os.path.isfile(word):
+        raise WizardError("bad target", f"{word} is a file: `{PROG} open {word}` shows a saved session")
+    if "/" in word:
+        raise WizardError("no such file", f"{word} (open SESSION.json shows a saved session; "
                                           "a target is host:port or a URL)")
-    raise UnknownCommand(first)
+    raise UnknownCommand(word)
+
+
+def _tui_positional(argv: list[str]) -> str | None:
+    """The first word of a TUI command line that is no option nor an option's value."""
+    tui = build_parser(only=("tui",)).commands["tui"]
+    takes_value = {s for a in tui._actions if a.option_strings and a.nargs is None for s in a.option_strings}
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            return next(tokens, None)
+        if token in takes_value:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
 
 
 def join_dash_values(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
