@@ -281,7 +281,7 @@ def diagnose_argv(lab: Lab, port: int, report: Path) -> list[str]:
 
 
 def handshake_section(report: str) -> str:
-    start = report.index("### 6. ")
+    start = report.index("<summary>6. ")  # the handshake step's folded evidence
     end = report.find("\n## ", start)
     return report[start:end if end > 0 else len(report)]
 

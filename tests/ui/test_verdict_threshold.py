@@ -36,7 +36,7 @@ async def test_the_summary_takes_diagnosed_from_the_finding_under_any_threshold(
         headline = str(app.screen.query_one(".verdict", Static).render())
         views = list(app.screen.query(CauseView))
         assert [v.has_class("-diagnosed") for v in views] == [f.diagnosed for f in session.diagnosis]
-        report = render_report(session).split("## Inputs")[0]
+        report = render_report(session).split("<details>")[0]
         console = verdict_lines(session)[0][0]
         if threshold > top.confidence:
             assert not any(f.diagnosed for f in session.diagnosis)

@@ -33,6 +33,7 @@ from wizard.model import (
 )
 from wizard.report import redacted, render_json, render_markdown, render_report
 from wizard.report.sanitize import clean, code, fenced, inline
+from wizard.report.text import LINE_HEAD, LONG_LINE, sha256
 
 GOLDEN = Path(__file__).parent / "golden"
 CHECKLIST = load()
@@ -208,23 +209,27 @@ def test_rendering_is_deterministic_and_pure() -> None:
     assert session.to_json() == before
 
 
+FIRST_SCREEN = ("## Summary", "## Impact and detection", "## Timeline", "## Root cause", "## Action items",
+                "## Not checked")
+
+
 @pytest.mark.parametrize("name", sorted(SESSIONS))
-def test_verdict_comes_before_timeline_and_findings(name: str) -> None:
+def test_the_postmortem_sections_come_in_order_and_the_evidence_after_them(name: str) -> None:
     text = _render(SESSIONS[name]())
-    order = [text.index(h) for h in ("## Summary and verdict", "## Inputs", "## Timeline", "## Findings by step",
-                                     "## Ranked causes", "## Remedies", "## Unknowns")]
+    order = [text.index(h) for h in (*FIRST_SCREEN, "## Evidence by step", "## Ranked causes", "## Appendix")]
     assert order == sorted(order)
-    assert "**Verdict:" in text[:text.index("## Inputs")]
+    assert "**Verdict:" in text[text.index("## Root cause"):text.index("## Action items")]
+    assert "<details>" not in text[:text.index("## Evidence by step")]
 
 
 def test_verdict_names_top_cause_with_confidence_and_decisive_evidence() -> None:
-    summary = _render(port_closed()).split("## Inputs")[0]
-    assert "**Verdict: `port-closed` — Nothing listens on the port** (confidence 97 %)" in summary
-    assert "listen.sockets: no socket listens on port 9" in summary
+    first = _render(port_closed()).split("<details>")[0]
+    assert "**Verdict: `port-closed` — Nothing listens on the port** (confidence 97 %)" in first
+    assert "listen.sockets: no socket listens on port 9 (from `ss -ltnpH sport = :9`)" in first
 
 
 def test_close_call_and_interruption_are_said_plainly() -> None:
-    summary = _render(skipped_close_call()).split("## Inputs")[0]
+    summary = _render(skipped_close_call()).split("<details>")[0]
     assert "The run was interrupted" in summary
     assert "**Close call:** `firewall-reject` (74 %) and `rate-limit` (70 %)" in summary
     assert "tcp.burst: slow attempts pass" in summary
@@ -235,19 +240,29 @@ def test_no_cause_found_is_the_verdict_when_nothing_reaches_the_threshold() -> N
     session.diagnosis = [Finding(cause="no-reset-observed", title="No reset observed", confidence=0.8,
                                  summary="Every probe completed.", remedy="Run again when it happens."),
                          Finding(cause="port-closed", title="Nothing listens", confidence=0.2, summary="s")]
-    summary = _render(analysed(session)).split("## Inputs")[0]
+    summary = _render(analysed(session)).split("<details>")[0]
+    assert summary.startswith("# Connection reset on `localhost:9`: no reset seen, no cause found\n")
+    assert "| **How sure** | no cause confirmed: every probe behaved, no reset was seen" in summary
+    assert "| **What to do** | Run again when it happens. |" in summary
     assert "**Verdict: no cause of the resets was found.**" in summary
     assert "`port-closed` (Nothing listens), reached only 20 %" in summary
 
 
-def test_skipped_and_errored_checks_are_listed_as_unknowns_with_reason_and_fix() -> None:
-    unknowns = _render(skipped_close_call()).split("## Unknowns")[1]
-    assert ("- `icmp.ping` ICMP echo (connectivity): skipped\n"
-            "  - would have told: whether the host answers ICMP echo at all\n"
-            "  - reason: ping is not installed in local\n"
-            "  - fix: `apt install iputils-ping`\n") in unknowns
-    assert "`packets.capture`" in unknowns and "errored" in unknowns
-    assert "step `identify` did not run (the run was interrupted)" in unknowns
+def test_what_was_not_checked_is_grouped_by_reason_with_its_fix() -> None:
+    text = _render(skipped_close_call())
+    section = text[text.index("## Not checked"):text.index("## Notes")]
+    assert ("- **ping is not installed in local**; fix: `apt install iputils-ping`\n"
+            "  - `icmp.ping` ICMP echo (connectivity); would have told: whether the host answers ICMP echo at all\n"
+            ) in section
+    assert "- **errored (a fault of the wizard; its traceback is under Evidence)**\n  - `packets.capture`" in section
+    assert "did not run (the run was interrupted)**: `identify`, `server-logs`, `app-errors`" in section
+    # Two checks skipped for one reason are one group, each named under it.
+    session = skipped_close_call()
+    again = session.steps[0].checks[0].model_copy(update={"id": "icmp.other", "title": "Another"})
+    session.steps[0].checks.append(again)
+    grouped = _render(session)
+    assert grouped.count("- **ping is not installed in local**") == 1
+    assert "  - `icmp.other` Another (connectivity)" in grouped
 
 
 @pytest.mark.parametrize("name", sorted(SESSIONS))
@@ -369,7 +384,14 @@ def test_any_log_text_renders_inside_exactly_one_fenced_block(text: str, highlig
     lines = holding[0].content.rstrip("\n").split("\n")
     if highlight:
         lines = [line[2:] for line in lines]
-    assert "\n".join(lines) == clean("BEGIN-MARK\n" + text + "\nEND-MARK").rstrip("\n")
+    # Every line verbatim, but a long one, which is its head, its length and its hash.
+    expected = clean("BEGIN-MARK\n" + text + "\nEND-MARK").rstrip("\n").split("\n")
+    assert len(lines) == len(expected)
+    for shown, line in zip(lines, expected, strict=True):
+        if len(line) <= LONG_LINE:
+            assert shown == line
+        else:
+            assert shown.startswith(line[:LINE_HEAD]) and shown.endswith(f"[{len(line)} chars, sha256 {sha256(line)}]")
 
 
 @given(st.text(max_size=200))

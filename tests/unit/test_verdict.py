@@ -102,7 +102,7 @@ def assert_one_verdict(session: Session) -> None:
         assert not set(top.evidence) & set(top.against), "the verdict contradicted by its own evidence"
     if named and verdict.reset_observed is False:
         assert "No reset was observed during this run" in verdict.statement
-        assert "No reset was observed during this run" in report.split("## Inputs")[0]
+        assert "No reset was observed during this run" in report.split("<details>")[0]
 
 
 signal_sets = st.lists(

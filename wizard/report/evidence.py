@@ -27,6 +27,7 @@ from wizard.model.evidence import (
 )
 from wizard.report.mermaid import sequence_diagram
 from wizard.report.sanitize import cell, clean, code, code_cell, fenced, html, inline
+from wizard.report.text import block, payload, short_line, short_lines
 
 
 def _log(ev: LogExcerpt, reasons: list[str]) -> list[str]:
@@ -34,10 +35,10 @@ def _log(ev: LogExcerpt, reasons: list[str]) -> list[str]:
         return []
     text = clean(ev.text).rstrip("\n")
     if not ev.highlight:
-        return [fenced(text), ""]
+        return [fenced(short_lines(text)), ""]
     marks = set(ev.highlight)
     # A gutter marks the matching lines: "> " matched, two spaces for context.
-    lines = [("> " if i in marks else "  ") + line for i, line in enumerate(text.split("\n"))]
+    lines = [("> " if i in marks else "  ") + short_line(line) for i, line in enumerate(text.split("\n"))]
     return [fenced("\n".join(lines)), ""]
 
 
@@ -57,7 +58,7 @@ def _counters(ev: Counters, reasons: list[str]) -> list[str]:
                 for c in ev.counters]
         out.append("")
     if ev.text:
-        out += [fenced(ev.text), ""]
+        out += block(ev.text)
     return out
 
 
@@ -77,11 +78,11 @@ def _grid(columns: list[str], rows: list[list[Any]]) -> list[str]:
 def _table(ev: Table, reasons: list[str]) -> list[str]:
     if ev.columns:
         return [*_grid(ev.columns, ev.rows), ""]
-    return [fenced(ev.text), ""] if ev.text else []
+    return block(ev.text) if ev.text else []
 
 
 def _histogram(ev: Histogram, reasons: list[str]) -> list[str]:
-    out = [fenced(ev.text), ""] if ev.text else []
+    out = block(ev.text) if ev.text else []
     if ev.columns:
         out += [*_grid(ev.columns, ev.rows), ""]
     return out
@@ -93,8 +94,8 @@ def _rules(ev: Rules, reasons: list[str]) -> list[str]:
     if ev.whole:
         lines = ev.text.count("\n") + 1
         return [f"<details><summary>{html(ev.title or 'ruleset')} ({lines} lines)</summary>", "",
-                fenced(ev.text), "", "</details>", ""]
-    return [fenced(ev.text), ""]
+                fenced(short_lines(ev.text)), "", "</details>", ""]
+    return [fenced(short_lines(ev.text)), ""]
 
 
 def _ladder(ev: Ladder, reasons: list[str]) -> list[str]:
@@ -107,7 +108,7 @@ def _ladder(ev: Ladder, reasons: list[str]) -> list[str]:
                 e["note"] = (note + " — " if note else "") + "server kernel's reason: " + ", ".join(reasons)
     diagram = sequence_diagram({"lanes": ev.lanes, "events": events})
     out = [fenced(diagram, "mermaid"), ""] if diagram is not None else []
-    return out + ([fenced(ev.text), ""] if ev.text else [])
+    return out + (block(ev.text) if ev.text else [])
 
 
 def _traceback(ev: Traceback, reasons: list[str]) -> list[str]:
@@ -116,7 +117,14 @@ def _traceback(ev: Traceback, reasons: list[str]) -> list[str]:
 
 
 def _fact(ev: Fact, reasons: list[str]) -> list[str]:
-    return [fenced(ev.text), ""] if ev.text else []
+    if not ev.text:
+        return []
+    if "payload" in ev.extra:  # what a probe sent: its head, length and hash
+        return payload(ev.text)
+    if ev.as_ == "packets":
+        lines = ev.text.count("\n") + 1
+        return [f"<details><summary>the packets ({lines} lines)</summary>", "", *block(ev.text), "</details>", ""]
+    return block(ev.text)
 
 
 RENDERERS: dict[str, Callable[[Any, list[str]], list[str]]] = {

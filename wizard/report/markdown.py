@@ -1,4 +1,7 @@
-"""The Session as a Markdown incident report, postmortem style: verdict first, then the evidence.
+"""The Session as a Markdown postmortem: one screen for the ticket (title, summary, impact and
+detection, timeline, root cause, action items, what was not checked), then everything else
+folded in ``<details>``: the evidence of each step, the ranked causes, the run's inputs and
+the wizard's own timeline.
 
 Pure and deterministic: every time comes from the session, nothing reads a clock. All text
 from the systems examined goes through :mod:`wizard.report.sanitize`; text authored in the
@@ -8,123 +11,21 @@ checklist (cause summaries, remedies) is kept as Markdown.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
-from wizard.model import (
-    NO_RESET,
-    STEP_IDS,
-    CheckResult,
-    Session,
-    Status,
-    StepResult,
-    Verdict,
-)
+from wizard.model import STEP_IDS, CheckResult, Session, Status, StepResult
 from wizard.model.evidence import rst_reasons
 from wizard.report.evidence import render_evidence
-from wizard.report.sanitize import (
-    authored,
-    cell,
-    clean,
-    code,
-    code_cell,
-    fenced,
-    inline,
-)
-
-STATUS_LABEL = {Status.PASS: "pass", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skipped",
-                Status.ERROR: "ERROR"}
+from wizard.report.postmortem import action_items, impact, not_checked, root_cause, summary, title
+from wizard.report.sanitize import authored, cell, clean, code, code_cell, html, inline
+from wizard.report.text import block, duration, payload, pct, plural, stamp
+from wizard.report.timeline import STATUS_LABEL, full_timeline, incident_timeline, run_timeline
 
 Describe = Callable[[str], str]
 
 
-def _pct(confidence: float) -> str:
-    return f"{confidence * 100:.0f} %"
-
-
-def _time(moment: datetime | None) -> str:
-    if moment is None:
-        return "unknown"
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-        return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
-
-
-def _title_of(session: Session, cause: str) -> str:
-    found = next((f for f in session.diagnosis if f.cause == cause), None)
-    return found.title if found and found.title else cause
-
-
-# -- sections -------------------------------------------------------------------------
-
-
-def _summary(session: Session) -> list[str]:
-    out = ["## Summary and verdict", ""]
-    if session.interrupted:
-        missing = [s for s in STEP_IDS if s not in {st.id for st in session.steps if st.checks}]
-        out += ["**The run was interrupted before it finished.** What is below is what had been gathered"
-                + (f"; steps not run: {', '.join(missing)}." if missing else "."), ""]
-    verdict = session.verdict
-    if verdict is None:
-        return [*out, "**Verdict: none yet** (the session was not analysed).", ""]
-    if verdict.kind != "cause":
-        return out + _no_verdict(session, verdict)
-    top = session.diagnosis[0]
-    out += [f"**Verdict: {code(top.cause)} — {inline(top.title or top.cause)}** "
-            f"(confidence {_pct(top.confidence)})", "", authored(top.summary), ""]
-    if verdict.reset_observed is False:
-        out += ["No reset was observed during this run: the verdict rests on the evidence below, "
-                "not on a reset the wizard saw.", ""]
-    if top.evidence:
-        out += ["Decisive evidence:", ""]
-        out += [f"- {inline(line)}" for line in top.evidence[:5]]
-        if len(top.evidence) > 5:
-            out.append(f"- … and {len(top.evidence) - 5} more under Ranked causes")
-        out.append("")
-    return out + _close_or_others(session)
-
-
-def _no_verdict(session: Session, verdict: Verdict) -> list[str]:
-    """The summary when no cause was diagnosed: no reset seen, no cause strong enough, or an
-    interrupted run that claims nothing."""
-    if verdict.kind == "interrupted":
-        return ["**Verdict: none.** The run was interrupted before its checks could tell: no cause "
-                "is claimed and none is ruled out.", ""]
-    out = ["**Verdict: no cause of the resets was found.**"]
-    lead = session.diagnosis[0] if session.diagnosis else None
-    if verdict.kind == "no-reset" and lead is not None:
-        out += ["", f"{authored(lead.summary)}"]
-        if lead.against:
-            out += ["", "Against that: " + "; ".join(inline(line) for line in lead.against[:3])
-                    + (f" (and {len(lead.against) - 3} more)" if len(lead.against) > 3 else "") + "."]
-    candidates = [f for f in session.diagnosis if f.cause != verdict.cause]
-    if candidates:
-        best = candidates[0]
-        out += ["", f"The strongest candidate, {code(best.cause)} ({inline(best.title or best.cause)}), "
-                    f"reached only {_pct(best.confidence)}, below the {_pct(verdict.threshold)} needed to call it."]
-    return [*out, ""]
-
-
-def _close_or_others(session: Session) -> list[str]:
-    close = session.close_call
-    if close is not None:
-        a, b = close.causes
-        conf = {f.cause: f.confidence for f in session.diagnosis}
-        return [f"**Close call:** {code(a)} ({_pct(conf.get(a, 0.0))}) and {code(b)} ({_pct(conf.get(b, 0.0))}) "
-                "are too close to tell apart with this evidence. "
-                f"To separate them: {authored(close.separate_with)}", ""]
-    others = session.diagnosed()[1:]
-    if others:
-        return ["Also diagnosed: " + ", ".join(f"{code(f.cause)} ({_pct(f.confidence)})" for f in others) + ".", ""]
-    return []
+def details(summary_text: str, body: list[str]) -> list[str]:
+    """``body`` folded under a ``<summary>`` line (plain text, escaped here)."""
+    return [f"<details><summary>{html(summary_text)}</summary>", "", *body, "</details>", ""]
 
 
 def _inputs(session: Session) -> list[str]:
@@ -136,57 +37,20 @@ def _inputs(session: Session) -> list[str]:
     rows.append(("Client context", code_cell(c.client)))
     rows.append(("Server context", code_cell(c.server)))
     rows.append(("Side that saw the error", inline(a.side)))
-    rows.append(("Reset seen at", _time(a.at) if a.at else "not given (the last window before the run)"))
-    rows.append(("Log window", f"± {_duration(a.window_s / 2)}" if a.at else f"the last {_duration(a.window_s)}"))
+    rows.append(("Reset seen at", stamp(a.at) if a.at else "not given (the last window before the run)"))
+    rows.append(("Log window", f"± {duration(a.window_s / 2)}" if a.at else f"the last {duration(a.window_s)}"))
     if a.logs:
         rows.append(("Logs", ", ".join(code_cell(p) for p in a.logs)))
     if a.journal:
         rows.append(("Journal units", ", ".join(code_cell(u) for u in a.journal)))
     rows.append(("Probe", f"{a.attempts} attempts, timeout {a.timeout_s:g} s, hold {a.hold_s:g} s, "
                           f"capture {'on' if a.capture else 'off'}"))
-    out = ["## Inputs", "", "| | |", "|---|---|"]
-    out += [f"| {name} | {value} |" for name, value in rows]
-    out.append("")
+    out = ["| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], ""]
     if a.error:
-        out += ["The error as it was seen:", "", fenced(a.error), ""]
+        out += ["The error as it was seen:", "", *block(a.error)]
     if a.payload:
-        out += ["The probe payload:", "", fenced(a.payload), ""]
+        out += ["The probe payload (as given):", "", *payload(a.payload)]
     return out
-
-
-def _timeline(session: Session) -> list[str]:
-    events: list[tuple[datetime, int, str]] = []
-    if session.answers.at:
-        events.append((session.answers.at, 0, "**reset reported** (the time given with --at)"))
-    events.append((session.started_at, 1, "diagnosis started"))
-    for step in session.steps:
-        for check in step.checks:
-            if check.started_at is None:
-                continue
-            events.append((check.started_at, 2,
-                           f"{code_cell(check.id)} {inline(check.title)} ({step.id}): "
-                           f"{STATUS_LABEL[check.status]} after {check.duration_ms} ms"))
-    if session.finished_at:
-        events.append((session.finished_at, 3, "diagnosis " + ("interrupted" if session.interrupted else "finished")))
-
-    def key(e: tuple[datetime, int, str]) -> tuple[datetime, int]:
-        moment = e[0] if e[0].tzinfo else e[0].replace(tzinfo=UTC)
-        return moment, e[1]
-
-    events.sort(key=key)
-    start = key((session.started_at, 0, ""))[0]
-    out = ["## Timeline", "", "| time (UTC) | from start | event |", "|---|---:|---|"]
-    for moment, _, text in events:
-        delta = key((moment, 0, ""))[0] - start
-        out.append(f"| {_time(moment)} | {_offset(delta)} | {text} |")
-    out.append("")
-    return out
-
-
-def _offset(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    sign = "-" if seconds < 0 else "+"
-    return f"{sign}{abs(seconds):.3f} s"
 
 
 # -- evidence -------------------------------------------------------------------------
@@ -221,25 +85,34 @@ def _check(check: CheckResult, reasons: list[str] | None = None) -> list[str]:
     return out
 
 
-def _step(number: int, step: StepResult, reasons: list[str] | None = None) -> list[str]:
-    out = [f"### {number}. {inline(step.title or step.id)} — {STATUS_LABEL[step.status]}", ""]
-    if not step.checks:
-        out += ["No check of this step ran.", ""]
+def _tally(step: StepResult) -> str:
+    counts: dict[str, int] = {}
     for check in step.checks:
-        out += _check(check, reasons)
+        counts[STATUS_LABEL[check.status].lower()] = counts.get(STATUS_LABEL[check.status].lower(), 0) + 1
+    return plural(len(step.checks), "check") + " (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
+
+
+def _step(number: int, step: StepResult, reasons: list[str] | None = None) -> list[str]:
+    head = f"{number}. {step.title or step.id} — {STATUS_LABEL[step.status]}"
+    if not step.checks:
+        return [f"- {inline(head)}: no check of this step ran.", ""]
+    body: list[str] = []
+    for check in step.checks:
+        body += _check(check, reasons)
     if step.notes.strip():
-        out += ["Notes:", ""]
-        out += ["> " + line if line.strip() else ">" for line in clean(step.notes).strip().split("\n")]
-        out.append("")
-    return out
+        body += ["Notes:", ""]
+        body += ["> " + line if line.strip() else ">" for line in clean(step.notes).strip().split("\n")]
+        body.append("")
+    return details(f"{head}: {_tally(step)}", body)
 
 
 def _findings(session: Session) -> list[str]:
-    out = ["## Findings by step", ""]
+    out = ["## Evidence by step", ""]
     by_id = {s.id: s for s in session.steps}
+    reasons = kernel_reasons(session)
     for number, step_id in enumerate(STEP_IDS, start=1):
         if step_id in by_id:
-            out += _step(number, by_id[step_id], kernel_reasons(session))
+            out += _step(number, by_id[step_id], reasons)
     return out
 
 
@@ -247,83 +120,49 @@ def _causes(session: Session) -> list[str]:
     out = ["## Ranked causes", ""]
     if not session.diagnosis:
         return [*out, "No cause was weighed (no check raised a signal).", ""]
-    out += ["| rank | cause | confidence | evidence for | against |", "|---:|---|---:|---:|---:|"]
+    body = ["| rank | cause | confidence | evidence for | against |", "|---:|---|---:|---:|---:|"]
     for rank, f in enumerate(session.diagnosis, start=1):
-        out.append(f"| {rank} | {code_cell(f.cause)} {cell(f.title)} | {_pct(f.confidence)} | "
-                   f"{len(f.evidence)} | {len(f.against)} |")
-    out.append("")
+        body.append(f"| {rank} | {code_cell(f.cause)} {cell(f.title)} | {pct(f.confidence)} | "
+                    f"{len(f.evidence)} | {len(f.against)} |")
+    body.append("")
     diagnosed = session.diagnosed()
     above = [f for f in session.diagnosis if not f.diagnosed and diagnosed and f.confidence > diagnosed[0].confidence]
     if above:
-        out += [", ".join(code(f.cause) for f in above) + " ranks below the diagnosed causes whatever its "
-                "confidence: it is no cause, and the evidence of a cause outweighs the absence of a reset.", ""]
+        body += [", ".join(code(f.cause) for f in above) + " ranks below the diagnosed causes whatever its "
+                 "confidence: it is no cause, and the evidence of a cause outweighs the absence of a reset.", ""]
     for rank, f in enumerate(session.diagnosis, start=1):
-        out += [f"### {rank}. {code(f.cause)} {inline(f.title)} ({_pct(f.confidence)})", "", authored(f.summary), ""]
+        body += [f"### {rank}. {code(f.cause)} {inline(f.title)} ({pct(f.confidence)})", "", authored(f.summary), ""]
         if f.evidence:
-            out += ["Evidence for:", ""] + [f"- {inline(line)}" for line in f.evidence] + [""]
+            body += ["Evidence for:", ""] + [f"- {inline(line)}" for line in f.evidence] + [""]
         if f.against:
-            out += ["Evidence against:", ""] + [f"- {inline(line)}" for line in f.against] + [""]
-    return out
+            body += ["Evidence against:", ""] + [f"- {inline(line)}" for line in f.against] + [""]
+    return out + details(f"{plural(len(session.diagnosis), 'cause')} weighed, the verdict first", body)
 
 
-def _remedies(session: Session) -> list[str]:
-    out = ["## Remedies", ""]
-    chosen = session.diagnosed()
-    if not chosen:
-        chosen = [f for f in session.diagnosis if f.cause == NO_RESET][:1]
-    if not chosen:
-        return [*out, "No cause was diagnosed, so there is no remedy to suggest yet.", ""]
-    for f in chosen:
-        out += [f"- **{code(f.cause)}** {inline(f.title)}: {authored(f.remedy) or 'no remedy recorded'}"]
-    return [*out, ""]
-
-
-def _unknowns(session: Session, describe: Describe | None) -> list[str]:
-    out = ["## Unknowns", ""]
-    items: list[str] = []
-    for step in session.steps:
-        for check in step.checks:
-            if check.status not in (Status.SKIP, Status.ERROR):
-                continue
-            what = describe(check.id) if describe else ""
-            line = f"- {code(check.id)} {inline(check.title)} ({step.id}): " + \
-                   ("skipped" if check.status == Status.SKIP else "errored")
-            if what:
-                line += f"\n  - would have told: {_sentence(what)}"
-            line += f"\n  - reason: {_sentence(check.reason or check.summary)}"
-            if check.fix:
-                line += f"\n  - fix: {code(check.fix)}"
-            items.append(line)
-    ran = {s.id for s in session.steps if s.checks}
-    for step_id in STEP_IDS:
-        if step_id not in ran:
-            items.append(f"- step {code(step_id)} did not run"
-                         + (" (the run was interrupted)" if session.interrupted else ""))
-    if not items:
-        return [*out, "Every check ran.", ""]
-    return out + items + [""]
-
-
-def _sentence(text: str) -> str:
-    return inline(text).rstrip(". ")
+def _appendix(session: Session) -> list[str]:
+    events = full_timeline(session)
+    checks = sum(len(s.checks) for s in session.steps)
+    return ["## Appendix", "",
+            *details(f"Every event of the timeline ({plural(len(events) - 2, 'row')})", [*events, ""]),
+            *details(f"The wizard's run: when each check ran ({plural(checks, 'check')})", run_timeline(session)),
+            *details("The inputs of the run", _inputs(session))]
 
 
 def render_markdown(session: Session, *, describe: Describe | None = None) -> str:
-    """The incident report for ``session``. ``describe(check_id)`` says what a check would tell."""
-    target = session.target.display()
-    out = [f"# Connection reset: {code(target)}", "",
-           f"Incident report by {inline(session.tool.name)} {inline(session.tool.version)}, "
-           f"run started {_time(session.started_at)}.", ""]
-    out += _summary(session)
-    out += _inputs(session)
-    out += _timeline(session)
-    out += _findings(session)
-    out += _causes(session)
-    out += _remedies(session)
-    out += _unknowns(session, describe)
+    """The postmortem for ``session``. ``describe(check_id)`` says what a check would tell."""
+    out = title(session)
+    out += summary(session)
+    out += impact(session)
+    out += incident_timeline(session)
+    out += root_cause(session)
+    out += action_items(session)
+    out += not_checked(session, describe)
     if session.notes.strip():
         quoted = ["> " + line if line.strip() else ">" for line in clean(session.notes).strip().split("\n")]
         out += ["## Notes", "", *quoted, ""]
+    out += _findings(session)
+    out += _causes(session)
+    out += _appendix(session)
     out += ["---", "", f"Generated by {inline(session.tool.name)} {inline(session.tool.version)} "
-                       f"from session schema {session.schema_version}; finished {_time(session.finished_at)}."]
+                       f"from session schema {session.schema_version}; finished {stamp(session.finished_at)}."]
     return "\n".join(out) + "\n"

@@ -32,12 +32,12 @@ def _evidence(checks: dict[str, CheckResult], check_id: str) -> list[Evidence]:
     return check.evidence if check is not None else []
 
 
-def _is_reset(outcome: str) -> bool:
+def is_reset(outcome: str) -> bool:
     """A probe outcome that was a reset: after the handshake, or to the SYN (refused)."""
     return outcome.startswith(("reset", "refused"))
 
 
-def _probe_counts(checks: dict[str, CheckResult]) -> tuple[int, int, list[str]]:
+def probe_counts(checks: dict[str, CheckResult]) -> tuple[int, int, list[str]]:
     """(resets, attempts, source addresses) of the burst and the exchange."""
     resets = attempts = 0
     sources: list[str] = []
@@ -46,12 +46,12 @@ def _probe_counts(checks: dict[str, CheckResult]) -> tuple[int, int, list[str]]:
         if isinstance(table, Table) and "outcome" in table.columns:
             at = table.columns.index("outcome")
             attempts += len(table.rows)
-            resets += sum(1 for row in table.rows if len(row) > at and _is_reset(str(row[at])))
+            resets += sum(1 for row in table.rows if len(row) > at and is_reset(str(row[at])))
     for ev in _evidence(checks, "tcp.exchange"):
         data = ev.data
         if "stage" in data and "kind" in data:
             attempts += 1
-            resets += _is_reset(str(data["kind"]))
+            resets += is_reset(str(data["kind"]))
         local = str(data.get("local", ""))
         if local:
             host = local.rsplit(":", 1)[0].strip("[]")
@@ -84,7 +84,7 @@ def _observed(session: Session) -> int:
 
 def view(label: str, file: str, session: Session) -> HostView:
     checks = _checks(session)
-    resets, attempts, sources = _probe_counts(checks)
+    resets, attempts, sources = probe_counts(checks)
     resets += _observed(session)
     # The session's own verdict: diagnosis[0] when the verdict names it (a cause, or
     # no-reset-observed), else no cause of resets (a lead below the threshold is no verdict).
@@ -193,7 +193,7 @@ def _reset_times(label: str, session: Session, role: str) -> list[TimelineEvent]
             if check.started_at is None:
                 continue
             at = check.started_at if check.started_at.tzinfo else check.started_at.replace(tzinfo=UTC)
-            if role == "client" and check.id in ("tcp.burst", "tcp.exchange") and _probe_counts({check.id: check})[0]:
+            if role == "client" and check.id in ("tcp.burst", "tcp.exchange") and probe_counts({check.id: check})[0]:
                 events.append(TimelineEvent(at=at, host=label, role="client", what=f"{check.id}: {check.summary}"))
             if role == "server":
                 events += [TimelineEvent(at=at, host=label, role="server", what=f"{check.id}: {s.fact}")
