@@ -25,7 +25,7 @@ BENCHES = (  # (script, arguments, arguments with --quick)
     ("bench/tui.py", ["--rounds", "5"], ["--rounds", "3"]),
     ("bench/startup.py", [], ["-n", "5"]),
     ("bench/probe.py", ["--rounds", "5"], ["--rounds", "3"]),
-    ("bench/logs.py", ["--size", "1G", "--rounds", "5"], ["--size", "256M", "--rounds", "3"]),
+    ("bench/logs.py", ["--log-size", "1G", "--rounds", "5"], ["--log-size", "256M", "--rounds", "3"]),
 )
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wizard.diag.logs.io import hsline, hsmatch
+from wizard.diag.logs.io import scan as logscan
+from wizard.diag.logs.io.scan import scan_file
 from wizard.engine.discovery import checklist_path
+from wizard.hosts.local import LocalHost
 from wizard.model import load_checklist
 
 pytestmark = pytest.mark.skipif(not hsmatch.AVAILABLE, reason="hyperscan is not installed")
@@ -142,3 +146,25 @@ def test_count_leaves_out_the_partial_line_at_a_chunk_end() -> None:
     data = b"a reset by peer\nb reset by peer"
     assert m.count(data, limit=16).lines == 1
     assert m.count(data).lines == 2 and m.count(data).counts == {0: 2}
+
+
+async def test_scan_counts_past_the_kept_lines_as_a_brute_force_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # few lines kept, small slices and chunks: the scan switches from making lines to
+    # counting reports inside a chunk, and across chunk edges
+    monkeypatch.setattr(logscan, "MAX_SCAN_LINES", 40)
+    monkeypatch.setattr(logscan, "HS_CHUNK", 48 << 10)
+    monkeypatch.setattr(hsmatch, "SLICE", 4 << 10)
+    rows = [f"2026/11/21 12:00:{k % 60:02d} [error] *{k} " + (
+        "upstream timed out (110: Connection timed out)" if k % 3 == 0 else
+        "recv() failed (104: Connection reset by peer) é" if k % 7 == 0 else
+        "unexpected EOF" if k % 11 == 0 else "client closed keepalive connection") for k in range(6000)]
+    data = ("\n".join(rows) + "\n").encode()
+    path = tmp_path / "dense.log"
+    path.write_bytes(data)
+    sigs = [(s.id, s.regex) for s in load_checklist(checklist_path()).signatures]
+    res = await scan_file(LocalHost(), str(path), sigs)
+    want = reference(data)
+    assert res.counts == {sigs[i][0]: n for i, n in Counter(i for _, ids in want for i in ids).items()}
+    assert res.candidates == len(want) and len(res.lines) == 40
+    assert [n for n, _, _ in res.lines] == [data.count(b"\n", 0, s) + 1 for s, _ in want[:40]]

@@ -199,9 +199,11 @@ class _Reading:
             f.add(f"no --log given: read the usual files that exist in {where}: {', '.join(paths)}")
         return paths
 
-    def report(self, source: str, lines: list[LogLine], extra: dict[str, Any]) -> None:
-        """The matches of one source within what is left of the budget, with their signals."""
-        ex = excerpt(lines, list(self.sigs.values()), self.params.context_lines, self.budget)
+    def report(self, source: str, lines: list[LogLine], extra: dict[str, Any],
+               more: list[tuple[float | None, tuple[int, ...]]] | None = None) -> None:
+        """The matches of one source within what is left of the budget, with their signals
+        (``more``: later matches, counted and timed only)."""
+        ex = excerpt(lines, list(self.sigs.values()), self.params.context_lines, self.budget, more or ())
         self.budget -= len(ex.matches)
         self.left_out += ex.left_out
         self.totals.update(ex.counts)
@@ -224,8 +226,9 @@ class _Reading:
     async def _cut(self, path: str) -> tuple[LogWindow, int]:
         # Only the matching lines and their context come back (and only they cross an
         # SSH link); the count says how many lines the window held.
+        # Lines are made for at most max_matches of them: no more can be quoted.
         return await excerpt_window(self.reader, path, self.t0, self.t1, self.regexes,
-                                    self.params.context_lines)
+                                    self.params.context_lines, keep=self.params.max_matches)
 
     async def files(self, paths: list[str]) -> None:
         """Each file's window (and its rotated copies' when the window reaches into them)."""
@@ -268,7 +271,7 @@ class _Reading:
                    + (f"; {said}" if said else ""), source=path,
                    data={"format": win.format, "bytes_read": win.bytes_read, "size": win.size,
                          "method": win.method, "capped": win.capped})
-        self.report(path, win.lines, {"format": win.format})
+        self.report(path, win.lines, {"format": win.format}, win.more)
 
     async def journals(self) -> None:
         """The journal of each --journal unit, and each journal file given."""

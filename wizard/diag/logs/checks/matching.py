@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -74,16 +75,19 @@ def adjacent(a: LogLine, b: LogLine) -> bool:
     return 0 < b.offset - a.offset <= len(a.text.encode("utf-8", "replace")) + 2
 
 
-def excerpt(lines: list[LogLine], signatures: list[Signature], context: int, budget: int) -> Excerpt:
+def excerpt(lines: list[LogLine], signatures: list[Signature], context: int, budget: int,
+            more: Sequence[tuple[float | None, tuple[int, ...]]] = ()) -> Excerpt:
     """Keep ``context`` lines around each of the first ``budget`` matches, merging overlaps;
-    context never reaches across a gap between lines that are not neighbours in the file."""
+    context never reaches across a gap between lines that are not neighbours in the file.
+    ``more``: matches after those lines, only timed (see LogWindow.more): counted, never kept."""
     found = match_lines(lines, signatures)
-    ex = Excerpt(counts=Counter(s.id for m in found for s in m.signatures), lines=len(found),
-                 class_lines=Counter(c for m in found for c in {s.cls for s in m.signatures}),
-                 times=[(m.line.ts, {s.cls for s in m.signatures}) for m in found
-                        if m.line.ts is not None])
+    rest = [(ts, [signatures[k] for k in ids]) for ts, ids in more]
+    every = [(m.line.ts, m.signatures) for m in found] + rest
+    ex = Excerpt(counts=Counter(s.id for _, sigs in every for s in sigs), lines=len(every),
+                 class_lines=Counter(c for _, sigs in every for c in {s.cls for s in sigs}),
+                 times=[(ts, {s.cls for s in sigs}) for ts, sigs in every if ts is not None])
     kept = found[:max(budget, 0)]
-    ex.left_out = len(found) - len(kept)
+    ex.left_out = len(every) - len(kept)
     ex.matches = kept
     if not kept:
         return ex

@@ -24,16 +24,20 @@ from wizard.diag.logs.parse.timestamps import format_named
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.cpu import off_loop
 from wizard.model import linear
+from wizard.model.cancel import Stop
 
 REMOTE_CHUNK = 4 << 20  # a read over SSH: each must finish within the read timeout
 BACK_LINES = 500  # how far back an unstamped line's owner is looked for
 
 
 async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
-                         regexes: Sequence[str], margin: int = 2) -> tuple[LogWindow, int]:
+                         regexes: Sequence[str], margin: int = 2,
+                         keep: int | None = None) -> tuple[LogWindow, int]:
     """The lines of ``path`` in [start, end] that match any of ``regexes`` with ``margin``
     context lines each side (a LogWindow whose ``lines`` are only those), and the number of
-    lines in the window. Files the fast path cannot cut go through ``reader.window``."""
+    lines in the window. Files the fast path cannot cut go through ``reader.window``.
+    With ``keep``, matches past the first ``keep`` are only timed and listed with their
+    signatures in ``more`` (a dense window holds tens of thousands; a report quotes few)."""
     remote = is_remote(reader.host)
     cut = await cut_window(reader, path, start, end, read_data=not remote,
                            probe=REMOTE_PROBE if remote else LOCAL_PROBE)
@@ -60,6 +64,8 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     total = cut.lines  # counted once: a window can be tens of MiB
     if not found_ids:
         return win, total
+    if keep is not None and len(found_ids) > keep:
+        found_ids, win.more = await off_loop(functools.partial(_split, reader, cut, found_ids, keep))
     win.lines = await _excerpt_lines(reader, cut, found_ids, margin, total)
     return win, total
 
@@ -89,6 +95,28 @@ async def _remote_window(reader: LogReader, cut: WindowCut, regexes: Sequence[st
     win.bytes_read += budget.used
     cut.capped = budget.capped
     return None
+
+
+def _split(reader: LogReader, cut: WindowCut, found_ids: dict[int, tuple[int, ...]], keep: int,
+           stop: Stop) -> tuple[dict[int, tuple[int, ...]], list[tuple[float | None, tuple[int, ...]]]]:
+    """The first ``keep`` matches, and the time and signatures of each later one."""
+    starts = sorted(found_ids)
+    head = {s: found_ids[s] for s in starts[:keep]}
+    if cut.format is None:
+        return head, [(None, found_ids[s]) for s in starts[keep:]]
+    tf, ctx = format_named(cut.format), reader.time_context(cut.mtime)
+    memo: dict[str, float | None] = {}
+
+    def ts_of(text: str) -> float | None:
+        return tf.parse(text, ctx, memo)
+
+    more: list[tuple[float | None, tuple[int, ...]]] = []
+    for k, s in enumerate(starts[keep:]):
+        if k % 4096 == 0:
+            stop.check()
+        ts = ts_of(_text(cut.data, s))
+        more.append((ts if ts is not None else _owner_ts(cut.data, s, ts_of), found_ids[s]))
+    return head, more
 
 
 def _wanted_starts(data: bytes, starts: list[int], margin: int) -> dict[int, bool]:

@@ -145,4 +145,15 @@ def special_lines(data: bytes | bytearray, limit: int) -> list[tuple[int, int]]:
         pos = e + 1
 
 
-__all__ = ["SPECIAL", "SUFFIX", "line_regex", "special_lines"]
+def line_starts(data: bytes | bytearray, a: int, b: int) -> list[int]:
+    """Offsets of the lines of data[a:b] (``a`` a line's start)."""
+    out = []
+    s = a
+    while s < b:
+        out.append(s)
+        e = data.find(b"\n", s)
+        s = b if e < 0 else e + 1
+    return out
+
+
+__all__ = ["SPECIAL", "SUFFIX", "line_regex", "line_starts", "special_lines"]

@@ -184,8 +184,8 @@ class Matcher:
             db.scan(data, match_event_handler=on_match, scratch=self._scratch[name].clone())  # type: ignore[attr-defined]
         return events
 
-    def _pieces(self, data: bytes | bytearray, limit: int | None,
-                stop: Stop) -> Iterator[tuple[int, int, int, bool, list[tuple[int, int]]]]:
+    def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop,
+                a: int = 0) -> Iterator[tuple[int, int, int, bool, list[tuple[int, int]]]]:
         """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
         between them) with the offset their lines' ends must not pass, whether ``data`` has
         no special line, and the line database's reports (regex, line end) in them."""
@@ -194,7 +194,6 @@ class Matcher:
         # no special line anywhere (the usual case): looked at once, at memory speed
         clean = data.isascii() and data.find(b"\r") < 0
         try:
-            a = 0
             while a < limit:
                 stop.check()
                 b = len(data) if len(data) - a <= SLICE else data.find(b"\n", a + SLICE - 1) + 1
@@ -214,9 +213,17 @@ class Matcher:
         in order, with the regexes each matches; lines starting at or after ``limit`` are
         left out (a partial line at the end of a chunk, read again with the next one).
         ``stop`` is looked at between lines: a cancelled run or a passed deadline raises."""
+        return self.head(data, limit, stop)[0]
+
+    def head(self, data: bytes | bytearray, limit: int | None = None, stop: Stop | None = None,
+             most: int | None = None) -> tuple[list[LineHit], int]:
+        """``lines``, stopped after the slice in which ``most`` lines were found, and the
+        offset it stopped at (``count`` from there finds the rest)."""
         stop = stop or Stop()
         out: list[LineHit] = []
         for a, b, last, clean, events in self._pieces(data, limit, stop):
+            if most is not None and len(out) >= most:
+                return out, a
             decided = self._decided(data, (a, b, last), clean, events, stop)
             by_end: dict[int, list[int]] = {}
             for sid, end in events:
@@ -226,16 +233,16 @@ class Matcher:
             rows += [(e, d.start, tuple(sorted(d.ids)), d.clipped) for e, d in decided.items() if d.ids]
             rows.sort()
             out += [LineHit(s, e, ids, clipped) for e, s, ids, clipped in rows]
-        return out
+        return out, len(data) if limit is None else limit
 
     def count(self, data: bytes | bytearray, limit: int | None = None,
-              stop: Stop | None = None) -> LineCounts:
-        """What ``lines`` finds, counted: no line is listed, and the lines the line database
-        alone decides cost a count of its reports."""
+              stop: Stop | None = None, start: int = 0) -> LineCounts:
+        """What ``lines`` finds from offset ``start`` (a line's start), counted: no line is
+        listed, and the lines the line database alone decides cost a count of its reports."""
         stop = stop or Stop()
         counts: Counter[int] = Counter()
         total, clipped = 0, False
-        for a, b, last, clean, events in self._pieces(data, limit, stop):
+        for a, b, last, clean, events in self._pieces(data, limit, stop, start):
             decided = self._decided(data, (a, b, last), clean, events, stop)
             kept = [ev for ev in events if ev[1] not in decided] if decided else events
             if decided:
@@ -336,7 +343,7 @@ class Matcher:
             if lits is not None and "lit" in self.dbs:
                 continue  # found by the literal database
             if lits is None:
-                for s in _line_starts(data, a, b):
+                for s in hsline.line_starts(data, a, b):
                     cand.setdefault(s, set()).add(i)
                 continue
             low = low or bytes(data[a:b]).lower()
@@ -347,16 +354,6 @@ class Matcher:
 def _line_end(data: bytes | bytearray, s: int) -> int:
     e = data.find(b"\n", s)
     return len(data) if e < 0 else e
-
-
-def _line_starts(data: bytes | bytearray, a: int, b: int) -> list[int]:
-    out = []
-    s = a
-    while s < b:
-        out.append(s)
-        e = data.find(b"\n", s)
-        s = b if e < 0 else e + 1
-    return out
 
 
 def _database(expressions: list[bytes], ids: list[int], flags: list[int]) -> object | None:

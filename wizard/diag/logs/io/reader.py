@@ -65,6 +65,8 @@ class LogWindow:
     method: Literal["whole", "bisect", "bisect+remote", "scan", "none"] = "none"
     notes: list[str] = field(default_factory=list)
     error: str = ""  # why the file could not be read (then nothing else is set)
+    # the matches past the ``keep`` an excerpt made lines of: (time, signatures) each
+    more: list[tuple[float | None, tuple[int, ...]]] = field(default_factory=list)
 
 
 class _Budget:

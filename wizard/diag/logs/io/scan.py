@@ -147,11 +147,13 @@ async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str
                 number += 1
                 res.truncated = True
                 continue
-            if len(res.lines) < MAX_SCAN_LINES:
-                hits = await off_loop(functools.partial(_lines_of, m, data, limit))
-                number = _record_hits(res, ids, data, hits, number, limit)
-            else:  # the lines kept are enough: Hyperscan's reports counted, no line made
-                _add_counts(res, ids, await off_loop(functools.partial(_count_of, m, data, limit)))
+            upto = 0
+            if len(res.lines) < MAX_SCAN_LINES:  # lines made until enough are kept
+                hits, upto = await off_loop(functools.partial(
+                    _head_of, m, data, limit, MAX_SCAN_LINES - len(res.lines)))
+                number = _record_hits(res, ids, data, hits, number, upto)
+            if upto < limit:  # the rest: Hyperscan's reports counted, no line made
+                _add_counts(res, ids, await off_loop(functools.partial(_count_of, m, data, limit, upto)))
             pos += limit
             del data
     except HostError as exc:
@@ -198,12 +200,14 @@ def _add_counts(res: ScanResult, ids: list[str], got: hsmatch.LineCounts) -> Non
         res.counts[ids[i]] = res.counts.get(ids[i], 0) + n
 
 
-def _count_of(m: hsmatch.Matcher, data: bytes | bytearray, limit: int, stop: hsmatch.Stop) -> hsmatch.LineCounts:
-    return m.count(data, limit, stop)
+def _count_of(m: hsmatch.Matcher, data: bytes | bytearray, limit: int, start: int,
+              stop: hsmatch.Stop) -> hsmatch.LineCounts:
+    return m.count(data, limit, stop, start)
 
 
-def _lines_of(m: hsmatch.Matcher, data: bytes | bytearray, limit: int, stop: hsmatch.Stop) -> list[hsmatch.LineHit]:
-    return m.lines(data, limit, stop)
+def _head_of(m: hsmatch.Matcher, data: bytes | bytearray, limit: int, most: int,
+             stop: hsmatch.Stop) -> tuple[list[hsmatch.LineHit], int]:
+    return m.head(data, limit, stop, most)
 
 
 class _LocalChunks:

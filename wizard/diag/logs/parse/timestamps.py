@@ -133,9 +133,19 @@ class TimeFormat:
     has_zone: bool  # False: lines carry no zone (read in TimeContext.tz)
     anchored: bool = True  # the timestamp starts the line
 
-    def parse(self, line: str, ctx: TimeContext) -> float | None:
+    def parse(self, line: str, ctx: TimeContext, memo: dict[str, float | None] | None = None) -> float | None:
+        """The time of ``line``, or None. ``memo`` (one per format and context) keeps the
+        times of the stamps seen: a dense window repeats each second's stamp many times,
+        and a format's fields are read from the stamp's text alone."""
         m = self.pattern.match(line) if self.anchored else self.pattern.search(line, 0, 200)
-        return self.convert(m, ctx) if m else None
+        if m is None:
+            return None
+        if memo is None:
+            return self.convert(m, ctx)
+        key = m.group(0)
+        if key not in memo:
+            memo[key] = self.convert(m, ctx)
+        return memo[key]
 
 
 # Order matters only for ties in detection: anchored formats first.

@@ -1,0 +1,70 @@
+"""A dense window's excerpt makes lines of the first ``keep`` matches only; the later ones
+are timed and listed with their signatures, and the report built from both (counts, classes,
+times for the histogram, lines left out) is the one all lines would give."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from wizard.diag.logs.checks.matching import excerpt
+from wizard.diag.logs.io.excerpt import excerpt_window
+from wizard.diag.logs.io.reader import LogReader
+from wizard.engine.discovery import load
+from wizard.hosts.local import LocalHost
+
+SIGS = load().signatures
+REGEXES = [s.regex for s in SIGS]
+START = datetime(2026, 11, 21, 11, 0, tzinfo=UTC)
+
+
+def _log(path: Path, stamped: bool = True) -> None:
+    rows = []
+    for k in range(30_000):  # an hour, 8-9 lines a second, a third of them matching
+        t = (START + timedelta(seconds=k * 3600 / 30_000)).strftime("%Y/%m/%d %H:%M:%S")
+        body = ("upstream timed out (110: Connection timed out)" if k % 3 == 0 else
+                "recv() failed (104: Connection reset by peer)" if k % 17 == 0 else "closed keepalive connection")
+        rows.append(f"{t} [error] 4100#0: *{k} {body}" if stamped else f"[error] *{k} {body}")
+        if k % 40 == 0:
+            rows.append("    continued: upstream timed out again")  # an unstamped match: its owner's time
+    path.write_text("\n".join(rows) + "\n")
+
+
+def _windows(path: Path, keep: int) -> tuple:
+    t0, t1 = (START + timedelta(minutes=20)).timestamp(), (START + timedelta(minutes=30)).timestamp()
+
+    async def both() -> tuple:
+        full = await excerpt_window(LogReader(LocalHost(), tz=UTC), str(path), t0, t1, REGEXES, 2)
+        part = await excerpt_window(LogReader(LocalHost(), tz=UTC), str(path), t0, t1, REGEXES, 2, keep=keep)
+        return full, part
+
+    return asyncio.run(both())
+
+
+def test_matches_past_keep_are_timed_not_made_into_lines(tmp_path: Path) -> None:
+    path = tmp_path / "error.log"
+    _log(path)
+    (full, n_full), (part, n_part) = _windows(path, 25)
+    assert n_full == n_part > 2000 and not full.more
+    hits_full = [(ln.ts, ln.sigs) for ln in full.lines if ln.in_window and ln.sigs]
+    hits_part = [(ln.ts, ln.sigs) for ln in part.lines if ln.in_window and ln.sigs]
+    assert len(hits_full) > 800 and hits_part == hits_full[:25]
+    assert part.more == hits_full[25:]
+    assert len(part.lines) < 200  # the kept matches and their context only
+    for budget in (10, 25, 10_000):
+        a = excerpt(full.lines, SIGS, 2, budget)
+        b = excerpt(part.lines, SIGS, 2, min(budget, 25), part.more)
+        assert (a.counts, a.lines, a.class_lines, a.times) == (b.counts, b.lines, b.class_lines, b.times)
+        if budget <= 25:
+            assert (a.text, a.left_out) == (b.text, b.left_out)
+
+
+def test_an_untimed_dense_log_keeps_its_counts(tmp_path: Path) -> None:
+    path = tmp_path / "untimed.log"
+    _log(path, stamped=False)
+    (full, _), (part, _) = _windows(path, 5)
+    hits_full = [ln.sigs for ln in full.lines if ln.in_window and ln.sigs]
+    assert [sigs for _, sigs in part.more] == hits_full[5:] and all(ts is None for ts, _ in part.more)
+    a, b = excerpt(full.lines, SIGS, 2, 5), excerpt(part.lines, SIGS, 2, 5, part.more)
+    assert (a.counts, a.lines, a.left_out, a.text) == (b.counts, b.lines, b.left_out, b.text)
