@@ -10,8 +10,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-CACHE_FORMAT = 7
-NAMES = ("db", "lit", "line", "all")
+CACHE_FORMAT = 8
+NAMES = ("db", "line", "all")
 
 
 def cache_path(hs: Any, regexes: Sequence[str]) -> str:

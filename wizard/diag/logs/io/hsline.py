@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 _c: Any = importlib.import_module("re._constants")
 _p: Any = importlib.import_module("re._parser")
@@ -40,6 +40,34 @@ SUFFIX = r"[^\n]*$"
 # A line whose "\r" is not in the run before its "\n" (re sees that one), or with a byte
 # >= 0x80 (re decodes it: \w, \s, case folding differ).
 SPECIAL = re.compile(rb"[\x80-\xff]|\r+[^\r\n]")
+
+
+class LineHit(NamedTuple):  # a tuple: a dense log makes millions of them
+    start: int  # offset of the line in the buffer
+    end: int  # offset of its "\n" (or the buffer's end)
+    ids: tuple[int, ...]  # indices of the matching regexes, ascending
+    clipped: bool = False  # a long line Python's re saw only the head and tail of
+
+
+class LineCounts(NamedTuple):
+    counts: dict[int, int]  # regex index -> lines it matches
+    lines: int  # lines any regex matches
+    clipped: bool  # some line Python's re saw only the head and tail of
+
+
+class Piece(NamedTuple):  # a slice of the buffer searched, and the line database's reports in it
+    a: int
+    b: int
+    last: int  # the last line end of the slice that is not past the limit
+    clean: bool  # no special line in the whole buffer
+    events: list[tuple[int, int]]  # (regex, line end)
+    lits: list[tuple[int, int]]  # (literal, end of the literal)
+
+
+class Decided(NamedTuple):  # the lines re had a say in, by their end offset
+    start: int
+    ids: frozenset[int]
+    clipped: bool
 
 
 class _Untranslatable(Exception):
@@ -156,4 +184,5 @@ def line_starts(data: bytes | bytearray, a: int, b: int) -> list[int]:
     return out
 
 
-__all__ = ["SPECIAL", "SUFFIX", "line_regex", "line_starts", "special_lines"]
+__all__ = ["SPECIAL", "SUFFIX", "Decided", "LineCounts", "LineHit", "Piece", "line_regex", "line_starts",
+           "special_lines"]

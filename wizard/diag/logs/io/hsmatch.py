@@ -27,9 +27,12 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 from wizard.diag.logs.io import hscache, hsline
+from wizard.diag.logs.io.hsline import Decided as _Decided
+from wizard.diag.logs.io.hsline import LineCounts, LineHit
+from wizard.diag.logs.io.hsline import Piece as _Piece
 from wizard.model import linear
 from wizard.model.cancel import Stop
 
@@ -48,27 +51,9 @@ _PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
 # UTF-8 of the characters re.I takes for an ASCII letter: İ ı (i), ſ (s), K (Kelvin, k)
 _FOLDS = re.compile(rb"\xc4[\xb0\xb1]|\xc5\xbf|\xe2\x84\xaa")
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
+LIT = 1 << 20  # ids of the literals in the line database start here
 CHECK_EVERY = 256  # lines between two looks at the stop token when re has nothing to do
 SLICE = 4 << 20  # bytes searched between two looks at the stop token
-
-
-class LineHit(NamedTuple):  # a tuple: a dense log makes millions of them
-    start: int  # offset of the line in the buffer
-    end: int  # offset of its "\n" (or the buffer's end)
-    ids: tuple[int, ...]  # indices of the matching regexes, ascending
-    clipped: bool = False  # a long line Python's re saw only the head and tail of
-
-
-class LineCounts(NamedTuple):
-    counts: dict[int, int]  # regex index -> lines it matches
-    lines: int  # lines any regex matches
-    clipped: bool  # some line Python's re saw only the head and tail of
-
-
-class _Decided(NamedTuple):  # the lines re had a say in, by their end offset
-    start: int
-    ids: frozenset[int]
-    clipped: bool
 
 
 class Matcher:
@@ -84,7 +69,7 @@ class Matcher:
         self.python: list[int] = []  # in no database
         self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         self.all_owners: list[tuple[int, ...]] = []  # the same for every regex's literals
-        self.dbs: dict[str, object] = {}  # "line", "db" (candidates without a literal), "lit", "all"
+        self.dbs: dict[str, object] = {}  # "line" (and literals), "db" (candidates without one), "all"
         if _hs is None:
             self.python = list(range(len(self.regexes)))
             self.literals = self._literals()
@@ -145,21 +130,22 @@ class Matcher:
                     candidates.append((i, base if _compiles(rx, base) else base | _hs.HS_FLAG_PREFILTER))
             else:
                 self.python.append(i)
-        self.dbs["line"] = _database(exact, self.exact, [base] * len(exact))
+        # One scan finds both: the exact regexes' lines, and (ids from LIT on) the minimal
+        # literals of the regexes re decides on every line, which find its candidates.
+        some = [i for i in self.approx + self.python if self.literals[i] is not None]
+        lits, self.lit_owners = self._literal_exprs(some)
+        self.dbs["line"] = _database(exact + lits, self.exact + [LIT + k for k in range(len(lits))],
+                                     [base] * len(exact) + [_hs.HS_FLAG_CASELESS] * len(lits))
         self.dbs["db"] = _database([self.regexes[i].encode() for i, _ in candidates],
                                    [i for i, _ in candidates], [f for _, f in candidates])
-        self._compile_literals()
+        # every regex's literals, for the special lines re decides alone
+        with_lits = [i for i in range(len(self.regexes)) if self.literals[i] is not None]
+        every, self.all_owners = self._literal_exprs(with_lits)
+        self.dbs["all"] = _database(every, list(range(len(every))), [_hs.HS_FLAG_CASELESS] * len(every))
         self.dbs = {k: v for k, v in self.dbs.items() if v is not None}
 
-    def _compile_literals(self) -> None:
-        """Caseless databases of minimal literals: "lit" of the regexes ``re`` decides on
-        every line, "all" of every regex (for the special lines ``re`` decides alone)."""
-        some = [i for i in self.approx + self.python if self.literals[i] is not None]
-        self.dbs["lit"], self.lit_owners = self._literal_db(some)
-        self.dbs["all"], self.all_owners = self._literal_db(
-            [i for i in range(len(self.regexes)) if self.literals[i] is not None])
-
-    def _literal_db(self, with_lits: list[int]) -> tuple[object | None, list[tuple[int, ...]]]:
+    def _literal_exprs(self, with_lits: list[int]) -> tuple[list[bytes], list[tuple[int, ...]]]:
+        """Caseless expressions of the minimal literals of ``with_lits``, and the regexes each may find."""
         from wizard.diag.logs.io.scan import minimal_literals
 
         every = {lit.decode() for i in with_lits for lit in self.literals[i]}  # type: ignore[union-attr]
@@ -167,9 +153,7 @@ class Matcher:
         # A line holding one of a regex's literals holds a minimal literal inside it.
         owners = [tuple(i for i in with_lits if any(m in lit for lit in self.literals[i]))  # type: ignore[union-attr]
                   for m in mins]
-        db = _database([_hs_literal(m) for m in mins], list(range(len(mins))),
-                       [_hs.HS_FLAG_CASELESS] * len(mins))
-        return db, owners
+        return [_hs_literal(m) for m in mins], owners
 
     def _scan(self, name: str, data: bytes | memoryview, at: int = 0) -> list[tuple[int, int]]:
         """(id, end offset + ``at``) of every match of database ``name`` in ``data``."""
@@ -184,11 +168,27 @@ class Matcher:
             db.scan(data, match_event_handler=on_match, scratch=self._scratch[name].clone())  # type: ignore[attr-defined]
         return events
 
-    def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop,
-                a: int = 0) -> Iterator[tuple[int, int, int, bool, list[tuple[int, int]]]]:
+    def _line_scan(self, data: memoryview, at: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The line database's reports in ``data``: (regex, line end) and (literal, end)."""
+        events: list[tuple[int, int]] = []
+        lits: list[tuple[int, int]] = []
+        add, add_lit = events.append, lits.append
+
+        def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+            if sid < LIT:
+                add((sid, to + at))
+            else:
+                add_lit((sid - LIT, to + at))
+
+        db = self.dbs.get("line")
+        if db is not None:
+            db.scan(data, match_event_handler=on_match, scratch=self._scratch["line"].clone())  # type: ignore[attr-defined]
+        return events, lits
+
+    def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop, a: int = 0) -> Iterator[_Piece]:
         """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
         between them) with the offset their lines' ends must not pass, whether ``data`` has
-        no special line, and the line database's reports (regex, line end) in them."""
+        no special line, and the line database's reports in them."""
         limit = len(data) if limit is None else limit
         view = memoryview(data)
         # no special line anywhere (the usual case): looked at once, at memory speed
@@ -200,9 +200,9 @@ class Matcher:
                 b = len(data) if b <= 0 else b
                 last = data.find(b"\n", limit - 1) if b >= limit else b - 1  # lines ending here start before limit
                 last = len(data) if last < 0 else last
-                events = self._scan("line", view[a:b], a)
-                yield a, b, last, clean, events if not events or events[-1][1] <= last else [
-                    ev for ev in events if ev[1] <= last]
+                events, lits = self._line_scan(view[a:b], a)
+                yield _Piece(a, b, last, clean, events if not events or events[-1][1] <= last else [
+                    ev for ev in events if ev[1] <= last], lits)
                 a = b
         finally:
             view.release()
@@ -221,12 +221,12 @@ class Matcher:
         offset it stopped at (``count`` from there finds the rest)."""
         stop = stop or Stop()
         out: list[LineHit] = []
-        for a, b, last, clean, events in self._pieces(data, limit, stop):
+        for piece in self._pieces(data, limit, stop):
             if most is not None and len(out) >= most:
-                return out, a
-            decided = self._decided(data, (a, b, last), clean, events, stop)
+                return out, piece.a
+            decided = self._decided(data, piece, stop)
             by_end: dict[int, list[int]] = {}
-            for sid, end in events:
+            for sid, end in piece.events:
                 if end not in decided:
                     by_end.setdefault(end, []).append(sid)
             rows = [(e, data.rfind(b"\n", 0, e) + 1, tuple(sorted(ids)), False) for e, ids in by_end.items()]
@@ -242,9 +242,9 @@ class Matcher:
         stop = stop or Stop()
         counts: Counter[int] = Counter()
         total, clipped = 0, False
-        for a, b, last, clean, events in self._pieces(data, limit, stop, start):
-            decided = self._decided(data, (a, b, last), clean, events, stop)
-            kept = [ev for ev in events if ev[1] not in decided] if decided else events
+        for piece in self._pieces(data, limit, stop, start):
+            decided = self._decided(data, piece, stop)
+            kept = [ev for ev in piece.events if ev[1] not in decided] if decided else piece.events
             if decided:
                 for d in decided.values():
                     counts.update(d.ids)
@@ -254,19 +254,17 @@ class Matcher:
             total += len(set(map(_SECOND, kept)))
         return LineCounts(dict(counts), total, clipped)
 
-    def _decided(self, data: bytes | bytearray, piece: tuple[int, int, int], clean: bool,
-                 events: list[tuple[int, int]], stop: Stop) -> dict[int, _Decided]:
-        """The lines of data[a:b] (ending by ``last``; ``piece`` is the three) that ``re`` has
-        a say in, decided: candidates of the regexes outside the line database, and the
-        special lines (none when ``clean``)."""
-        a, b, last = piece
+    def _decided(self, data: bytes | bytearray, piece: _Piece, stop: Stop) -> dict[int, _Decided]:
+        """The lines of ``piece`` that ``re`` has a say in, decided: candidates of the
+        regexes outside the line database, and the special lines."""
+        a, b, last, events = piece.a, piece.b, piece.last, piece.events
         cand: dict[int, set[int]] = {}  # line start -> regexes for re to decide
         with memoryview(data) as view:
-            for name, owners in (("db", None), ("lit", self.lit_owners)):
-                for sid, to in self._scan(name, view[a:b], a):
-                    s = data.rfind(b"\n", 0, max(a, to - 1)) + 1
-                    cand.setdefault(s, set()).update((sid,) if owners is None else owners[sid])
-        specials = [] if clean else hsline.special_lines(bytes(data[a:b]), last + 1 - a)
+            found = [(sid, to, (sid,)) for sid, to in self._scan("db", view[a:b], a)]
+        for _sid, to, owners in found + [(lid, to, self.lit_owners[lid]) for lid, to in piece.lits]:
+            s = data.rfind(b"\n", 0, max(a, to - 1)) + 1
+            cand.setdefault(s, set()).update(owners)
+        specials = [] if piece.clean else hsline.special_lines(bytes(data[a:b]), last + 1 - a)
         if specials:
             self._special_candidates(data, a, specials, cand)
         if self.python:
@@ -340,7 +338,7 @@ class Matcher:
         low = b""
         for i in self.python:
             lits = self.literals[i]
-            if lits is not None and "lit" in self.dbs:
+            if lits is not None and self.lit_owners:
                 continue  # found by the literal database
             if lits is None:
                 for s in hsline.line_starts(data, a, b):
