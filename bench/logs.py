@@ -111,8 +111,9 @@ def _line(i: int, when: datetime, n: int, shape: tuple[int, bool, bool, str]) ->
 def make_log(path: Path, size: int, shape: tuple[int, bool, bool, str] = SHAPES["sparse"]) -> int:
     """Lines of nginx-error (or HAProxy) format with increasing timestamps over 24 hours,
     written by repeating a generated block of one second of traffic with the time shifted."""
-    per_second = max(1, size // (24 * 3600 * 150))  # about 150 bytes a line
-    seconds = max(60, size // (per_second * 150))
+    avg = max(1, len("".join(_line(i, START, i, shape) for i in range(256)).encode()) // 256)
+    per_second = max(1, size // (24 * 3600 * avg))  # the day filled whatever the lines' length
+    seconds = max(60, size // (per_second * avg))
     planted = {int((AT - START).total_seconds()) + k * 37 for k in range(PLANTED)}
     written = 0
     with path.open("wb", buffering=1 << 22) as f:
