@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""House limits for wizard/ (the TUI's package aside, which holds its own): every module
+"""House limits for all of wizard/ (the TUI included): every module
 under 400 lines, every function under 60, and no block of statements repeated (the same
 five or more consecutive statements, imports aside, compared as syntax trees, in two places).
 
@@ -16,7 +16,7 @@ from pathlib import Path
 MAX_MODULE_LINES = 400  # a module must be shorter
 MAX_FUNCTION_LINES = 60  # a function (def line to its last line) must be shorter
 MIN_DUPLICATE = 5  # consecutive statements that make a repeated block
-EXCLUDED = ("ui",)  # packages under wizard/ held by their own rules
+EXCLUDED: tuple[str, ...] = ()  # packages under wizard/ exempt from these limits: none
 
 
 def modules(root: Path) -> list[Path]:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from wizard.model import Session, is_ip
+from wizard.model import CheckResult, Session, is_ip
 
 PLACEHOLDER = re.compile(r"«(?:secret|ipv4|ipv6|host)-\d+»")
 _ONLY_PLACEHOLDERS = re.compile(r"^(?:\s*«(?:secret|ipv4|ipv6|host)-\d+»)+\s*$")
@@ -265,6 +265,28 @@ def redact_text(text: str, redactor: Redactor | None = None) -> str:
     return (redactor or Redactor()).redact(text)
 
 
+def redact_result(result: CheckResult, redactor: Redactor | None = None) -> CheckResult:
+    """A redacted deep copy of one check's result (what a screen shows of it)."""
+    out = result.model_copy(deep=True)
+    _redact_check(out, redactor or Redactor())
+    return out
+
+
+def _redact_check(check: CheckResult, r: Redactor) -> None:
+    check.summary = r.redact(check.summary)
+    if check.reason:
+        check.reason = r.redact(check.reason)
+    if check.fix:
+        check.fix = r.redact(check.fix)
+    for signal in check.signals:
+        signal.fact = r.redact(signal.fact)
+    for ev in check.evidence:
+        ev.title = r.redact(ev.title)
+        ev.text = r.redact(ev.text)
+        ev.source = r.redact(ev.source)
+        ev.data = r.redact_data(ev.data)
+
+
 def redact_session(session: Session, redactor: Redactor | None = None) -> Session:
     """A redacted deep copy of the session; the original is not touched."""
     r = redactor or Redactor()
@@ -272,18 +294,7 @@ def redact_session(session: Session, redactor: Redactor | None = None) -> Sessio
     for step in out.steps:
         step.notes = r.redact(step.notes)
         for check in step.checks:
-            check.summary = r.redact(check.summary)
-            if check.reason:
-                check.reason = r.redact(check.reason)
-            if check.fix:
-                check.fix = r.redact(check.fix)
-            for signal in check.signals:
-                signal.fact = r.redact(signal.fact)
-            for ev in check.evidence:
-                ev.title = r.redact(ev.title)
-                ev.text = r.redact(ev.text)
-                ev.source = r.redact(ev.source)
-                ev.data = r.redact_data(ev.data)
+            _redact_check(check, r)
     for finding in out.diagnosis:
         finding.summary = r.redact(finding.summary)
         finding.remedy = r.redact(finding.remedy)

@@ -27,6 +27,7 @@ from wizard.ui.commands import WizardCommands
 from wizard.ui.controller import WizardController
 from wizard.ui.dialogs import DialogActions
 from wizard.ui.keys import KeyActions
+from wizard.ui.navigation import NavActions
 from wizard.ui.screens.target import TargetScreen
 from wizard.ui.widgets.items import focus_first_item
 
@@ -51,7 +52,7 @@ def _answers_values(answers: Answers | None, target: str | None, server: str) ->
     return values
 
 
-class ResetWizardApp(KeyActions, DialogActions, App[int]):
+class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
     """The wizard. Tests inject ``engine`` (scripted results), ``clock`` and ``monotonic``."""
 
     CSS_PATH = Path(__file__).with_name("wizard.tcss")
@@ -187,7 +188,7 @@ class ResetWizardApp(KeyActions, DialogActions, App[int]):
         """Push what the controller knows of a step into its panel."""
         panel = self.panel(step_id)
         if panel is not None:
-            panel.sync(self.controller.step_result(step_id), self.controller.running_in(step_id),
+            panel.sync(self.controller.shown_step(step_id), self.controller.running_in(step_id),
                        self.monotonic(), self.controller.queued_in(step_id))
 
     # ----- messages up ------------------------------------------------------------------
@@ -202,7 +203,7 @@ class ResetWizardApp(KeyActions, DialogActions, App[int]):
         self.controller.check_finished(message.step, message.index, message.result)
         panel = self.panel(message.step)
         if panel is not None:
-            panel.check_finished(message.index, message.result)
+            panel.check_finished(message.index, self.controller.shown_result(message.result))
 
     def on_step_panel_notes_changed(self, message: Any) -> None:
         self.controller.set_notes(message.step, message.text)
@@ -344,7 +345,7 @@ class ResetWizardApp(KeyActions, DialogActions, App[int]):
         if step_id == "summary":
             self.controller.conclude()
             summary: Any = self.get_screen("summary")
-            summary.session = self.session
+            summary.session = self.controller.shown_session()
         name = {"identify": "target"}.get(step_id, step_id if step_id == "summary" else f"step:{step_id}")
         if self.screen.name != name:
             await self.switch_screen(name)
@@ -357,78 +358,6 @@ class ResetWizardApp(KeyActions, DialogActions, App[int]):
     def _after_dialog(self, _result: Any = None) -> None:
         if self._pending_show:
             self.call_later(self._show, self._pending_show)
-
-    def _busy(self) -> bool:
-        if self.run_in_progress():
-            self.notify("Checks are running: wait, or press Esc to cancel them.", title="Busy",
-                        severity="warning")
-            return True
-        return False
-
-    # ----- actions --------------------------------------------------------------------------
-    def _form_changed(self) -> bool:
-        return self.controller.form_changed(self._target_screen().collect())
-
-    def action_start(self, then_all: bool = False) -> None:
-        if self._busy():
-            return
-        collected = self._target_screen().collect()
-        if collected is None:
-            self.notify("Fix the fields marked ✗ first.", title="Step 1", severity="warning")
-            return
-        if self.session is not None and not self.controller.form_changed(collected):
-            if then_all:
-                self.run_remaining()
-            else:
-                self.call_later(self.action_goto, 'connectivity')
-            return
-        target, answers, server = collected
-        typed_at = self._target_screen().field_text("at")
-        if answers["at"] is not None or typed_at.strip():
-            from wizard.ui.fields import moment
-
-            answers["at"] = moment(typed_at, self.clock())
-        self.start_run(target, answers, server, then_all)
-
-    async def action_goto(self, step_id: str) -> None:
-        if step_id != "identify" and self.session is None:
-            self.notify("Fill in step 1 and press Enter first.", title="Not started", severity="warning")
-            return
-        await self._show(step_id)
-        if step_id not in ("identify", "summary") and self.step_states.get(step_id) == "pending" \
-                and not self.run_in_progress():
-            self.run_one_step(step_id)
-
-    async def action_next(self) -> None:
-        current = self.current_step()
-        if current == "identify" and (self.session is None or self._form_changed()):
-            self.action_start()
-            return
-        following = steps.neighbour(current, 1)
-        if following:
-            await self.action_goto(following)
-
-    async def action_back(self) -> None:
-        previous = steps.neighbour(self.current_step(), -1)
-        if previous:
-            await self.action_goto(previous)
-
-    def action_rerun_step(self) -> None:
-        if self.session is None:
-            self.action_start()
-        elif self.current_step() != "summary" and not self._busy():
-            self.run_one_step(self.current_step())
-
-    def action_run_all(self) -> None:
-        if self.session is None or (self.current_step() == "identify" and self._form_changed()):
-            self.action_start(then_all=True)
-        elif not self._busy():
-            self.run_remaining()
-
-    def action_cancel_run(self) -> None:
-        cancelled = [w for w in self.workers if w.group == "run" and w.is_running]
-        for worker in cancelled:
-            worker.cancel()
 
 
 def run_tui(target: str | None = None, *, server: str = "local", answers: Answers | None = None,

@@ -39,6 +39,9 @@ class WizardController:
         self.states: dict[str, str] = {}
         self.saved = False
         self.started_with: Started | None = None
+        #: secrets found in evidence are shown redacted unless the user reveals them
+        self.reveal = False
+        self._screen_redactor: Any = None
 
     # ----- the session ----------------------------------------------------------------
     def title(self, check_id: str) -> str:
@@ -67,6 +70,33 @@ class WizardController:
         if self.session is None:
             return None
         return next((s for s in self.session.steps if s.id == step_id), None)
+
+    # ----- what the screen shows: secrets redacted unless revealed ------------------------
+    def _redactor(self) -> Any:
+        from wizard.redact import Redactor
+
+        if self._screen_redactor is None:  # one for the screen: a secret keeps its «secret-N»
+            self._screen_redactor = Redactor()
+        return self._screen_redactor
+
+    def shown_result(self, result: CheckResult) -> CheckResult:
+        from wizard.redact import redact_result
+
+        return result if self.reveal else redact_result(result, self._redactor())
+
+    def shown_step(self, step_id: str) -> StepResult | None:
+        """The step as its panel shows it; the notes are the user's own and stay as typed."""
+        step = self.step_result(step_id)
+        if step is None or self.reveal:
+            return step
+        return step.model_copy(update={"checks": [self.shown_result(c) for c in step.checks]})
+
+    def shown_session(self) -> Session | None:
+        from wizard.redact import redact_session
+
+        if self.session is None or self.reveal:
+            return self.session
+        return redact_session(self.session, self._redactor())
 
     def running_in(self, step_id: str) -> dict[int, float]:
         """The checks of ``step_id`` running now: index -> when it started."""

@@ -21,6 +21,7 @@ from wizard.ui import steps
 if TYPE_CHECKING:
     from wizard.model import Session
     from wizard.ui.controller import WizardController
+    from wizard.ui.screens.summary import SummaryScreen
 
 BINDINGS: list[BindingType] = [
     Binding("ctrl+n", "next", "Next step", priority=True),
@@ -56,6 +57,7 @@ class KeyActions(AppBase):
         @property
         def session(self) -> Session | None: ...
         def run_in_progress(self) -> bool: ...
+        def push_step(self, step_id: str) -> None: ...
 
     def base_screen(self) -> Screen[Any]:
         """The screen under any dialog (the command palette included)."""
@@ -93,6 +95,10 @@ class KeyActions(AppBase):
         if not isinstance(self.screen, ModalScreen):
             self.push_screen(HelpScreen())
 
+    async def _refresh_shown_summary(self, summary: SummaryScreen) -> None:
+        if self.screen.name == "summary":
+            await summary.refresh_verdict()
+
     def action_toggle_redaction(self) -> None:
         """Exports redacted or not; an open export dialog follows at once."""
         from textual.widgets import Checkbox
@@ -102,7 +108,16 @@ class KeyActions(AppBase):
             for box in screen.query("#redact"):
                 if isinstance(box, Checkbox):
                     box.value = self.redact
-        self.notify("Exports redact secrets." if self.redact else
-                    "Exports will NOT redact secrets (passwords, tokens, cookies).",
+        # The screen follows: secrets shown redacted, or as found when redaction is off.
+        self.controller.reveal = not self.redact
+        for step_id in steps.STEP_IDS:
+            self.push_step(step_id)
+        if self.is_screen_installed("summary"):
+            summary: Any = self.get_screen("summary")
+            summary.session = self.controller.shown_session()
+            if self.screen.name == "summary":  # otherwise it shows the new session when next shown
+                self.call_later(self._refresh_shown_summary, summary)
+        self.notify("The screen and exports redact secrets." if self.redact else
+                    "The screen shows secrets as found; exports will NOT redact them (passwords, tokens, cookies).",
                     title="Redaction " + ("on" if self.redact else "off"),
                     severity="information" if self.redact else "warning")
