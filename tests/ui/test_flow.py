@@ -201,8 +201,12 @@ async def test_quitting_mid_run_and_saving_opens_the_export_dialog(tmp_path: Pat
         await pilot.click("#save")
         await until(pilot, lambda: isinstance(app.screen, ExportModal))
         assert app.session.interrupted
+        # Laid out before it is clicked (a click on a dialog still being arranged misses it).
+        await until(pilot, lambda: app.screen.query_one("#write").region.area > 0)
+        await pilot.pause()
         await pilot.click("#write")
-        await until(pilot, lambda: app.return_code is not None)
+        # Writing renders the report and the JSON: give a busy machine time for it.
+        await until(pilot, lambda: app.return_code is not None, timeout=20)
     written = list(tmp_path.glob("*.md"))
     assert len(written) == 1
 

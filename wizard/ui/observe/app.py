@@ -130,8 +130,9 @@ class ObserveApp(App[int]):
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         key = message.row_key.value if message.row_key is not None else None
         ev = next((e for e in self.events if str(e.n) == key), None)
-        if ev is not None:
-            self.show(ev)
+        if ev is None or not self.screen.query("#ladder"):
+            return  # a late highlight, on a screen being torn down (the app quitting): nothing to show
+        self.show(ev)
 
     def action_cursor(self, step: int) -> None:
         table = self.query_one("#events", DataTable)
