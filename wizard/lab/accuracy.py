@@ -75,12 +75,25 @@ def _cell(outs: list[Outcome]) -> str:
     return f"{right}/{len(outs)}" + (f" (also: {', '.join(f'`{w}`' for w in wrong)})" if wrong else "")
 
 
+def _commit() -> str:
+    """", commit abc1234" (with "+ changes" when the tree differs from it), or "" outside git."""
+    root = README.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f", commit {head}" + (" + changes" if dirty else "") if head else ""
+
+
 def table(chosen: list[Scenario], results: dict[str, dict[str, list[Outcome]]], runs: int,
           wall_s: float, which: str, command: str) -> str:
     loads = [k for k in ("none", "cpu") if results.get(k)]
     total = sum(len(v) for k in loads for v in results[k].values())
     right = sum(o.correct for k in loads for v in results[k].values() for o in v)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC") + _commit()
     head = {"none": "no load", "cpu": "`stress-ng --cpu 2` beside"}
     lines = [
         f"## {TITLES[which]}", "",
