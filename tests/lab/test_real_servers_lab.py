@@ -1,12 +1,12 @@
 """Real server software in the lab: each incident shown on the wire, then diagnosed end to end.
 
 Every scenario of wizard.lab.realscenarios runs Debian's own server (nginx, HAProxy, Apache,
-Caddy, gunicorn, uvicorn, Node, Redis) in the foreground in its server namespace, with a
-configuration and logs in its lab directory. Before `diagnose` runs, a real client (curl,
-Python's http.client, a socket for Redis) meets the incident under tcpdump in the client
-namespace: the test first asserts that it really happens (the client's words, and whether an
-RST reaches it), then that the verdict names the cause, the component and the decisive
-evidence. Scenarios run concurrently, once per module.
+Caddy, gunicorn, uvicorn, Node, Redis, PostgreSQL) in the foreground in its server namespace,
+with a configuration and logs in its lab directory. Before `diagnose` runs, a real client
+(curl, Python's http.client, a socket for Redis, psql) meets the incident under tcpdump in the
+client namespace: the test first asserts that it really happens (the client's words, and
+whether an RST, or for an in-band refusal the server's FIN, reaches it), then that the verdict
+names the cause, the component and the decisive evidence. Scenarios run concurrently, once per module.
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ from wizard.lab.wire import observe
 TAG = "rwrs"
 # The component as the report names it: the server program's own name and its pid.
 COMPONENT = {"nginx": "nginx", "haproxy": "HAProxy", "apache2": "Apache httpd", "caddy": "Caddy",
-             "gunicorn": "gunicorn", "uvicorn": "uvicorn", "node": "Node.js", "redis": "Redis"}
+             "gunicorn": "gunicorn", "uvicorn": "uvicorn", "node": "Node.js", "redis": "Redis",
+             "postgres": "PostgreSQL"}
 # The packages' own configurations, which these servers do not run with (each is started with
 # the scenario's file): a reader that falls back on them quotes a server that is not running.
 # Debian ships them with values unlike the lab's (HAProxy `timeout client 50000`, nginx
 # `keepalive_timeout 65`), so a quote of one is also caught by its value.
-UNUSED = (r"/etc/(nginx|haproxy|apache2|caddy|redis)/", r"timeout client 50000", r"keepalive_timeout 65\b")
+UNUSED = (r"/etc/(nginx|haproxy|apache2|caddy|redis|postgresql)/", r"/var/lib/postgresql/", r"timeout client 50000",
+          r"keepalive_timeout 65\b")
 PARALLEL = int(os.environ.get("RESET_WIZARD_LAB_PARALLEL", "6"))
 IDS = [s.id for s in REAL_SCENARIOS]
 
@@ -80,6 +82,8 @@ def test_the_incident_really_happens_on_the_wire(scenario: Scenario, outcomes: d
         assert o.wire.resets >= 1, f"no RST reached the client ({o.wire.said})"
     else:
         assert o.wire.resets == 0, f"{o.wire.resets} RSTs reached the client ({o.wire.said})"
+    if scenario.closed:
+        assert o.wire.fins >= 1, f"the server's FIN never reached the client ({o.wire.said})"
 
 
 @pytest.mark.parametrize("scenario", REAL_SCENARIOS, ids=IDS)

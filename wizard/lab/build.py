@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wizard.lab import real
+from wizard.lab import holder, real
 from wizard.lab.netns import LabError, run
 from wizard.lab.scenarios import Scenario, all_scenarios
 
@@ -204,6 +204,15 @@ class Lab:
             self._real_server()
         elif s.server is not None:
             self._lab_server(s.server, s.port, s.bind, "server")
+        if s.held:
+            # an application's pool that has taken the server's slots, from the client namespace
+            st = self.state
+            holder.start(st.client, self.server_address, s.port, s.held, s.real, Path(st.dir) / "holder.out",
+                         {**os.environ, "PYTHONPATH": _source_root()}, self._record)
+
+    def _record(self, pid: int) -> None:
+        self.state.pids.append(pid)
+        self.state.save()
 
     def _certificate(self) -> None:
         cert, key = Path(self.state.dir) / "cert.pem", Path(self.state.dir) / "key.pem"

@@ -1,16 +1,25 @@
 """Real server software in the lab (I/O): Debian's nginx, HAProxy, Apache, Caddy, gunicorn,
-uvicorn, Node and Redis, each started in the server namespace in the foreground.
+uvicorn, Node, Redis and PostgreSQL, each started in the server namespace in the foreground.
 
 Every server gets a configuration the scenario writes into its own lab directory (never the
 system's: no file under /etc is read or written, no packaged service is used), keeps its
 logs and its pid file there, and is stopped by its PID (the namespace teardown kills what
 is left). ``{port}``, ``{dir}`` and ``{upstream}`` in a scenario's configuration are its
 port, its lab directory and the port of the lab's own upstream server on 127.0.0.1.
+
+PostgreSQL runs as the ``postgres`` user (``setpriv`` execs it, so the recorded PID is the
+postmaster's) with a data directory that ``initdb`` makes in the lab directory, its
+``postgresql.conf`` and ``pg_hba.conf`` there (named by ``-c config_file`` and ``hba_file``;
+the packaged cluster under /etc/postgresql and /var/lib/postgresql is never touched).
 """
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +172,35 @@ appendonly no
 {body}
 """
 
+# The scenario's part of a PostgreSQL configuration is written to its own file, included by the
+# main one (as a conf.d file is); after a "---" line come the scenario's pg_hba.conf lines.
+_POSTGRES = """\
+# the lab's PostgreSQL: data in {dir}/pgdata, this file named by -c config_file
+listen_addresses = '*'
+port = {port}
+unix_socket_directories = ''    # TCP only: no socket shared between the labs' namespaces
+hba_file = '{dir}/pg_hba.conf'
+log_line_prefix = '%m [%p] '
+log_connections = on
+log_disconnections = on
+include 'lab.conf'
+"""
+_PG_HBA = """\
+# TYPE  DATABASE  USER  ADDRESS    METHOD
+{body}host    all       all   0.0.0.0/0  trust
+host    all       all   ::/0       trust
+"""
+
+
+def postgres_bin(program: str = "postgres") -> str:
+    """The newest installed PostgreSQL's ``program`` (/usr/lib/postgresql/N/bin), or 15's path."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    return found[-1] if found else f"/usr/lib/postgresql/15/bin/{program}"
+
+
+_AS_POSTGRES = ("setpriv", "--reuid", "postgres", "--regid", "postgres", "--init-groups")
+
 SOFTWARE: dict[str, Software] = {s.name: s for s in (
     Software("nginx", "nginx", "nginx", ("nginx", "-c", "{conf}", "-p", "{dir}/", "-g", "daemon off;"),
              "nginx.conf", _NGINX, _NGINX_BODY, ("error.log", "access.log")),
@@ -185,6 +223,9 @@ SOFTWARE: dict[str, Software] = {s.name: s for s in (
              stdout_log="node.log"),
     Software("redis", "redis-server", "redis-server", ("redis-server", "{conf}"), "redis.conf", _REDIS, "",
              ("redis.log",)),
+    Software("postgres", postgres_bin(), "postgresql",
+             (*_AS_POSTGRES, postgres_bin(), "-D", "{dir}/pgdata", "-c", "config_file={conf}"),
+             "postgresql.conf", _POSTGRES, "", ("postgresql.log",), stdout_log="postgresql.log"),
 )}
 
 
@@ -204,6 +245,9 @@ def prepare(name: str, body: str | None, directory: Path, port: int) -> tuple[li
     sw = SOFTWARE[name]
     fill = {"dir": str(directory), "port": str(port), "upstream": str(port + UPSTREAM_OFFSET)}
     part = (sw.body if body is None else body).format(**fill)
+    if name == "postgres":
+        _postgres_files(directory, part)  # its own files: settings, pg_hba.conf, a data directory
+        part = ""
     # A body may begin with lines for the http context (nginx's limit zones), then "---".
     http, _, rest = part.rpartition("---\n") if "---\n" in part else ("", "", part)
     part = rest
@@ -230,6 +274,24 @@ def prepare(name: str, body: str | None, directory: Path, port: int) -> tuple[li
     for log in sw.logs:
         (directory / log).touch()
     return argv, (directory / sw.stdout_log) if sw.stdout_log else None
+
+
+def _postgres_files(directory: Path, part: str) -> None:
+    """The scenario's settings (lab.conf) and pg_hba.conf lines, and a data directory that
+    initdb makes as the postgres user (the directory must be the user's, mode 0700)."""
+    settings, _, hba = part.partition("---\n")
+    (directory / "lab.conf").write_text(settings)
+    (directory / "pg_hba.conf").write_text(_PG_HBA.format(body=hba))
+    data = directory / "pgdata"
+    data.mkdir(mode=0o700)
+    user = pwd.getpwnam("postgres")
+    os.chown(data, user.pw_uid, user.pw_gid)
+    done = subprocess.run([*_AS_POSTGRES, postgres_bin("initdb"), "-D", str(data), "-U", "postgres",
+                           "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+    if done.returncode:
+        raise RuntimeError(f"initdb failed: {(done.stdout + done.stderr)[-800:]}")
 
 
 def log_paths(name: str, directory: Path) -> list[Path]:

@@ -6,7 +6,9 @@ the server's own idle timeout, a proxy whose upstream resets, TLS spoken to the 
 and the same servers healthy, which must stay `no-reset-observed`. ``client`` says how the
 lab test's real client shows the incident on the wire first: ``curl`` (one request),
 ``keepalive`` (Python's http.client reusing a connection after ``hold`` seconds idle),
-``curl-tls`` (curl speaking TLS to the port) or ``redis`` (PING on a held connection).
+``curl-tls`` (curl speaking TLS to the port), ``redis`` (PING on a held connection) or
+``psql`` (PostgreSQL's own client). ``held`` connections are opened and kept by the lab
+before anything else (an application's pool that has taken the server's slots).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 from wizard.lab.scenarios import Scenario
 
 _PING = "*1\\r\\n$4\\r\\nPING\\r\\n"
+# PostgreSQL's StartupMessage (protocol 3.0, user and database postgres), as --payload text:
+# the probe starts a session the way libpq does (wizard.lab.holder.startup_packet builds it).
+_STARTUP = "\\x00\\x00\\x00)\\x00\\x03\\x00\\x00user\\x00postgres\\x00database\\x00postgres\\x00\\x00"
 _GET = "GET / HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n"
 
 _NGINX_PROXY = """\
@@ -55,6 +60,7 @@ _SOURCE = {
     "uvicorn": r"uvicorn, pid \d+: configuration: none \(the command line\)",
     "node": r"Node\.js, pid \d+: configuration read",
     "redis": r"Redis, pid \d+: configuration: .*values read from the server itself \(redis-cli CONFIG GET\)",
+    "postgres": r"PostgreSQL, pid \d+: configuration: \S*/postgresql\.conf \(config_file on the command line\)",
 }
 
 
@@ -148,6 +154,7 @@ REAL_SCENARIOS: tuple[Scenario, ...] = (
     _healthy("uvicorn", 6, 8085),
     _healthy("node", 4, 8086),
     _healthy("redis", 6, 6379, payload=_PING, client="redis", said=r"^reply \+PONG"),
+    _healthy("postgres", 4, 5432, payload=_STARTUP, client="psql", said=r"^ok$"),
 
     _keepalive("nginx", "keepalive_timeout 1s", _NGINX_BODY_WITH("keepalive_timeout 1s;"), 4, 8080,
                quote=r"nginx\.conf:\d+: keepalive_timeout 1s"),
@@ -169,7 +176,7 @@ REAL_SCENARIOS: tuple[Scenario, ...] = (
              "sends PING on a connection held 3 s writes into a closed connection and is reset.",
              family=4, port=6379, server=None, real="redis", conf="timeout 1", hold=3, payload=_PING,
              client="redis", said=r"ConnectionResetError|closed by server", evidence=(r"(?i)idle|hold",),
-             quote=r"Redis, pid \d+: CONFIG GET: timeout 1\b"),
+             quote=r"Redis, pid \d+: \S*redis\.conf:\d+: timeout 1 \[CONFIG GET agrees\]"),
 
     Scenario("real-nginx/upstream-reset", "proxy-upstream-reset",
              "nginx proxies to an application that reads each request and aborts the connection "
@@ -254,4 +261,29 @@ REAL_SCENARIOS: tuple[Scenario, ...] = (
              rst=False, said=r"\(52\)|Empty reply|reset",
              evidence=(r"WORKER TIMEOUT",), quote=r"gunicorn\.log:\d+.*WORKER TIMEOUT"),
     _keepalive("caddy", "timeouts idle 1s", _CADDY_IDLE, 6, 8099, quote=r"Caddyfile:\d+: idle_timeout 1s"),
+
+    Scenario("real-redis/maxclients", "rate-limit",
+             "Redis serves at most 3 clients (`maxclients 3`) and an application's pool holds all three: "
+             "Redis accepts each further connection, answers `-ERR max number of clients reached` and "
+             "closes it at once, so the client's command that follows is met by a reset.",
+             family=4, port=6380, server=None, real="redis", conf="maxclients 3", held=3, payload=_PING,
+             client="redis", said=r"max number of clients reached|ConnectionResetError|closed by server",
+             evidence=(r"maxclients 3",), quote=r"redis\.conf:\d+: maxclients 3\b"),
+    Scenario("real-postgres/too-many-clients", "rate-limit",
+             "PostgreSQL admits 3 sessions (`max_connections = 3`, none reserved for superusers) and an "
+             "application's pool holds all three: every further client is accepted, sent `FATAL:  sorry, "
+             "too many clients already` and closed (FIN): a refusal by the server's connection limit.",
+             family=6, port=5432, server=None, real="postgres",
+             conf="max_connections = 3\nsuperuser_reserved_connections = 0\n", held=3, payload=_STARTUP,
+             client="psql", rst=False, closed=True, said=r"FATAL:  sorry, too many clients already",
+             evidence=(r"too many clients already",), quote=r"lab\.conf:\d+: max_connections = 3\b"),
+    Scenario("real-postgres/hba-reject", "proxy-reject",
+             "pg_hba.conf refuses the client's network with `reject` lines before the ones that let "
+             "everyone else in: PostgreSQL reads the client's startup packet, answers `FATAL:  pg_hba.conf "
+             "rejects connection for host ...` and closes (FIN), whatever the user or password.",
+             family=4, port=5433, server=None, real="postgres",
+             conf="---\nhost  all  all  10.213.10.0/24  reject\nhost  all  all  fd13:10::/64  reject\n",
+             payload=_STARTUP, client="psql", rst=False, closed=True, said=r"pg_hba\.conf rejects connection for host",
+             evidence=(r"pg_hba\.conf rejects connection",),
+             quote=r"pg_hba\.conf:\d+: host all all 10\.213\.10\.0/24 reject"),
 )

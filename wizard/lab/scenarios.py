@@ -43,6 +43,8 @@ class Scenario:
     via_router: bool = False       # the target (and the server context) is the router: a port forward
     path: str = ""                 # the real client's URL path (real scenarios; default "/")
     quote: str = ""                # regex: the deciding directive, rule or log line with its file:line
+    held: int = 0                  # connections the lab opens from the client and holds (wizard.lab.holder)
+    closed: bool = False           # the server's FIN reaches the real client (a refusal in-band, no RST)
 
     @property
     def base(self) -> str:

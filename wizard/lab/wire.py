@@ -4,7 +4,7 @@ capture in the client namespace of the resets that reached it.
 Used by the real-server lab tests before `diagnose` runs, so that each incident is shown to
 happen for real (an RST reaches the client, or, for the healthy and in-band cases, none
 does) with the client a person would use: curl, or Python's http.client for keep-alive
-reuse, or a raw socket for Redis.
+reuse, a raw socket for Redis, psql for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Wire:
     said: str          # the client's last line: an HTTP status, a reply, or its error
     resets: int        # RSTs from the target's port that reached the client
     packets: int       # packets of the port captured
+    fins: int = 0      # FINs from the target's port (the server closed its side)
 
 
 def _url(lab: Lab, tls: bool) -> str:
@@ -108,6 +109,10 @@ def client_argv(lab: Lab) -> list[str]:
     if kind in ("curl", "curl-tls"):
         return ["curl", "-sS", "-k", "-m", "5", "-o", "/dev/null", "-w", "status %{http_code}\\n",
                 _url(lab, kind == "curl-tls")]
+    if kind == "psql":
+        # PostgreSQL's own client, over TCP, no password prompt, no ~/.psqlrc
+        return ["env", "PGCONNECT_TIMEOUT=5", "psql", "-X", "-w", "-h", lab.server_address, "-p", str(s.port),
+                "-U", "postgres", "-d", "postgres", "-At", "-c", "select 'ok'"]
     script = {"keepalive": _KEEPALIVE, "redis": _REDIS, "idle": _QUIET, "stall": _QUIET, "burst": _BURST}[kind]
     return [sys.executable, "-c", script, lab.server_address, str(s.port), f"{s.hold:g}",
             s.path or "/" if kind == "burst" else kind]
@@ -136,8 +141,8 @@ def observe(lab: Lab) -> Wire:
     said = lines[-1] if lines else f"exit {done.returncode}"
     if done.returncode:
         said += f" (exit {done.returncode})"
-    resets, packets = count_resets(pcap, port)
-    return Wire(said=said, resets=resets, packets=packets)
+    resets, packets, fins = count_resets(pcap, port)
+    return Wire(said=said, resets=resets, packets=packets, fins=fins)
 
 
 def _wait_listening(dump: subprocess.Popen[str]) -> None:
@@ -152,14 +157,14 @@ def _wait_listening(dump: subprocess.Popen[str]) -> None:
     raise LabError("tcpdump did not start in the client namespace")
 
 
-def count_resets(pcap: Path, port: int) -> tuple[int, int]:
-    """RSTs sent from ``port`` and all packets of the port, read from the capture."""
+def count_resets(pcap: Path, port: int) -> tuple[int, int, int]:
+    """RSTs sent from ``port``, all packets of the port, and FINs sent from it, read from the capture."""
     from scapy.layers.inet import TCP
     from scapy.utils import PcapReader
 
-    resets = packets = 0
+    resets = packets = fins = 0
     if not pcap.exists() or pcap.stat().st_size == 0:
-        return 0, 0
+        return 0, 0, 0
     with PcapReader(str(pcap)) as reader:
         for pkt in reader:
             if TCP not in pkt:
@@ -167,4 +172,6 @@ def count_resets(pcap: Path, port: int) -> tuple[int, int]:
             packets += 1
             if pkt[TCP].sport == port and pkt[TCP].flags & 0x04:
                 resets += 1
-    return resets, packets
+            if pkt[TCP].sport == port and pkt[TCP].flags & 0x01:
+                fins += 1
+    return resets, packets, fins

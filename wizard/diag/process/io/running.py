@@ -219,11 +219,50 @@ async def _node(host: Host, how: Launch, port: int, source: str, target: str, co
     apps.node_settings(text, how.script, version, config)
 
 
+# Where a Redis whose title hides its command line may have its file: its working directory
+# (its ``dir``) and the packages' place; a file counts only once shown to be the server's.
+REDIS_CONF_DIRS = ("{cwd}", "/etc/redis", "/etc")
+
+
+async def _redis_file(host: Host, pid: int, port: int) -> tuple[str, str, str]:
+    """The redis.conf the server with ``pid`` runs with, its text and why it is that one."""
+    cwd = (await readlinks(host, [f"/proc/{pid}/cwd"])).get(f"/proc/{pid}/cwd", "")
+    seen: set[str] = set()
+    for where in REDIS_CONF_DIRS:
+        base = where.format(cwd=cwd)
+        if not base:
+            continue
+        for path in (await _glob(host, posixpath.join(base, "*redis*.conf")))[:MAX_FILES]:
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                text = await _text(host, path)
+            except HostError:
+                continue
+            pidfile = apps.redis_identity(text).get("pidfile", "")
+            held = ""
+            if pidfile.startswith("/"):
+                try:
+                    held = (await host.read(pidfile, 0, 64)).decode("ascii", "replace")
+                except HostError:
+                    held = ""
+            why = apps.redis_runs_with(text, port, cwd, held, pid)
+            if why:
+                return path, text, why
+    return "", "", ""
+
+
 async def _redis(host: Host, how: Launch, port: int, source: str, target: str, config: ServerConfig) -> None:
     text, path = "", ""
     if how.config:
         text, path = await _text(host, how.config[0]), how.config[0]
         config.files.append(path)
+    else:
+        path, text, why = await _redis_file(host, config.pid, port)
+        if path:
+            config.files.append(path)
+            config.notes.append(f"its file is {path}, shown by {why}")
     live: dict[str, str] = {}
     if await host.which("redis-cli"):
         out = await host.run(["redis-cli", "-h", target, "-p", str(port), "CONFIG", "GET", "*"],
@@ -232,28 +271,45 @@ async def _redis(host: Host, how: Launch, port: int, source: str, target: str, c
         if words and not any("NOAUTH" in w or "ERR" in w for w in words[:2]):
             live = dict(zip(words[::2], words[1::2], strict=False))
             config.notes.append("values read from the server itself (redis-cli CONFIG GET)")
+        elif any("max number of clients reached" in w for w in words[:2]):
+            config.notes.append("redis-cli CONFIG GET was refused: ERR max number of clients reached "
+                                "(the server is at its maxclients now)")
         else:
             config.notes.append("redis-cli CONFIG GET did not answer (a password, or another bind)")
     apps.redis_settings(text, path, how.args, live, config)
 
 
+async def _pg_file(host: Host, path: str, config: ServerConfig, depth: int = 0) -> list:
+    """A postgresql.conf's settings in the order PostgreSQL reads them: an ``include``,
+    ``include_if_exists`` or ``include_dir`` (its ``*.conf`` files by name) is read in place,
+    relative to the including file's directory."""
+    lines = apps.pg_lines(await _text(host, path), path)
+    config.files.append(path)
+    out: list = []
+    for item in lines:
+        name, value, at, _ = item
+        if name not in ("include", "include_if_exists", "include_dir"):
+            out.append(item)
+            continue
+        if depth >= MAX_DEPTH or len(config.files) >= MAX_FILES:
+            config.notes.append(f"{at}: {name} '{value}' not followed (too deep or too many files)")
+            continue
+        inc = value if value.startswith("/") else posixpath.join(posixpath.dirname(at), value)
+        paths = sorted(await host.glob(posixpath.join(inc, "*.conf"))) if name == "include_dir" else [inc]
+        for sub in paths:
+            try:
+                out += await _pg_file(host, sub, config, depth + 1)
+            except HostError as exc:
+                if name != "include_if_exists":
+                    config.notes.append(exc.message)
+    return out
+
+
 async def _postgres(host: Host, how: Launch, port: int, source: str, target: str, config: ServerConfig) -> None:
-    lines: list = []
-    if how.config:
-        main = how.config[0]
-        lines = apps.pg_lines(await _text(host, main), main)
-        config.files.append(main)
-        for name, value, path, _ in list(lines):
-            if name in ("include", "include_if_exists"):
-                inc = value if value.startswith("/") else posixpath.join(posixpath.dirname(path), value)
-                try:
-                    lines += apps.pg_lines(await _text(host, inc), inc)
-                    config.files.append(inc)
-                except HostError:
-                    pass
-    data = how.args.get("data_directory") or next((v for n, v, _, _ in lines if n == "data_directory"), "")
+    lines: list = await _pg_file(host, how.config[0], config) if how.config else []
+    data = how.args.get("data_directory") or next((v for n, v, _, _ in reversed(lines) if n == "data_directory"), "")
     if data:
-        auto = posixpath.join(data, "postgresql.auto.conf")
+        auto = posixpath.join(data, "postgresql.auto.conf")  # ALTER SYSTEM's file, read last
         try:
             lines += apps.pg_lines(await _text(host, auto), auto)
             config.files.append(auto)

@@ -118,7 +118,8 @@ def _redis(key: str, value: str, path: str, line: int) -> Setting:
 
 
 def redis_settings(conf: str, path: str, args: dict[str, str], live: dict[str, str], config: ServerConfig) -> None:
-    """``live`` (CONFIG GET, the server's own view) over arguments over the file over defaults."""
+    """``live`` (CONFIG GET, the server's own view) over arguments over the file over defaults;
+    a value the server reports as written keeps its file and line (the place to change it)."""
     found: dict[str, Setting] = {}
     for n, raw in enumerate(conf.splitlines(), 1):
         words = raw.split("#", 1)[0].split()
@@ -128,7 +129,13 @@ def redis_settings(conf: str, path: str, args: dict[str, str], live: dict[str, s
         if key in REDIS_DEFAULTS or key == "logfile":
             found[key] = _redis(key, value, "the command line", 0)
     for key, value in live.items():
-        if key in REDIS_DEFAULTS:
+        if key not in REDIS_DEFAULTS:
+            continue
+        written = found.get(key)
+        if written and written.value == value:
+            # the file's line is what to change; the server confirms it runs with it
+            found[key] = Setting("redis", key, value, written.seconds, written.path, written.line, "CONFIG GET agrees")
+        else:
             found[key] = _redis(key, value, "CONFIG GET", 0)
     for key, dflt in REDIS_DEFAULTS.items():
         dflt_s = plain_seconds(dflt) if key in _REDIS_SECONDS else None
@@ -143,6 +150,31 @@ def redis_settings(conf: str, path: str, args: dict[str, str], live: dict[str, s
     log = found.get("logfile")
     if log and log.value.startswith("/"):
         config.logs.append(log.value)
+
+
+def redis_identity(conf: str) -> dict[str, str]:
+    """What a redis.conf says of the server that runs with it: its ``port``, ``pidfile`` and
+    ``dir`` (the last of each, as Redis reads them; port 6379 when unset)."""
+    out = {"port": "6379"}
+    for raw in conf.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0].lower() in ("port", "pidfile", "dir"):
+            out[words[0].lower()] = words[1].strip('"')
+    return out
+
+
+def redis_runs_with(conf: str, port: int, cwd: str, pid_in_pidfile: str, pid: int) -> str:
+    """Why a redis.conf is the one the server on ``port`` runs with ("" when it is not shown
+    to be): its port is the listener's and its pidfile holds the server's pid, or its
+    ``dir`` is the server's working directory (Redis changes into it)."""
+    ident = redis_identity(conf)
+    if ident["port"] != str(port):
+        return ""
+    if pid_in_pidfile.strip() == str(pid):
+        return f"its port {port} and its pidfile {ident.get('pidfile')} (pid {pid})"
+    if ident.get("dir", "").startswith("/") and ident["dir"].rstrip("/") == cwd.rstrip("/"):
+        return f"its port {port} and its dir {ident['dir']} (the server's working directory)"
+    return ""
 
 
 PG_DEFAULTS = {"idle_session_timeout": ("0", "ms"), "idle_in_transaction_session_timeout": ("0", "ms"),
@@ -184,11 +216,13 @@ def pg_settings(lines: list[tuple[str, str, str, int]], live: dict[str, str], ar
             continue
         config.settings.append(found.get(name) or default("postgresql", name, dflt,
                                                           pg_seconds(dflt, unit) if unit else None))
-    mc = found.get("max_connections")
-    if mc:
-        config.rules.append(Rule("postgresql", "limit", f"max_connections = {mc.value}", mc.path, mc.line, "", None,
-                                 "connections beyond it are refused with FATAL: sorry, too many clients already",
-                                 plain_seconds(mc.value)))
+    mc = found.get("max_connections") or default("postgresql", "max_connections", PG_DEFAULTS["max_connections"][0])
+    reserved = found.get("superuser_reserved_connections")
+    config.rules.append(Rule(
+        "postgresql", "limit", f"max_connections = {mc.value}", mc.path or "PostgreSQL's default (not set)",
+        mc.line, "", None, "sessions beyond it are refused with FATAL: sorry, too many clients already"
+        + (f" (the last {reserved.value} only for superusers)" if reserved and reserved.value != "0" else ""),
+        plain_seconds(mc.value)))
 
 
 def _pg(name: str, value: str, path: str, n: int) -> Setting:
@@ -209,12 +243,14 @@ def pg_hba_rules(text: str, path: str, source: str) -> list[Rule]:
         if "/" not in addr and rest and re.fullmatch(r"[\d.]+", rest[0]):  # address mask form
             addr, rest = f"{addr}/{rest[0]}", rest[1:]
         method = rest[0] if rest else ""
-        if addr in ("all", "0.0.0.0/0", "::/0"):
+        if addr == "all":
             hit: bool | None = True
-        elif addr in ("samehost", "samenet") or addr.startswith("."):
-            hit = None
+        elif addr in ("samehost", "samenet") or addr.startswith(".") or "/" not in addr:
+            hit = None  # by the server's own addresses, or a host name
         else:
             hit = address_in(source, addr) if source else None
+        if hit and words[0] in ("hostssl", "hostgssenc"):
+            hit = None  # only for encrypted sessions: it depends on the client's sslmode
         if method == "reject":
             m = hit if not decided else False
             out.append(Rule("postgresql", "reject", " ".join(words), path, n, "pg_hba.conf", m,

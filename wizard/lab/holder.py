@@ -1,0 +1,98 @@
+"""A client that holds connections open (lab I/O): an application's pool that has taken every
+slot a server allows, so that the next client meets the server's connection limit.
+
+`python -m wizard.lab.holder ADDRESS PORT COUNT postgres|redis` opens COUNT connections and
+completes each one's start the way the real clients do (PostgreSQL: the startup packet and
+authentication up to ReadyForQuery; Redis: a PING answered), prints ``held COUNT`` and then
+keeps them, idle, until it is stopped (the lab's teardown kills it by its PID or with its
+namespace). A connection the server refuses makes it print why and exit 1.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from wizard.lab.netns import LabError
+
+HOLD_TIMEOUT = 5.0
+READY_TIMEOUT = 15.0
+
+
+def startup_packet(user: str = "postgres", database: str = "postgres") -> bytes:
+    """PostgreSQL's StartupMessage, protocol 3.0."""
+    body = struct.pack("!I", 196608) + b"".join(
+        k.encode() + b"\0" + v.encode() + b"\0" for k, v in (("user", user), ("database", database))) + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+
+def _postgres(conn: socket.socket) -> None:
+    conn.sendall(startup_packet())
+    buf = b""
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+            got = conn.recv(65536)
+            if not got:
+                raise ConnectionError("closed by the server before ReadyForQuery")
+            buf += got
+        kind, size = buf[:1], struct.unpack("!I", buf[1:5])[0]
+        message, buf = buf[5:1 + size], buf[1 + size:]
+        if kind == b"E":  # ErrorResponse: its fields, each a type byte and a string
+            fields = {f[:1]: f[1:].decode(errors="replace") for f in message.split(b"\0") if f}
+            raise ConnectionError(f"{fields.get(b'S', 'ERROR')}:  {fields.get(b'M', '')}")
+        if kind == b"Z":
+            return
+
+
+def _redis(conn: socket.socket) -> None:
+    conn.sendall(b"*1\r\n$4\r\nPING\r\n")
+    got = conn.recv(1024)
+    if not got.startswith(b"+PONG"):
+        raise ConnectionError(got.decode(errors="replace").strip() or "closed by the server")
+
+
+def main(argv: list[str] | None = None) -> int:
+    address, port, count, kind = (argv if argv is not None else sys.argv[1:])[:4]
+    start = {"postgres": _postgres, "redis": _redis}[kind]
+    held: list[socket.socket] = []
+    try:
+        for _ in range(int(count)):
+            conn = socket.create_connection((address, int(port)), timeout=HOLD_TIMEOUT)
+            start(conn)
+            held.append(conn)
+    except (OSError, ValueError) as exc:
+        print(f"{type(exc).__name__}: {exc}", flush=True)
+        return 1
+    print(f"held {len(held)}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        time.sleep(3600)
+
+
+def start(ns: str, address: str, port: int, count: int, kind: str, out_path: Path, env: dict[str, str],
+          record: Callable[[int], None]) -> None:
+    """Run the holder in namespace ``ns`` (its PID goes to ``record`` at once, for the
+    teardown) and wait until it holds all ``count`` connections."""
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "wizard.lab.holder", address,
+                                 str(port), str(count), kind], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    record(proc.pid)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if out_path.read_text().startswith("held "):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise LabError(f"the holder of {count} connections did not get them: {out_path.read_text()[-500:]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
