@@ -195,9 +195,16 @@ async def test_redis_file_behind_its_title_is_found_by_port_and_pidfile_and_maxc
     titles = "\n".join(e.title for e in result.evidence)
     assert "its file is /srv/redis/redis.conf, shown by its port 6380 and its pidfile /srv/redis/redis.pid" in titles
     assert "CONFIG GET was refused: ERR max number of clients reached" in titles
-    reached = next(s for s in result.signals if s.id == "proxy.limit_reached")
-    assert "/srv/redis/redis.conf:5: maxclients 3 allows 3 in all; 3 from the probe's source" in reached.fact
+    reached = [s for s in result.signals if s.id == "proxy.limit_reached"]
+    assert any("/srv/redis/redis.conf:5: maxclients 3 allows 3 in all; 3 from the probe's source" in s.fact
+               and s.strength == 1 for s in reached)  # a cap Redis refuses beyond, and it is full
+    assert any("refused redis-cli CONFIG GET" in s.fact and s.strength == 1 for s in reached)
     assert "/etc/redis" not in titles + "\n".join(e.text for e in result.evidence)
+    # the server's own refusal is evidence even when the probe's source holds none of the slots
+    host = redis_host()
+    host.commands[("ss", "-Htn", "state")] = ""
+    alone = [s.fact for s in (await _redis_result(host)).signals if s.id == "proxy.limit_reached"]
+    assert len(alone) == 1 and "refused redis-cli CONFIG GET" in alone[0]
 
 
 async def test_redis_file_is_the_servers_only_when_it_says_so() -> None:

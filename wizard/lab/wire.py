@@ -36,9 +36,11 @@ try:
 except Exception as exc:
     print(type(exc).__name__ + ": " + str(exc), flush=True)
 """
+# Its replies and its error on one line: "reply +PONG | reply +PONG", "reply -ERR ... | BrokenPipeError: ..."
 _REDIS = """\
 import socket, sys, time
 host, port, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+said = []
 try:
     s = socket.create_connection((host, port), timeout=5)
     for i in range(2):
@@ -48,9 +50,10 @@ try:
         got = s.recv(100)
         if not got:
             raise ConnectionError("Connection closed by server")
-        print("reply", got.decode().strip(), flush=True)
+        said.append("reply " + got.decode().strip())
 except Exception as exc:
-    print(type(exc).__name__ + ": " + str(exc), flush=True)
+    said.append(type(exc).__name__ + ": " + str(exc))
+print(" | ".join(said), flush=True)
 """
 # A client that connects and stays quiet (``idle``) or sends a request's first lines and
 # stalls (``stall``) for ``hold`` seconds, then sends (the rest of) its request.

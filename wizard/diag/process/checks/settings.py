@@ -58,6 +58,11 @@ GIVES_UP = {"gunicorn": "its master kills a worker silent for longer (a slow req
             "postgresql": "it ends a session that stays idle or unauthenticated for longer"}
 
 
+# Servers that answer a connection beyond their cap in all with an error and close it
+# (Redis's maxclients, PostgreSQL's max_connections), rather than leave it waiting.
+REFUSES_OVER_CAP = ("redis", "postgresql")
+
+
 def _is_tls(payload: bytes) -> bool:
     return len(payload) > 2 and payload[0] == 0x16 and payload[1] == 0x03
 
@@ -337,6 +342,8 @@ class ProcessSettingsCheck(Check[NoParams]):
                 f.signal("proxy.limit_reached", f"{cfg.component}: {r.quote()} lets one client make about "
                          f"{allowed:g} {what} in ten seconds; the probes of this run make {made} or more "
                          "within seconds, so it refuses them too", strength=0.4 if local else 1.0)
+        for refusal in cfg.refusals[:1]:
+            f.signal("proxy.limit_reached", f"{cfg.component}: {refusal}")
         if held is None or not source:
             return
         for r in cfg.rules:
@@ -344,10 +351,12 @@ class ProcessSettingsCheck(Check[NoParams]):
                 continue
             per_client = "maxconn" not in r.text and "max_connections" not in r.text and "maxclients" not in r.text
             if held >= r.limit:
+                # a cap in all that the probe's source alone fills is full; where the server
+                # refuses beyond it (rather than queueing, as HAProxy's maxconn) that is a refusal
                 f.signal("proxy.limit_reached", f"{cfg.component}: {r.quote()} allows {r.limit:g} "
                          + ("per client" if per_client else "in all")
                          + f"; {held} from the probe's source {source} are open now",
-                         strength=1.0 if per_client else 0.6)
+                         strength=1.0 if per_client or cfg.server in REFUSES_OVER_CAP else 0.6)
 
     def _protocol(self, ctx: CheckContext, f: Findings, cfg: ServerConfig, port: int) -> None:
         payload, _ = payload_for(ctx)

@@ -274,6 +274,8 @@ async def _redis(host: Host, how: Launch, port: int, source: str, target: str, c
         elif any("max number of clients reached" in w for w in words[:2]):
             config.notes.append("redis-cli CONFIG GET was refused: ERR max number of clients reached "
                                 "(the server is at its maxclients now)")
+            config.refusals.append("it refused redis-cli CONFIG GET from the server context with "
+                                   "ERR max number of clients reached: it is at its maxclients now")
         else:
             config.notes.append("redis-cli CONFIG GET did not answer (a password, or another bind)")
     apps.redis_settings(text, path, how.args, live, config)

@@ -80,6 +80,9 @@ class ServerConfig:
     #: where each port's listen directive is written: "file:line: listen 8443 ssl"
     listens: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be read or decided
+    #: the server refused the wizard's own read of its configuration over a limit, in its words
+    #: (Redis's "ERR max number of clients reached" to redis-cli CONFIG GET)
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def component(self) -> str:
