@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from tests.ui.helpers import SIZE, make_app, run_all, start, steady, type_target, until
@@ -90,15 +91,19 @@ def test_a_step_while_its_checks_run(snap_compare) -> None:
     assert snap_compare(make_app(engine), terminal_size=SIZE, run_before=before)
 
 
-def _step_snapshot(snap_compare, key: str, name: str) -> None:
+def _step_snapshot(snap_compare, key: str, name: str, size: tuple[int, int] = SIZE,
+                   show: str | None = None) -> None:
     async def before(pilot: Pilot) -> None:
         await run_all(pilot)
         await pilot.press(key)
         await until(pilot, lambda: pilot.app.screen.name == name)
         _open_all(pilot)
         await steady(pilot)
+        if show:  # the first such view at the top of the body, where a small screen shows it
+            pilot.app.screen.query(show).first().scroll_visible(top=True, animate=False)
+            await steady(pilot)
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=before)
 
 
 def test_identify_results_below_the_form(snap_compare) -> None:
@@ -177,3 +182,38 @@ def test_quitting_mid_run_asks(snap_compare) -> None:
         await steady(pilot)
 
     assert snap_compare(make_app(engine), terminal_size=SIZE, run_before=before)
+
+
+# ----- the layout at a small and a large terminal -------------------------------------------
+# 80x24: the compact stepper (every step and the verdict in sight), the compact footer, and
+# tables that scroll sideways; 160x48: the full labels, nothing wrapped or stretched.
+LAYOUT_SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+
+@pytest.mark.parametrize("size", LAYOUT_SIZES)
+def test_layout_step_one(snap_compare, size: tuple[int, int]) -> None:
+    async def before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.checklist is not None)
+        await type_target(pilot)
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", LAYOUT_SIZES)
+def test_layout_firewall_table(snap_compare, size: tuple[int, int]) -> None:
+    _step_snapshot(snap_compare, "4", "step:firewall", size, show=".evidence-table")
+
+
+@pytest.mark.parametrize("size", LAYOUT_SIZES)
+def test_layout_handshake_ladder(snap_compare, size: tuple[int, int]) -> None:
+    _step_snapshot(snap_compare, "6", "step:handshake", size, show=".ladder")
+
+
+@pytest.mark.parametrize("size", LAYOUT_SIZES)
+def test_layout_verdict(snap_compare, size: tuple[int, int]) -> None:
+    async def before(pilot: Pilot) -> None:
+        await run_all(pilot)
+        await steady(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=before)

@@ -23,15 +23,17 @@ if TYPE_CHECKING:
     from wizard.ui.controller import WizardController
     from wizard.ui.screens.summary import SummaryScreen
 
+# In the footer's order, most important first: at 80 columns the footer shows what fits
+# (Quit comes first anyway, as Textual's own ctrl+q binding).
 BINDINGS: list[BindingType] = [
+    Binding("ctrl+g", "run_all", "Run all", priority=True),
+    Binding("question_mark,f1", "help", "Help", key_display="?"),
+    # Not priority: a dialog's own Esc (close it) comes first.
+    Binding("escape", "cancel_run", "Cancel run"),
     Binding("ctrl+n", "next", "Next step", priority=True),
     Binding("ctrl+b", "back", "Back", priority=True),
     Binding("ctrl+r", "rerun_step", "Rerun step", priority=True),
-    Binding("ctrl+g", "run_all", "Run all", priority=True),
     Binding("ctrl+s", "export", "Export", priority=True),
-    # Not priority: a dialog's own Esc (close it) comes first.
-    Binding("escape", "cancel_run", "Cancel run"),
-    Binding("question_mark,f1", "help", "Help", key_display="?"),
     Binding("ctrl+q", "quit", "Quit", priority=True),
     # Not priority: in a text field these keys are typed.
     Binding("q", "quit", "Quit", show=False),

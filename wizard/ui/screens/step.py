@@ -7,9 +7,10 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from wizard.ui import steps
+from wizard.ui.widgets.footer import WizardFooter
 from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen
 from wizard.ui.widgets.navbar import NavButtons, nav_bar
 from wizard.ui.widgets.steppanel import StepPanel
@@ -38,7 +39,7 @@ class StepScreen(ItemsScreen, NavButtons, StepperScreen, Screen):
             yield Static(f"Step {steps.number(self.step_id)} of 6 · {self.step.title}", classes="step-title")
             yield self._panel
         yield nav_bar()
-        yield Footer()
+        yield WizardFooter()
 
     def panel(self) -> StepPanel:
         """The step's panel, composed or not: what is pushed into it is shown once it is."""

@@ -9,8 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, ProgressBar, Static
+from textual.widgets import Button, Header, ProgressBar, Static
 
+from wizard.ui.widgets.footer import WizardFooter
 from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen, KeyedItem, focus_first_item
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
@@ -93,7 +94,7 @@ class SummaryScreen(ItemsScreen, StepperScreen, Screen):
             Button("◂ Back", id="back", tooltip="Ctrl+B", compact=True),
             Button("Export report…", id="export", variant="primary", tooltip="Ctrl+S", compact=True),
             classes="nav-bar")
-        yield Footer()
+        yield WizardFooter()
 
     async def on_screen_resume(self) -> None:
         await self.refresh_verdict()

@@ -15,9 +15,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from wizard.ui import fields
+from wizard.ui.widgets.footer import WizardFooter
 from wizard.ui.widgets.navbar import NavButtons, nav_bar
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
 
@@ -80,7 +81,7 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
             with Vertical(id="form"):
                 yield self._row(*FIELDS[0])
             yield Vertical(id="identify-slot")
-        yield Footer()
+        yield WizardFooter()
 
     def _rest(self) -> list[Horizontal]:
         """The form's rows after the target, in their order on screen."""
@@ -129,7 +130,7 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
             return
         # The nav bar too: it sits at the bottom, under the form's focus, and its four
         # buttons each cost two restyles.
-        await self.mount(nav_bar(first=True), before=self.query_one(Footer))
+        await self.mount(nav_bar(first=True), before=self.query_one(WizardFooter))
         self.complete = True
         if self._status:
             self.set_status(self._status)
