@@ -21,7 +21,7 @@ def make_app(engine: ScriptedEngine | None = None, export_dir: Path | None = Non
                           export_dir=export_dir or Path("/tmp"), **kw)
 
 
-async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 5.0) -> None:
+async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 15.0) -> None:
     """Pause until ``condition()`` holds; fail with the condition's source after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
