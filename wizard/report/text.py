@@ -66,9 +66,11 @@ def short_lines(text: str) -> str:
 
 
 def digest(text: str) -> str:
-    """``84 bytes, sha256 …``: what identifies a text the report does not show whole."""
+    """``84 bytes, 5 lines, sha256 …`` of ``text`` as recorded (before the report cleans it for
+    display, so that the length and the hash are the payload's own): what identifies a text
+    the report does not show whole."""
     size = len(text.encode("utf-8", "surrogateescape"))
-    return f"{plural(size, 'byte')}, {plural(text.count(chr(10)) + 1, 'line')}, sha256 `{sha256(text)}`"
+    return f"{plural(size, 'byte')}, {plural(len(text.splitlines()), 'line')}, sha256 `{sha256(text)}`"
 
 
 def block(text: str, lang: str = "") -> list[str]:
@@ -78,17 +80,16 @@ def block(text: str, lang: str = "") -> list[str]:
     if len(lines) <= LONG_BLOCK:
         return [fenced(short_lines(body), lang), ""]
     head = short_lines("\n".join(lines[:BLOCK_HEAD]))
-    return [f"The first {BLOCK_HEAD} of its lines ({digest(body)}; the session JSON has it whole):", "",
+    return [f"The first {BLOCK_HEAD} of its lines ({digest(text)}; the session JSON has it whole):", "",
             fenced(head, lang), ""]
 
 
 def payload(text: str) -> list[str]:
     """A payload by its head, its length and its hash (the session JSON has it whole)."""
-    body = clean(text)
-    lines = body.rstrip("\n").split("\n")
+    lines = clean(text).rstrip("\n").split("\n")
     head = short_lines("\n".join(lines[:PAYLOAD_HEAD]))
     more = f"; the first {PAYLOAD_HEAD} lines" if len(lines) > PAYLOAD_HEAD else ""
-    return [f"{digest(body)}{more}:", "", fenced(head), ""]
+    return [f"{digest(text)}{more}:", "", fenced(head), ""]
 
 
 # -- a fix sentence as prose and command spans ---------------------------------------------
