@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.containers import HorizontalScroll
 from textual.widgets import DataTable, Static
 
 from wizard.model import Evidence
@@ -123,7 +124,8 @@ class _Host(App[None]):
 
 
 WIDGET = {"log": Static, "table": DataTable, "counters": DataTable, "rules": DataTable, "ladder": LadderView,
-          "fact": Static, "traceback": Static, "histogram": DataTable}
+          # a command's output is in columns: a view that scrolls sideways around its text
+          "fact": HorizontalScroll, "traceback": Static, "histogram": DataTable}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -135,6 +137,8 @@ async def test_the_tui_renders_each_kind_from_the_typed_model(name: str) -> None
         assert view.typed.kind == name
         shown = [w for w in view.children if not w.has_class("evidence-title")]
         assert shown and isinstance(shown[0], WIDGET[name])
+        if name == "fact":
+            assert "LISTEN 0 64" in str(shown[0].query_one(Static).render())
         if name == "counters":
             table = app.query_one(DataTable)
             assert [str(c) for c in table.get_row_at(0)][1:] == ["OutRsts", "3", "5", "+2"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import HorizontalScroll, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
@@ -72,9 +72,10 @@ def evidence_text(ev: Any) -> str:
     return "\n".join(parts)
 
 
-def _verbatim(text: str, highlight: set[int], numbered: bool = False, red: bool = False) -> Static:
+def _verbatim(text: str, highlight: set[int], numbered: bool = False, red: bool = False,
+              wrap: bool = True) -> Static:
     lines = text.rstrip("\n").splitlines()
-    out = Text(no_wrap=False, overflow="fold")
+    out = Text(no_wrap=not wrap, overflow="fold" if wrap else "ignore")
     shown = lines[:MAX_LINES]
     width = len(str(len(shown)))
     for index, line in enumerate(shown):
@@ -88,6 +89,12 @@ def _verbatim(text: str, highlight: set[int], numbered: bool = False, red: bool 
         out.append(f"… {len(lines) - MAX_LINES} more lines (in the report and the copy)", style="dim italic")
     out.rstrip()
     return Static(out, classes="verbatim")
+
+
+def _sideways(text: str, highlight: set[int] | None = None) -> Widget:
+    """Text laid out in columns (a packet table, a command's output): its rows unwrapped,
+    scrolled sideways, so that a column stays a column at any width."""
+    return HorizontalScroll(_verbatim(text, highlight or set(), wrap=False), classes="sideways")
 
 
 def _table(columns: list[str], rows: list[list[Any]], marked: set[int], mark_column: bool = False) -> DataTable:
@@ -109,7 +116,9 @@ def _log(ev: LogExcerpt) -> Iterator[Widget]:
 
 
 def _fact(ev: Fact) -> Iterator[Widget]:
-    if ev.text:
+    if ev.text and ev.as_ in ("packets", "command"):
+        yield _sideways(ev.text, set(ev.highlight))
+    elif ev.text:
         yield _verbatim(ev.text, set(ev.highlight), numbered=ev.as_ == "file")
 
 
@@ -122,21 +131,21 @@ def _grid(ev: Table) -> Iterator[Widget]:
     if ev.columns:
         yield _table(ev.columns, ev.rows, set(ev.marked))
     if ev.text:
-        yield _verbatim(ev.text, set())
+        yield _sideways(ev.text)
 
 
 def _histogram(ev: Histogram) -> Iterator[Widget]:
     if ev.columns:
         yield _table(ev.columns, ev.rows, set())
     if ev.text:
-        yield _verbatim(ev.text, set())
+        yield _sideways(ev.text)
 
 
 def _counters(ev: Counters) -> Iterator[Widget]:
     if ev.counters:
         yield _table(COUNTER_COLUMNS, counter_rows(ev), set(ev.moved()))
     if ev.text:
-        yield _verbatim(ev.text, set())
+        yield _sideways(ev.text)
 
 
 def _rules(ev: Rules) -> Iterator[Widget]:
