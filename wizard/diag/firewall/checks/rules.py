@@ -313,7 +313,7 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
             f.signal("fw.no_rule", f"rulesets read ({', '.join(after.read)}): nothing rejects or drops "
                      f"port {port} and the policies on the way accept")
             return f.result(Status.PASS, f"no firewall rule rejects or drops port {port}")
-        _only_limited(f, hits, kinds, port)
+        _only_limited(f, rows, kinds, port)
         rank = ("reject", "drop", "rate-limit", "ct-count", "icmp-reject", "ct-invalid")
         lead = min((rows[i] for i in notable), key=lambda r: (not r["delta"], -r["strength"],
                                                                rank.index(r["kind"])))
@@ -324,12 +324,12 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
         return f.result(status, summary)
 
 
-def _only_limited(f: Findings, hits: list[Hit], kinds: set[str], port: int) -> None:
+def _only_limited(f: Findings, rows: list[dict[str, Any]], kinds: set[str], port: int) -> None:
     """When every rule that can reset or drop the port does so only over a limit, a reset
     netfilter sent came from a limit: no plain reject rule is there to send it."""
     if kinds & {"reject", "drop"} or "rate-limit" not in kinds:
         return
-    limited = [h.text for h in hits if _kind(h) in ("rate-limit", "ct-count")]
+    limited = [r["text"] for r in rows if r["kind"] in ("rate-limit", "ct-count")]
     f.signal("fw.reject_only_limited", f"no rule rejects or drops port {port} outright; the rules "
              f"that can do so act only over a limit: {'; '.join(limited)}")
 
