@@ -53,7 +53,7 @@ async def test_turning_redaction_off_shows_the_raw_evidence_again() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await run_all(pilot)
         app.action_toggle_redaction()  # Ctrl+P's "toggle redaction": off, for the screen too
-        assert app.controller.reveal and not app.redact
+        assert not app.controller.redact and not app.redact
         await app.action_goto("server-logs")
         await until(pilot, lambda: app.screen.name == "step:server-logs")
         views = list(app.screen.query(CheckView))

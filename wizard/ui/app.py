@@ -83,8 +83,6 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
         self._notice_shown = False
         self._pending_show: str | None = None
         self._quit_after_export = False
-        #: whether exports redact secrets (the export dialog starts so; the palette toggles it)
-        self.redact = True
 
     # ----- what the controller holds, as the tests and screenshots read it -------------------
     @property
@@ -98,6 +96,15 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
     @property
     def running(self) -> dict[tuple[str, int], float]:
         return self.controller.running
+
+    @property
+    def redact(self) -> bool:
+        """Whether secrets are redacted, on the screen and in exports (the palette toggles it)."""
+        return self.controller.redact
+
+    @redact.setter
+    def redact(self, on: bool) -> None:
+        self.controller.redact = on
 
     @property
     def saved(self) -> bool:

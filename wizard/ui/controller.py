@@ -39,8 +39,8 @@ class WizardController:
         self.states: dict[str, str] = {}
         self.saved = False
         self.started_with: Started | None = None
-        #: secrets found in evidence are shown redacted unless the user reveals them
-        self.reveal = False
+        #: whether secrets found in evidence are redacted, on the screen and in exports
+        self.redact = True
         self._screen_redactor: Any = None
 
     # ----- the session ----------------------------------------------------------------
@@ -71,7 +71,7 @@ class WizardController:
             return None
         return next((s for s in self.session.steps if s.id == step_id), None)
 
-    # ----- what the screen shows: secrets redacted unless revealed ------------------------
+    # ----- what the screen shows: secrets redacted unless redaction is off ------------------
     def _redactor(self) -> Any:
         from wizard.redact import Redactor
 
@@ -82,19 +82,19 @@ class WizardController:
     def shown_result(self, result: CheckResult) -> CheckResult:
         from wizard.redact import redact_result
 
-        return result if self.reveal else redact_result(result, self._redactor())
+        return redact_result(result, self._redactor()) if self.redact else result
 
     def shown_step(self, step_id: str) -> StepResult | None:
         """The step as its panel shows it; the notes are the user's own and stay as typed."""
         step = self.step_result(step_id)
-        if step is None or self.reveal:
+        if step is None or not self.redact:
             return step
         return step.model_copy(update={"checks": [self.shown_result(c) for c in step.checks]})
 
     def shown_session(self) -> Session | None:
         from wizard.redact import redact_session
 
-        if self.session is None or self.reveal:
+        if self.session is None or not self.redact:
             return self.session
         return redact_session(self.session, self._redactor())
 

@@ -21,7 +21,6 @@ from wizard.ui import steps
 if TYPE_CHECKING:
     from wizard.model import Session
     from wizard.ui.controller import WizardController
-    from wizard.ui.screens.summary import SummaryScreen
 
 # In the footer's order, most important first: at 80 columns the footer shows what fits
 # (Quit comes first anyway, as Textual's own ctrl+q binding).
@@ -97,9 +96,14 @@ class KeyActions(AppBase):
         if not isinstance(self.screen, ModalScreen):
             self.push_screen(HelpScreen())
 
-    async def _refresh_shown_summary(self, summary: SummaryScreen) -> None:
-        if self.screen.name == "summary":
-            await summary.refresh_verdict()
+    async def _refresh_shown_summary(self) -> None:
+        """The verdict on screen again, with the redaction now chosen (if it is still shown)."""
+        from wizard.ui.screens.summary import SummaryScreen
+
+        screen = self.screen
+        if isinstance(screen, SummaryScreen):
+            screen.session = self.controller.shown_session()
+            await screen.refresh_verdict()
 
     def action_toggle_redaction(self) -> None:
         """Exports redacted or not; an open export dialog follows at once."""
@@ -110,15 +114,10 @@ class KeyActions(AppBase):
             for box in screen.query("#redact"):
                 if isinstance(box, Checkbox):
                     box.value = self.redact
-        # The screen follows: secrets shown redacted, or as found when redaction is off.
-        self.controller.reveal = not self.redact
+        # The screen follows: the steps now; the verdict now if shown, else on its next visit.
         for step_id in steps.STEP_IDS:
             self.push_step(step_id)
-        if self.is_screen_installed("summary"):
-            summary: Any = self.get_screen("summary")
-            summary.session = self.controller.shown_session()
-            if self.screen.name == "summary":  # otherwise it shows the new session when next shown
-                self.call_later(self._refresh_shown_summary, summary)
+        self.call_later(self._refresh_shown_summary)
         self.notify("The screen and exports redact secrets." if self.redact else
                     "The screen shows secrets as found; exports will NOT redact them (passwords, tokens, cookies).",
                     title="Redaction " + ("on" if self.redact else "off"),
