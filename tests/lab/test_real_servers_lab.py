@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import _require_lab
+from tests.verdicts import disagreements
 from wizard.lab import real
 from wizard.lab.build import running
 from wizard.lab.realscenarios import REAL_SCENARIOS
@@ -94,6 +95,8 @@ def test_the_real_server_is_diagnosed_with_its_component_and_evidence(
     assert o.said == scenario.cause, f"{scenario.id}: ranked {o.ranking}"
     assert o.confidence >= 0.5
     assert o.exit_code == (0 if scenario.cause == "no-reset-observed" else 1)
+    # One verdict everywhere: the JSON's first entry is what the report, console, TUI and exit status say.
+    assert not (wrong := disagreements(json.dumps(o.session), o.report, o.stdout, o.exit_code)), wrong
     assert not o.missing_evidence, f"the report does not cite {o.missing_evidence}"
     # The component: the report names the server that owns the listener, with its pid.
     component = rf"\b{re.escape(COMPONENT[scenario.real])}, pid \d+"

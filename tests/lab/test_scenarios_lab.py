@@ -8,6 +8,7 @@ then judges one scenario: the top cause and the decisive evidence in the report.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import _require_lab
+from tests.verdicts import disagreements
 from wizard.lab.build import Lab, LabState, running, teardown
 from wizard.lab.netns import LabError
 from wizard.lab.runs import Outcome, run_all
@@ -67,6 +69,8 @@ def test_scenario_is_named_with_its_decisive_evidence(scenario: Scenario, outcom
     assert o.said == scenario.cause, f"{scenario.id}: ranked {o.ranking}"
     assert o.confidence >= 0.5
     assert o.exit_code == (0 if scenario.cause == "no-reset-observed" else 1)
+    # One verdict everywhere: the JSON's first entry is what the report, console, TUI and exit status say.
+    assert not (wrong := disagreements(json.dumps(o.session), o.report, o.stdout, o.exit_code)), wrong
     assert not o.missing_evidence, f"the report does not cite {o.missing_evidence}"
     # The verdict's evidence lines are in the report, each with the check that found it.
     top = o.session["diagnosis"][0]

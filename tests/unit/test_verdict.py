@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.verdicts import console_verdict as console_first_line
+from tests.verdicts import report_verdict
 from wizard.analysis import conclude
 from wizard.cli.console import verdict_lines
 from wizard.cli.diagnose import exit_status
@@ -57,17 +58,8 @@ def session_of(signals: list[tuple[str, str, float]], *, interrupted: bool = Fal
     return s
 
 
-def report_verdict(report: str) -> str | None:
-    """The cause the report's verdict names, or None for "no cause" and "none"."""
-    line = next(ln for ln in report.splitlines() if ln.startswith("**Verdict:"))
-    found = re.match(r"\*\*Verdict: `([a-z0-9-]+)`", line)
-    return found.group(1) if found else None
-
-
 def console_verdict(session: Session) -> str | None:
-    line = verdict_lines(session)[0][0]
-    found = re.match(r"verdict: ([a-z0-9-]+) \(\d+%\): ", line)
-    return found.group(1) if found else None
+    return console_first_line(verdict_lines(session)[0][0])
 
 
 def tui_diagnosed(session: Session) -> bool:
@@ -241,3 +233,27 @@ def test_a_schema_1_session_still_loads_with_its_verdict_derived() -> None:
     assert loaded.verdict is not None and loaded.verdict.cause == "server-crash" == loaded.diagnosis[0].cause
     assert loaded.verdict.reset_observed is None
     assert report_verdict(render_report(loaded)) == "server-crash"
+
+
+def test_the_lab_agreement_check_sees_each_kind_of_disagreement() -> None:
+    """The check the lab runs on every scenario's real outputs: silent when all agree, and
+    naming the place when one output shows another verdict."""
+    from tests.verdicts import disagreements
+    session = crash_without_reset()
+    as_json = render_json(session, redact=False)
+    report = render_report(session, redact=False)
+    console = "\n".join(verdict_lines(session)[0]) + "\n"
+    status = int(exit_status(session))
+    assert disagreements(as_json, report, console, status) == []
+    named = session.diagnosis[0].cause
+    other = next(f.cause for f in session.diagnosis[1:] if f.cause != named)
+    wrong_report = report.replace(f"**Verdict: `{named}`", f"**Verdict: `{other}`", 1)
+    assert [w.split(":")[0] for w in disagreements(as_json, wrong_report, console, status)] == ["report"]
+    assert [w.split(":")[0] for w in disagreements(as_json, report, "", status)] == ["console"]
+    assert [w.split(" ")[0] for w in disagreements(as_json, report, console, 0)] == ["exit"]
+    swapped = json.loads(as_json)
+    swapped["diagnosis"][0], swapped["diagnosis"][1] = swapped["diagnosis"][1], swapped["diagnosis"][0]
+    swapped["verdict"]["cause"] = swapped["diagnosis"][0]["cause"]
+    # A session whose ranking was changed under the report: the report and the console disagree.
+    assert {w.split(":")[0] for w in disagreements(json.dumps(swapped), report, console, status)} >= {"report",
+                                                                                                     "console"}

@@ -38,6 +38,7 @@ class Outcome:
     missing_evidence: list[str] = field(default_factory=list)
     error: str = ""
     report: str = ""
+    stdout: str = ""  # the console's verdict lines (progress goes to stderr)
     session: dict = field(default_factory=dict)
     pid: int = 0  # the diagnose process (`ip netns exec` execs it): names its tracefs instance
     left: list[str] = field(default_factory=list)  # what the teardown could not remove, and why
@@ -74,7 +75,7 @@ def run_scenario(scenario: Scenario, *, tag: str = "rwlab", root: Path | None = 
                                     stdin=subprocess.DEVNULL)
             out.pid = proc.pid
             try:
-                _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+                out.stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate(timeout=10)
