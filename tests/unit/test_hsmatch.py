@@ -58,6 +58,7 @@ PLANTS = {
     "redis-client-limit": "Error accepting a client connection: max number of clients reached",
     "redis-idle-client": "Closing idle client id=7 addr=10.0.0.2:5000",
     "postgres-idle-timeout": "FATAL:  terminating connection due to idle-session timeout",
+    "postgres-backend-died": "LOG:  all server processes terminated; reinitializing",
     "postgres-too-many": "FATAL:  sorry, too many clients already",
     "postgres-hba-reject": 'FATAL:  pg_hba.conf rejects connection for host "10.0.0.2"',
     "envoy-upstream-reset": "upstream connect error or disconnect/reset before headers response_flags=UC",

@@ -145,6 +145,15 @@ POSTGRES_LOG = [
      "postgres-idle-timeout", "log.client_timeout"),
     ('2026-12-02 14:41:00.001 UTC [31002] LOG:  could not receive data from client: Connection reset by peer',
      "libpq-reset", "log.reset"),
+    # a backend killed by the OOM killer, and what the postmaster does next (PostgreSQL 15's own words)
+    ('2026-12-02 19:59:16.015 UTC [22932] LOG:  server process (PID 23166) was terminated by signal 9: Killed',
+     "postgres-backend-died", "log.crash"),
+    ('2026-12-02 19:59:16.015 UTC [22932] LOG:  server process (PID 23170) exited with exit code 2',
+     "postgres-backend-died", "log.crash"),
+    ('2026-12-02 19:59:16.015 UTC [22932] LOG:  terminating any other active server processes',
+     "postgres-backend-died", "log.crash"),
+    ('2026-12-02 19:59:16.020 UTC [22932] LOG:  all server processes terminated; reinitializing',
+     "postgres-backend-died", "log.crash"),
 ]
 
 

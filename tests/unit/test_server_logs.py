@@ -58,6 +58,8 @@ LINES = {
     "node-uncaught": "      throw er; // Unhandled 'error' event",
     "redis-client-limit": "4121:M 01 Dec 2026 19:00:00.123 - Error accepting a client connection: max number of clients reached",
     "postgres-idle-timeout": "2026-12-01 19:00:00.123 UTC [77] FATAL:  terminating connection due to idle-session timeout",
+    "postgres-backend-died": ("2026-12-01 19:00:00.123 UTC [22932] LOG:  server process (PID 23166) was terminated "
+                              "by signal 9: Killed"),
     "postgres-too-many": "2026-12-01 19:00:00.123 UTC [78] FATAL:  sorry, too many clients already",
     "postgres-hba-reject": '2026-12-01 19:00:00.123 UTC [79] FATAL:  pg_hba.conf rejects connection for host "10.0.0.2"',
     "tls-wrong-version": ("2026/12/01 19:00:00 [info] 12#12: *4 client sent plain HTTP request to HTTPS port "
@@ -70,7 +72,7 @@ SIGNALS = {"haproxy-termination": "log.client_timeout", "http-access-timeout": "
            "apache-timeout": "log.client_timeout", "apache-max-workers": "log.rate_limit",
            "gunicorn-worker-timeout": "log.worker_killed", "gunicorn-worker-boot": "log.worker_boot",
            "node-uncaught": "log.crash", "redis-client-limit": "log.rate_limit",
-           "postgres-idle-timeout": "log.client_timeout", "postgres-too-many": "log.rate_limit",
+           "postgres-idle-timeout": "log.client_timeout", "postgres-backend-died": "log.crash", "postgres-too-many": "log.rate_limit",
            "postgres-hba-reject": "log.proxy_reject", "tls-wrong-version": "log.protocol"}
 
 

@@ -281,7 +281,10 @@ class Lab:
         s, st = self.scenario, self.state
         argv = ["ip", "netns", "exec", st.client, sys.executable, "-m", "wizard.lab.servers", "client",
                 "--address", self.server_address, "--port", str(s.port), "--hold", f"{s.hold:g}"]
-        if s.tls_payload:
+        if s.client == "pg-killed":  # a pooled session whose backend is killed under it
+            argv = ["ip", "netns", "exec", st.client, sys.executable, "-m", "wizard.lab.holder",
+                    self.server_address, str(s.port), "1", "postgres-killed"]
+        elif s.tls_payload:
             argv += ["--tls"]
         elif s.payload is not None:
             argv += ["--payload", s.payload]

@@ -6,10 +6,17 @@ completes each one's start the way the real clients do (PostgreSQL: the startup 
 authentication up to ReadyForQuery; Redis: a PING answered), prints ``held COUNT`` and then
 keeps them, idle, until it is stopped (the lab's teardown kills it by its PID or with its
 namespace). A connection the server refuses makes it print why and exit 1.
+
+`python -m wizard.lab.holder ADDRESS PORT 1 postgres-killed` is the pooled connection whose
+backend dies, as one does when the OOM killer picks it: it starts a session, asks the backend
+for its PID, kills that process with SIGKILL, waits a second as an idle pool would, then sends
+its next query on the same connection and prints what it met (libpq's words for an EOF, or the
+error), and exits.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import struct
@@ -50,6 +57,47 @@ def _postgres(conn: socket.socket) -> None:
             return
 
 
+def _query(conn: socket.socket, sql: str) -> None:
+    body = sql.encode() + b"\0"
+    conn.sendall(b"Q" + struct.pack("!I", len(body) + 4) + body)
+
+
+def _backend_pid(conn: socket.socket) -> int:
+    """The PID of the backend serving ``conn`` (``SELECT pg_backend_pid()``, read from its DataRow)."""
+    _query(conn, "SELECT pg_backend_pid()")
+    buf = b""
+    while True:
+        got = conn.recv(65536)
+        if not got:
+            raise ConnectionError("closed by the server before it answered")
+        buf += got
+        while len(buf) >= 5 and len(buf) >= 1 + struct.unpack("!I", buf[1:5])[0]:
+            kind, size = buf[:1], struct.unpack("!I", buf[1:5])[0]
+            message, buf = buf[5:1 + size], buf[1 + size:]
+            if kind == b"D":  # DataRow: column count (int16), then each column's length and bytes
+                length = struct.unpack("!i", message[2:6])[0]
+                return int(message[6:6 + length])
+            if kind == b"E":
+                raise ConnectionError("the backend refused SELECT pg_backend_pid()")
+
+
+def killed(address: str, port: int) -> int:
+    """One pooled session whose backend is killed under it; prints what its next query met."""
+    conn = socket.create_connection((address, port), timeout=HOLD_TIMEOUT)
+    _postgres(conn)
+    os.kill(_backend_pid(conn), signal.SIGKILL)
+    time.sleep(1.0)  # idle in the pool; the postmaster reinitialises meanwhile
+    try:
+        _query(conn, "SELECT 1")
+        got = conn.recv(65536)
+        print("server closed the connection unexpectedly" if not got else f"answered {got[:1]!r}", flush=True)
+    except OSError as exc:
+        print(f"{type(exc).__name__}: {exc}", flush=True)
+    finally:
+        conn.close()
+    return 0
+
+
 def _redis(conn: socket.socket) -> None:
     conn.sendall(b"*1\r\n$4\r\nPING\r\n")
     got = conn.recv(1024)
@@ -59,6 +107,8 @@ def _redis(conn: socket.socket) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     address, port, count, kind = (argv if argv is not None else sys.argv[1:])[:4]
+    if kind == "postgres-killed":
+        return killed(address, int(port))
     start = {"postgres": _postgres, "redis": _redis}[kind]
     held: list[socket.socket] = []
     try:

@@ -277,6 +277,16 @@ REAL_SCENARIOS: tuple[Scenario, ...] = (
              conf="max_connections = 3\nsuperuser_reserved_connections = 0\n", held=3, payload=_STARTUP,
              client="psql", rst=False, closed=True, said=r"FATAL:  sorry, too many clients already",
              evidence=(r"too many clients already",), quote=r"lab\.conf:\d+: max_connections = 3\b"),
+    Scenario("real-postgres/backend-killed", "server-crash",
+             "A pooled connection's backend is killed by signal 9 (what the OOM killer sends) while it "
+             "idles: the postmaster logs the death, ends every other session and reinitialises; the pool's "
+             "next query meets a closed connection and then a reset. The server is healthy again by the "
+             "time anyone diagnoses it: the crash is in its log, not on the wire of the wizard's probes.",
+             family=4, port=5434, server=None, real="postgres", conf=None, payload=_STARTUP,
+             client="pg-killed", closed=True,
+             said=r"^(server closed the connection unexpectedly|BrokenPipeError|ConnectionResetError)",
+             evidence=(r"terminated by signal 9", r"No reset was observed during this run"),
+             quote=r"postgresql\.log:\d+.*server process \(PID \d+\) was terminated by signal 9"),
     Scenario("real-postgres/hba-reject", "proxy-reject",
              "pg_hba.conf refuses the client's network with `reject` lines before the ones that let "
              "everyone else in: PostgreSQL reads the client's startup packet, answers `FATAL:  pg_hba.conf "

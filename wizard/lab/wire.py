@@ -116,6 +116,8 @@ def client_argv(lab: Lab) -> list[str]:
         # PostgreSQL's own client, over TCP, no password prompt, no ~/.psqlrc
         return ["env", "PGCONNECT_TIMEOUT=5", "psql", "-X", "-w", "-h", lab.server_address, "-p", str(s.port),
                 "-U", "postgres", "-d", "postgres", "-At", "-c", "select 'ok'"]
+    if kind == "pg-killed":
+        return [sys.executable, "-m", "wizard.lab.holder", lab.server_address, str(s.port), "1", "postgres-killed"]
     script = {"keepalive": _KEEPALIVE, "redis": _REDIS, "idle": _QUIET, "stall": _QUIET, "burst": _BURST}[kind]
     return [sys.executable, "-c", script, lab.server_address, str(s.port), f"{s.hold:g}",
             s.path or "/" if kind == "burst" else kind]
