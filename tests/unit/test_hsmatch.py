@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,45 @@ def test_hyperscan_lines_equal_python_re_over_every_line(seed: int) -> None:
     assert len(found) == len(SIGS)  # every signature really occurs
     got = [(h.start, h.ids) for h in matcher(regexes).lines(data)]
     assert got == want
+
+
+def dense_log(lines: int, seed: int) -> bytes:
+    """Half the lines a timeout (a literal-driven signature), a quarter a HAProxy
+    termination state (one without a literal), some of both in one line, CRLF and non-ASCII."""
+    rnd = random.Random(seed)
+    out = []
+    for n in range(lines):
+        t = f"2026/11/22 03:{n // 60 % 60:02d}:{n % 60:02d}"
+        line = [f"{t} [info] *{n} client closed keepalive connection"]
+        if n % 2 == 0:
+            line.append(_case(PLANTS["timeout"], rnd))
+        if n % 4 == 1 or rnd.random() < 0.05:
+            line.append(f" fe be/web{n % 8} 0/0/1/{n % 90}/{n % 90 + 1} 502 0 - - {rnd.choice(['SD--', 'cD--'])}"
+                        f" {n % 50}/1/0/0/0 0/0 ")
+        if rnd.random() < 0.03:
+            line.append(rnd.choice(NEAR))
+        text = " ".join(line) + ("\r" if rnd.random() < 0.02 else "") + (" é" if rnd.random() < 0.01 else "")
+        out.append(text)
+    return "\n".join(out).encode() + b"\n"
+
+
+@pytest.mark.parametrize("piece", [1 << 12, 4 << 20])
+def test_dense_lines_with_the_literal_less_database_apart_equal_python_re(
+        monkeypatch: pytest.MonkeyPatch, piece: int) -> None:
+    # the literal-less regexes are scanned in a database of their own, in another thread,
+    # slice by slice (small slices: many of them); lines and counts are re's all the same
+    monkeypatch.setattr(hsmatch, "SLICE", piece)
+    regexes = [rx for _, rx in SIGS]
+    m = matcher(regexes)
+    ids = {sid: k for k, (sid, _) in enumerate(SIGS)}
+    assert ids["haproxy-termination"] in m.nfa and ids["timeout"] not in m.nfa and "nfa" in m.dbs
+    data = dense_log(30_000, 7)
+    want = reference(data, regexes)
+    assert len(want) > 20_000
+    assert [(h.start, h.ids) for h in m.lines(data)] == want
+    got = m.count(data)
+    assert got.lines == len(want)
+    assert got.counts == dict(Counter(i for _, found in want for i in found))
 
 
 def test_a_signature_hyperscan_rejects_is_still_matched_exactly() -> None:

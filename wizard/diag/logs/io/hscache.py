@@ -10,8 +10,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-CACHE_FORMAT = 8
-NAMES = ("db", "line", "all")
+CACHE_FORMAT = 9
+NAMES = ("db", "line", "nfa", "all")
 
 
 def cache_path(hs: Any, regexes: Sequence[str]) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-from wizard.diag.logs.io import hscache, hsline
+from wizard.diag.logs.io import hscache, hsdb, hsline
 from wizard.diag.logs.io.hsline import Decided as _Decided
 from wizard.diag.logs.io.hsline import LineCounts, LineHit
 from wizard.diag.logs.io.hsline import Piece as _Piece
@@ -64,12 +64,15 @@ class Matcher:
         # compiled when a candidate line first needs one: a window's search confirms few
         self._py: list[re.Pattern[str] | None] = [None] * len(self.regexes)
         self.literals: list[tuple[bytes, ...] | None] = []  # lowered; None: no required one
-        self.exact: list[int] = []  # decided by the line database alone
+        self.exact: list[int] = []  # decided by the line databases alone
+        self.nfa: list[int] = []  # those of them without a literal to drive Hyperscan ("nfa")
         self.approx: list[int] = []  # in the candidate database (as is or prefiltered)
         self.python: list[int] = []  # in no database
         self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         self.all_owners: list[tuple[int, ...]] = []  # the same for every regex's literals
-        self.dbs: dict[str, object] = {}  # "line" (and literals), "db" (candidates without one), "all"
+        # "line" (and literals), "nfa" (exact regexes without a literal), "db" (candidates
+        # without one), "all"
+        self.dbs: dict[str, object] = {}
         if _hs is None:
             self.python = list(range(len(self.regexes)))
             self.literals = self._literals()
@@ -92,7 +95,7 @@ class Matcher:
         return out
 
     def _meta(self) -> dict:
-        return {"exact": self.exact, "approx": self.approx, "python": self.python,
+        return {"exact": self.exact, "nfa": self.nfa, "approx": self.approx, "python": self.python,
                 "lit_owners": self.lit_owners, "all_owners": self.all_owners,
                 "literals": [None if x is None else [b.hex() for b in x] for x in self.literals]}
 
@@ -101,6 +104,7 @@ class Matcher:
             return False
         meta, self.dbs = got
         self.exact, self.approx, self.python = meta["exact"], meta["approx"], meta["python"]
+        self.nfa = meta["nfa"]
         self.lit_owners = [tuple(o) for o in meta["lit_owners"]]
         self.all_owners = [tuple(o) for o in meta["all_owners"]]
         self.literals = [None if x is None else tuple(bytes.fromhex(h) for h in x) for x in meta["literals"]]
@@ -116,12 +120,18 @@ class Matcher:
     def _compile(self) -> None:
         base = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_MULTILINE
         exact: list[bytes] = []
+        nfa: list[bytes] = []
         candidates: list[tuple[int, int]] = []  # (regex, flags) of the candidate database
         for i, rx in enumerate(self.regexes):
             line = hsline.line_regex(rx)
             if line is not None and _compiles(line, base):
-                self.exact.append(i)
-                exact.append(line.encode())
+                lits = self.literals[i]
+                if lits is None or min(map(len, lits)) < hsdb.DRIVE:
+                    self.nfa.append(i)
+                    nfa.append(line.encode())
+                else:
+                    self.exact.append(i)
+                    exact.append(line.encode())
             elif _PY_ONLY.search(rx) or not rx.isascii():
                 self.python.append(i)
             elif _compiles(rx, base) or _compiles(rx, base | _hs.HS_FLAG_PREFILTER):
@@ -136,6 +146,8 @@ class Matcher:
         lits, self.lit_owners = self._literal_exprs(some)
         self.dbs["line"] = _database(exact + lits, self.exact + [LIT + k for k in range(len(lits))],
                                      [base] * len(exact) + [_hs.HS_FLAG_CASELESS] * len(lits))
+        self.dbs["nfa"] = _database(nfa, self.nfa, [base] * len(nfa))
+        self.exact += self.nfa
         self.dbs["db"] = _database([self.regexes[i].encode() for i, _ in candidates],
                                    [i for i, _ in candidates], [f for _, f in candidates])
         # every regex's literals, for the special lines re decides alone
@@ -157,19 +169,13 @@ class Matcher:
 
     def _scan(self, name: str, data: bytes | memoryview, at: int = 0) -> list[tuple[int, int]]:
         """(id, end offset + ``at``) of every match of database ``name`` in ``data``."""
-        events: list[tuple[int, int]] = []
-        add = events.append
-
-        def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
-            add((sid, to + at))
-
         db = self.dbs.get(name)
-        if db is not None:  # a scratch of its own: calls may run at once in worker threads
-            db.scan(data, match_event_handler=on_match, scratch=self._scratch[name].clone())  # type: ignore[attr-defined]
-        return events
+        return [] if db is None else hsdb.scan_events(db, self._scratch[name], data, at)
 
-    def _line_scan(self, data: memoryview, at: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """The line database's reports in ``data``: (regex, line end) and (literal, end)."""
+    def _line_scan(self, data: memoryview, at: int,
+                   last: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The line databases' reports in ``data``: (regex, line end, not past ``last``) and
+        (literal, end); the literal-less regexes' database scanned in another thread meanwhile."""
         events: list[tuple[int, int]] = []
         lits: list[tuple[int, int]] = []
         add, add_lit = events.append, lits.append
@@ -180,10 +186,14 @@ class Matcher:
             else:
                 add_lit((sid - LIT, to + at))
 
+        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, at)
         db = self.dbs.get("line")
-        if db is not None:
-            db.scan(data, match_event_handler=on_match, scratch=self._scratch["line"].clone())  # type: ignore[attr-defined]
-        return events, lits
+        try:
+            if db is not None:
+                hsdb.scan_with(db, self._scratch["line"], data, on_match)
+        finally:
+            more = nfa()  # never left scanning a buffer that may be reused
+        return _upto(events, last) + _upto(more, last), lits
 
     def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop, a: int = 0) -> Iterator[_Piece]:
         """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
@@ -200,9 +210,8 @@ class Matcher:
                 b = len(data) if b <= 0 else b
                 last = data.find(b"\n", limit - 1) if b >= limit else b - 1  # lines ending here start before limit
                 last = len(data) if last < 0 else last
-                events, lits = self._line_scan(view[a:b], a)
-                yield _Piece(a, b, last, clean, events if not events or events[-1][1] <= last else [
-                    ev for ev in events if ev[1] <= last], lits)
+                events, lits = self._line_scan(view[a:b], a, last)
+                yield _Piece(a, b, last, clean, events, lits)
                 a = b
         finally:
             view.release()
@@ -354,26 +363,12 @@ def _line_end(data: bytes | bytearray, s: int) -> int:
     return len(data) if e < 0 else e
 
 
-def _database(expressions: list[bytes], ids: list[int], flags: list[int]) -> object | None:
-    if not expressions:
-        return None
-    db = _hs.Database()
-    db.compile(expressions=expressions, ids=ids, elements=len(expressions), flags=flags)
-    return db
+def _upto(events: list[tuple[int, int]], last: int) -> list[tuple[int, int]]:
+    """``events`` (in the order of their ends) whose line ends at or before ``last``."""
+    return events if not events or events[-1][1] <= last else [ev for ev in events if ev[1] <= last]
 
 
-def _hs_literal(lit: bytes) -> bytes:
-    """``lit`` as a Hyperscan expression matching exactly those bytes."""
-    return b"".join(bytes([b]) if chr(b).isalnum() and b < 0x80 else b"\\x%02x" % b for b in lit)
-
-
-def _compiles(rx: str, flags: int) -> bool:
-    db = _hs.Database()
-    try:
-        db.compile(expressions=[rx.encode()], ids=[0], elements=1, flags=[flags])
-    except _hs.error:
-        return False
-    return True
+_database, _hs_literal, _compiles = hsdb.database, hsdb.hs_literal, hsdb.compiles
 
 
 @functools.lru_cache(maxsize=8)

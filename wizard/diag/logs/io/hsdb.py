@@ -1,0 +1,96 @@
+"""Hyperscan databases of the line matcher (I/O side: the engine itself): building them,
+and scanning a slice with the literal-driven database and the literal-less one at once.
+
+A regex Hyperscan can find by a literal of a few bytes runs at memory speed; one without
+such a literal (it starts with a class such as ``\\s``, ``\\d+/``) runs as an automaton over
+every byte, and in one database with the others it also has to be caught up each time any
+regex reports, which a dense log (a match on every other line) makes the bulk of the scan.
+Kept in a database of its own, scanned in a second thread while the first one scans the
+rest (Hyperscan lets go of the GIL while it scans), neither waits for the other.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+_hs: Any
+try:
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - the matcher says so and falls back
+    _hs = None
+
+DRIVE = 4  # a literal this long lets Hyperscan skip to the candidates (shorter: an automaton)
+_POOL: ThreadPoolExecutor | None = None
+_LOCK = threading.Lock()
+
+Events = list[tuple[int, int]]
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """The one worker that scans the literal-less database (None on a single CPU)."""
+    global _POOL
+    if (os.cpu_count() or 1) < 2:
+        return None
+    with _LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-nfa")
+    return _POOL
+
+
+def scan_with(db: Any, scratch: Any, data: Any, on_match: Callable[..., None]) -> None:
+    """One scan of ``db`` over ``data`` with a scratch of its own (calls may run at once)."""
+    db.scan(data, match_event_handler=on_match, scratch=scratch.clone())
+
+
+def scan_events(db: Any, scratch: Any, data: Any, at: int) -> Events:
+    """(id, end + ``at``) of every report of ``db`` in ``data``."""
+    events: Events = []
+    add = events.append
+
+    def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+        add((sid, to + at))
+
+    scan_with(db, scratch, data, on_match)
+    return events
+
+
+def beside(db: Any, scratch: Any, data: Any, at: int) -> Callable[[], Events]:
+    """``scan_events`` started in the worker thread (or here, without one); the returned
+    call waits for its reports."""
+    pool = _pool()
+    if db is None:
+        return list
+    if pool is None:
+        got = scan_events(db, scratch, data, at)
+        return lambda: got
+    fut: Future[Events] = pool.submit(scan_events, db, scratch, data, at)
+    return fut.result
+
+
+def database(expressions: list[bytes], ids: list[int], flags: list[int]) -> object | None:
+    if not expressions:
+        return None
+    db = _hs.Database()
+    db.compile(expressions=expressions, ids=ids, elements=len(expressions), flags=flags)
+    return db
+
+
+def hs_literal(lit: bytes) -> bytes:
+    """``lit`` as a Hyperscan expression matching exactly those bytes."""
+    return b"".join(bytes([b]) if chr(b).isalnum() and b < 0x80 else b"\\x%02x" % b for b in lit)
+
+
+def compiles(rx: str, flags: int) -> bool:
+    db = _hs.Database()
+    try:
+        db.compile(expressions=[rx.encode()], ids=[0], elements=1, flags=[flags])
+    except _hs.error:
+        return False
+    return True
+
+
+__all__ = ["DRIVE", "beside", "compiles", "database", "hs_literal", "scan_events", "scan_with"]
