@@ -284,6 +284,9 @@ class Lab:
         if s.client == "pg-killed":  # a pooled session whose backend is killed under it
             argv = ["ip", "netns", "exec", st.client, sys.executable, "-m", "wizard.lab.holder",
                     self.server_address, str(s.port), "1", "postgres-killed"]
+        elif s.client == "pg-idle":  # a pooled session that idles past the server's idle timeout
+            argv = ["ip", "netns", "exec", st.client, sys.executable, "-m", "wizard.lab.holder",
+                    self.server_address, str(s.port), "1", "postgres-idle", f"{s.hold:g}"]
         elif s.tls_payload:
             argv += ["--tls"]
         elif s.payload is not None:

@@ -11,7 +11,8 @@ namespace). A connection the server refuses makes it print why and exit 1.
 backend dies, as one does when the OOM killer picks it: it starts a session, asks the backend
 for its PID, kills that process with SIGKILL, waits a second as an idle pool would, then sends
 its next query on the same connection and prints what it met (libpq's words for an EOF, or the
-error), and exits.
+error), and exits. `... 1 postgres-idle HOLD` is a pooled session left idle for HOLD seconds
+before its next query (a pool whose idle time outlasts the server's idle_session_timeout).
 """
 
 from __future__ import annotations
@@ -81,18 +82,58 @@ def _backend_pid(conn: socket.socket) -> int:
                 raise ConnectionError("the backend refused SELECT pg_backend_pid()")
 
 
+def _session(address: str, port: int) -> socket.socket:
+    """A started session, waiting out a server that is still recovering from an earlier crash
+    ("the database system is in recovery mode", "... is starting up")."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        conn = socket.create_connection((address, port), timeout=HOLD_TIMEOUT)
+        try:
+            _postgres(conn)
+            return conn
+        except ConnectionError as exc:
+            conn.close()
+            if "the database system is" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def killed(address: str, port: int) -> int:
-    """One pooled session whose backend is killed under it; prints what its next query met."""
-    conn = socket.create_connection((address, port), timeout=HOLD_TIMEOUT)
-    _postgres(conn)
+    """One pooled session whose backend is killed under it; prints what its next query met,
+    then waits until the server accepts sessions again (it is healthy when anyone diagnoses it)."""
+    conn = _session(address, port)
     os.kill(_backend_pid(conn), signal.SIGKILL)
     time.sleep(1.0)  # idle in the pool; the postmaster reinitialises meanwhile
     try:
+        print(_next_query(conn), flush=True)
+    finally:
+        conn.close()
+    _session(address, port).close()
+    return 0
+
+
+def _next_query(conn: socket.socket) -> str:
+    """Send a query on a session that has idled; what it met, in the words a client would print."""
+    try:
         _query(conn, "SELECT 1")
         got = conn.recv(65536)
-        print("server closed the connection unexpectedly" if not got else f"answered {got[:1]!r}", flush=True)
     except OSError as exc:
-        print(f"{type(exc).__name__}: {exc}", flush=True)
+        return f"{type(exc).__name__}: {exc}"
+    if not got:
+        return "server closed the connection unexpectedly"
+    if got[:1] == b"E":  # the server's ErrorResponse, sent before it closed
+        fields = {f[:1]: f[1:].decode(errors="replace") for f in got[5:].split(b"\0") if f}
+        return f"{fields.get(b'S', 'ERROR')}:  {fields.get(b'M', '')}"
+    return f"answered {got[:1]!r}"
+
+
+def idled(address: str, port: int, hold: float) -> int:
+    """One pooled session left idle for ``hold`` seconds; prints what its next query met."""
+    conn = socket.create_connection((address, port), timeout=HOLD_TIMEOUT)
+    try:
+        _postgres(conn)
+        time.sleep(hold)
+        print(_next_query(conn), flush=True)
     finally:
         conn.close()
     return 0
@@ -106,9 +147,12 @@ def _redis(conn: socket.socket) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    address, port, count, kind = (argv if argv is not None else sys.argv[1:])[:4]
+    args = argv if argv is not None else sys.argv[1:]
+    address, port, count, kind = args[:4]
     if kind == "postgres-killed":
         return killed(address, int(port))
+    if kind == "postgres-idle":
+        return idled(address, int(port), float(args[4]))
     start = {"postgres": _postgres, "redis": _redis}[kind]
     held: list[socket.socket] = []
     try:

@@ -287,6 +287,16 @@ REAL_SCENARIOS: tuple[Scenario, ...] = (
              said=r"^(server closed the connection unexpectedly|BrokenPipeError|ConnectionResetError)",
              evidence=(r"terminated by signal 9", r"No reset was observed during this run"),
              quote=r"postgresql\.log:\d+.*server process \(PID \d+\) was terminated by signal 9"),
+    Scenario("real-postgres/idle-session-timeout", "keepalive-race",
+             "PostgreSQL ends a session idle for 1 s (`idle_session_timeout = 1s`): it sends `FATAL:  "
+             "terminating connection due to idle-session timeout` and closes (FIN). A pool that keeps its "
+             "connection 3 s and then queries on it writes into a closed connection: the server's kernel "
+             "answers with a reset.",
+             family=6, port=5435, server=None, real="postgres", conf="idle_session_timeout = 1s\n", hold=3,
+             payload=_STARTUP, client="pg-idle", closed=True,
+             said=r"^(FATAL:  terminating connection due to idle-session timeout|server closed the connection "
+                  r"unexpectedly|BrokenPipeError|ConnectionResetError)",
+             evidence=(r"idle_session_timeout",), quote=r"lab\.conf:\d+: idle_session_timeout 1s\b"),
     Scenario("real-postgres/hba-reject", "proxy-reject",
              "pg_hba.conf refuses the client's network with `reject` lines before the ones that let "
              "everyone else in: PostgreSQL reads the client's startup packet, answers `FATAL:  pg_hba.conf "

@@ -118,6 +118,9 @@ def client_argv(lab: Lab) -> list[str]:
                 "-U", "postgres", "-d", "postgres", "-At", "-c", "select 'ok'"]
     if kind == "pg-killed":
         return [sys.executable, "-m", "wizard.lab.holder", lab.server_address, str(s.port), "1", "postgres-killed"]
+    if kind == "pg-idle":
+        return [sys.executable, "-m", "wizard.lab.holder", lab.server_address, str(s.port), "1", "postgres-idle",
+                f"{s.hold:g}"]
     script = {"keepalive": _KEEPALIVE, "redis": _REDIS, "idle": _QUIET, "stall": _QUIET, "burst": _BURST}[kind]
     return [sys.executable, "-c", script, lab.server_address, str(s.port), f"{s.hold:g}",
             s.path or "/" if kind == "burst" else kind]
