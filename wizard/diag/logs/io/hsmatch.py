@@ -125,8 +125,8 @@ class Matcher:
         for i, rx in enumerate(self.regexes):
             line = hsline.line_regex(rx)
             if line is not None and _compiles(line, base):
-                lits = self.literals[i]
-                if lits is None or min(map(len, lits)) < hsdb.DRIVE:
+                need = self.literals[i]
+                if need is None or min(map(len, need)) < hsdb.DRIVE:
                     self.nfa.append(i)
                     nfa.append(line.encode())
                 else:
