@@ -3,6 +3,7 @@ of both ends, and the command's inputs and outputs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -27,7 +28,8 @@ CHECKLIST = load()
 
 def session(*, cause: str = "no-reset-observed", source: str = "10.1.1.11", target: str = "10.1.9.2",
             resets: int = 0, attempts: int = 5, hop: str = "", server: str = "local", client: str = "box",
-            at: datetime = T0, server_signal: str = "", listener: bool = False) -> Session:
+            at: datetime = T0, server_signal: str = "", listener: bool = False, confidence: float = 0.9,
+            interrupted: bool = False, rule: str = "") -> Session:
     rows = [[i + 1, "reset" if i < resets else "answered", "first-data", 3.0, 40000 + i] for i in range(attempts)]
     burst = CheckResult(id="tcp.burst", status=Status.FAIL if resets else Status.PASS, summary=f"{resets} reset",
                         started_at=at, evidence=[Evidence(kind="table", title="attempts", data={
@@ -42,12 +44,15 @@ def session(*, cause: str = "no-reset-observed", source: str = "10.1.1.11", targ
                          signals=[Signal(id="listener.present", fact="it listens")] if listener else [])
     counters = CheckResult(id="kernel.counters", status=Status.WARN, summary="counters", started_at=at,
                            signals=[Signal(id=server_signal, fact=f"{server_signal} seen")] if server_signal else [])
+    rules = CheckResult(id="firewall.rules", status=Status.WARN if rule else Status.PASS, summary="rules", started_at=at,
+                        signals=[Signal(id="fw.reject_rule", fact=rule)] if rule else [])
     return analysed(Session(tool=ToolInfo(version="test"), started_at=at, finished_at=at + timedelta(seconds=20),
+                   interrupted=interrupted,
                    target=Target(host=target, port=8080, addresses=[target]),
                    context=Context(client=client, server=server),
-                   steps=[StepResult(id="app-errors", checks=[listen, counters]),  # type: ignore[arg-type]
+                   steps=[StepResult(id="app-errors", checks=[listen, counters, rules]),  # type: ignore[arg-type]
                           StepResult(id="handshake", checks=[burst, exchange, trace])],  # type: ignore[arg-type]
-                   diagnosis=[Finding(cause=cause, confidence=0.9, summary=f"{cause} summary")]))
+                   diagnosis=[Finding(cause=cause, confidence=confidence, summary=f"{cause} summary")]))
 
 
 def analysed(s: Session) -> Session:
@@ -66,7 +71,7 @@ def test_the_one_host_that_sees_resets_is_named_with_what_sets_it_apart() -> Non
               web3=session(source="10.1.1.13"))
     assert f.pointer.kind == "some-hosts"
     assert f.pointer.hosts == ["web2"]
-    assert "only web2 (1 of 3 hosts) sees resets (firewall-reject)" in f.pointer.headline
+    assert "only web2 (1 of 3 hosts) sees resets (its verdict: firewall-reject): it differs from web1 and web3 in source subnet" in f.pointer.headline
     attrs = {d.attribute: d for d in f.pointer.differences}
     assert attrs["source subnet"].with_resets == ["10.1.2.0/24"]
     assert attrs["source subnet"].without_resets == ["10.1.1.0/24"]
@@ -137,7 +142,7 @@ def test_the_command_writes_json_and_report_and_exits_with_the_fleet_status(tmp_
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith("only web2 (1 of 2 hosts) sees resets")
     data = json.loads((tmp_path / "f.json").read_text())
-    assert data["schema"] == "fleet/1" and data["pointer"]["hosts"] == ["web2"]
+    assert data["schema"] == "fleet/2" and data["pointer"]["hosts"] == ["web2"]
     assert (tmp_path / "f.md").read_text().startswith("# Connection resets across a fleet")
     clean = _cli(str(a), str(_write(tmp_path, "web3", session())), "--json", "-")
     assert clean.returncode == 0 and json.loads(clean.stdout)["pointer"]["kind"] == "no-resets"
@@ -196,3 +201,130 @@ def test_two_watches_of_the_same_flows_say_what_the_other_end_saw() -> None:
     assert by_flow[("app1", flow_b)].startswith("web1: RST toward the client in " + flow_b)
     text = render_fleet(f)
     assert "web1 watched then and saw no RST in this flow" in text
+
+
+# Each kind of host a fleet can hold, as its own session's verdict leaves it.
+KINDS = {
+    "clean": lambda src: session(source=src),
+    "refused": lambda src: session(cause="firewall-reject", resets=3, source=src),
+    "aborted": lambda src: session(cause="abortive-close", resets=2, source=src, confidence=0.7),
+    "unexplained": lambda src: session(cause="middlebox-reset", resets=2, source=src, confidence=0.2),
+    "cut-short": lambda src: session(source=src, confidence=0.2, interrupted=True),
+}
+
+
+def _bold(report: str) -> str:
+    return report.splitlines()[2].removeprefix("**").removesuffix(".**")
+
+
+@pytest.mark.parametrize("kinds", list(itertools.product(KINDS, repeat=3)), ids="-".join)
+def test_the_merged_verdict_is_decided_once_and_every_output_says_it(kinds: tuple[str, ...]) -> None:
+    """The one-verdict contract for a fleet: the JSON's verdict and diagnosis[0], the report's
+    lead and verdict line, and the exit status agree, for every mix of hosts."""
+    f = fleet(**{f"h{i}": KINDS[k](f"10.1.{i}.1{i}") for i, k in enumerate(kinds)})
+    data = json.loads(f.to_json())
+    verdict, report = data["verdict"], render_fleet(f)
+    diagnosed = [k for k in kinds if k in ("refused", "aborted")]
+    if diagnosed:
+        assert verdict["kind"] == "cause"
+        assert verdict["cause"] == data["diagnosis"][0]["cause"] and data["diagnosis"][0]["diagnosed"]
+        # The cause most hosts name leads; a tie goes to the surer one.
+        refused, aborted = diagnosed.count("refused"), diagnosed.count("aborted")
+        assert verdict["cause"] == ("firewall-reject" if refused >= aborted else "abortive-close")
+        assert verdict["cause"] in verdict["statement"]
+        assert verdict["exit_status"] == 1
+    elif all(k == "clean" for k in kinds):
+        assert (verdict["kind"], verdict["cause"], verdict["exit_status"]) == ("no-reset", "no-reset-observed", 0)
+        assert data["diagnosis"][0]["cause"] == "no-reset-observed"
+    elif "unexplained" not in kinds:
+        assert (verdict["kind"], verdict["cause"], verdict["exit_status"]) == ("interrupted", None, 3)
+        assert "not known to be clean" in verdict["statement"]
+    else:
+        assert (verdict["kind"], verdict["cause"], verdict["exit_status"]) == ("no-cause", None, 0)
+        assert "no cause found" in verdict["statement"]
+    if verdict["cause"] is None:
+        assert not any(d["diagnosed"] for d in data["diagnosis"])
+    # The hosts that saw resets are the ones the verdict names, and never a clean one.
+    hit = {f"h{i}" for i, k in enumerate(kinds) if k in ("refused", "aborted", "unexplained")}
+    if hit and len(hit) < 3:
+        assert set(verdict["hosts"]) == hit
+    assert _bold(report) == verdict["statement"][:1].upper() + verdict["statement"][1:]
+    line = report.splitlines()[4]
+    assert line.startswith("Verdict: ") and f"(exit status {verdict['exit_status']})" in line
+    if verdict["cause"]:
+        assert line.split("; ")[1].startswith(f"`{verdict['cause']}` on ")
+
+
+def test_the_command_prints_and_exits_with_the_merged_verdict(tmp_path: Path) -> None:
+    files = {name: _write(tmp_path, name, s) for name, s in {
+        "web1": session(), "web2": session(cause="firewall-reject", resets=3, source="10.1.2.12"),
+        "web3": session(cause="middlebox-reset", resets=2, source="10.1.3.13", confidence=0.2),
+        "web4": session(source="10.1.4.14", confidence=0.2, interrupted=True)}.items()}
+    for names, status in ((["web1", "web2", "web3"], 1), (["web1", "web3"], 0), (["web1", "web4"], 3)):
+        out = tmp_path / f"{'-'.join(names)}.json"
+        done = _cli(*(str(files[n]) for n in names), "--json", str(out), "--report", str(out.with_suffix(".md")))
+        data = json.loads(out.read_text())
+        assert done.returncode == status == data["verdict"]["exit_status"], (names, done.stderr)
+        assert done.stdout == data["verdict"]["statement"] + "\n"
+        assert _bold(out.with_suffix(".md").read_text()).lower() == data["verdict"]["statement"].lower()
+
+
+def test_a_host_whose_resets_no_cause_explains_is_not_counted_clean() -> None:
+    f = fleet(app1=session(source="10.1.1.11"),
+              app2=session(cause="middlebox-reset", resets=2, source="10.1.2.12", confidence=0.2))
+    assert f.hosts[1].saw_reset and f.hosts[1].verdict == "" and f.hosts[1].kind == "no-cause"
+    assert f.pointer.hosts == ["app2"]
+    assert f.pointer.headline.startswith("only app2 (1 of 2 hosts) sees resets (its verdict: no cause found)")
+    text = render_fleet(f)
+    assert "| app2 (box) | client | no cause found | 0% | 3 of 6 |" in text
+    assert "middlebox-reset" not in text.split("## Each host's verdict")[0]  # a lead below the threshold is no verdict
+
+
+def test_the_report_reads_top_down_as_an_sre_needs_it() -> None:
+    """Lead, verdict line, hosts, what sets them apart and what they share, each host's
+    verdict, the timeline; without a server end it says why nothing is matched."""
+    text = render_fleet(fleet(app1=session(source="10.1.1.11", hop="10.1.0.1"),
+                              app2=session(cause="firewall-reject", resets=3, source="10.1.1.12", hop="10.1.0.1"),
+                              app3=session(source="10.1.1.13", hop="10.1.0.1")))
+    lines = text.splitlines()
+    assert lines[0] == "# Connection resets across a fleet"
+    assert lines[2].startswith("**Only app2 (1 of 3 hosts) sees resets (its verdict: firewall-reject): it differs "
+                               "from app1 and app3 in source address (10.1.1.12 against 10.1.1.11; 10.1.1.13). "
+                               "The port is open: app1 and app3 reached 10.1.9.2")
+    assert lines[4] == ("Verdict: a cause (exit status 1); `firewall-reject` on app2 (90%); "
+                        "`no-reset-observed` on app1, app3 (90%).")
+    heads = [ln for ln in lines if ln.startswith("## ")]
+    assert heads == ["## Hosts", "## What sets them apart", "## Each host's verdict", "## Timeline (UTC, both ends)"]
+    assert "What every host shares: target address 10.1.9.2; first hop 10.1.0.1." in lines
+    assert any(ln.startswith("No session of the server end was merged") for ln in lines)
+    # With the server end merged, the note goes and the client's resets are matched.
+    server = session(source="10.1.9.2", target="10.1.9.2", listener=True, server_signal="server.rst_sent")
+    both = render_fleet(fleet(app1=session(cause="firewall-reject", resets=3), db1=server))
+    assert "No session of the server end" not in both
+    assert "| db1: kernel.counters: server.rst_sent seen |" in both
+
+
+@pytest.mark.parametrize(("rule", "singles", "names_app2"), [
+    ("ip saddr 10.1.2.12 tcp dport 8080 reject with tcp reset", True, True),
+    ("ip saddr { 10.1.2.0/24, 192.0.2.7 } tcp dport 8080 reject with tcp reset", True, True),
+    ("ip saddr 10.1.0.0/16 tcp dport 8080 reject with tcp reset", False, True),  # names the clean hosts too
+    ("ip saddr 10.1.3.13 tcp dport 8080 reject with tcp reset", False, False),  # another address
+    ("tcp dport 8080 reject with tcp reset", False, False),  # names no source: every client would be refused
+])
+def test_the_server_ends_rule_that_names_only_the_refused_hosts_is_quoted(rule: str, singles: bool,
+                                                                          names_app2: bool) -> None:
+    server = session(source="10.1.9.2", target="10.1.9.2", listener=True, rule=f"inet acl input: {rule}")
+    f = fleet(app1=session(source="10.1.1.11"), app2=session(cause="port-closed", resets=3, source="10.1.2.12"),
+              db1=server)
+    assert [h.role for h in f.hosts] == ["client", "client", "server"]
+    assert f.pointer.rules == ([f"db1: inet acl input: {rule}"] if singles else [])
+    lead = f.pointer.headline
+    if singles:
+        assert lead.endswith(f"The port is open (app1 reached 10.1.9.2), and db1's firewall has the rule that names "
+                             f"app2's source alone: inet acl input: {rule}")
+    else:
+        assert "db1's firewall" not in lead and "so the refusals come from a rule that singles out" in lead
+    matched = [e.matched for e in f.timeline if e.host == "app2"]
+    assert matched and all(m.startswith("db1 ran then and recorded no reset sent (its kernel trace did not run)")
+                           for m in matched)
+    assert all(("names app2's source" in m) == names_app2 for m in matched)

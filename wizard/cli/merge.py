@@ -22,10 +22,12 @@ EXAMPLES = (
     "reset-wizard merge web1.json web2.json db1.json --report fleet.md --json fleet.json",
 )
 
-EXIT = {ExitStatus.OK: "merged: no host's verdict is a cause of resets",
-        ExitStatus.DIAGNOSED: "merged: at least one host's verdict is a cause of resets",
+EXIT = {ExitStatus.OK: "merged: no client's verdict is a cause of resets",
+        ExitStatus.DIAGNOSED: ("merged: at least one client's verdict is a cause of resets, the merged verdict's "
+                               "(a server end's own session is not counted; with none, every host is a client)"),
         ExitStatus.BAD_INPUT: "bad input: fewer than two sessions, one unreadable or invalid, or a bad output path",
-        ExitStatus.FAILED: "merging failed (a crash report names its file)"}
+        ExitStatus.FAILED: ("merging failed (a crash report names its file), or no host saw a reset and one did "
+                            "not finish: the fleet is not known to be clean")}
 
 MAX_SESSION_BYTES = 64 << 20
 
@@ -97,5 +99,5 @@ async def merge_files(args: argparse.Namespace) -> int:
     elif args.report == "-" or (args.json is None and args.report is None):
         sys.stdout.write(report)
     else:
-        print(fleet.pointer.headline)
-    return ExitStatus.DIAGNOSED if any(h.saw_reset for h in fleet.hosts) else ExitStatus.OK
+        print(fleet.verdict.statement)
+    return {int(s): s for s in ExitStatus}[fleet.verdict.exit_status]
