@@ -122,6 +122,8 @@ async def check_outputs(args: argparse.Namespace) -> Outputs:
 
 def write_outputs(session: Session, outputs: Outputs, redact: bool, redact_addresses: bool) -> list[str]:
     """Writes the asked outputs; the names of the files written (stdout is not named)."""
+    if outputs.json is None and outputs.report is None:
+        return []  # the verdict alone: the report's modules are not even loaded
     from wizard.hosts.files import write_atomic
     from wizard.report import render_json, render_report
 

@@ -232,7 +232,8 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
         now = self.monotonic()
         for step_id in {s for s, _ in self.running}:
             panel = self.panel(step_id)
-            if panel is not None and panel.is_mounted:
+            # Only what is on the screen: a step's panel elsewhere is synced when it is shown.
+            if panel is not None and panel.is_mounted and panel.screen is self.screen:
                 panel.tick(now)
 
     # ----- workers ------------------------------------------------------------------------
@@ -320,11 +321,25 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
             self.install_screen(SummaryScreen(states), "summary")
 
     async def _run_remaining(self) -> None:
-        for group in self.controller.groups_to_run():
-            # The checks start at once; the step's screen is built meanwhile (mounting and
-            # styling it takes a while on a busy machine: the probes need not wait for it).
-            await asyncio.gather(self._run_steps(group), self._show(group[0]))
+        # The checks start at once; the step's screen is built meanwhile (mounting and
+        # styling it takes a while on a busy machine). Neither the probes nor the next
+        # group wait for it: the screens are shown in order, each after the one before.
+        shown: asyncio.Task[None] | None = None
+        try:
+            for group in self.controller.groups_to_run():
+                shown = asyncio.create_task(self._show_after(shown, group[0]))
+                await self._run_steps(group)
+            if shown is not None:
+                await shown
+        finally:
+            if shown is not None and not shown.done():
+                shown.cancel()
         await self._show("summary")
+
+    async def _show_after(self, before: asyncio.Task[None] | None, step_id: str) -> None:
+        if before is not None:
+            await before
+        await self._show(step_id)
 
     @work(exclusive=True, group="run")
     async def run_remaining(self) -> None:

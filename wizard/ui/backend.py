@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from wizard.model import Answers, Checklist, Session, StepResult
+
+
+#: the interpreter's thread switch interval while the engine thread runs beside the UI
+ENGINE_SWITCH_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class RunnerEngine:
         self._ctx: Any = None
         self._scratch: Session | None = None
         self._lock = threading.Lock()
+        self._switch: float | None = None
 
     def checklist(self) -> Checklist:
         with self._lock:
@@ -99,6 +105,11 @@ class RunnerEngine:
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            # The UI thread lays out and styles for milliseconds at a time; at the default
+            # switch interval (5 ms) every wake-up of the engine's loop (a probe's answer, a
+            # command's exit) waited that long for the GIL, and a run took twice headless's.
+            self._switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch, ENGINE_SWITCH_S))
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="reset-wizard-engine", daemon=True)
             thread.start()
@@ -200,3 +211,6 @@ class RunnerEngine:
                 pass
             loop.call_soon_threadsafe(loop.stop)
             self._loop = None
+            if self._switch is not None:
+                sys.setswitchinterval(self._switch)
+                self._switch = None

@@ -49,6 +49,7 @@ class CheckView(KeyedItem):
         self.check_title = title
         self.result: Any = None
         self.state = "pending"
+        self._styled = ""
         self._render_title()
 
     def compose(self) -> ComposeResult:
@@ -61,8 +62,11 @@ class CheckView(KeyedItem):
         shown = self.result is not None and self.state not in ("running", "queued")
         summary = f" — {self.result.summary}" if shown else ""
         self.title = f"{glyph} {word:<7} {self.check_title}{summary}"
-        for name in STATUS_WORD:
-            self.set_class(name == self.state, f"-{name}")
+        if self._styled != self.state:
+            # Restyling is the costly part (the spinner redraws the title ten times a second).
+            self._styled = self.state
+            for name in STATUS_WORD:
+                self.set_class(name == self.state, f"-{name}")
 
     def mark_queued(self) -> None:
         """A run will start this check (its old result, if any, stays until the new one)."""
@@ -86,6 +90,8 @@ class CheckView(KeyedItem):
             self._render_title(spinner)
 
     def show_result(self, result: Any) -> None:
+        if self.state == str(result.status) and self.query(ResultBody) and result == self.result:
+            return  # shown already (a step's sync after each result arrived on its own)
         self.result = result
         self.state = str(result.status)
         self._render_title()
