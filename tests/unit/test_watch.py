@@ -1,24 +1,38 @@
-"""watch's parts that need no root: the kernel's line matched to its reset, and the settle
-before a reset is attributed and emitted."""
+"""watch's parts that need no root: the kernel's lines matched to their reset (its own line,
+the drops of its second, its flow's states), the server's log lines of its second, and the
+settle before a reset is attributed and emitted."""
 
 from __future__ import annotations
 
-from collections import deque
+import asyncio
+from collections import Counter, deque
 
-from wizard.diag.kernel.parse.tracelines import parse_line
+from wizard.diag.kernel.io.tracepipe import TracePipe
+from wizard.diag.logs.io.follow import LogFollower
 from wizard.diag.packets.parse.flows import Tracker
 from wizard.diag.packets.parse.frames import ETHERNET, decode
-from wizard.engine.watch import SETTLE_S, TracePipe, WatchPlan, WatchState, _flush
+from wizard.engine.watch import SETTLE_S, WatchPlan, WatchState, _flush
+from wizard.hosts.local import LocalHost
 from wizard.lab.pcapgen import Ends, conversation
 from wizard.model.target import Target
 
 LINE = ("python3-21719   [000] .N...  4955.664528: tcp_send_reset: skbaddr=0000000000000000 "
-        "skaddr=0000000068e6ea9f src=10.2.0.2:8080 dest=10.1.0.2:{port} state=TCP_CLOSE reason=TCP_STATE")
+        "skaddr=0000000068e6ea9f src=10.2.0.2:8080 dest=10.1.0.2:{port} state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE")
+RECEIVED = ("<idle>-0       [001] ..s1.  4955.664600: tcp_receive_reset: family=AF_INET sport={port} dport=8080 "
+            "saddr=10.1.0.2 daddr=10.2.0.2 saddrv6=::ffff:10.1.0.2 daddrv6=::ffff:10.2.0.2 sock_cookie=1")
+DROP = ("<idle>-0       [001] ..s1.  {ts}: kfree_skb: skbaddr=00000000a1 rx_sk=0000000000000000 protocol=2048 "
+        "location=nft_do_chain+0x3c1/0x620 reason: NETFILTER_DROP")
+STATE = ("python3-21719   [000] .....  4955.664500: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP "
+         "sport=8080 dport={port} saddr=10.2.0.2 daddr=10.1.0.2 saddrv6=::ffff:10.2.0.2 daddrv6=::ffff:10.1.0.2 "
+         "oldstate=TCP_ESTABLISHED newstate=TCP_CLOSE")
 
 
 def pipe_with(*lines: str) -> TracePipe:
     pipe = TracePipe.__new__(TracePipe)
-    pipe.rest, pipe.recent = b"", deque(e for e in map(parse_line, lines) if e is not None)
+    pipe.rest, pipe.seen = b"", Counter()
+    pipe.recent, pipe.drops, pipe.states = deque(), deque(), deque()
+    for line in lines:
+        pipe.add(line)
     pipe.poll = lambda: None  # type: ignore[method-assign]  (no trace_pipe to read here)
     return pipe
 
@@ -37,12 +51,34 @@ def test_a_reset_gets_the_kernel_line_of_its_own_flow_only():
     plan, state = WatchPlan(Target(host="10.2.0.2", port=8080)), WatchState()
     emitted: list[dict] = []
     plan.emit = emitted.append
-    left = _flush([(0.0, s) for s in found], SETTLE_S + 1, state, pipe, plan)
+    left = _flush([(4955.7, s) for s in found], 4955.7 + SETTLE_S + 1, state, pipe, plan)
     assert left == []
     first, second = state.observation.events
     assert first.kernel_reason is None
-    assert second.kernel_reason is not None and "reason TCP_STATE" in second.kernel_reason
+    assert second.kernel_reason is not None and "reason TCP_ABORT_ON_CLOSE" in second.kernel_reason
     assert [e["type"] for e in emitted] == ["reset", "reset"] and emitted[1]["kernel_reason"]
+
+
+def test_the_senders_line_is_preferred_and_the_direction_must_fit():
+    flow = ("10.1.0.2:40001", "10.2.0.2:8080")
+    both = pipe_with(LINE.format(port=40001), RECEIVED.format(port=40001))
+    sent = both.reason_for(*flow, "client")
+    assert sent is not None and sent.startswith("the kernel sent it (tcp_send_reset, reason TCP_ABORT_ON_CLOSE")
+    # The client's socket got it (the receiver's line) when no kernel here sent it: a path's RST.
+    received = pipe_with(RECEIVED.format(port=40001)).reason_for(*flow, "client")
+    assert received is not None and received.startswith("the kernel received it (tcp_receive_reset")
+    # Neither line is about a RST toward the server, nor about another flow.
+    assert both.reason_for(*flow, "server") is None
+    assert both.reason_for("10.1.0.2:40002", "10.2.0.2:8080", "client") is None
+
+
+def test_drops_of_that_second_and_the_flows_states_come_with_the_reset():
+    pipe = pipe_with(DROP.format(ts="4955.100000"), DROP.format(ts="4955.600000"), DROP.format(ts="4950.000000"),
+                     STATE.format(port=40001), STATE.format(port=40009))
+    view = pipe.view("10.1.0.2:40001", "10.2.0.2:8080", "client", 4955.7)
+    assert view.drops == ["2 x NETFILTER_DROP at nft_do_chain+0x3c1/0x620"]  # not the one 5 s before
+    assert view.states == ["10.2.0.2:8080 TCP_ESTABLISHED -> TCP_CLOSE"]
+    assert pipe.seen == Counter(kfree_skb=3, inet_sock_set_state=2)
 
 
 def test_a_reset_waits_for_the_kernel_line_before_it_is_emitted():
@@ -52,3 +88,23 @@ def test_a_reset_waits_for_the_kernel_line_before_it_is_emitted():
     assert len(left) == 1 and state.observation.events == []
     _flush(left, 10.0 + SETTLE_S, state, None, plan)
     assert [e.sender for e in state.observation.events] == ["path"]
+
+
+def test_logs_are_followed_from_their_end_and_a_reset_gets_the_lines_of_its_second(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("2026-12-02T10:00:00Z old line, before the watch\n")
+
+    async def go() -> LogFollower:
+        follower = LogFollower(LocalHost(), clean=lambda s: s.replace("hunter2", "[redacted]"))
+        await follower.start([str(log)])
+        with log.open("a") as f:
+            f.write("2026-12-02T10:00:05Z worker 3 aborted the connection password=hunter2\n"
+                    "2026-12-02T10:00:09Z later line\n2026-12-02T10:00:10Z unfinis")
+        await follower.poll()
+        return follower
+
+    follower = asyncio.run(go())
+    at = 1796205605.2  # 2026-12-02T10:00:05.2Z
+    assert follower.near(at) == [f"{log}: 2026-12-02T10:00:05Z worker 3 aborted the connection "
+                                 "password=[redacted]"]
+    assert follower.lines == 2  # the unfinished line waits for its newline

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from wizard.cli.console import say
@@ -20,6 +20,7 @@ from wizard.cli.status import ExitStatus
 from wizard.model.errors import WizardError
 
 if TYPE_CHECKING:
+    from wizard.engine.watch import WatchPlan
     from wizard.model import Session
 
 DESCRIPTION = """\
@@ -27,8 +28,10 @@ Watch the real traffic to and from TARGET's port for a bounded time (--for, defa
 and attribute every reset as it happens: the capture keeps only the port's TCP headers,
 filtered in the kernel, with a bounded ring of packets per flow; the kernel's own reset
 events (tracefs) give their reason where the kernel has one; the TCP counters are sampled
-every second. --probe-every adds a low-rate connection of its own to catch idle resets
-when the traffic is quiet. Read-only, and it leaves nothing behind. Needs root."""
+every second and the server's logs followed from their end (--log, else the usual files),
+each reset with the lines of its second. --probe-every holds a connection of its own, kept
+alive with TCP keepalives that often, to catch idle resets when the traffic is quiet.
+Read-only, and it leaves nothing behind. Needs root."""
 
 EXAMPLES = (
     "sudo reset-wizard watch 10.0.0.5:443 --for 30m --report resets.md",
@@ -45,7 +48,12 @@ EXIT = {ExitStatus.OK: "finished: no cause of resets found (no reset seen)",
 def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="host:port, [IPv6]:port or a URL")
     p.add_argument("--for", dest="duration", metavar="DURATION", default="10m", help="how long to watch")
-    p.add_argument("--probe-every", metavar="DURATION", help="also probe the port this often (idle resets)")
+    p.add_argument("--server", metavar="CONTEXT", default="local",
+                   help="where the server's counters and logs are read (local, netns:NAME, ssh:...)")
+    p.add_argument("--log", dest="logs", action="append", default=[], metavar="PATH",
+                   help="a server log to follow (repeatable, globs); default: the usual files that exist")
+    p.add_argument("--probe-every", metavar="DURATION",
+                   help="also hold a connection of its own, kept alive this often (idle resets)")
     p.add_argument("--json", metavar="PATH", help="write the session as JSON; - streams the events as NDJSON")
     p.add_argument("--report", metavar="PATH", help="write the Markdown report when the watch ends")
     p.add_argument("--force", action="store_true", help="overwrite existing --json / --report files")
@@ -102,7 +110,7 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
     from wizard.cli.analyze import verdict
     from wizard.cli.diagnose import STDOUT, check_outputs, checklist_for, write_outputs
     from wizard.cli.signals import cancel_on_signals
-    from wizard.engine.watch import WatchPlan, WatchState, watch, watch_session
+    from wizard.engine.watch import WatchState, watch, watch_session
     from wizard.model import parse_target
 
     duration, every = durations(args)
@@ -126,8 +134,7 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
             print(f"{event['n']:>4}  {event['at']}  {event['flow']}  {event['flags']:<3} toward the "
                   f"{event['toward']}: {event['sender_words']}", file=stream, flush=True)
 
-    plan = WatchPlan(target=target, duration_s=duration, probe_every_s=every,  # type: ignore[arg-type]
-                     allow_mount=args.allow_tracefs_mount, emit=emit)
+    plan = _plan(args, target, duration, every, emit)
     state = WatchState()
     if args.tui:
         return await live_tui(plan, state, outputs, args)
@@ -155,6 +162,17 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
             ExitStatus.DIAGNOSED if diagnosed_causes(session, checklist) else ExitStatus.OK
         caught.finished(status)
         return status
+
+
+def _plan(args: argparse.Namespace, target: object, duration: float, every: float,
+          emit: Callable[[Mapping[str, object]], None]) -> WatchPlan:
+    from wizard.engine.watch import WatchPlan
+    from wizard.hosts.contexts import host_for
+    from wizard.redact import redact_text
+
+    return WatchPlan(target=target, duration_s=duration, probe_every_s=every,  # type: ignore[arg-type]
+                     allow_mount=args.allow_tracefs_mount, server=host_for(args.server), logs=args.logs,
+                     clean=(lambda text: text) if args.no_redact else redact_text, emit=emit)
 
 
 async def live_tui(plan: object, state: object, outputs: object, args: argparse.Namespace) -> int:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,13 +21,15 @@ from datetime import UTC, datetime
 from wizard import __version__
 from wizard.analysis import conclude
 from wizard.diag.kernel.io.counters import read_counters
-from wizard.diag.kernel.io.tracing import KernelTrace, TraceUnavailable
-from wizard.diag.kernel.parse.tracelines import TraceEvent, parse_line
+from wizard.diag.kernel.io.tracepipe import TracePipe
+from wizard.diag.kernel.io.tracing import WATCH_EVENTS, KernelTrace, TraceUnavailable
+from wizard.diag.logs.checks.excerpt import DEFAULT_LOGS, MAX_DEFAULT_LOGS
+from wizard.diag.logs.io.follow import LogFollower
 from wizard.diag.packets.io.live import CaptureError, LiveCapture
 from wizard.diag.packets.parse.flows import Sighting, Tracker
 from wizard.diag.packets.parse.sightings import to_event
 from wizard.engine.observe import MAX_EVENTS, observed_result
-from wizard.hosts.base import HostError
+from wizard.hosts.base import Host, HostError
 from wizard.hosts.local import LocalHost
 from wizard.model import Session, ToolInfo
 from wizard.model.checklist import Checklist
@@ -38,7 +38,6 @@ from wizard.model.session import Context
 from wizard.model.target import Target
 
 SETTLE_S = 0.3  # an RST waits this long for the kernel's trace line about it
-KERNEL_RING = 256  # recent trace events kept to match resets against
 SAMPLE_S = 1.0
 
 
@@ -48,6 +47,9 @@ class WatchPlan:
     duration_s: float = 600.0
     probe_every_s: float = 0.0
     allow_mount: bool = False
+    server: Host = field(default_factory=LocalHost)  # where the counters and the logs are read
+    logs: list[str] = field(default_factory=list)  # --log's files (globs); none: the usual ones
+    clean: Callable[[str], str] = lambda text: text  # the redaction of each log line kept
     emit: Callable[[dict[str, object]], None] = lambda event: None
     on_reset: Callable[[ResetEvent], None] = lambda event: None  # the TUI's live view
 
@@ -63,44 +65,6 @@ class WatchState:
     interrupted: bool = False
 
 
-class TracePipe:
-    """The kernel's reset events from our tracefs instance, read without blocking."""
-
-    def __init__(self, trace: KernelTrace) -> None:
-        self.fd = os.open(f"{trace.path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
-        self.rest = b""
-        self.recent: deque[TraceEvent] = deque(maxlen=KERNEL_RING)
-
-    def poll(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                return
-            lines = (self.rest + chunk).split(b"\n")
-            self.rest = lines.pop()
-            for raw in lines:
-                ev = parse_line(raw.decode("utf-8", "replace"))
-                if ev is not None and ev.event in ("tcp_send_reset", "tcp_receive_reset"):
-                    self.recent.append(ev)
-
-    def reason_for(self, ev: ResetEvent) -> str | None:
-        """The kernel's line about this reset: a tcp_send_reset or tcp_receive_reset of its ports."""
-        ports = {int(ev.client.rsplit(":", 1)[1]), int(ev.server.rsplit(":", 1)[1])}
-        for t in reversed(self.recent):
-            if t.local and t.remote and {t.local.port, t.remote.port} == ports:
-                what = "sent" if t.event == "tcp_send_reset" else "received"
-                reason = f", reason {t.reason}" if t.reason else ""
-                state = f", state {t.state}" if t.state else ""
-                return f"the kernel {what} it ({t.event}{reason}{state}): {t.line.strip()}"
-        return None
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
 async def watch(plan: WatchPlan, state: WatchState) -> None:
     """Observe until ``plan.duration_s`` passes or the task is cancelled."""
     port = plan.target.port
@@ -113,48 +77,85 @@ async def watch(plan: WatchPlan, state: WatchState) -> None:
         raise TraceUnavailable(str(exc), "run as root with libpcap installed (apt install libpcap0.8)") from None
     summary = CaptureSummary(source="live", reader=f"packet socket, kernel BPF '{expression}', headers only")
     state.observation.sources.append(summary)
-    trace, pipe = await _kernel(plan, state)
-    tracker = Tracker(server_port=port)
-    pending: list[tuple[float, Sighting]] = []
-    end = time.monotonic() + plan.duration_s
-    next_sample, next_probe = 0.0, time.monotonic() + plan.probe_every_s if plan.probe_every_s else float("inf")
-    before = await _counters()
-    plan.emit({"type": "start", "at": state.started.isoformat(), "target": plan.target.display(),
-               "filter": expression, "for_s": plan.duration_s, "kernel": state.observation.kernel})
+    run = _Run(plan, state, Tracker(server_port=port))
     try:
-        while (now := time.monotonic()) < end:
-            for seg in await asyncio.to_thread(capture.read, 0.1):
-                sighting = tracker.feed(seg)
-                if sighting is not None:
-                    pending.append((now, sighting))
-            if pipe is not None:
-                pipe.poll()
-            pending = _flush(pending, now, state, pipe, plan)
-            if now >= next_sample:
-                after = await _counters()
-                state.counters = {k: after[k] - before[k] for k in after if after[k] != before.get(k, after[k])}
-                before, next_sample = after, now + SAMPLE_S
-            if now >= next_probe:
-                next_probe = now + plan.probe_every_s
-                state.probes += 1
-                asyncio.get_running_loop().create_task(_probe(plan.target))
+        run.trace, run.pipe = await _kernel(plan, state)
+        run.logs = await _logs(plan, state)
+        run.before = await _counters(plan.server)
+        plan.emit({"type": "start", "at": state.started.isoformat(), "target": plan.target.display(),
+                   "filter": expression, "for_s": plan.duration_s, "kernel": state.observation.kernel,
+                   "logs": state.observation.logs})
+        await run.loop(capture)
     finally:
         # Also when cancelled: what the socket still holds, and every reset seen, count.
         for seg in capture.read(0.0):
-            if (sighting := tracker.feed(seg)) is not None:
-                pending.append((0.0, sighting))
-        _flush(pending, float("inf"), state, pipe, plan)
+            if (sighting := run.tracker.feed(seg)) is not None:
+                run.pending.append((0.0, sighting))
+        _flush(run.pending, float("inf"), state, run.pipe, plan, run.logs)
         capture.close()
-        if pipe is not None:
-            pipe.close()
-        if trace is not None:
-            await asyncio.shield(trace.close())
-        summary.packets, summary.flows, summary.resets = tracker.packets, tracker.flows_seen, len(tracker.sightings)
+        await run.close()
+        summary.packets, summary.flows = run.tracker.packets, run.tracker.flows_seen
+        summary.resets = len(run.tracker.sightings)
         state.observation.count()
 
 
+@dataclass
+class _Run:
+    """One watch's moving parts: the tracker, the kernel's pipe, the logs, the held probe."""
+
+    plan: WatchPlan
+    state: WatchState
+    tracker: Tracker
+    trace: KernelTrace | None = None
+    pipe: TracePipe | None = None
+    logs: LogFollower | None = None
+    pending: list[tuple[float, Sighting]] = field(default_factory=list)
+    before: dict[str, int] = field(default_factory=dict)
+    probe: asyncio.Task[None] | None = None
+
+    async def loop(self, capture: LiveCapture) -> None:
+        plan, state = self.plan, self.state
+        end = time.monotonic() + plan.duration_s
+        # the held connection is opened at once: an idle timeout is met one interval in
+        next_sample, next_probe = 0.0, time.monotonic() if plan.probe_every_s else float("inf")
+        while (now := time.monotonic()) < end:
+            for seg in await asyncio.to_thread(capture.read, 0.1):
+                sighting = self.tracker.feed(seg)
+                if sighting is not None:
+                    self.pending.append((now, sighting))
+            if self.pipe is not None:
+                self.pipe.poll()
+            due = any(now - seen >= SETTLE_S for seen, _ in self.pending)
+            if (now >= next_sample or due) and self.logs is not None:
+                await self.logs.poll()  # the lines of the reset's second, before it is emitted
+            self.pending = _flush(self.pending, now, state, self.pipe, plan, self.logs)
+            if now >= next_sample:
+                after = await _counters(plan.server)
+                state.counters = {k: v - self.before[k] for k, v in after.items()
+                                  if k in self.before and v != self.before[k]}
+                self.before, next_sample = after, now + SAMPLE_S
+            if now >= next_probe and (self.probe is None or self.probe.done()):
+                state.probes += 1
+                self.probe = asyncio.ensure_future(_held_probe(plan.target, plan.probe_every_s))
+            next_probe = now + plan.probe_every_s if now >= next_probe else next_probe
+
+    async def close(self) -> None:
+        if self.probe is not None:
+            self.probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.probe
+        if self.pipe is not None:
+            self.pipe.close()
+        if self.trace is not None:
+            await asyncio.shield(self.trace.close())
+        if self.logs is not None:
+            self.state.observation.logs += self.logs.notes
+            if self.logs.skipped:
+                self.state.observation.logs.append(f"{self.logs.skipped} bytes of log bursts skipped")
+
+
 async def _kernel(plan: WatchPlan, state: WatchState) -> tuple[KernelTrace | None, TracePipe | None]:
-    trace = KernelTrace(LocalHost(), ports=(plan.target.port,), allow_mount=plan.allow_mount)
+    trace = KernelTrace(LocalHost(), ports=(plan.target.port,), allow_mount=plan.allow_mount, events=WATCH_EVENTS)
     try:
         await trace.start()
         pipe = TracePipe(trace)
@@ -162,16 +163,41 @@ async def _kernel(plan: WatchPlan, state: WatchState) -> tuple[KernelTrace | Non
         await trace.close()
         why = getattr(exc, "reason", None) or str(exc)
         fix = getattr(exc, "fix", "")
-        state.observation.kernel.append(f"no kernel reasons: {why}" + (f" (fix: {fix})" if fix else ""))
+        # A source skipped, said as such: the watch goes on without the kernel's reasons.
+        state.observation.kernel.append(f"skipped: no kernel reasons or drops: {why}"
+                                        + (f"; fix: {fix}" if fix else ""))
         return None, None
-    state.observation.kernel.append("tracefs instance " + trace.path.rsplit("/", 1)[-1] + ": "
-                                    + ", ".join(trace.enabled))
+    mounted = " (tracefs mounted for this watch, unmounted at its end)" if trace.mounted else ""
+    state.observation.kernel.append("tracefs instance " + trace.path.rsplit("/", 1)[-1] + mounted + ": "
+                                    + ", ".join(f"{k} [{v}]" if v else k for k, v in trace.enabled.items()))
     state.observation.kernel += [f"not traced: {k}: {v}" for k, v in trace.missing.items()]
     return trace, pipe
 
 
+async def _logs(plan: WatchPlan, state: WatchState) -> LogFollower | None:
+    """Step 3's files, followed from where they end: --log's, else the usual ones that exist."""
+    host = plan.server
+    paths: list[str] = []
+    for pattern in plan.logs or DEFAULT_LOGS:
+        found = await host.glob(pattern) if any(c in pattern for c in "*?[") else \
+            [pattern] if plan.logs or await host.exists(pattern) else []
+        paths += [p for p in found if p not in paths]
+    paths = paths if plan.logs else paths[:MAX_DEFAULT_LOGS]
+    if not paths:
+        state.observation.logs.append(f"skipped: no log followed: none of the usual log files exists in "
+                                      f"{host.spec}; fix: --log PATH")
+        return None
+    follower = LogFollower(host, plan.clean)
+    await follower.start(paths)
+    if follower.followed:
+        state.observation.logs.append(f"followed from their end in {host.spec}: " + ", ".join(follower.followed))
+    state.observation.logs += follower.notes
+    follower.notes.clear()
+    return follower if follower.followed else None
+
+
 def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState, pipe: TracePipe | None,
-           plan: WatchPlan) -> list[tuple[float, Sighting]]:
+           plan: WatchPlan, logs: LogFollower | None = None) -> list[tuple[float, Sighting]]:
     """Attribute the sightings old enough for the kernel's line to have come."""
     keep = []
     for seen, sighting in pending:
@@ -186,30 +212,45 @@ def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState,
         ev.counters = dict(state.counters)
         if pipe is not None:
             pipe.poll()
-            ev.kernel_reason = pipe.reason_for(ev)
+            view = pipe.view(ev.client, ev.server, ev.toward, seen if seen else time.monotonic())
+            ev.kernel_reason, ev.drops, ev.states = view.reason, view.drops, view.states
             if ev.kernel_reason:
                 ev.reasons.append(ev.kernel_reason)
+        if logs is not None:
+            ev.logs = logs.near(ev.at.timestamp())
         obs.events.append(ev)
         plan.emit({"type": "reset", **ev.model_dump(mode="json")})
         plan.on_reset(ev)
     return keep
 
 
-async def _counters() -> dict[str, int]:
+async def _counters(host: Host) -> dict[str, int]:
     try:
-        return await read_counters(LocalHost())
+        return await read_counters(host)
     except HostError:
         return {}
 
 
-async def _probe(target: Target) -> None:
-    """One low-rate probe: connect, wait for the server, close; a reset shows in the capture."""
+async def _held_probe(target: Target, idle_s: float) -> None:
+    """One held connection, as a keep-alive client holds one: TCP keepalives after
+    ``idle_s`` of quiet (no bytes of the application's protocol), so an idle timeout on the
+    path or at the server shows as a reset in the capture. Returns when the connection ends."""
     address = target.addresses[0] if target.addresses else target.host
     with contextlib.suppress(OSError, TimeoutError):
         reader, writer = await asyncio.wait_for(asyncio.open_connection(address, target.port), 3)
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(reader.read(1), 1)
-        writer.close()
+        sock = writer.get_extra_info("socket")
+        idle = max(1, int(idle_s))
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        try:
+            with contextlib.suppress(OSError):
+                while await reader.read(65536):
+                    pass  # whatever the server says unasked is read and dropped
+        finally:
+            writer.close()
 
 
 def watch_session(plan: WatchPlan, state: WatchState, checklist: Checklist) -> Session:

@@ -43,6 +43,9 @@ class ResetEvent(BaseModel):
     counters: dict[str, int] = Field(default_factory=dict)  # the machine's TCP counters that moved that second
     signals: list[str] = Field(default_factory=list)  # the analysis' signal ids this RST raises
     ladder: dict[str, Any] = Field(default_factory=dict)
+    drops: list[str] = Field(default_factory=list)  # the kernel's drops of that second, by reason (watch)
+    states: list[str] = Field(default_factory=list)  # the flow's last TCP state changes, as the kernel logged them
+    logs: list[str] = Field(default_factory=list)  # the server's log lines of that second (watch)
 
 
 class CaptureSummary(BaseModel):
@@ -69,6 +72,7 @@ class Observation(BaseModel):
     by_proof: dict[str, int] = Field(default_factory=dict)
     dropped_events: int = 0  # events past the cap, counted and not kept
     kernel: list[str] = Field(default_factory=list)  # what the kernel's tracepoints gave (watch)
+    logs: list[str] = Field(default_factory=list)  # the logs followed and what could not be (watch)
 
     def count(self) -> None:
         """Recount by_sender and by_proof from the events."""

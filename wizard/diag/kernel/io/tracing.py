@@ -44,6 +44,8 @@ STALE_REMOTE_S = 600  # a remote instance untouched this long belongs to a dead 
 #: (sched_process_exit fires in do_exit before the dying task's files are closed, so a reset
 #: its exit sends comes after it: a death, not a close the process chose)
 EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "skb/kfree_skb", "sched/sched_process_exit")
+#: what a watch follows: no process exits (every exit on a busy machine), the port's TCP states
+WATCH_EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "skb/kfree_skb", "sock/inet_sock_set_state")
 
 
 # -- the session ----------------------------------------------------------------------------
@@ -146,6 +148,19 @@ async def find_tracefs(host: Host) -> str:
     return ""
 
 
+def _state_filter(fmt: str, fields: dict[str, str], ports: str) -> str:
+    """inet_sock_set_state narrowed to TCP's ends on the port: leaving ESTABLISHED or reaching
+    CLOSE (not every step of every handshake), by the numbers the format file gives."""
+    protocols = {v: k for k, v in format_symbols(fmt, "protocol").items()}
+    states = {v: k for k, v in format_symbols(fmt, "newstate").items()}
+    flt = ports
+    if "TCP_ESTABLISHED" in states and "TCP_CLOSE" in states:
+        flt = f"(oldstate == {states['TCP_ESTABLISHED']} || newstate == {states['TCP_CLOSE']}) && ({flt})"
+    if "IPPROTO_TCP" in protocols and "protocol" in fields:
+        flt = f"protocol == {protocols['IPPROTO_TCP']} && {flt}"
+    return flt
+
+
 class KernelTrace:
     """One traced window: ``await start()``, run the probes, ``await stop()`` -> TraceCapture.
 
@@ -154,8 +169,9 @@ class KernelTrace:
     """
 
     def __init__(self, host: Host, ports: tuple[int, ...] = (), allow_mount: bool = False,
-                 buffer_kb: int = BUFFER_KB) -> None:
+                 buffer_kb: int = BUFFER_KB, events: tuple[str, ...] = EVENTS) -> None:
         self.host = host
+        self.events = events
         self.ports = ports
         self.allow_mount = allow_mount
         self.buffer_kb = buffer_kb
@@ -204,7 +220,7 @@ class KernelTrace:
             await write_file(self.host, f"{self.path}/trace_clock", "mono")
         except HostError as exc:
             self.missing["buffer"] = exc.message  # defaults still work
-        for event in EVENTS:
+        for event in self.events:
             await self._enable(event)
         if not self.enabled:
             raise TraceUnavailable("none of the tracepoints can be enabled: "
@@ -229,8 +245,11 @@ class KernelTrace:
             if not flt:
                 self.missing[event] = "none of the wanted drop reasons exists in this kernel"
                 return
-        elif event == "tcp/tcp_receive_reset" and self.ports and {"sport", "dport"} <= fields.keys():
+        elif event in ("tcp/tcp_receive_reset", "sock/inet_sock_set_state") and self.ports \
+                and {"sport", "dport"} <= fields.keys():
             flt = " || ".join(f"sport == {p} || dport == {p}" for p in self.ports)
+            if event == "sock/inet_sock_set_state":
+                flt = _state_filter(fmt, fields, flt)
         elif event == "tcp/tcp_send_reset" and "reason" not in fields:
             # Still useful (who sent a RST to whom), but say why the reason is absent.
             self.missing[f"{event}:reason"] = "this kernel's tcp_send_reset has no reason (before 6.10)"

@@ -141,7 +141,7 @@ def parse_line(line: str) -> TraceEvent | None:
     if event == "tcp_send_reset":
         local = parse_endpoint(fields.get("src", ""))
         remote = parse_endpoint(fields.get("dest", ""))
-    elif event == "tcp_receive_reset":
+    elif event in ("tcp_receive_reset", "inet_sock_set_state"):
         v6 = fields.get("family") == "AF_INET6"
         la = fields.get("saddrv6" if v6 else "saddr", "")
         ra = fields.get("daddrv6" if v6 else "daddr", "")
