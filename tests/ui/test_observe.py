@@ -66,3 +66,37 @@ async def test_a_live_watch_adds_each_reset_as_it_is_pushed(tmp_path):
         assert app.query_one("#events", DataTable).row_count == 2
         assert sum(app.query_one("#rate", Sparkline).data) == 2
         assert "read-only" in text(app, "#observe-head") and "2 resets" in text(app, "#observe-head")
+
+
+async def test_a_live_watch_shows_the_counters_over_time_and_each_resets_kernel_and_log_lines(tmp_path):
+    done = session_of(tmp_path, ["server-app"])
+    assert done.observation is not None
+    ev = done.observation.events[0]
+    ev.drops, ev.states = ["1 x NETFILTER_DROP at nft_do_chain+0x46f/0x690"], ["10.0.0.1:80 TCP_ESTABLISHED -> TCP_CLOSE"]
+    ev.logs = ["/var/log/app.log: 2026-12-02T10:00:05Z [error] worker aborted the request"]
+    start = done.model_copy(deep=True)
+    start.observation.events = []  # type: ignore[union-attr]
+    go = asyncio.Event()
+    app: ObserveApp
+
+    async def watch(push):
+        for moved in ({"TcpOutRsts": 2, "TcpInSegs": 40}, {"TcpInSegs": 12}, {"TcpOutRsts": 5, "TcpEstabResets": 1}):
+            app.sample_seen(moved)
+        push(ev)
+        await go.wait()
+        return done
+
+    app = ObserveApp(start, watch, export_dir=tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.query_one("#events", DataTable).row_count == 1 and len(app.samples) == 4:
+                break
+        assert app.query_one("#counters", Sparkline).data == [0.0, 2.0, 0.0, 5.0]
+        label = text(app, "#counters-label")
+        assert "TcpOutRsts +5" in label and "TcpEstabResets +1" in label and "TcpInSegs" not in label
+        reasons = text(app, "#reasons")
+        # shown as written: a log line's brackets are not taken for markup
+        assert "[error] worker aborted the request" in reasons
+        assert "NETFILTER_DROP" in reasons and "TCP_ESTABLISHED -> TCP_CLOSE" in reasons
+        go.set()

@@ -52,6 +52,7 @@ class WatchPlan:
     clean: Callable[[str], str] = lambda text: text  # the redaction of each log line kept
     emit: Callable[[dict[str, object]], None] = lambda event: None
     on_reset: Callable[[ResetEvent], None] = lambda event: None  # the TUI's live view
+    on_sample: Callable[[dict[str, int]], None] = lambda moved: None  # each second's counters (the TUI)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class _Run:
                 state.counters = {k: v - self.before[k] for k, v in after.items()
                                   if k in self.before and v != self.before[k]}
                 self.before, next_sample = after, now + SAMPLE_S
+                plan.on_sample(state.counters)
             if now >= next_probe and (self.probe is None or self.probe.done()):
                 state.probes += 1
                 self.probe = asyncio.ensure_future(_held_probe(plan.target, plan.probe_every_s))

@@ -8,10 +8,12 @@ in a worker and each event is pushed in as it is attributed (attributes down, me
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -33,6 +35,25 @@ class ResetSeen(Message):
     def __init__(self, event: ResetEvent) -> None:
         super().__init__()
         self.event = event
+
+
+class CountersSampled(Message):
+    """A live watch sampled the server's TCP counters (what moved in the last second)."""
+
+    def __init__(self, moved: dict[str, int]) -> None:
+        super().__init__()
+        self.moved = moved
+
+
+#: the counter the live sparkline follows, and the words that pick the ones named beside it
+SPARK_COUNTER = "TcpOutRsts"
+RESET_WORDS = ("Rst", "Reset", "Abort", "Drop", "Overflow", "Fail")
+
+
+def counters_line(moved: dict[str, int]) -> str:
+    named = [f"{k} +{v}" for k, v in moved.items() if any(w in k for w in RESET_WORDS)]
+    return (f"RSTs the server's kernel sent per second ({SPARK_COUNTER}); last second: "
+            + (", ".join(named) if named else "no reset, abort or drop counter moved"))
 
 
 class WatchEnded(Message):
@@ -82,11 +103,15 @@ class ObserveApp(App[int]):
         self.watch_factory = watch
         self.export_dir = export_dir or Path.cwd()
         self.events: list[ResetEvent] = list(session.observation.events) if session.observation else []
+        self.samples: deque[float] = deque([0.0], maxlen=120)  # SPARK_COUNTER per second, live
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(summary_line(self.session, self.watch_factory is not None), id="observe-head")
         yield Sparkline(per_second(self.events), id="rate")
+        if self.watch_factory is not None:
+            yield Static(counters_line({}), id="counters-label")
+            yield Sparkline(list(self.samples), id="counters")
         with Horizontal(id="observe-body"):
             yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="detail-pane"):
@@ -125,7 +150,12 @@ class ObserveApp(App[int]):
         text += [f"- {r}" for r in ev.reasons]
         if ev.kernel_reason:
             text += ["", f"kernel: {ev.kernel_reason}"]
-        self.query_one("#reasons", Static).update("\n".join(text))
+        for title, lines in (("kernel drops that second", ev.drops), ("the flow's TCP states", ev.states),
+                             ("server log lines that second", ev.logs),
+                             ("counters that moved that second", [f"{k} +{v}" for k, v in ev.counters.items()])):
+            if lines:
+                text += ["", f"{title}:", *(f"  {line}" for line in lines)]
+        self.query_one("#reasons", Static).update(Text("\n".join(text)))
 
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         key = message.row_key.value if message.row_key is not None else None
@@ -166,6 +196,17 @@ class ObserveApp(App[int]):
         if len(self.events) == 1:
             self.show(message.event)
         self._refresh_head(live=True)
+
+    def sample_seen(self, moved: dict[str, int]) -> None:
+        """The watch's callback for each second's counters (from the watch's worker)."""
+        self.post_message(CountersSampled(dict(moved)))
+
+    def on_counters_sampled(self, message: CountersSampled) -> None:
+        if not self.query("#counters"):
+            return
+        self.samples.append(float(message.moved.get(SPARK_COUNTER, 0)))
+        self.query_one("#counters", Sparkline).data = list(self.samples)
+        self.query_one("#counters-label", Static).update(counters_line(message.moved))
 
     def on_watch_ended(self, message: WatchEnded) -> None:
         self.session = message.session
