@@ -108,3 +108,23 @@ def test_logs_are_followed_from_their_end_and_a_reset_gets_the_lines_of_its_seco
     assert follower.near(at) == [f"{log}: 2026-12-02T10:00:05Z worker 3 aborted the connection "
                                  "password=[redacted]"]
     assert follower.lines == 2  # the unfinished line waits for its newline
+
+
+def test_without_tracefs_the_kernel_is_a_skipped_source_with_its_fix_and_nothing_is_mounted(monkeypatch):
+    from wizard.diag.kernel.io import tracing
+    from wizard.engine import watch as engine
+
+    async def nowhere(host):
+        return ""
+
+    async def no_mount(*a, **kw):
+        raise AssertionError("tracefs mounted without --allow-tracefs-mount")
+
+    monkeypatch.setattr(tracing, "find_tracefs", nowhere)
+    monkeypatch.setattr(tracing, "run_command", no_mount)
+    plan, state = WatchPlan(Target(host="127.0.0.1", port=8080)), WatchState()
+    trace, pipe = asyncio.run(engine._kernel(plan, state))
+    assert trace is None and pipe is None
+    [said] = state.observation.kernel
+    assert said.startswith("skipped: no kernel reasons or drops: tracefs is not mounted")
+    assert "fix: mount -t tracefs nodev /sys/kernel/tracing" in said and "--allow-tracefs-mount" in said
