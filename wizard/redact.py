@@ -306,6 +306,13 @@ def redact_session(session: Session, redactor: Redactor | None = None) -> Sessio
     if out.answers.payload:
         out.answers.payload = r.redact(out.answers.payload)
     out.answers.logs = [r.redact(p) for p in out.answers.logs]
+    if out.observation is not None:
+        for ev in out.observation.events:  # a log line's secrets; with addresses, the flow's too
+            ev.logs = [r.redact(line) for line in ev.logs]
+            ev.reasons = [r.redact(line) for line in ev.reasons]
+            ev.kernel_reason = r.redact(ev.kernel_reason) if ev.kernel_reason else ev.kernel_reason
+            ev.states = [r.redact(line) for line in ev.states]
+            ev.flow, ev.client, ev.server = r.redact(ev.flow), r.redact(ev.client), r.redact(ev.server)
     if r.addresses or r._hosts is not None:
         out.target.host = r.redact(out.target.host)
         out.target.addresses = [r.redact(a) for a in out.target.addresses]

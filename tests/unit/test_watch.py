@@ -128,3 +128,20 @@ def test_without_tracefs_the_kernel_is_a_skipped_source_with_its_fix_and_nothing
     [said] = state.observation.kernel
     assert said.startswith("skipped: no kernel reasons or drops: tracefs is not mounted")
     assert "fix: mount -t tracefs nodev /sys/kernel/tracing" in said and "--allow-tracefs-mount" in said
+
+
+def test_a_sessions_export_redacts_its_resets_log_lines_and_with_addresses_its_flows():
+    from wizard.cli.diagnose import checklist_for
+    from wizard.engine.watch import watch_session
+    from wizard.redact import Redactor, redact_session
+
+    plan, state = WatchPlan(Target(host="10.2.0.2", port=8080)), WatchState()
+    _flush([(0.0, s) for s in sightings(["server-app"])], SETTLE_S + 1, state, None, plan)
+    [ev] = state.observation.events
+    ev.logs = ["/var/log/app.log: login failed password=hunter2 from 10.1.0.2"]
+    session = watch_session(plan, state, checklist_for(False))
+    plain = redact_session(session).observation
+    assert "hunter2" not in plain.events[0].logs[0] and "10.1.0.2" in plain.events[0].flow
+    hidden = redact_session(session, Redactor(addresses=True)).observation
+    assert "10.1.0.2" not in hidden.events[0].flow + hidden.events[0].logs[0] + " ".join(hidden.events[0].reasons)
+    assert ev.logs[0].endswith("hunter2 from 10.1.0.2")  # the session itself is not touched

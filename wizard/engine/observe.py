@@ -287,9 +287,15 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
         for extra in ev.signals:
             fact = f"reset {ev.n} ({ev.flow}): {ev.timing_detail or extra}"
             signals.setdefault(extra, Signal(id=extra, fact=fact))
+    notes = [["kernel", line] for line in observation.kernel] + [["logs", line] for line in observation.logs]
+    if notes:
+        evidence.append(Evidence(kind="table", title="What the watch read besides the packets", source=where,
+                                 data={"columns": ["source", "what it gave"], "rows": notes}))
     for ev in events[:MAX_LADDERS]:
+        lines = [f"- {r}" for r in ev.reasons] + [f"- the kernel dropped that second: {d}" for d in ev.drops] \
+            + [f"- the flow's TCP state: {st}" for st in ev.states] + [f"- server log: {line}" for line in ev.logs]
         evidence.append(Evidence(kind="ladder", title=f"reset {ev.n}: {ev.flow}, {ev.sender_words}",
-                                 source=ev.source, text="\n".join(f"- {r}" for r in ev.reasons), data=ev.ladder))
+                                 source=ev.source, text="\n".join(lines), data=ev.ladder))
     if not events:
         signals["rst.none_seen"] = Signal(id="rst.none_seen", fact=f"no RST in {where}")
         return CheckResult(id="packets.observed", title="Resets in the observed traffic", status=Status.PASS,

@@ -257,6 +257,7 @@ async def _held_probe(target: Target, idle_s: float) -> None:
 
 def watch_session(plan: WatchPlan, state: WatchState, checklist: Checklist) -> Session:
     """The session of a finished (or interrupted) watch."""
+    state.observation.count()
     session = Session(tool=ToolInfo(version=__version__), started_at=state.started, target=plan.target,
                       context=Context(client=socket.gethostname(), server="local"), mode="watch",
                       observation=state.observation, interrupted=state.interrupted)
