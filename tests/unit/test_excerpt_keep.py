@@ -68,3 +68,27 @@ def test_an_untimed_dense_log_keeps_its_counts(tmp_path: Path) -> None:
     assert [sigs for _, sigs in part.more] == hits_full[5:] and all(ts is None for ts, _ in part.more)
     a, b = excerpt(full.lines, SIGS, 2, 5), excerpt(part.lines, SIGS, 2, 5, part.more)
     assert (a.counts, a.lines, a.left_out, a.text) == (b.counts, b.lines, b.left_out, b.text)
+
+
+class _Hopping(LocalHost):
+    """A LocalHost the excerpt does not know as one: its reads go through the event loop."""
+
+
+def test_the_cut_run_in_one_thread_equals_the_cut_read_through_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "error.log"
+    _log(path)
+    t0, t1 = (START + timedelta(minutes=20)).timestamp(), (START + timedelta(minutes=30)).timestamp()
+
+    async def both() -> tuple:
+        return tuple([await excerpt_window(LogReader(host, tz=UTC), str(path), t0, t1, REGEXES, 2, keep=25)
+                      for host in (LocalHost(), _Hopping())])
+
+    (direct, n_direct), (hops, n_hops) = asyncio.run(both())
+    assert n_direct == n_hops > 2000 and len(direct.more) > 800
+    assert (direct.lines, direct.more, direct.bytes_read, direct.method) == (
+        hops.lines, hops.more, hops.bytes_read, hops.method)
+
+
+def test_a_missing_file_cut_in_one_thread_says_why(tmp_path: Path) -> None:
+    win, n = asyncio.run(excerpt_window(LogReader(LocalHost()), str(tmp_path / "gone.log"), 0.0, 1.0, REGEXES))
+    assert n == 0 and "gone.log" in win.error

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from wizard.diag.logs.io import hsmatch
 from wizard.diag.logs.io.cut import (
@@ -18,11 +19,13 @@ from wizard.diag.logs.io.cut import (
     _window_bytes,
     cut_window,
 )
+from wizard.diag.logs.io.direct import DirectLocal, in_one_thread
 from wizard.diag.logs.io.reader import COUNT_PREFIX, LogLine, LogReader, LogWindow, _Budget
 from wizard.diag.logs.io.remote import is_remote, remote_rows
-from wizard.diag.logs.parse.timestamps import format_named
+from wizard.diag.logs.parse.timestamps import byte_stamp, format_named
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.cpu import off_loop
+from wizard.hosts.local import LocalHost
 from wizard.model import linear
 from wizard.model.cancel import Stop
 
@@ -39,8 +42,11 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
     With ``keep``, matches past the first ``keep`` are only timed and listed with their
     signatures in ``more`` (a dense window holds tens of thousands; a report quotes few)."""
     remote = is_remote(reader.host)
-    cut = await cut_window(reader, path, start, end, read_data=not remote,
-                           probe=REMOTE_PROBE if remote else LOCAL_PROBE)
+    if type(reader.host) is LocalHost:
+        cut = await _local_cut(reader, path, start, end)
+    else:
+        cut = await cut_window(reader, path, start, end, read_data=not remote,
+                               probe=REMOTE_PROBE if remote else LOCAL_PROBE)
     if cut.binary:
         win = LogWindow(path, cut.size, cut.mtime, method="none", bytes_read=cut.bytes_read)
         win.notes.append(BINARY_NOTE)
@@ -68,6 +74,19 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
         found_ids, win.more = await off_loop(functools.partial(_split, reader, cut, found_ids, keep))
     win.lines = await _excerpt_lines(reader, cut, found_ids, margin, total)
     return win, total
+
+
+async def _local_cut(reader: LogReader, path: str, start: float, end: float) -> WindowCut:
+    """``cut_window`` of a file on this machine, run whole in one worker thread."""
+
+    def make(host: DirectLocal) -> Coroutine[Any, Any, WindowCut]:
+        return cut_window(LogReader(host, cap_bytes=reader.cap, tz=reader.tz), path, start, end,
+                          probe=LOCAL_PROBE)
+
+    try:
+        return await in_one_thread(path, make)
+    except HostError as exc:
+        return WindowCut(path, error=exc.message)
 
 
 async def _remote_window(reader: LogReader, cut: WindowCut, regexes: Sequence[str], margin: int,
@@ -104,19 +123,32 @@ def _split(reader: LogReader, cut: WindowCut, found_ids: dict[int, tuple[int, ..
     head = {s: found_ids[s] for s in starts[:keep]}
     if cut.format is None:
         return head, [(None, found_ids[s]) for s in starts[keep:]]
-    tf, ctx = format_named(cut.format), reader.time_context(cut.mtime)
+    tf, ctx, data = format_named(cut.format), reader.time_context(cut.mtime), cut.data
     memo: dict[str, float | None] = {}
 
     def ts_of(text: str) -> float | None:
         return tf.parse(text, ctx, memo)
 
+    # A clean window's stamps are read from its bytes (the same text as from the decoded
+    # line: byte_stamp), each stamp's time once: no line is decoded but for a new stamp.
+    stamp = byte_stamp(cut.format) if data.isascii() and data.find(b"\r") < 0 else None
+    seen: dict[bytes, float | None] = {}
     more: list[tuple[float | None, tuple[int, ...]]] = []
     for k, s in enumerate(starts[keep:]):
         if k % 4096 == 0:
             stop.check()
-        ts = ts_of(_text(cut.data, s))
-        more.append((ts if ts is not None else _owner_ts(cut.data, s, ts_of), found_ids[s]))
+        m = stamp.match(data, s) if stamp is not None else None
+        key = m.group(0) if m is not None else b"\n"
+        ts = seen.get(key, _NOT_SEEN)
+        if ts is _NOT_SEEN:
+            ts = ts_of(_text(data, s))
+            if b"\n" not in key:
+                seen[key] = ts
+        more.append((ts if ts is not None else _owner_ts(data, s, ts_of), found_ids[s]))
     return head, more
+
+
+_NOT_SEEN: Any = object()
 
 
 def _wanted_starts(data: bytes, starts: list[int], margin: int) -> dict[int, bool]:

@@ -8,6 +8,7 @@ the caller gives (by default the wizard's local zone, which the check says).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -197,3 +198,27 @@ def detect(lines: Iterable[str], ctx: TimeContext | None = None) -> TimeFormat |
 
 def format_named(name: str) -> TimeFormat:
     return next(f for f in FORMATS if f.name == name)
+
+
+_BYTE_SPACE = r"[\t\x0b\x0c\x1c-\x1f ]"  # str's \s on ASCII, less the newline a line lacks
+_NOT_AT_LINE_END = re.compile(r"\^|\$|\\[AZSWDn]|\[\^|\(\?[=<]")
+_LOOKAHEAD = re.compile(r"\(\?!([^()]*)\)")
+
+
+@functools.lru_cache(maxsize=32)
+def byte_stamp(name: str) -> re.Pattern[bytes] | None:
+    """Format ``name``'s stamp pattern for bytes that are ASCII with no "\\r" (a clean
+    buffer): matched at a line's start in the buffer, it finds the same text the str
+    pattern finds in the decoded line (``\\s`` spelled as str reads it on ASCII, without
+    the newline that ends the line in the buffer). None for a pattern that could read the
+    line's end differently there (anchors, negated classes, ``.``, lookarounds that could
+    see the newline) or that is not anchored at the line's start."""
+    fmt = format_named(name)
+    src = fmt.pattern.pattern
+    bodies = _LOOKAHEAD.findall(src)
+    if not fmt.anchored or _NOT_AT_LINE_END.search(src) or any("\\s" in b for b in bodies):
+        return None
+    outside = re.sub(r"\\.|\[[^\]]*\]", "", src)  # escapes and classes left out
+    if "." in outside:
+        return None
+    return re.compile(src.replace("\\s", _BYTE_SPACE).encode())
