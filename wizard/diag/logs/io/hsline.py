@@ -21,6 +21,8 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 _c: Any = importlib.import_module("re._constants")
@@ -37,6 +39,7 @@ _CATEGORY = {"CATEGORY_DIGIT": (r"0-9", False), "CATEGORY_NOT_DIGIT": (r"0-9", T
 _AT = {"AT_BEGINNING": "^", "AT_BEGINNING_STRING": "^", "AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B"}
 _NOT_IN_LINE = r"\x0a\x0d"
 SUFFIX = r"[^\n]*$"
+_END = itemgetter(1)  # of a (regex, line end) report
 # A line whose "\r" is not in the run before its "\n" (re sees that one), or with a byte
 # >= 0x80 (re decodes it: \w, \s, case folding differ).
 SPECIAL = re.compile(rb"[\x80-\xff]|\r+[^\r\n]")
@@ -184,5 +187,38 @@ def line_starts(data: bytes | bytearray, a: int, b: int) -> list[int]:
     return out
 
 
-__all__ = ["SPECIAL", "SUFFIX", "Decided", "LineCounts", "LineHit", "Piece", "line_regex", "line_starts",
-           "special_lines"]
+def one_a_line(events: list[tuple[int, int]]) -> bool:
+    """Whether no line has two reports (then each report is one line's hit)."""
+    return len(set(map(_END, events))) == len(events)
+
+
+def single_hits(data: bytes | bytearray, events: list[tuple[int, int]]) -> list[LineHit]:
+    """The hits of lines one regex each matches, in order: made in bulk (a dense window
+    has tens of thousands)."""
+    events = sorted(events, key=_END)
+    ends = list(map(_END, events))
+    rfind = data.rfind
+    starts = [rfind(b"\n", 0, e) + 1 for e in ends]
+    ids = [(sid,) for sid, _ in events]
+    return list(map(tuple.__new__, repeat(LineHit), zip(starts, ends, ids, repeat(False))))
+
+
+def upto(events: list[tuple[int, int]], last: int) -> list[tuple[int, int]]:
+    """``events`` (in the order of their ends) whose line ends at or before ``last``."""
+    return events if not events or events[-1][1] <= last else [ev for ev in events if ev[1] <= last]
+
+
+__all__ = [
+    "SPECIAL",
+    "SUFFIX",
+    "Decided",
+    "LineCounts",
+    "LineHit",
+    "Piece",
+    "line_regex",
+    "line_starts",
+    "one_a_line",
+    "single_hits",
+    "special_lines",
+    "upto",
+]

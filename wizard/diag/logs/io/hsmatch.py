@@ -193,7 +193,7 @@ class Matcher:
                 hsdb.scan_with(db, self._scratch["line"], data, on_match)
         finally:
             more = nfa()  # never left scanning a buffer that may be reused
-        return _upto(events, last) + _upto(more, last), lits
+        return hsline.upto(events, last) + hsline.upto(more, last), lits
 
     def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop, a: int = 0) -> Iterator[_Piece]:
         """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
@@ -234,6 +234,9 @@ class Matcher:
             if most is not None and len(out) >= most:
                 return out, piece.a
             decided = self._decided(data, piece, stop)
+            if not decided and hsline.one_a_line(piece.events):
+                out += hsline.single_hits(data, piece.events)
+                continue
             by_end: dict[int, list[int]] = {}
             for sid, end in piece.events:
                 if end not in decided:
@@ -361,11 +364,6 @@ class Matcher:
 def _line_end(data: bytes | bytearray, s: int) -> int:
     e = data.find(b"\n", s)
     return len(data) if e < 0 else e
-
-
-def _upto(events: list[tuple[int, int]], last: int) -> list[tuple[int, int]]:
-    """``events`` (in the order of their ends) whose line ends at or before ``last``."""
-    return events if not events or events[-1][1] <= last else [ev for ev in events if ev[1] <= last]
 
 
 _database, _hs_literal, _compiles = hsdb.database, hsdb.hs_literal, hsdb.compiles
