@@ -325,3 +325,70 @@ async def test_a_reset_with_nothing_sent_never_says_after_the_first_data() -> No
     sent, _ = await exchange(outcome("reset", "first-data", [(0.0, "syn", "", 0), (0.2, "connected", "", 0),
                                                              (0.3, "sent", "", 78), (40.0, "reset", "", 0)]))
     assert "reset after the first data" in sent.summary  # the same reset after a send says so
+
+
+# --- the exchange's ladder, timed by a capture of the same connection ----------------------
+
+def _slow_socket_reset() -> ExchangeOutcome:
+    # The socket saw connect() return 12 ms after the SYN (a busy loop), the packets say 0.02 ms.
+    return outcome("reset", "first-data", [(0.0, "syn", "", 0), (12.0, "connected", "", 0),
+                                           (12.5, "sent", "", 18), (300.0, "reset", "connection reset by peer", 0)],
+                   sent=18)
+
+
+def _wire() -> list:
+    from tests.unit.test_packets_probe import ev
+
+    return [ev(10.0, True, "S"), ev(10.02, False, "SA", ip_id=0), ev(10.03, True, "A"),
+            ev(10.05, True, "PA", payload=18), ev(290.0, False, "RA", ip_id=0, window=0)]
+
+
+async def test_with_a_capture_the_exchange_ladder_has_the_capture_times_and_one_connection() -> None:
+    from tests.unit.test_packets_probe import FakePackets, _server
+    from wizard.diag.packets.checks import CaptureParams, PacketsCaptureCheck
+
+    tcp = FakeTcp(exchanges={"*": _slow_socket_reset()})
+    ctx = make_ctx(server=_server(), probes=FakeProbes(tcp=tcp, packets=FakePackets(events=_wire())))
+    mine, captured = await asyncio.gather(TcpExchangeCheck().run(ctx, TcpExchangeParams()),
+                                          PacketsCaptureCheck().run(ctx, CaptureParams()))
+    assert [c[0] for c in tcp.calls] == ["exchange"]  # one connection, seen by both
+    lad = next(e for e in mine.evidence if e.kind == "ladder")
+    assert "times from the packet capture" in lad.title
+    assert [(e["label"], e["ms"]) for e in lad.data["events"]] == [
+        ("SYN", 0.0), ("SYN-ACK", 0.02), ("data 18 B", 0.05), ("RST", 280.0)]
+    assert not any("inferred" in e.get("note", "") for e in lad.data["events"])
+    wire = next(e for e in captured.evidence if e.kind == "ladder").data["events"]
+    syn = wire[0]["ms"]
+    assert {e["label"]: round(e["ms"] - syn, 3) for e in wire}["SYN-ACK"] == lad.data["events"][1]["ms"]
+
+
+async def test_without_a_capture_the_ladder_says_its_times_are_inferred() -> None:
+    result, _ = await exchange(_slow_socket_reset())
+    lad = next(e for e in result.evidence if e.kind == "ladder")
+    assert "inferred" in lad.title
+    assert lad.data["events"][1]["ms"] == 12.0 and "inferred" in lad.data["events"][1]["note"]
+
+
+async def test_a_capture_that_fails_leaves_the_socket_times_and_says_why() -> None:
+    from tests.unit.test_packets_probe import FakePackets
+
+    class Broken(FakePackets):
+        async def capture(self, address, port, action, **kw):
+            raise OSError("no such device")
+
+    tcp = FakeTcp(exchanges={"*": _slow_socket_reset()})
+    ctx = make_ctx(probes=FakeProbes(tcp=tcp, packets=Broken()))
+    result = await TcpExchangeCheck().run(ctx, TcpExchangeParams())
+    assert any("the capture failed (OSError: no such device)" in e.title for e in result.evidence)
+    assert "inferred" in next(e for e in result.evidence if e.kind == "ladder").title
+
+
+def test_an_event_the_capture_missed_keeps_its_distance_and_is_marked() -> None:
+    from wizard.diag.packets.parse.retime import retime
+
+    events = [ProbeEvent(0.0, "syn"), ProbeEvent(5.0, "connected"), ProbeEvent(6.0, "sent", size=18),
+              ProbeEvent(9.0, "eof")]
+    timed = retime(events, _wire()[:4])  # the capture ends before the server's FIN
+    assert timed is not None
+    assert [(t.ms, t.on_wire) for t in timed] == [(0.0, True), (0.02, True), (0.05, True), (3.05, False)]
+    assert retime(events, _wire()[1:]) is None  # no SYN to count from: the socket's times stand

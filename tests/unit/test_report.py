@@ -319,11 +319,11 @@ def test_ladder_renders_a_well_formed_mermaid_sequence_diagram() -> None:
     arrows = [line for line in lines[1:] if "participant" not in line and "Note over" not in line]
     assert len(arrows) == 5
     for line in arrows:
-        m = re.match(r"    (\w+)(->>|-x)(\w+): (?:[^;#\n]|#\d+;)+ \(\d+\.\d ms\)$", line)
+        m = re.match(r"    (\w+)(->>|-x)(\w+): (?:[^;#\n]|#\d+;)+ \(\d+\.\d{1,2} ms\)$", line)
         assert m and {m.group(1), m.group(3)} <= participants, line
-    assert arrows[-1].startswith("    P_server-xP_client: RST, ACK (1.2 ms)")
+    assert arrows[-1].startswith("    P_server-xP_client: RST, ACK (1.20 ms)")
     # The ';' in a label would end the Mermaid statement: it is written as an entity.
-    assert "GET / HTTP/1.1#59; 78 bytes (0.3 ms)" in arrows[3]
+    assert "GET / HTTP/1.1#59; 78 bytes (0.30 ms)" in arrows[3]
 
 
 def test_path_device_gets_its_own_participant_between_client_and_server() -> None:

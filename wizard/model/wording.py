@@ -1,4 +1,4 @@
-"""Counted nouns in the wizard's sentences (pure): "1 reset", "2 resets", "1 address"."""
+"""Words of the wizard's sentences (pure): counted nouns ("1 reset", "2 resets"), a packet's time."""
 
 from __future__ import annotations
 
@@ -11,3 +11,9 @@ def plural(count: int, word: str, many: str = "") -> str:
     if not many:
         many = word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
     return f"{count} {many}"
+
+
+def ms_text(ms: float) -> str:
+    """A time on a ladder: two decimals under 10 ms, where a loopback SYN-ACK's 0.02 ms would
+    read as 0.0, one decimal above."""
+    return f"{ms:.2f} ms" if abs(ms) < 10 else f"{ms:.1f} ms"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from wizard.model.wording import ms_text
 from wizard.report.sanitize import clean
 
 _ID = re.compile(r"[^A-Za-z0-9_]")
@@ -26,7 +27,7 @@ def _text(value: Any) -> str:
 
 def _ms(value: Any) -> str:
     try:
-        return f"{float(value):.1f} ms"
+        return ms_text(float(value))
     except (TypeError, ValueError):
         return ""
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import time
 from dataclasses import asdict
 from typing import Any
 
 from pydantic import Field
 
-from wizard.diag.packets.io.capture import PacketProbe
+from wizard.diag.packets.capturing import (
+    COUNTER_FILES,
+    CaptureParams,
+    packet_probe,
+    probe_port,
+    shared_capture,
+)
 from wizard.diag.packets.io.libpcap import LIBPCAP_FIX
 from wizard.diag.packets.io.nftguard import NFT_TIMEOUT, GuardError
 from wizard.diag.packets.parse.attribution import (
@@ -19,11 +23,9 @@ from wizard.diag.packets.parse.attribution import (
     Timing,
     attribute,
     burst_timing,
-    counter_deltas,
     flows,
     ladder,
     packet_table,
-    parse_counters,
     server_shape,
     timing,
 )
@@ -32,28 +34,17 @@ from wizard.engine.contract import (
     CheckContext,
     CheckParams,
     Findings,
-    PacketProbing,
     Tool,
-    payload_for,
     probe_address,
     register,
 )
 from wizard.engine.probes import Capture, Hop, PacketEvent, SizeEcho, SynFingerprint
-from wizard.hosts.base import HostError
 from wizard.model import CheckResult, Status
 from wizard.model.wording import plural
 
 NO_ROOT = (" Without root (no raw sockets) it is skipped, and step 6 relies on the socket-level "
            "probes: it then cannot see who sent a reset (TTL, options, IP ID), only that one came.")
 NFT = Tool("nft", where="client", package="nftables")
-COUNTER_FILES = ("/proc/net/snmp", "/proc/net/netstat")
-
-
-def packet_probe(ctx: CheckContext) -> PacketProbing:
-    """The run's packet probe; made on first use so one raw socket serves every check."""
-    if ctx.probes.packets is None:
-        ctx.probes.packets = PacketProbe(ctx.client)
-    return ctx.probes.packets
 
 
 async def fingerprint(ctx: CheckContext, timeout: float = 2.0) -> SynFingerprint:
@@ -110,62 +101,6 @@ async def trace(ctx: CheckContext, max_ttl: int = 16, timeout: float = 2.0) -> l
                           lambda: probe.traceroute(probe_address(ctx), ctx.target.port, max_ttl, timeout))
 
 
-async def server_counters(ctx: CheckContext) -> dict[str, int] | None:
-    values: dict[str, int] = {}
-    try:
-        for path in COUNTER_FILES:
-            values.update(parse_counters(await ctx.server.read_text(path)))
-    except HostError:
-        return None
-    return values
-
-
-async def _capture_probe(ctx: CheckContext, params: CaptureParams) -> tuple[Capture[Any], dict[str, int] | None]:
-    """The capture around the payload probe (and its burst), and how the server's counters
-    moved meanwhile (None when the server context does not own the target)."""
-    addr, port = probe_address(ctx), ctx.target.port
-    payload, _ = payload_for(ctx)
-    hold = ctx.answers.hold_s if params.hold_s is None else params.hold_s
-    owns = await ctx.server_has_target()
-    before = await server_counters(ctx) if owns else None
-
-    async def action() -> Any:
-        outcome = await ctx.probes.tcp.exchange(addr, port, payload, ctx.answers.timeout_s, hold=hold)
-        for _ in range(params.burst):
-            await ctx.probes.tcp.connect(addr, port, ctx.answers.timeout_s)
-        return outcome
-
-    pcap = ""
-    if params.pcap_dir:
-        pcap = f"{params.pcap_dir.rstrip('/')}/handshake-{addr.replace(':', '_')}-{port}-{int(time.time())}.pcap"
-    cap = await packet_probe(ctx).capture(addr, port, action, max_packets=params.max_packets,
-                                          max_s=params.max_s, pcap_path=pcap)
-    after = await server_counters(ctx) if before is not None else None
-    deltas = counter_deltas(before, after) if before is not None and after is not None else None
-    return cap, deltas
-
-
-def _probe_port(cap: Capture[Any], groups: dict[int, list[PacketEvent]]) -> int | None:
-    """The client port of the probe's own connection among the captured flows."""
-    m = re.search(r":(\d+)$", getattr(cap.result, "local", "") or "")
-    mine = int(m.group(1)) if m else None
-    if mine not in groups:
-        # A refused connect has no local address in the outcome: take the first flow
-        # that started with the action (other checks of the step may probe concurrently).
-        starts = sorted((fl[0].ms, p) for p, fl in groups.items()
-                        if fl[0].is_syn and fl[0].ms >= cap.action_ms - 1)
-        mine = starts[0][1] if starts else None
-    return mine
-
-
-class CaptureParams(CheckParams):
-    hold_s: float | None = Field(default=None, ge=0, le=600, description="idle before the 2nd send; default --hold")
-    burst: int = Field(default=0, ge=0, le=50, description="extra handshakes after the exchange")
-    max_packets: int = Field(default=500, ge=10, le=20000)
-    max_s: float = Field(default=80.0, gt=0, le=600)
-    pcap_dir: str | None = None
-
-
 @register
 class PacketsCaptureCheck(Check[CaptureParams]):
     id = "packets.capture"
@@ -189,9 +124,9 @@ class PacketsCaptureCheck(Check[CaptureParams]):
         if missing:
             return CheckResult.skipped(missing, LIBPCAP_FIX)
         f = Findings()
-        cap, deltas = await _capture_probe(ctx, params)
+        cap, deltas = await shared_capture(ctx, params)
         groups = flows(cap.events)
-        mine = _probe_port(cap, groups)
+        mine = probe_port(cap, groups)
         main = groups.get(mine, []) if mine is not None else []
         source = f"scapy AsyncSniffer on {cap.iface}, filter '{cap.bpf}'"
         f.add(f"{plural(len(cap.events), 'packet')} captured ({plural(len(groups), 'connection')})", kind="packets",

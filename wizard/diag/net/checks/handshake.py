@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
+from wizard.diag.packets.capturing import captured_exchange
+from wizard.diag.packets.parse.retime import Timed, retime
 from wizard.engine.contract import (
     Check,
     CheckContext,
@@ -200,10 +202,13 @@ _ARROW = {  # event -> (from, to, label)
 _SAID_BY_LABEL = ("connection reset by peer", "connection refused")
 
 
-def ladder(events: list[ProbeEvent]) -> dict[str, Any]:
-    """The exchange as a sequence diagram: lanes and arrows, as the report and the TUI draw it."""
+def ladder(events: list[ProbeEvent], timed: list[Timed] | None = None) -> dict[str, Any]:
+    """The exchange as a sequence diagram: lanes and arrows, as the report and the TUI draw it.
+
+    ``timed`` (from a capture of this very connection) gives each event the time of its
+    packet; without it the times are the socket's, and the SYN-ACK says it was inferred."""
     rows: list[dict[str, Any]] = []
-    for e in events:
+    for i, e in enumerate(events):
         if e.what == "sent":
             src, dst, label = "client", "server", f"data {e.size} B"
         elif e.what == "received":
@@ -214,9 +219,12 @@ def ladder(events: list[ProbeEvent]) -> dict[str, Any]:
             src, dst, label = _ARROW[e.what]
         else:
             continue  # a local error is no packet; the facts say what it was
-        row: dict[str, Any] = {"ms": e.ms, "src": src, "dst": dst, "label": label}
-        if e.what == "connected":
-            row["note"] = "inferred: connect() completed (a capture shows the real packet)"
+        wire = timed[i] if timed is not None and i < len(timed) else None
+        row: dict[str, Any] = {"ms": wire.ms if wire else e.ms, "src": src, "dst": dst, "label": label}
+        if wire is None and e.what == "connected":
+            row["note"] = "inferred: when connect() returned (no capture)"
+        elif wire is not None and not wire.on_wire and src != dst:
+            row["note"] = "inferred: not seen in the capture"
         elif e.detail and e.what != "idle" and e.detail not in _SAID_BY_LABEL:
             row["note"] = e.detail
         rows.append(row)
@@ -307,6 +315,22 @@ _SUMMARY = {
 }
 
 
+async def _exchange(ctx: CheckContext, address: str, port: int,
+                    payload: bytes) -> tuple[ExchangeOutcome, list[Timed] | None, str]:
+    """The exchange, run inside the run's packet capture when there is one (its events then
+    timed by their packets), else on its own; and why the capture failed, if it did."""
+    problem = ""
+    try:
+        got = await captured_exchange(ctx)
+    except Exception as exc:  # the capture is a bonus: the socket probe still answers
+        got, problem = None, f"{type(exc).__name__}: {exc}"
+    if got is not None and isinstance(got[0].result, ExchangeOutcome):
+        cap, flow = got
+        return cap.result, retime(cap.result.events, flow), problem
+    out = await ctx.probes.tcp.exchange(address, port, payload, ctx.answers.timeout_s, hold=ctx.answers.hold_s)
+    return out, None, problem
+
+
 @register
 class TcpExchangeCheck(Check[TcpExchangeParams]):
     id = "tcp.exchange"
@@ -320,14 +344,15 @@ class TcpExchangeCheck(Check[TcpExchangeParams]):
 
     @staticmethod
     def time_budget(ctx: CheckContext, params: TcpExchangeParams) -> float:
-        """Seconds the exchange may need: 2 timeouts, the hold, and the close and RST waits."""
-        return 2 * ctx.answers.timeout_s + ctx.answers.hold_s + 2.5
+        """Seconds the exchange may need: 2 timeouts, the hold, the close and RST waits, and
+        the packet capture's start and settle when it runs inside one."""
+        return 2 * ctx.answers.timeout_s + ctx.answers.hold_s + 2.5 + 5
 
     async def run(self, ctx: CheckContext, params: TcpExchangeParams) -> CheckResult:
         payload, kind = payload_for(ctx)
         address, port = probe_address(ctx), ctx.target.port
         hold, timeout = ctx.answers.hold_s, ctx.answers.timeout_s
-        out = await ctx.probes.tcp.exchange(address, port, payload, timeout, hold=hold)
+        out, timed, problem = await _exchange(ctx, address, port, payload)
         signal, status, fact = classify_exchange(out, hold, timeout)
 
         f = Findings()
@@ -343,7 +368,10 @@ class TcpExchangeCheck(Check[TcpExchangeParams]):
         if out.first_bytes:
             f.add(f"the answer began with: {first_line(out.first_bytes)}", source=source,
                   text=printable(out.first_bytes))
-        f.add(f"the exchange with {where}", kind="ladder", source=source, data=ladder(out.events))
+        if problem:
+            f.add(f"the capture failed ({problem}): the ladder's times are the socket's", source=source)
+        times = "times from the packet capture" if timed is not None else "times inferred from the socket: no capture"
+        f.add(f"the exchange with {where} ({times})", kind="ladder", source=source, data=ladder(out.events, timed))
         if signal:
             f.signal(signal, fact)
         summary = _SUMMARY.get(signal or "", fact)

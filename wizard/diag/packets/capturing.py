@@ -1,0 +1,105 @@
+"""The run's packet probe and its one capture of the payload exchange, shared by the capture
+check (which attributes its resets) and the exchange check (which times its ladder by it)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from pydantic import Field
+
+from wizard.diag.packets.io.capture import PacketProbe
+from wizard.diag.packets.parse.attribution import counter_deltas, flows, parse_counters
+from wizard.engine.contract import CheckContext, CheckParams, PacketProbing, payload_for, probe_address
+from wizard.engine.probes import Capture, PacketEvent
+from wizard.hosts.base import HostError
+
+COUNTER_FILES = ("/proc/net/snmp", "/proc/net/netstat")
+
+
+def packet_probe(ctx: CheckContext) -> PacketProbing:
+    """The run's packet probe; made on first use so one raw socket serves every check."""
+    if ctx.probes.packets is None:
+        ctx.probes.packets = PacketProbe(ctx.client)
+    return ctx.probes.packets
+
+
+async def server_counters(ctx: CheckContext) -> dict[str, int] | None:
+    values: dict[str, int] = {}
+    try:
+        for path in COUNTER_FILES:
+            values.update(parse_counters(await ctx.server.read_text(path)))
+    except HostError:
+        return None
+    return values
+
+
+async def _capture_probe(ctx: CheckContext, params: CaptureParams) -> tuple[Capture[Any], dict[str, int] | None]:
+    """The capture around the payload probe (and its burst), and how the server's counters
+    moved meanwhile (None when the server context does not own the target)."""
+    addr, port = probe_address(ctx), ctx.target.port
+    payload, _ = payload_for(ctx)
+    hold = ctx.answers.hold_s if params.hold_s is None else params.hold_s
+    owns = await ctx.server_has_target()
+    before = await server_counters(ctx) if owns else None
+
+    async def action() -> Any:
+        outcome = await ctx.probes.tcp.exchange(addr, port, payload, ctx.answers.timeout_s, hold=hold)
+        for _ in range(params.burst):
+            await ctx.probes.tcp.connect(addr, port, ctx.answers.timeout_s)
+        return outcome
+
+    pcap = ""
+    if params.pcap_dir:
+        pcap = f"{params.pcap_dir.rstrip('/')}/handshake-{addr.replace(':', '_')}-{port}-{int(time.time())}.pcap"
+    cap = await packet_probe(ctx).capture(addr, port, action, max_packets=params.max_packets,
+                                          max_s=params.max_s, pcap_path=pcap)
+    after = await server_counters(ctx) if before is not None else None
+    deltas = counter_deltas(before, after) if before is not None and after is not None else None
+    return cap, deltas
+
+
+async def shared_capture(ctx: CheckContext, params: CaptureParams) -> tuple[Capture[Any], dict[str, int] | None]:
+    """``_capture_probe`` once per pass: the payload exchange's check times its own ladder by
+    the same capture (one connection, seen by the socket and on the wire)."""
+    return await ctx.once(f"packets.capture:{ctx.generation}:{params.model_dump_json()}",
+                          lambda: _capture_probe(ctx, params))
+
+
+async def captured_exchange(ctx: CheckContext) -> tuple[Capture[Any], list[PacketEvent]] | None:
+    """The run's captured payload exchange and its connection's packets, or None when this
+    run captures nothing (no root, no libpcap, no packets.capture in the checklist) or the
+    capture's hold is not the exchange's."""
+    spec = next((c for step in ctx.checklist.steps for c in step.checks if c.check == "packets.capture"), None)
+    probe = ctx.probes.packets
+    if spec is None or not ctx.client_root or probe is None or probe.capture_unavailable():
+        return None
+    params = CaptureParams.model_validate(spec.params)
+    if params.hold_s not in (None, ctx.answers.hold_s):
+        return None
+    cap, _ = await shared_capture(ctx, params)
+    groups = flows(cap.events)
+    mine = probe_port(cap, groups)
+    return cap, groups.get(mine, []) if mine is not None else []
+
+
+def probe_port(cap: Capture[Any], groups: dict[int, list[PacketEvent]]) -> int | None:
+    """The client port of the probe's own connection among the captured flows."""
+    m = re.search(r":(\d+)$", getattr(cap.result, "local", "") or "")
+    mine = int(m.group(1)) if m else None
+    if mine not in groups:
+        # A refused connect has no local address in the outcome: take the first flow
+        # that started with the action (other checks of the step may probe concurrently).
+        starts = sorted((fl[0].ms, p) for p, fl in groups.items()
+                        if fl[0].is_syn and fl[0].ms >= cap.action_ms - 1)
+        mine = starts[0][1] if starts else None
+    return mine
+
+
+class CaptureParams(CheckParams):
+    hold_s: float | None = Field(default=None, ge=0, le=600, description="idle before the 2nd send; default --hold")
+    burst: int = Field(default=0, ge=0, le=50, description="extra handshakes after the exchange")
+    max_packets: int = Field(default=500, ge=10, le=20000)
+    max_s: float = Field(default=80.0, gt=0, le=600)
+    pcap_dir: str | None = None
