@@ -58,3 +58,45 @@ async def test_a_command_output_is_not_wrapped_either() -> None:
     height, width, scrollable = await _heights("command", text, 80)
     assert height == 1
     assert scrollable > width
+
+
+_NOTE = "ttl 64, win 64, TS, ip id 14120 — sent by the server's application (a live socket aborted)"
+
+
+def _ladder() -> Evidence:
+    return Evidence(kind="ladder", title="the probe connection", source="scapy", data={
+        "lanes": ["client", "server"],
+        "events": [{"ms": 0.0, "src": "client", "dst": "server", "label": "SYN", "note": "ttl 64, win 65495, TS"},
+                   {"ms": 0.02, "src": "server", "dst": "client", "label": "SYN-ACK"},
+                   {"ms": 309.5, "src": "server", "dst": "client", "label": "RST-ACK", "note": _NOTE}]})
+
+
+async def _ladder_lines(width: int) -> tuple[list[str], int, int]:
+    """The ladder's lines as drawn, the sideways scroller's width and its scrollable width."""
+    from wizard.ui.widgets.ladder import Ladder
+
+    app = _One(_ladder())
+    async with app.run_test(size=(width, 30)) as pilot:
+        await pilot.pause()
+        view = app.query_one(Ladder)
+        scroller = app.query_one(".sideways")
+        lines = view.render().plain.split("\n")
+        assert view.size.height == len(lines)  # every line shown, none wrapped
+        return lines, scroller.size.width, scroller.virtual_size.width
+
+
+async def test_ladder_notes_go_under_their_arrow_at_80_columns_and_never_wrap() -> None:
+    lines, width, scrollable = await _ladder_lines(80)
+    rst = next(i for i, line in enumerate(lines) if "RST-ACK" in line)
+    assert "ip id" not in lines[rst]  # the note did not fit beside the arrow...
+    assert lines[rst + 1].strip().startswith("│ ttl 64, win 64")  # ...so it has its own line
+    assert lines[rst + 1].rstrip().endswith("(a live socket aborted)")  # whole, on one line
+    assert max(len(line) for line in lines) <= width or scrollable > width  # scrolls, not folds
+    syn = next(i for i, line in enumerate(lines) if "SYN " in line and "SYN-ACK" not in line)
+    assert "ttl 64, win 65495, TS" in lines[syn] + lines[syn + 1]
+
+
+async def test_ladder_notes_stay_beside_their_arrow_when_they_fit() -> None:
+    lines, width, scrollable = await _ladder_lines(160)
+    assert any("RST-ACK" in line and line.rstrip().endswith("(a live socket aborted)") for line in lines)
+    assert len(lines) == 4 and scrollable <= width

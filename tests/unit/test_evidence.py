@@ -123,8 +123,9 @@ class _Host(App[None]):
         yield EvidenceView(self.ev)
 
 
-WIDGET = {"log": Static, "table": DataTable, "counters": DataTable, "rules": DataTable, "ladder": LadderView,
-          # a command's output is in columns: a view that scrolls sideways around its text
+WIDGET = {"log": Static, "table": DataTable, "counters": DataTable, "rules": DataTable,
+          # a command's output and a ladder are in columns: a view that scrolls sideways around them
+          "ladder": HorizontalScroll,
           "fact": HorizontalScroll, "traceback": Static, "histogram": DataTable}
 
 
@@ -137,6 +138,8 @@ async def test_the_tui_renders_each_kind_from_the_typed_model(name: str) -> None
         assert view.typed.kind == name
         shown = [w for w in view.children if not w.has_class("evidence-title")]
         assert shown and isinstance(shown[0], WIDGET[name])
+        if name == "ladder":
+            assert isinstance(shown[0].children[0], LadderView)
         if name == "fact":
             assert "LISTEN 0 64" in str(shown[0].query_one(Static).render())
         if name == "counters":

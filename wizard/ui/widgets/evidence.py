@@ -157,7 +157,9 @@ def _rules(ev: Rules) -> Iterator[Widget]:
 
 def _ladder(ev: Ladder) -> Iterator[Widget]:
     if ev.events:
-        yield LadderView(ev.lanes or ["client", "server"], [e.model_dump(exclude_none=True) for e in ev.events])
+        yield HorizontalScroll(LadderView(ev.lanes or ["client", "server"],
+                                          [e.model_dump(exclude_none=True) for e in ev.events]),
+                               classes="sideways")
     elif ev.text:
         yield _verbatim(ev.text, set())
 

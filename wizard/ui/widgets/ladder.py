@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
+
+from wizard.model.wording import ms_text
 
 GAP = 34  # columns between two lanes: room for "data 78 B" style labels
 TIME_WIDTH = 11
@@ -21,8 +24,10 @@ def _style(label: str) -> str:
     return ""
 
 
-def render_ladder(lanes: list[str], events: list[dict[str, Any]]) -> Text:
-    """The diagram as text; arrows point from ``src`` to ``dst`` lane, labels centred."""
+def render_ladder(lanes: list[str], events: list[dict[str, Any]], fit: int | None = None) -> Text:
+    """The diagram as text; arrows point from ``src`` to ``dst`` lane, labels centred. A note
+    goes beside its arrow when the line fits in ``fit`` columns (None: always), else on a line of
+    its own under the arrow, from the first lane on; lines never wrap (the view scrolls)."""
     lanes = [str(lane) for lane in lanes] or ["client", "server"]
     column = {lane: TIME_WIDTH + 2 + i * GAP for i, lane in enumerate(lanes)}
     width = TIME_WIDTH + 3 + (len(lanes) - 1) * GAP
@@ -45,7 +50,7 @@ def render_ladder(lanes: list[str], events: list[dict[str, Any]]) -> Text:
         note = str(event.get("note", "") or "")
         ms = event.get("ms")
         row = blank()
-        time_text = f"{float(ms):.1f} ms" if isinstance(ms, (int, float)) else str(ms or "")
+        time_text = ms_text(float(ms)) if isinstance(ms, (int, float)) else str(ms or "")
         row[:TIME_WIDTH] = list(time_text.rjust(TIME_WIDTH))
         if src in column and dst in column and src != dst:
             a, b = column[src], column[dst]
@@ -66,15 +71,22 @@ def render_ladder(lanes: list[str], events: list[dict[str, Any]]) -> Text:
         line = "".join(row)
         out.append(line[:TIME_WIDTH], style="dim")
         out.append(line[TIME_WIDTH:], style=_style(label))
-        if note:
+        if note and (fit is None or len(line.rstrip()) + 2 + len(note) <= fit):
             out.append(f"  {note}", style="italic")
+        elif note:
+            below = blank()
+            x = column[lanes[0]] + 2
+            below[x:] = list(note)
+            out.append("\n" + "".join(below[:x]), style="dim")
+            out.append("".join(below[x:]), style="italic")
         out.append("\n")
     out.rstrip()
     return out
 
 
 class Ladder(Widget):
-    """Renders ``render_ladder``; sized to the diagram so it scrolls with its step."""
+    """Renders ``render_ladder`` at the width its container gives; sized to the diagram, in
+    a view that scrolls sideways (``.sideways``) like the packet table, so no line wraps."""
 
     DEFAULT_CLASSES = "ladder"
 
@@ -82,13 +94,17 @@ class Ladder(Widget):
         super().__init__()
         self.lanes = lanes
         self.events = events
+        self.fit: int | None = None  # the columns the container offers, once laid out
+
+    def _text(self) -> Text:
+        return render_ladder(self.lanes, self.events, self.fit)
 
     def render(self) -> Text:
-        return render_ladder(self.lanes, self.events)
+        return self._text()
+
+    def get_content_width(self, container: Any, viewport: Any) -> int:
+        self.fit = max(1, container.width - self.styles.gutter.width)
+        return max((cell_len(line) for line in self._text().plain.split("\n")), default=1)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
-        # Long notes wrap: count the lines as they will be drawn, or the last arrows (the
-        # RST, usually) would be cut off.
-        text = render_ladder(self.lanes, self.events)
-        text.no_wrap = False
-        return max(1, len(text.wrap(self.app.console, max(1, width))))
+        return self._text().plain.count("\n") + 1
