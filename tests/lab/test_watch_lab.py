@@ -215,7 +215,7 @@ def wire_rsts(cap: Path, port: int) -> list[float]:
     return [float(line.split()[0]) for line in out.splitlines() if line.strip()]
 
 
-def watch_while(lab: Lab, port: int, tmp: Path, traffic, *extra: str) -> Watched:
+def watch_while(lab: Lab, port: int, tmp: Path, traffic, *extra: str, logs: tuple[str, ...] = ()) -> Watched:
     """Run watch in the client namespace and tcpdump at both ends while ``traffic()`` runs
     (it returns the times of the resets the client met); the NDJSON events, the captures."""
     caps = {"client": tmp / f"client-{port}.pcap", "server": tmp / f"server-{port}.pcap"}
@@ -224,7 +224,7 @@ def watch_while(lab: Lab, port: int, tmp: Path, traffic, *extra: str) -> Watched
              for ns, path in ((lab.client, caps["client"]), (lab.server, caps["server"]))]
     watcher = subprocess.Popen(["ip", "netns", "exec", lab.client, PY, "-m", "wizard", "watch",
                                 f"{SERVER}:{port}", "--for", "90s", "--json", "-", "--allow-tracefs-mount",
-                                "--log", str(lab.log), *extra],
+                                *(logs or ("--log", str(lab.log))), *extra],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     lab.watchers.append(watcher.pid)
@@ -262,7 +262,10 @@ def kernel_traced(w: Watched) -> bool:
 
 
 def test_watch_catches_the_servers_intermittent_aborts_and_names_the_application(lab: Lab, tmp_path: Path):
-    w = watch_while(lab, APP_PORT, tmp_path, requests(lab, APP_PORT, 12))
+    # The server's counters and log read in its own context (its namespace).
+    w = watch_while(lab, APP_PORT, tmp_path, requests(lab, APP_PORT, 12),
+                    logs=("--server", f"netns:{lab.server}", "--log", str(lab.log)))
+    assert w.start["logs"] == [f"followed from their end in netns:{lab.server}: {lab.log}"]
     assert len(w.resets_at) == 12 // EVERY
     assert len(wire_rsts(w.caps["client"], APP_PORT)) == len(w.resets_at)  # on the wire, as claimed
     caught = w.resets
@@ -278,6 +281,7 @@ def test_watch_catches_the_servers_intermittent_aborts_and_names_the_application
         client_port = e["client"].rsplit(":", 1)[1]
         assert any("worker aborting request" in line and line.endswith(f":{client_port}") for line in e["logs"]), e
         assert any("TCP_CLOSE" in s for s in e["states"]), e["states"]
+        assert e["counters"].get("TcpOutRsts", 0) >= 1, e["counters"]  # the server's kernel counted it sent
     session = analyze(w.caps)
     assert [e["proof"] for e in session["observation"]["events"]] == ["sent"] * len(w.resets_at)
 

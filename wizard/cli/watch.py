@@ -170,8 +170,23 @@ def _plan(args: argparse.Namespace, target: object, duration: float, every: floa
     from wizard.hosts.contexts import host_for
     from wizard.redact import redact_text
 
+    server = host_for(args.server)
+
+    async def server_logs() -> list[str]:
+        """Step 3's discovery: the logs the server owning the listener names (its configuration, its open files)."""
+        from wizard.cli.diagnose import checklist_for
+        from wizard.diag.logs.checks.excerpt import server_logs
+        from wizard.engine.contract import CheckContext
+        from wizard.engine.runner import real_probes
+        from wizard.hosts.local import LocalHost
+        from wizard.model import Answers
+
+        ctx = CheckContext(target=target, answers=Answers(), checklist=checklist_for(False),  # type: ignore[arg-type]
+                           client=LocalHost(), server=server, probes=real_probes())
+        return await server_logs(ctx)
+
     return WatchPlan(target=target, duration_s=duration, probe_every_s=every,  # type: ignore[arg-type]
-                     allow_mount=args.allow_tracefs_mount, server=host_for(args.server), logs=args.logs,
+                     allow_mount=args.allow_tracefs_mount, server=server, logs=args.logs, server_logs=server_logs,
                      clean=(lambda text: text) if args.no_redact else redact_text, emit=emit)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -48,7 +48,9 @@ class WatchPlan:
     probe_every_s: float = 0.0
     allow_mount: bool = False
     server: Host = field(default_factory=LocalHost)  # where the counters and the logs are read
-    logs: list[str] = field(default_factory=list)  # --log's files (globs); none: the usual ones
+    logs: list[str] = field(default_factory=list)  # --log's files (globs); none: the server's own, the usual ones
+    #: the log files the server owning the port names (step 3's discovery, made by the caller)
+    server_logs: Callable[[], Awaitable[list[str]]] | None = None
     clean: Callable[[str], str] = lambda text: text  # the redaction of each log line kept
     emit: Callable[[dict[str, object]], None] = lambda event: None
     on_reset: Callable[[ResetEvent], None] = lambda event: None  # the TUI's live view
@@ -112,6 +114,7 @@ class _Run:
     logs: LogFollower | None = None
     pending: list[tuple[float, Sighting]] = field(default_factory=list)
     before: dict[str, int] = field(default_factory=dict)
+    base: dict[int, dict[str, int]] = field(default_factory=dict)  # a pending reset's counters before it
     probe: asyncio.Task[None] | None = None
 
     async def loop(self, capture: LiveCapture) -> None:
@@ -124,18 +127,21 @@ class _Run:
                 sighting = self.tracker.feed(seg)
                 if sighting is not None:
                     self.pending.append((now, sighting))
+                    self.base[id(sighting)] = self.before  # the counters as they were before it
             if self.pipe is not None:
                 self.pipe.poll()
             due = any(now - seen >= SETTLE_S for seen, _ in self.pending)
             if (now >= next_sample or due) and self.logs is not None:
                 await self.logs.poll()  # the lines of the reset's second, before it is emitted
-            self.pending = _flush(self.pending, now, state, self.pipe, plan, self.logs)
-            if now >= next_sample:
+            if now >= next_sample or due:
                 after = await _counters(plan.server)
-                state.counters = {k: v - self.before[k] for k, v in after.items()
-                                  if k in self.before and v != self.before[k]}
+                state.counters = _moved(self.before, after)
                 self.before, next_sample = after, now + SAMPLE_S
                 plan.on_sample(state.counters)
+            self.pending = _flush(self.pending, now, state, self.pipe, plan, self.logs,
+                                  lambda s: _moved(self.base.pop(id(s), {}), self.before))
+            if len(self.base) > len(self.pending):  # past the event cap, resets are counted, not kept
+                self.base = {id(s): self.base[id(s)] for _, s in self.pending if id(s) in self.base}
             if now >= next_probe and (self.probe is None or self.probe.done()):
                 state.probes += 1
                 self.probe = asyncio.ensure_future(_held_probe(plan.target, plan.probe_every_s))
@@ -180,6 +186,11 @@ async def _logs(plan: WatchPlan, state: WatchState) -> LogFollower | None:
     """Step 3's files, followed from where they end: --log's, else the usual ones that exist."""
     host = plan.server
     paths: list[str] = []
+    if not plan.logs and plan.server_logs is not None:
+        paths = await plan.server_logs()
+        if paths:
+            state.observation.logs.append(f"the logs the server owning port {plan.target.port} names: "
+                                          + ", ".join(paths))
     for pattern in plan.logs or DEFAULT_LOGS:
         found = await host.glob(pattern) if any(c in pattern for c in "*?[") else \
             [pattern] if plan.logs or await host.exists(pattern) else []
@@ -198,8 +209,13 @@ async def _logs(plan: WatchPlan, state: WatchState) -> LogFollower | None:
     return follower if follower.followed else None
 
 
+def _moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before[k] for k, v in after.items() if k in before and v != before[k]}
+
+
 def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState, pipe: TracePipe | None,
-           plan: WatchPlan, logs: LogFollower | None = None) -> list[tuple[float, Sighting]]:
+           plan: WatchPlan, logs: LogFollower | None = None,
+           counters: Callable[[Sighting], dict[str, int]] | None = None) -> list[tuple[float, Sighting]]:
     """Attribute the sightings old enough for the kernel's line to have come."""
     keep = []
     for seen, sighting in pending:
@@ -211,7 +227,8 @@ def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState,
             obs.dropped_events += 1
             continue
         ev = to_event(len(obs.events) + 1, sighting, "live")
-        ev.counters = dict(state.counters)
+        # what moved from the sample before the RST to the one after it (its second)
+        ev.counters = counters(sighting) if counters is not None else dict(state.counters)
         if pipe is not None:
             pipe.poll()
             view = pipe.view(ev.client, ev.server, ev.toward, seen if seen else time.monotonic())
