@@ -38,6 +38,9 @@ from wizard.model.session import Context
 from wizard.model.target import Target
 
 SETTLE_S = 0.3  # an RST waits this long for the kernel's trace line about it
+#: flows a watch tracks at once (the ended ones are forgotten first): its memory's bound,
+#: whatever the traffic (about 4 KB a flow with its ring of packets)
+WATCH_FLOWS = 4096
 SAMPLE_S = 1.0
 
 
@@ -80,7 +83,7 @@ async def watch(plan: WatchPlan, state: WatchState) -> None:
         raise TraceUnavailable(str(exc), "run as root with libpcap installed (apt install libpcap0.8)") from None
     summary = CaptureSummary(source="live", reader=f"packet socket, kernel BPF '{expression}', headers only")
     state.observation.sources.append(summary)
-    run = _Run(plan, state, Tracker(server_port=port))
+    run = _Run(plan, state, Tracker(server_port=port, max_flows=WATCH_FLOWS))
     try:
         run.trace, run.pipe = await _kernel(plan, state)
         run.logs = await _logs(plan, state)
@@ -98,7 +101,7 @@ async def watch(plan: WatchPlan, state: WatchState) -> None:
         capture.close()
         await run.close()
         summary.packets, summary.flows = run.tracker.packets, run.tracker.flows_seen
-        summary.resets = len(run.tracker.sightings)
+        summary.resets = run.resets + len(run.tracker.sightings)
         state.observation.count()
 
 
@@ -115,6 +118,7 @@ class _Run:
     pending: list[tuple[float, Sighting]] = field(default_factory=list)
     before: dict[str, int] = field(default_factory=dict)
     base: dict[int, dict[str, int]] = field(default_factory=dict)  # a pending reset's counters before it
+    resets: int = 0  # RSTs the tracker has seen (its list is emptied as they are taken)
     probe: asyncio.Task[None] | None = None
 
     async def loop(self, capture: LiveCapture) -> None:
@@ -128,6 +132,8 @@ class _Run:
                 if sighting is not None:
                     self.pending.append((now, sighting))
                     self.base[id(sighting)] = self.before  # the counters as they were before it
+            self.resets += len(self.tracker.sightings)
+            self.tracker.sightings.clear()  # each is pending now: the tracker need not keep them all
             if self.pipe is not None:
                 self.pipe.poll()
             due = any(now - seen >= SETTLE_S for seen, _ in self.pending)
