@@ -321,3 +321,43 @@ def test_the_forms_validators_fail_with_the_clis_message_for_every_bad_value() -
         assert expected is not None and expected.title == title, (field, value)
         assert not result.is_valid and result.failure_descriptions == [expected.message], (field, value)
     assert FieldValidator(parsers["attempts"]).validate("").is_valid
+
+
+async def test_the_verdicts_tab_shows_the_verdicts_state_in_a_shape_not_only_a_colour() -> None:
+    from wizard.ui.steps import GLYPHS
+    from wizard.ui.widgets.stepper import StepTab
+
+    def tab() -> StepTab:
+        return app.screen.query_one("#tab-summary", StepTab)
+
+    engine = ScriptedEngine()
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.checklist is not None)
+        assert str(tab().render()).startswith(GLYPHS["pending"])  # not yet
+        await run_all(pilot)
+        await until(pilot, lambda: app.screen.name == "summary")
+        assert app.session is not None and app.session.verdict is not None
+        assert app.session.verdict.kind == "cause"
+        await until(pilot, lambda: str(tab().render()) == "★ Verdict")
+        assert "a cause diagnosed" in str(tab().tooltip)
+        # Rerunning a step makes the verdict stale until it is shown again...
+        await pilot.press("6")
+        await until(pilot, lambda: app.screen.name == "step:handshake")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: str(tab().render()) == "· Verdict")
+        await until(pilot, lambda: not app.run_in_progress())
+        # ...and a run cancelled part-way gives an interrupted verdict, a shape of its own.
+        import asyncio
+
+        index = engine.index("handshake", "tcp.exchange")
+        engine.gates[("handshake", index)] = asyncio.Event()
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: ("handshake", index) in app.running)
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.run_in_progress())
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.screen.name == "summary")
+        kind = app.session.verdict.kind
+        await until(pilot, lambda: str(tab().render()) == f"{GLYPHS[{'cause': 'diagnosed'}.get(kind, kind)]} Verdict")
+    assert len({GLYPHS[s] for s in ("pending", "diagnosed", "no-cause", "no-reset", "interrupted")}) == 5

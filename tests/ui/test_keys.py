@@ -65,7 +65,8 @@ def test_the_help_lists_every_binding_shown_and_numbers_no_step_wrongly() -> Non
     def spelled(key: str) -> str:
         """How the help writes a key: Esc, ?, F1, Ctrl+N, q, 4."""
         *mods, last = key.split("+")
-        last = {"escape": "Esc", "question_mark": "?", "f1": "F1"}.get(last, last.upper() if mods else last)
+        last = {"escape": "Esc", "question_mark": "?", "f1": "F1", "enter": "Enter"}.get(
+            last, last.upper() if mods else last)
         return "+".join([*(m.capitalize() for m in mods), last])
 
     for binding in BINDINGS:
@@ -196,6 +197,28 @@ async def test_the_footer_shows_only_what_applies_and_esc_only_while_a_run_goes(
         await run_all_from_here(pilot)
         shown = _shown(app)
         assert "next" not in shown and "rerun_step" not in shown and "run_all" not in shown and "back" in shown
+
+
+async def test_step_one_shows_enter_to_start_once_there_is_a_target_and_only_there() -> None:
+    engine = ScriptedEngine()
+    engine.gates[("identify", 1)] = asyncio.Event()
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.checklist is not None)
+        assert "start" not in _shown(app)  # an empty target: Enter has nothing to start
+        await type_target(pilot)
+        await until(pilot, lambda: _shown(app).get("start") == "Start")
+        # At 80 columns too the footer shows it, first after Quit.
+        keys = [str(k.render()) for k in app.screen.query("FooterKey")]
+        assert any("Enter" in k and "Start" in k for k in keys[:3]), keys
+        await pilot.press("enter")
+        await until(pilot, lambda: ("identify", 1) in app.running)
+        await until(pilot, lambda: "start" not in _shown(app))  # running: nothing to start
+        engine.gates[("identify", 1)].set()
+        await until(pilot, lambda: not app.run_in_progress())
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.screen.name == "step:connectivity")
+        assert "start" not in _shown(app)  # not on the other steps
 
 
 async def run_all_from_here(pilot: Pilot) -> None:

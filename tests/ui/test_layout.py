@@ -100,3 +100,17 @@ async def test_ladder_notes_stay_beside_their_arrow_when_they_fit() -> None:
     lines, width, scrollable = await _ladder_lines(160)
     assert any("RST-ACK" in line and line.rstrip().endswith("(a live socket aborted)") for line in lines)
     assert len(lines) == 4 and scrollable <= width
+
+
+async def test_the_title_bar_keeps_a_space_each_side_of_its_dash_on_screen_and_in_a_screenshot() -> None:
+    from textual.widgets._header import HeaderTitle
+
+    app = ResetWizardApp(target="127.0.0.1:8080")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = app.screen.query_one(HeaderTitle).render()
+        assert "reset-wizard — why was the connection reset?" in str(shown)
+        svg = app.export_screenshot()
+    # The screenshot draws each run of one style on its own: the space after the title must
+    # not ride in the dimmed dash's run, or it is drawn squeezed ("reset-wizard—  ...").
+    assert "reset-wizard&#160;</text>" in svg or "reset-wizard&#160;—" in svg

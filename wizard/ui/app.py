@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
@@ -60,6 +61,14 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
     SUB_TITLE = "why was the connection reset?"
     BINDINGS = keys.BINDINGS
     COMMANDS = {WizardCommands}
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """"reset-wizard — target …": the spaces around the dash in the title's own style,
+        the dash alone dimmed. Textual dims " — " as one run, which an SVG screenshot draws
+        squeezed against the title ("reset-wizard—  target")."""
+        if not sub_title:
+            return Content(title)
+        return Content.assemble(Content(title), " ", ("—", "dim"), " ", Content(sub_title).stylize("dim"))
 
     step_states: reactive[dict[str, str]] = reactive(dict)
 

@@ -120,6 +120,10 @@ class WizardController:
         if self.session is None or self.checklist is None:
             return
         conclude(self.checklist, self.session, self.clock())
+        verdict = self.session.verdict
+        state = steps.VERDICT_STATES.get(verdict.kind, "pending") if verdict is not None else "pending"
+        if self.states.get("summary", "pending") != state:
+            self.set_state("summary", state)
 
     # ----- the run --------------------------------------------------------------------
     def set_state(self, step_id: str, state: str) -> None:
@@ -133,6 +137,8 @@ class WizardController:
             count = len(self.checklist.step(step_id).checks) if self.checklist is not None else 0
             self.queued |= {(step_id, i) for i in (range(count) if only is None else [only])}
             self.set_state(step_id, "running")
+        if self.states.get("summary", "pending") != "pending":
+            self.set_state("summary", "pending")  # the verdict is made again when shown
         self.saved = False
 
     def _unqueue(self, step_ids: list[str]) -> None:

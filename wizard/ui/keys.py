@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # In the footer's order, most important first: at 80 columns the footer shows what fits
 # (Quit comes first anyway, as Textual's own ctrl+q binding).
 BINDINGS: list[BindingType] = [
+    # Not priority: a field, a button, a check's title take their own Enter first; this one
+    # is what the footer shows on step 1 (the form's fields start a run on Enter themselves).
+    Binding("enter", "start", "Start", key_display="Enter"),
     Binding("ctrl+g", "run_all", "Run all", priority=True),
     Binding("question_mark,f1", "help", "Help", key_display="?"),
     # Not priority: a dialog's own Esc (close it) comes first.
@@ -73,6 +76,7 @@ class KeyActions(AppBase):
         running = self.run_in_progress()
         current = self.current_step()
         applies = {
+            "start": current == "identify" and not running and self.has_target(),
             "cancel_run": running,
             "back": current != "identify",
             "next": current != "summary",
@@ -82,6 +86,13 @@ class KeyActions(AppBase):
             "export": self.session is not None,
         }
         return applies.get(action, True)
+
+    def has_target(self) -> bool:
+        """Whether step 1's target field holds something to start on."""
+        from wizard.ui.screens.target import TargetScreen
+
+        screen = self.base_screen()
+        return isinstance(screen, TargetScreen) and bool(screen.field_text("target").strip())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A run started or ended: Esc, Ctrl+R and Ctrl+G apply or stop applying.

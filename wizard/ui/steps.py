@@ -17,7 +17,16 @@ STEPS: tuple[tuple[str, str], ...] = (
 STEP_IDS = tuple(s for s, _ in STEPS)
 
 GLYPHS = {"pending": "·", "running": "◌", "pass": "✓", "warn": "!", "fail": "✗", "skip": "–",
-          "error": "‼", "done": "★"}
+          "error": "‼",
+          # the verdict's own states (the stepper's V): each a shape of its own, for NO_COLOR
+          "diagnosed": "★", "no-cause": "?", "no-reset": "○", "interrupted": "‖"}
+
+#: the verdict's kind (wizard.model.session.VerdictKind) -> its state in the stepper
+VERDICT_STATES = {"cause": "diagnosed", "no-cause": "no-cause", "no-reset": "no-reset",
+                  "interrupted": "interrupted"}
+#: the stepper's tooltip for each verdict state
+VERDICT_WORDS = {"pending": "not yet", "diagnosed": "a cause diagnosed", "no-cause": "no cause found",
+                 "no-reset": "no reset seen", "interrupted": "the run was interrupted"}
 
 
 def label(step_id: str) -> str:

@@ -39,6 +39,17 @@ class FieldValidator(Validator):
         return self.failure(problem.message) if problem is not None else self.success()
 
 
+class FormInput(Input):
+    """A field of the form. Once the target is filled in, Enter is the app's Start (what the
+    footer shows, and it starts from any field); before, the field's own Enter submits, and
+    the start says what is missing."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "submit" and getattr(self.app, "has_target", lambda: False)():
+            return False  # the app's Enter binding takes it
+        return super().check_action(action, parameters)
+
+
 # id, label, placeholder, parser
 FIELDS: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("target", "Target", "host:port, [IPv6]:port or a URL", fields.target),
@@ -114,7 +125,7 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
             Label(label, classes="form-label"),
             # The value given (a pre-filled target) is kept when the field takes the focus:
             # the first key typed edits it instead of replacing it.
-            Input(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
+            FormInput(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
                   validators=[FieldValidator(parse)], validate_on=["changed", "submitted"],
                   select_on_focus=False),
             *browse,
@@ -138,6 +149,8 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.show_problem(event.input.id or "", event.validation_result)
+        if event.input.id == "target":
+            self.app.refresh_bindings()  # Enter (Start) is shown once there is a target
 
     def show_problem(self, name: str, result: ValidationResult | str | None) -> None:
         if isinstance(result, ValidationResult):

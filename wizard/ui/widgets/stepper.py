@@ -15,7 +15,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Static
 
-from wizard.ui.steps import GLYPHS, STEPS
+from wizard.ui.steps import GLYPHS, STEPS, VERDICT_WORDS
 
 TAB_PADDING = 2  # .step-tab's horizontal padding, in cells
 
@@ -58,7 +58,8 @@ class StepTab(Static):
 
     @staticmethod
     def _tip(label: str, state: str) -> str:
-        return f"{label}: {state} (click to open)"
+        said = VERDICT_WORDS.get(state, state) if label == "Verdict" else state
+        return f"{label}: {said} (click to open)"
 
     def show(self, state: str, current: bool, compact: bool | None = None) -> None:
         compact = self.compact if compact is None else compact
