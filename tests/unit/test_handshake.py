@@ -392,3 +392,20 @@ def test_an_event_the_capture_missed_keeps_its_distance_and_is_marked() -> None:
     assert timed is not None
     assert [(t.ms, t.on_wire) for t in timed] == [(0.0, True), (0.02, True), (0.05, True), (3.05, False)]
     assert retime(events, _wire()[1:]) is None  # no SYN to count from: the socket's times stand
+
+
+async def test_the_checklists_reasons_for_a_reset_after_data_hold_when_nothing_was_sent() -> None:
+    # The exchange raises probe.reset_after_data with nothing sent too (a port with no default
+    # payload): a cause's reason for weighing it must not claim that data was sent.
+    quiet = outcome("reset", "first-data", [(0.0, "syn", "", 0), (0.2, "connected", "", 0),
+                                            (40.0, "reset", "", 0)], sent=0)
+    result, _ = await exchange(quiet, target="127.0.0.1:9")
+    assert signal_ids(result) == ["probe.reset_after_data"]
+    from tests.unit.fakes import make_ctx as ctx_of
+
+    whys = [w.why for c in ctx_of().checklist.causes for w in (*c.supports, *c.contradicts)
+            if w.signal == "probe.reset_after_data" and w.why]
+    assert whys
+    for why in whys:
+        assert "data was sent" not in why and "data was exchanged" not in why, why
+        assert "none sent" in why, why
