@@ -193,5 +193,8 @@ class ScriptedEngine:
         # Side by side, as the real engine runs a group of overlapping steps.
         return list(await asyncio.gather(*(self.run_step(s, None, emit) for s in step_ids)))
 
+    async def run_groups(self, groups: list[list[str]], emit: Callable[[Any], None]) -> list[StepResult]:
+        return [step for group in groups for step in await self.run_steps(group, emit)]
+
     def close(self) -> None:
         self.closed = True

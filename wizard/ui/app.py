@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from wizard.ui.controller import WizardController
 from wizard.ui.dialogs import DialogActions
 from wizard.ui.keys import KeyActions
 from wizard.ui.navigation import NavActions
+from wizard.ui.runs import StepRuns
 from wizard.ui.screens.target import TargetScreen
 from wizard.ui.widgets.items import focus_first_item
 
@@ -53,7 +54,7 @@ def _answers_values(answers: Answers | None, target: str | None, server: str) ->
     return values
 
 
-class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
+class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     """The wizard. Tests inject ``engine`` (scripted results), ``clock`` and ``monotonic``."""
 
     CSS_PATH = Path(__file__).with_name("wizard.tcss")
@@ -92,6 +93,9 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
         self._notice_shown = False
         self._pending_show: str | None = None
         self._quit_after_export = False
+        self._focusing: asyncio.Task[None] | None = None  # the identify panel's mount, then its focus
+        self._planned: dict[str, list[str]] = {}  # step -> its group, while a run of groups runs
+        self._shown: asyncio.Task[None] | None = None  # the last screen a run of groups asked for
 
     # ----- what the controller holds, as the tests and screenshots read it -------------------
     @property
@@ -246,55 +250,39 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
                 panel.tick(now)
 
     # ----- workers ------------------------------------------------------------------------
-    async def _run_steps(self, step_ids: list[str], only: int | None = None) -> None:
-        """One step (or one check of it), or steps that may overlap, side by side."""
-        assert self.session is not None
-        self.controller.steps_began(step_ids, only)
-        for step_id in step_ids:  # queued at once: the body says the step runs before its checks start
-            self.push_step(step_id)
-        try:
-            if len(step_ids) == 1:
-                results = [await self.engine.run_step(step_ids[0], only, self._emit)]
-            else:
-                results = await self.engine.run_steps(step_ids, self._emit)
-        except asyncio.CancelledError:
-            for step, index, skipped in self.controller.cancelled(step_ids):
-                panel = self.panel(step)
-                if panel is not None:
-                    panel.check_finished(index, skipped)
-            for step_id in step_ids:  # what was queued and never started shows as before
-                self.push_step(step_id)
-            self.notify("The run was cancelled; finished checks keep their results.", title="Cancelled")
-            raise
-        for step_id, result in zip(step_ids, results, strict=True):
-            self.controller.step_done(step_id, result)
-            self.push_step(step_id)
-
     @work(exclusive=True, group="run")
     async def start_run(self, target: str, answers: dict[str, Any], server: str, then_all: bool) -> None:
         session = await self._prepare(target, answers, server)
         if session is None:
             return
         self.controller.begin(session, (target, answers, server))
-        self.sub_title = f"target {session.target.display()} · server evidence: {server}"
-        self._install_step_screens()
         screen = self._target_screen()
-        screen.set_status(f"Diagnosing {session.target.display()} ({', '.join(session.target.addresses)})")
         assert self.checklist is not None
-        panel = await screen.show_identify(self.checklist.step("identify"), self.controller.titles())
-        # Off the form: the step keys (1-6, j/k, q) work now, instead of typing into a field.
-        if not focus_first_item(panel):
-            screen.set_focus(None)
-        self.refresh_bindings()
         skips = await self.engine.preflight()
         if skips and not self._notice_shown:
             from wizard.ui.screens.modals import NoticeModal
 
             self._notice_shown = True
             self.push_screen(NoticeModal(skips), self._after_dialog)
-        await self._run_steps(["identify"])
+        # The checks start first; the identify panel and the steps' screens are made while
+        # they run (a panel shows what its checks did once it is there).
+        identify = asyncio.create_task(self._run_steps(["identify"]))
+        await asyncio.sleep(0)  # it hands its checks to the engine before the widgets are made
+        self._focusing = asyncio.create_task(
+            self._focus_identify(screen.show_identify(self.checklist.step("identify"), self.controller.titles())))
+        self.sub_title = f"target {session.target.display()} · server evidence: {server}"
+        self._install_step_screens()
+        screen.set_status(f"Diagnosing {session.target.display()} ({', '.join(session.target.addresses)})")
+        await identify  # cancelling the run cancels it
         if then_all:
             await self._run_remaining()
+
+    async def _focus_identify(self, shown: Awaitable[StepPanel]) -> None:
+        panel = await shown
+        # Off the form: the step keys (1-6, j/k, q) work now, instead of typing into a field.
+        if not focus_first_item(panel):
+            self._target_screen().set_focus(None)
+        self.refresh_bindings()
 
     async def _prepare(self, target: str, answers: dict[str, Any], server: str) -> Session | None:
         """The session for the form's values; None when they are refused (said on the form)."""
@@ -330,25 +318,10 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, App[int]):
             self.install_screen(SummaryScreen(states), "summary")
 
     async def _run_remaining(self) -> None:
-        # The checks start at once; the step's screen is built meanwhile (mounting and
-        # styling it takes a while on a busy machine). Neither the probes nor the next
-        # group wait for it: the screens are shown in order, each after the one before.
-        shown: asyncio.Task[None] | None = None
-        try:
-            for group in self.controller.groups_to_run():
-                shown = asyncio.create_task(self._show_after(shown, group[0]))
-                await self._run_steps(group)
-            if shown is not None:
-                await shown
-        finally:
-            if shown is not None and not shown.done():
-                shown.cancel()
+        groups = self.controller.groups_to_run()
+        if groups:
+            await self._run_groups(groups)
         await self._show("summary")
-
-    async def _show_after(self, before: asyncio.Task[None] | None, step_id: str) -> None:
-        if before is not None:
-            await before
-        await self._show(step_id)
 
     @work(exclusive=True, group="run")
     async def run_remaining(self) -> None:

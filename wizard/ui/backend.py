@@ -55,6 +55,9 @@ class Engine(Protocol):
     async def run_steps(self, step_ids: list[str],
                         emit: Callable[[Any], None]) -> list[StepResult]: ...
 
+    async def run_groups(self, groups: list[list[str]],
+                         emit: Callable[[Any], None]) -> list[StepResult]: ...
+
     def close(self) -> None: ...
 
 
@@ -188,6 +191,24 @@ class RunnerEngine:
         async def go() -> Any:
             steps = await runner.run_group(scratch, step_ids)
             return [step.model_copy(deep=True) for step in steps]
+
+        return await self._on_engine(go)
+
+    async def run_groups(self, groups: list[list[str]],
+                         emit: Callable[[Any], None]) -> list[StepResult]:
+        """Groups of ``run_steps``, one after another on the engine's loop: each starts as the
+        one before ends, as in `diagnose`, not when the UI thread gets round to asking."""
+        from wizard.engine.runner import Runner
+
+        runner = Runner(self._ctx, emit)
+        scratch = self._scratch
+        assert scratch is not None, "prepare() first"
+
+        async def go() -> Any:
+            out = []
+            for group in groups:
+                out += [step.model_copy(deep=True) for step in await runner.run_group(scratch, group)]
+            return out
 
         return await self._on_engine(go)
 

@@ -1,0 +1,110 @@
+"""The app's runs of steps, for the app: one step (or one check of it), a group of steps
+side by side, or every remaining group in one call to the engine, which starts each group
+as the one before ends; the screens follow the runner's messages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App
+
+from wizard.ui import messages
+
+if TYPE_CHECKING:
+    from wizard.model import Session
+    from wizard.ui.backend import Engine
+    from wizard.ui.controller import WizardController
+
+# A mixin of the app: typed as an App, a plain class at run time.
+if TYPE_CHECKING:
+    AppBase = App[int]
+else:
+    AppBase = object
+
+
+class StepRuns(AppBase):
+    """Running steps through the engine and showing what they did."""
+
+    if TYPE_CHECKING:
+        controller: WizardController
+        engine: Engine
+        _planned: dict[str, list[str]]
+        _shown: asyncio.Task[None] | None
+
+        @property
+        def session(self) -> Session | None: ...
+        def push_step(self, step_id: str) -> None: ...
+        def panel(self, step_id: str) -> Any: ...
+        def _emit(self, event: Any) -> None: ...
+        async def _show(self, step_id: str) -> None: ...
+
+    async def _run_steps(self, step_ids: list[str], only: int | None = None) -> None:
+        """One step (or one check of it), or steps that may overlap, side by side."""
+        assert self.session is not None
+        self.controller.steps_began(step_ids, only)
+        for step_id in step_ids:  # queued at once: the body says the step runs before its checks start
+            self.push_step(step_id)
+        try:
+            if len(step_ids) == 1:
+                results = [await self.engine.run_step(step_ids[0], only, self._emit)]
+            else:
+                results = await self.engine.run_steps(step_ids, self._emit)
+        except asyncio.CancelledError:
+            self._cancelled(step_ids)
+            raise
+        self._steps_done(step_ids, results)
+
+    def _cancelled(self, step_ids: list[str]) -> None:
+        for step, index, skipped in self.controller.cancelled(step_ids):
+            panel = self.panel(step)
+            if panel is not None:
+                panel.check_finished(index, skipped)
+        for step_id in step_ids:  # what was queued and never started shows as before
+            self.push_step(step_id)
+        self.notify("The run was cancelled; finished checks keep their results.", title="Cancelled")
+
+    def _steps_done(self, step_ids: list[str], results: list[Any]) -> None:
+        for step_id, result in zip(step_ids, results, strict=True):
+            self.controller.step_done(step_id, result)
+            self.push_step(step_id)
+
+    async def _run_groups(self, groups: list[list[str]]) -> None:
+        """Groups of steps one after another, handed to the engine in one call: it starts
+        each group as the one before ends, as `diagnose` does, instead of when this thread
+        gets round to it. The screens follow its StepStarted and StepFinished messages."""
+        step_ids = [s for group in groups for s in group]
+        self._planned = {s: group for group in groups for s in group}
+        self._shown = None
+        try:
+            results = await self.engine.run_groups(groups, self._emit)
+            if self._shown is not None:
+                await self._shown
+        except asyncio.CancelledError:
+            self._cancelled(step_ids)
+            raise
+        finally:
+            self._planned = {}
+            if self._shown is not None and not self._shown.done():
+                self._shown.cancel()
+            self._shown = None
+        self._steps_done(step_ids, results)  # also those whose message has not come yet
+
+    def on_step_started(self, message: messages.StepStarted) -> None:
+        group = self._planned.get(message.step)
+        if group is None:
+            return  # not a run of groups: _run_steps said so before it began
+        self.controller.steps_began([message.step])
+        self.push_step(message.step)
+        if message.step == group[0]:
+            # Shown in order, each after the one before; the checks do not wait for it.
+            self._shown = asyncio.create_task(self._show_after(self._shown, message.step))
+
+    def on_step_finished(self, message: messages.StepFinished) -> None:
+        if message.step in self._planned:
+            self._steps_done([message.step], [message.result])
+
+    async def _show_after(self, before: asyncio.Task[None] | None, step_id: str) -> None:
+        if before is not None:
+            await before
+        await self._show(step_id)
