@@ -63,10 +63,14 @@ class CheckView(KeyedItem):
         summary = f" — {self.result.summary}" if shown else ""
         self.title = f"{glyph} {word:<7} {self.check_title}{summary}"
         if self._styled != self.state:
-            # Restyling is the costly part (the spinner redraws the title ten times a second).
+            # Restyling is the costly part (the spinner redraws the title ten times a second),
+            # and only the title's style depends on the state: the body (the evidence) is not
+            # restyled with it.
             self._styled = self.state
             for name in STATUS_WORD:
-                self.set_class(name == self.state, f"-{name}")
+                self.set_class(name == self.state, f"-{name}", update=False)
+            for title in self.query("CollapsibleTitle"):
+                title.update_node_styles()
 
     def mark_queued(self) -> None:
         """A run will start this check (its old result, if any, stays until the new one)."""

@@ -111,9 +111,14 @@ class StepPanel(Vertical):
         bars, lines = self.query("#step-progress"), self.query("#now-running")
         if not bars or not lines:  # not composed yet: shown again on mount
             return
-        bars.first(ProgressBar).update(progress=finished)
+        bar = bars.first(ProgressBar)
+        bar.update(progress=finished)
         status = lines.first(Static)
-        self.set_class(bool(running or queued), "-running")
+        if self.has_class("-running") != bool(running or queued):
+            # Only the progress bar's style depends on it: restyling the whole panel (every
+            # check and its evidence) each time a step starts or ends cost the run its pace.
+            self.set_class(bool(running or queued), "-running", update=False)
+            bar.update_node_styles()
         if not running and queued:
             # Asked for, not begun: the runner starts them in a moment (or after a stage).
             status.update(Text.assemble((f"◌ Starting {queued} of {len(views)} checks…", "bold"),
