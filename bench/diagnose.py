@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,12 @@ def bench_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     return env
+
+
+def peak_mb() -> float:
+    """The largest peak RSS of any process this benchmark has run and waited for (MB): the
+    wizard's runs, since the classic tools are far smaller. Goal: under 150 MB."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def request(host: str, port: int) -> list[str]:
@@ -167,6 +174,7 @@ def main() -> int:
     print(f"floor: interpreter start {bare:.2f}s, `import wizard.cli` {cli:.2f}s "
           f"(= {cli / c if c else 0:.2f} of the classic sequence before any check runs)")
     print(f"headless path imported textual/rich: {', '.join(leaked) if leaked else 'no'}")
+    print(f"peak memory of any process run (the wizard's): {peak_mb():.0f} MB (goal < 150)")
     return 0 if not leaked else 1
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.diagnose import bench_env  # noqa: E402
+from bench.diagnose import bench_env, peak_mb  # noqa: E402
 
 BASELINE = "dc894d9"  # main before the early stops: every silent wait was the whole timeout (11 s)
 TIMEOUT = 120
@@ -136,6 +136,7 @@ def main() -> int:
     print(f"ratio now/baseline: {ratio:.2f} (goal <= {GOAL}): {'met' if ratio <= GOAL else 'NOT met'}")
     same = verdicts["now"] == verdicts["base"]
     print(f"same verdict as the baseline: {'yes' if same else 'NO'}")
+    print(f"peak memory of any process run: {peak_mb():.0f} MB (goal < 150)")
     return 0 if same else 1
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.diagnose import bench_env  # noqa: E402
+from bench.diagnose import bench_env, peak_mb  # noqa: E402
 
 GOAL = 1.2
 TIMEOUT = 120
@@ -96,6 +96,7 @@ def main() -> int:
     print(f"{'demo --headless, start to exit':34}{h:8.2f}s{min(head):8.2f}s{max(head):8.2f}s")
     print(f"ratio TUI/headless: {ratio:.2f} (goal <= {GOAL}): {'met' if ratio <= GOAL else 'NOT met'}")
     print(f"top cause: {', '.join(f'{w} {c}' for w, c in sorted(causes))}")
+    print(f"peak memory of any process run (the TUI's driver, app and demo): {peak_mb():.0f} MB (goal < 150)")
     return 0 if len({c for _, c in causes}) == 1 else 1
 
 
