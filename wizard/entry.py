@@ -3,6 +3,7 @@ imported."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 
@@ -31,12 +32,23 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def collect_again() -> None:
+    """Start-up is over: what it made (modules, classes, pydantic's schemas, the checklist)
+    lives as long as the process, so it is frozen out of the collector's way, and the
+    collector runs again for what the command makes."""
+    if CLI_PROCESS and not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def end_start_up() -> None:
     """The command is loaded: from here SIGTERM and SIGHUP interrupt as Ctrl-C does (a
     KeyboardInterrupt the command handles), until the command installs its own handling.
-    A command that takes them over from start-up itself (``OWNS_SIGNALS``) skips this."""
+    A command that takes them over from start-up itself (``OWNS_SIGNALS``) skips this, and
+    calls ``collect_again`` itself."""
     if not CLI_PROCESS:
         return
+    collect_again()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
@@ -52,6 +64,9 @@ def run() -> None:
     CLI_PROCESS = True
     for sig in ENDING:
         signal.signal(sig, _exit_in_start_up)
+    # Start-up makes objects that live as long as the process, and almost no garbage: the
+    # collector's hundreds of passes over them cost a tenth of a second for nothing.
+    gc.disable()
     try:
         from wizard.cli.main import main
 
@@ -59,8 +74,6 @@ def run() -> None:
     except KeyboardInterrupt:  # after start-up, in a command that did not catch it
         sys.stderr.write("reset-wizard: interrupted\n")
         code = 3
-    import gc
-
     gc.freeze()  # as wizard.cli.main.entry: the heap is left to the OS, not collected object by object
     # Everything is written and said: the process ends here, without the interpreter's
     # finalization, which restores the default signal actions (a signal in it would kill

@@ -187,6 +187,9 @@ async def diagnose(args: argparse.Namespace, probes: Probes | None = None) -> in
     # Until the run starts, start-up's handlers stay: nothing is probed or made yet, so a
     # signal ends the process at once, even in the middle of loading the checks.
     session, ctx, outputs, runner = await _prepared(args, probes)
+    from wizard.entry import collect_again
+
+    collect_again()  # start-up is over (the checks and the checklist are loaded)
     body = asyncio.current_task()
     assert body is not None
     with cancel_on_signals(body) as caught:
