@@ -95,6 +95,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
         self._quit_after_export = False
         self._focusing: asyncio.Task[None] | None = None  # the identify panel's mount, then its focus
         self._planned: dict[str, list[str]] = {}  # step -> its group, while a run of groups runs
+        self._groups: list[list[str]] = []  # the groups of that run ([] once one has ended)
         self._shown: asyncio.Task[None] | None = None  # the last screen a run of groups asked for
 
     # ----- what the controller holds, as the tests and screenshots read it -------------------

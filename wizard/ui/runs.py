@@ -30,6 +30,7 @@ class StepRuns(AppBase):
         controller: WizardController
         engine: Engine
         _planned: dict[str, list[str]]
+        _groups: list[list[str]]
         _shown: asyncio.Task[None] | None
 
         @property
@@ -72,10 +73,13 @@ class StepRuns(AppBase):
     async def _run_groups(self, groups: list[list[str]]) -> None:
         """Groups of steps one after another, handed to the engine in one call: it starts
         each group as the one before ends, as `diagnose` does, instead of when this thread
-        gets round to it. The screens follow its StepStarted and StepFinished messages."""
+        gets round to it. Each group is shown (queued, on its screen) once the one before
+        has finished, as the runner's StepFinished messages tell."""
         step_ids = [s for group in groups for s in group]
         self._planned = {s: group for group in groups for s in group}
+        self._groups = list(groups)
         self._shown = None
+        self._begin_group(groups[0])
         try:
             results = await self.engine.run_groups(groups, self._emit)
             if self._shown is not None:
@@ -84,25 +88,30 @@ class StepRuns(AppBase):
             self._cancelled(step_ids)
             raise
         finally:
-            self._planned = {}
+            self._planned, self._groups = {}, []
             if self._shown is not None and not self._shown.done():
                 self._shown.cancel()
             self._shown = None
         self._steps_done(step_ids, results)  # also those whose message has not come yet
 
-    def on_step_started(self, message: messages.StepStarted) -> None:
-        group = self._planned.get(message.step)
-        if group is None:
-            return  # not a run of groups: _run_steps said so before it began
-        self.controller.steps_began([message.step])
-        self.push_step(message.step)
-        if message.step == group[0]:
-            # Shown in order, each after the one before; the checks do not wait for it.
-            self._shown = asyncio.create_task(self._show_after(self._shown, message.step))
+    def _begin_group(self, group: list[str]) -> None:
+        self.controller.steps_began(group)
+        for step_id in group:  # queued at once: the body says the step runs before its checks start
+            self.push_step(step_id)
+        # Shown in order, each after the one before; the checks do not wait for it.
+        self._shown = asyncio.create_task(self._show_after(self._shown, group[0]))
 
     def on_step_finished(self, message: messages.StepFinished) -> None:
-        if message.step in self._planned:
-            self._steps_done([message.step], [message.result])
+        group = self._planned.get(message.step)
+        if group is None:
+            return  # not a run of groups: _run_steps takes the results as they come back
+        self._steps_done([message.step], [message.result])
+        done = self.controller.states
+        if group in self._groups and all(done.get(s) not in ("running", "pending") for s in group):
+            following = self._groups.index(group) + 1
+            self._groups[following - 1] = []  # begun the next once only
+            if following < len(self._groups):
+                self._begin_group(self._groups[following])
 
     async def _show_after(self, before: asyncio.Task[None] | None, step_id: str) -> None:
         if before is not None:
