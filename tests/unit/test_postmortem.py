@@ -141,7 +141,11 @@ def test_action_items_are_a_checklist_with_pasteable_commands() -> None:
     assert argv[3:] == ["--log", session.answers.logs[0]]
     skipped = section(text, "Not checked")
     assert ("- **tracefs is not mounted in the server context**; fix: `mount -t tracefs nodev "
-            "/sys/kernel/tracing` (or let the wizard: `--allow-tracefs-mount`)") in skipped
+            "/sys/kernel/tracing`; or let the wizard: `reset-wizard diagnose ") in skipped
+    assert "--allow-tracefs-mount`" in skipped
+    # Each way its own span, and each span a command that pastes: no prose inside one.
+    spans = re.findall(r"`([^`]+)`", skipped)
+    assert spans and not any(" (or " in s or s.startswith("or ") or "let the wizard" in s for s in spans), spans
     for span in re.findall(r"`([^`]+)`", items[-1] + skipped):
         assert "(or" not in span and "let the wizard" not in span
 

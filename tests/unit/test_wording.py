@@ -49,3 +49,15 @@ def test_analyze_counts_its_resets_in_the_right_number(n: int, line: str) -> Non
     s = Session(tool=ToolInfo(version="t"), started_at=T0, target=parse_target("10.0.0.2:443"),
                 context=Context(client="c", server="local"), observation=observation(n))
     assert verdict(s, load())[0] == line
+
+
+def test_a_fix_splits_into_commands_to_paste_and_the_words_beside_them() -> None:
+    from wizard.model.wording import fix_ways
+
+    ways = fix_ways("mount -t tracefs nodev /sys/kernel/tracing (or let the wizard mount it: --allow-tracefs-mount)")
+    assert ways == [("mount -t tracefs nodev /sys/kernel/tracing", ""),
+                    ("--allow-tracefs-mount", "let the wizard mount it")]
+    assert fix_ways("install nftables: apt install nftables") == [("apt install nftables", "install nftables")]
+    # Prose stays prose: no command is made of it.
+    assert fix_ways("run as root (sudo reset-wizard ...), or grant cap_net_raw") == [
+        ("", "run as root (sudo reset-wizard ...)"), ("", "grant cap_net_raw")]

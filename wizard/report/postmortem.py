@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Callable
 
 from wizard.model import NO_RESET, STEP_IDS, CheckResult, Finding, Session, Status, Verdict
+from wizard.model.wording import fix_ways
 from wizard.report.incident import LogLine, log_lines, reset_count, said
 from wizard.report.sanitize import authored, code, code_cell, inline
 from wizard.report.text import duration, fix_markdown, pct, plural, stamp, utc
@@ -243,6 +244,20 @@ def _skipped(session: Session) -> list[CheckResult]:
     return [c for s in session.steps for c in s.checks if c.status in (Status.SKIP, Status.ERROR)]
 
 
+def fix_ways_markdown(fix: str, rerun: str = "") -> str:
+    """A fix's ways (wizard.model.wording.fix_ways) as Markdown: each command alone in its
+    code span, what it is for as text beside it, prose as prose; "; or " between ways. An
+    option of the wizard is ``rerun`` (this run's command line) with it, when given."""
+    said = []
+    for command, words in fix_ways(fix):
+        if not command:
+            said.append(fix_markdown(words))
+        else:
+            line = f"{rerun} {command}" if command.startswith("--") and rerun else command
+            said.append(f"{inline(words)}: {code(line)}" if words else code(line))
+    return "; or ".join(said)
+
+
 def action_items(session: Session) -> list[str]:
     out = ["## Action items", ""]
     chosen = session.diagnosed()
@@ -278,7 +293,7 @@ def not_checked(session: Session, describe: Describe | None) -> list[str]:
             if check.status in (Status.SKIP, Status.ERROR):
                 groups.setdefault(_group_key(check), []).append((step.id, check))
     for (why, fix), checks in groups.items():
-        out.append(f"- **{inline(why)}**" + (f"; fix: {fix_markdown(fix)}" if fix else ""))
+        out.append(f"- **{inline(why)}**" + (f"; fix: {fix_ways_markdown(fix, rerun_command(session))}" if fix else ""))
         for step_id, check in checks:
             what = describe(check.id) if describe else ""
             told = f"; would have told: {inline(what).rstrip('. ')}" if what else ""
