@@ -58,6 +58,7 @@ def run(args: argparse.Namespace, probes: object = None) -> int:
 def checked_inputs(args: argparse.Namespace) -> tuple[list[str], int | None, float]:
     """The captures, the port and the timeout, or one WizardError line (before any reading)."""
     from wizard.diag.packets.io.pcapfile import sniff_format
+    from wizard.diag.packets.io.pcaplib import CaptureError
     from wizard.model.target import parse_port
 
     port = parse_port(args.port) if args.port is not None else None
@@ -71,7 +72,10 @@ def checked_inputs(args: argparse.Namespace) -> tuple[list[str], int | None, flo
     for path in paths:
         if not Path(path).is_file():
             raise WizardError("no such capture", f"{path} is not a file")
-        sniff_format(path)
+        try:
+            sniff_format(path)
+        except CaptureError as exc:
+            raise WizardError(exc.title, exc.message) from None
     if len(paths) == 2 and Path(paths[0]).resolve() == Path(paths[1]).resolve():
         raise WizardError("same capture twice", f"{paths[0]}: the two-ended proof needs two captures")
     return paths, port, timeout
@@ -79,12 +83,16 @@ def checked_inputs(args: argparse.Namespace) -> tuple[list[str], int | None, flo
 
 async def analyze(args: argparse.Namespace) -> int:
     from wizard.analysis import diagnosed_causes
-    from wizard.cli.diagnose import check_outputs, checklist_for, write_outputs
+    from wizard.cli.diagnose import check_outputs, write_outputs
+    from wizard.engine.discovery import checklist_path
     from wizard.engine.observe import analyze_captures
+    from wizard.model.checklist import load_checklist
 
     paths, port, timeout = checked_inputs(args)
     outputs = await check_outputs(args)
-    checklist = checklist_for(False)
+    # The causes and weights only: no check runs here, so none is imported to validate its
+    # parameters (diagnose does that; the checklist's tests hold it to the registry).
+    checklist = load_checklist(checklist_path())
     try:
         session = await asyncio.to_thread(analyze_captures, paths, port, checklist, timeout)
     except TimeoutError as exc:

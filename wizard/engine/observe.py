@@ -15,17 +15,10 @@ from pathlib import Path
 
 from wizard import __version__
 from wizard.analysis import conclude
-from wizard.diag.packets.io.libpcap import libpcap_path
-from wizard.diag.packets.io.pcapfile import CaptureFile, Offline, read, sniff_format
-from wizard.diag.packets.parse.flows import Tracker, opened_only
-from wizard.diag.packets.parse.frames import (
-    KNOWN_LINKTYPES,
-    Segment,
-    decode,
-    endpoints_key,
-    ip_offset,
-    opener_or_reset,
-)
+from wizard.diag.packets.io.gather import gather
+from wizard.diag.packets.io.pcaplib import CaptureError
+from wizard.diag.packets.io.prefetch import take
+from wizard.diag.packets.parse.flows import Tracker
 from wizard.diag.packets.parse.sightings import to_event
 from wizard.diag.packets.parse.twoends import FlowIndex, judge
 from wizard.model import CheckResult, Evidence, Session, Signal, Status, ToolInfo
@@ -49,147 +42,30 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds, self.end = seconds, time.monotonic() + seconds
 
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
     def check(self) -> None:
         if time.monotonic() > self.end:
             raise TimeoutError(f"the analysis did not finish within {self.seconds:g}s")
 
 
-def bpf_for(port: int | None) -> str:
-    return "tcp" + (f" and port {port}" if port else "")
-
-
-def _is_tcp(linktype: int, frame: bytes) -> bool:
-    """Python's side of the BPF filter 'tcp' (for dpkt's records)."""
-    where = ip_offset(linktype, frame)
-    if where is None:
-        return False
-    off, version = where
-    if version == 6:  # extension headers may come first: decode() looks past them
-        return len(frame) > off + 6
-    return len(frame) > off + 9 and frame[off + 9] == 6
-
-
-# Pass 1 keeps the SYNs (to know where each flow starts) and the RSTs, in libpcap's C.
-OPENERS_AND_RESETS = ("(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or tcp[tcpflags] & tcp-rst != 0"
-                      " or (ip6 and ip6[6] == 6 and (ip6[53] & 0x12 == 0x02 or ip6[53] & 0x04 != 0)))")
-MAX_RESET_FLOWS = 5000  # pass 2 reads back this many reset flows; beyond, one full pass
-
-
 def track(path: str, port: int | None, deadline: Deadline, every_flow: bool = False
           ) -> tuple[Tracker, CaptureSummary]:
     """Read one capture through the tracker: every RST sighted, flows bounded. With
-    ``every_flow`` the flows without a reset are kept too (the two-ended proof needs them)."""
-    capture = sniff_format(path)
-    if not capture.gzipped and libpcap_path() is not None:
-        two = _two_passes(capture, port, deadline, every_flow)
-        if two is not None:
-            return two
-    bpf = bpf_for(port)
-    linktype, records, reader = read(capture, bpf, _is_tcp)
-    if linktype not in KNOWN_LINKTYPES:
-        raise WizardError("unsupported capture", f"{path}: link type {linktype} (Ethernet, Linux cooked, "
-                          "raw IP and loopback are read)")
-    tracker = Tracker(server_port=port)
-    feed = tracker.feed
-    for n, (ts, frame) in enumerate(records, 1):
-        seg = decode(linktype, ts, frame)
-        if seg is not None:
-            feed(seg)
-        if not n & 0x3FFF:
-            deadline.check()
-    summary = CaptureSummary(
-        source=path, reader=f"{reader} ({capture.format}{', gzip' if capture.gzipped else ''}), filter '{bpf}'",
-        linktype=linktype, packets=tracker.packets, flows=tracker.flows_seen, resets=len(tracker.sightings),
-        first=_dt(tracker.first_ts), last=_dt(tracker.last_ts))
-    return tracker, summary
-
-
-def _two_passes(capture: CaptureFile, port: int | None, deadline: Deadline, every_flow: bool
-                ) -> tuple[Tracker, CaptureSummary] | None:
-    """libpcap in two passes: the SYNs and RSTs (where each reset flow starts and ends),
-    then only the reset flows, read back from their SYN's offset. None: too many resets."""
-    bpf = f"{bpf_for(port)} and {OPENERS_AND_RESETS}"
-    off = Offline(capture.path)
+    ``every_flow`` the flows without a reset are kept too (the two-ended proof needs them).
+    A read begun at start-up (wizard.diag.packets.io.prefetch) is taken when it asked the same."""
     try:
-        linktype = off.linktype
-        if linktype not in KNOWN_LINKTYPES:
-            return None
-        off.set_filter(bpf)
-        starts: dict[bytes, tuple[int, float, bytes]] = {}
-        resets: list[tuple[bytes, Segment, int]] = []
-        seen = 0
-        next_record, tell = off.next, off.tell
-        while (rec := next_record()) is not None:
-            seen += 1
-            ts, frame = rec
-            quick = opener_or_reset(linktype, frame)
-            if quick is None:
-                continue
-            key, bits = quick
-            if bits & 0x04:
-                seg = decode(linktype, ts, frame)
-                if seg is not None:
-                    rkey = endpoints_key(linktype, frame, reverse=True)
-                    resets.append((key if key in starts else rkey or b"", seg, tell()))
-            else:
-                starts[key] = (tell(), ts, frame)
-            if not seen & 0x3FFF:
-                deadline.check()
-        if len(resets) > MAX_RESET_FLOWS:
-            return None
-        tracker = Tracker(server_port=port)
-        # One read-back per flow, up to its last RST (a flow reset both ways is read once).
-        last: dict[bytes, int] = {}
-        for flow_key, _rst, end in resets:
-            if flow_key in starts:
-                last[flow_key] = max(end, last.get(flow_key, 0))
-        for flow_key, rst, _end in resets:
-            if flow_key not in starts:
-                tracker.feed(rst)  # the flow began before the capture did: the RST alone
-            elif (stop := last.pop(flow_key, None)) is not None:
-                _read_back(off, linktype, tracker, starts[flow_key], stop)
-            deadline.check()
-        _opened(tracker, starts, linktype, every_flow)
-        tracker.packets += seen
-        reader = f"libpcap ({capture.format}), two passes: filter '{bpf}', then the reset flows"
-        return tracker, CaptureSummary(source=capture.path, reader=reader, linktype=linktype,
-                                       packets=tracker.packets, flows=tracker.flows_seen,
-                                       resets=len(tracker.sightings), first=_dt(tracker.first_ts),
-                                       last=_dt(tracker.last_ts))
-    finally:
-        off.close()
-
-
-def _opened(tracker: Tracker, starts: dict[bytes, tuple[int, float, bytes]], linktype: int,
-            every_flow: bool) -> None:
-    """The flows pass 1 saw open, counted (and kept, with ``every_flow``, up to the cap)."""
-    tracker.flows_seen = max(tracker.flows_seen, len(starts))
-    for i, (_offset, ts, frame) in enumerate(starts.values()):
-        if not every_flow and i >= 1000:
-            break  # a sample is enough to name the busiest server
-        syn = decode(linktype, ts, frame)
-        if syn is None:
-            continue
-        key = (syn.src, syn.sport, syn.dst, syn.dport)
-        tracker.servers[(syn.dst, syn.dport)] += 0 if key in tracker.flows else 1
-        if every_flow and key not in tracker.flows and len(tracker.flows) < tracker.max_flows:
-            tracker.flows[key] = opened_only(syn)
-
-
-def _read_back(off: Offline, linktype: int, tracker: Tracker, start: tuple[int, float, bytes], end: int) -> None:
-    """Feed one reset flow to the tracker: its SYN, every packet after it up to ``end``."""
-    offset, ts, frame = start
-    syn = decode(linktype, ts, frame)
-    if syn is None:
-        return
-    a, b = syn.src, syn.dst
-    off.set_filter(f"tcp and host {a} and host {b} and port {syn.sport} and port {syn.dport}")
-    off.seek(offset)
-    tracker.feed(syn)
-    while off.tell() < end and (rec := off.next()) is not None:
-        seg = decode(linktype, rec[0], rec[1])
-        if seg is not None:
-            tracker.feed(seg)
+        got = take(path, port, every_flow, deadline.left())
+        if got is None:
+            got = gather(path, port, every_flow, deadline.check)
+    except CaptureError as exc:
+        raise WizardError(exc.title, exc.message) from None
+    tracker = got.tracker
+    summary = CaptureSummary(source=path, reader=got.reader, linktype=got.linktype, packets=tracker.packets,
+                             flows=tracker.flows_seen, resets=len(tracker.sightings), first=_dt(tracker.first_ts),
+                             last=_dt(tracker.last_ts))
+    return tracker, summary
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -15,7 +15,7 @@ import struct
 import time
 
 from wizard.diag.packets.io.libpcap import libpcap_path
-from wizard.diag.packets.io.pcapfile import _lib, _Program
+from wizard.diag.packets.io.pcaplib import Program, lib
 from wizard.diag.packets.parse.frames import RAW, Segment, decode
 
 ETH_P_ALL = 0x0003
@@ -33,19 +33,19 @@ def compile_filter(expression: str, snaplen: int = SNAPLEN) -> bytes:
     """The classic-BPF program of ``expression`` for raw IP packets, as sock_filter bytes."""
     if libpcap_path() is None:
         raise CaptureError("libpcap is not installed on this machine (the capture filter is compiled by it)")
-    lib = _lib()
-    lib.pcap_open_dead.restype = ctypes.c_void_p
-    lib.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
-    handle = lib.pcap_open_dead(DLT_RAW, snaplen)
-    program = _Program()
+    pcap = lib()
+    pcap.pcap_open_dead.restype = ctypes.c_void_p
+    pcap.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
+    handle = pcap.pcap_open_dead(DLT_RAW, snaplen)
+    program = Program()
     try:
-        if lib.pcap_compile(handle, ctypes.byref(program), expression.encode(), 1, 0xFFFFFFFF) != 0:
-            raise CaptureError(f"bad filter {expression!r}: {(lib.pcap_geterr(handle) or b'').decode()}")
+        if pcap.pcap_compile(handle, ctypes.byref(program), expression.encode(), 1, 0xFFFFFFFF) != 0:
+            raise CaptureError(f"bad filter {expression!r}: {(pcap.pcap_geterr(handle) or b'').decode()}")
         return ctypes.string_at(program.insns, program.len * 8)
     finally:
         if program.insns:
-            lib.pcap_freecode(ctypes.byref(program))
-        lib.pcap_close(handle)
+            pcap.pcap_freecode(ctypes.byref(program))
+        pcap.pcap_close(handle)
 
 
 class LiveCapture:

@@ -1,0 +1,363 @@
+"""Every RST of one capture file and what attribution needs of its flow, read fast (I/O).
+
+Standard library and the pure packet parsers only (no model): this runs in the process
+that reads the capture while the command loads (wizard.diag.packets.io.prefetch), or in
+the command itself.
+
+A plain pcap or pcapng file is read twice, both times filtered by BPF in libpcap's C:
+first the whole file, keeping only the SYNs, SYN-ACKs and RSTs (libpcap copies them into
+memory itself: Python sees no packet of this pass); then, for each connection that was
+reset, only that connection's packets from a little before its RST, the window growing
+backwards until it holds the last few packets before the RST (the tracker's ring) or
+reaches the SYN. The SYN and SYN-ACK come from the first pass's copy when the window
+does not reach them. A gzip file, a machine without libpcap and a capture with very many
+reset connections are read in one pass through the tracker instead.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wizard.diag.packets.io.libpcap import libpcap_path
+from wizard.diag.packets.io.pcapfile import is_tcp, read, sniff_format
+from wizard.diag.packets.io.pcaplib import CaptureError, Offline, Skim, skim
+from wizard.diag.packets.parse.dump import (
+    FILE_HEADER,
+    PcapHeader,
+    endpoints,
+    find_packet,
+    record_at,
+    records,
+    resync,
+)
+from wizard.diag.packets.parse.flows import RING, Tracker, opened_only
+from wizard.diag.packets.parse.frames import KNOWN_LINKTYPES, Segment, decode
+
+# SYNs, SYN-ACKs and RSTs (IPv6 without extension headers: its TCP flags at a fixed offset).
+OPENERS_AND_RESETS = "(tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x06 != 0))"
+RESETS = "(tcp[tcpflags] & tcp-rst != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x04 != 0))"
+SYNS = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02))"
+PART_LOOK_BACK = 8 << 20  # bytes before its part a window may reach back, once
+MIN_PART = 64 << 20  # a file is read in parts of at least this size
+MAX_RESET_FLOWS = 5000  # reset connections read back one by one; beyond, one pass through the tracker
+LOOK_BACK = 64 << 20  # bytes of the capture searched before a connection's first RST, at most
+BATCH = 16  # records of the first pass between two noted positions
+SAMPLE_SYNS = 1000  # SYNs read to name the busiest server, when the flows are not all kept
+
+Check = Callable[[], None]
+
+
+@dataclass
+class Gathered:
+    """One capture, read: the tracker (its sightings, and its flows) and how it was read."""
+
+    tracker: Tracker
+    reader: str
+    linktype: int
+    format: str
+
+
+def bpf_for(port: int | None) -> str:
+    return "tcp" + (f" and port {port}" if port else "")
+
+
+Region = tuple[int | None, int | None]  # where a part of a file begins and ends (None: its start, its end)
+
+
+def gather(path: str, port: int | None, every_flow: bool = False, check: Check = lambda: None,
+           region: Region = (None, None)) -> Gathered:
+    """Read one capture (or the ``region`` of it, from ``parts``: then its RSTs only); with
+    ``every_flow`` the flows without a reset are kept too (their SYN: the two-ended proof
+    matches flows across captures by it)."""
+    capture = sniff_format(path)
+    if not capture.gzipped and libpcap_path() is not None:
+        done = _skimmed(path, capture.format, port, every_flow, check, region)
+        if done is not None:
+            return done
+    bpf = bpf_for(port)
+    if region != (None, None):
+        raise CaptureError("unreadable capture", f"{path}: a part of it cannot be read alone")
+    linktype, recs, reader = read(capture, bpf, is_tcp)
+    _known(path, linktype)
+    tracker = Tracker(server_port=port)
+    feed = tracker.feed
+    for n, (ts, frame) in enumerate(recs, 1):
+        seg = decode(linktype, ts, frame)
+        if seg is not None:
+            feed(seg)
+        if not n & 0x3FFF:
+            check()
+    return Gathered(tracker, f"{reader} ({capture.format}{', gzip' if capture.gzipped else ''}), filter '{bpf}'",
+                    linktype, capture.format)
+
+
+def _known(path: str, linktype: int) -> None:
+    if linktype not in KNOWN_LINKTYPES:
+        raise CaptureError("unsupported capture", f"{path}: link type {linktype} (Ethernet, Linux cooked, "
+                           "raw IP and loopback are read)")
+
+
+@dataclass
+class _Reset:
+    pos: int  # where the RST's record starts in the first pass's copy
+    seg: Segment
+    frame: bytes
+    syn: tuple[int, float, bytes] | None  # the connection's SYN in the copy
+    synack: tuple[int, float, bytes] | None
+
+
+def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check, region: Region
+             ) -> Gathered | None:
+    bpf = f"{bpf_for(port)} and {OPENERS_AND_RESETS}"
+    first = skim(path, bpf, BATCH, check, *region)
+    _known(path, first.linktype)
+    resets = _resets(first, port)
+    if resets is None:
+        return None
+    check()
+    tracker = Tracker(server_port=port)
+    connections: dict[tuple[object, ...], list[_Reset]] = {}
+    for r in resets:
+        connections.setdefault((r.syn[0] if r.syn else None, *sorted(_ends(r.seg))), []).append(r)
+    with Offline(path) as off:
+        unopened = 0  # connections begun before the capture: no SYN of theirs in it
+        for group in sorted(connections.values(), key=lambda g: g[0].pos):
+            unopened += not _read_back(off, first, tracker, group, region[0])
+            check()
+    tracker.sightings.sort(key=lambda s: s.rst.ts)
+    tracker.flows_seen = unopened + _opened(first, tracker, every_flow)
+    head = record_at(first.dump, FILE_HEADER)
+    if head is not None:  # the first and last packets of the copy
+        tracker.first_ts = head[0]
+        tail = first.dumps[-2] if len(first.dumps) > 1 else FILE_HEADER
+        tracker.last_ts = max(ts for ts, _ in records(first.dump, tail))
+    tracker.packets += first.kept
+    reader = f"libpcap ({fmt}), two passes: filter '{bpf}', then the reset connections"
+    return Gathered(tracker, reader, first.linktype, fmt)
+
+
+def _ends(seg: Segment) -> tuple[tuple[str, int], tuple[str, int]]:
+    return (seg.src, seg.sport), (seg.dst, seg.dport)
+
+
+def _resets(first: Skim, port: int | None) -> list[_Reset] | None:
+    """Every RST of the copy with its connection's SYN and SYN-ACK; None: too many connections."""
+    out: list[_Reset] = []
+    dump, linktype = first.dump, first.linktype
+    with Offline("the first pass's copy", dump) as mem:
+        mem.set_filter(RESETS)
+        while (rec := mem.next()) is not None:
+            end = mem.tell()
+            ts, frame = rec
+            seg, raw = decode(linktype, ts, frame), endpoints(linktype, frame)
+            if seg is None or raw is None:
+                continue
+            out.append(_opener(first, end - 16 - len(frame), seg, frame, raw))
+            if len(out) > 2 * MAX_RESET_FLOWS:
+                return None
+    if len({(r.syn[0] if r.syn else None, *sorted(_ends(r.seg))) for r in out}) > MAX_RESET_FLOWS:
+        return None
+    return out
+
+
+def _opener(first: Skim, pos: int, seg: Segment, frame: bytes, raw: tuple[int, bytes, bytes, bytes, bytes]
+            ) -> _Reset:
+    """The RST at ``pos`` and the nearest SYN before it, in either direction, of the same ends
+    (first toward the RST's sender, as when the RST goes to the client; then the other way,
+    only after the SYN found)."""
+    _v, a, b, pa, pb = raw
+    lo = _dump_pos_back(first, pos, LOOK_BACK)
+    dump, lt = first.dump, first.linktype
+    syn, back = None, (a, b, pa + pb)
+    for src, dst, ports in ((b, a, pb + pa), (a, b, pa + pb)):
+        found = find_packet(dump, lt, syn[0] if syn else lo, pos, src, dst, ports, 0x12, 0x02)
+        if found is not None:
+            syn, back = found, (dst, src, ports[2:] + ports[:2])
+    synack = None
+    if syn is not None:
+        synack = find_packet(dump, lt, syn[0], pos, back[0], back[1], back[2], 0x12, 0x12, backwards=False)
+    return _Reset(pos, seg, frame, syn, synack)
+
+
+def _dump_pos_back(first: Skim, pos: int, span: int) -> int:
+    """The copy's position of the noted boundary ``span`` bytes of the original before ``pos``."""
+    i = max(bisect.bisect_right(first.dumps, pos) - 1, 0)
+    j = bisect.bisect_left(first.sources, first.sources[i] - span)
+    return first.dumps[min(j, i)]
+
+
+def _flow_filter(seg: Segment) -> str:
+    return f"tcp and host {seg.src} and host {seg.dst} and port {seg.sport} and port {seg.dport}"
+
+
+def _chunk(off: Offline, start: int, end: int | None, stop: bytes | None) -> list[tuple[float, bytes]]:
+    """The filter's records from ``start`` up to the boundary ``end``, or through the frame
+    ``stop`` (the connection's last RST: libpcap would otherwise look on to the file's end
+    for one more packet of it)."""
+    off.seek(start)
+    out: list[tuple[float, bytes]] = []
+    while (rec := off.next()) is not None:
+        if end is not None and off.tell() > end:
+            break  # it began at or after ``end``: read already, or not wanted
+        out.append(rec)
+        if rec[1] == stop:
+            break
+    return out
+
+
+def _read_back(off: Offline, first: Skim, tracker: Tracker, group: list[_Reset], part_start: int | None
+               ) -> bool:
+    """Feed one reset connection to the tracker: a window of its packets before its first
+    RST, grown backwards (1, 2, 4 ... batches) until it holds RING packets or its SYN, then
+    through its last RST; the SYN and SYN-ACK from the copy when the window misses them. In
+    a later part of a file the window may reach back once more, before the part began.
+    Whether the connection's SYN was found."""
+    off.set_filter(_flow_filter(group[0].seg), optimize=False)  # a short filter over few packets
+    srcs, dumps = first.sources, first.dumps
+    i_first = bisect.bisect_right(dumps, group[0].pos)
+    i_last = bisect.bisect_right(dumps, group[-1].pos)
+    syn = group[0].syn
+    floor = (bisect.bisect_right(dumps, syn[0]) - 1 if syn is not None
+             else bisect.bisect_left(srcs, srcs[i_first - 1] - LOOK_BACK))
+    j, step = i_first - 1, 1
+    recs = _chunk(off, srcs[j], srcs[i_last] if i_last < len(srcs) else None, group[-1].frame)
+    first_rst = group[0].frame
+    while j > floor and _before(recs, first_rst) < RING:
+        k = max(floor, j - step)
+        recs = _chunk(off, srcs[k], srcs[j], None) + recs
+        j, step = k, step * 2
+    earlier: list[tuple[float, bytes]] = []
+    if syn is None and part_start is not None:  # perhaps begun in an earlier part of the file
+        back = boundary_before(off.path, part_start, PART_LOOK_BACK)
+        earlier = _chunk(off, back, part_start, None) if back is not None else []
+        if j == 0 and _before(recs, first_rst) < RING:
+            recs = earlier + recs
+    segs = _last_before(first.linktype, recs, first_rst)
+    # The handshake: from the copy, or from before this part of the file
+    openers = [(o[1], o[2]) for o in (syn, group[0].synack) if o is not None] or (earlier or recs)[:2]
+    for seg in reversed([s for ts, frame in openers if (s := decode(first.linktype, ts, frame)) is not None
+                         and s.flag_bits & 0x02]):
+        if seg not in segs:
+            segs.insert(0, seg)
+    had, mine = len(tracker.sightings), {r.seg for r in group}
+    for seg in segs:
+        tracker.feed(seg)
+    # An RST of another connection on the same ends (a port used again) or of an earlier part
+    # may lie in the window: it is that one's, sighted there.
+    tracker.sightings[had:] = [s for s in tracker.sightings[had:] if s.rst in mine]
+    return any(s.flag_bits & 0x12 == 0x02 for s in segs)
+
+
+def _before(recs: list[tuple[float, bytes]], frame: bytes) -> int:
+    """How many records come before ``frame``."""
+    return next((n for n, r in enumerate(recs) if r[1] == frame), len(recs))
+
+
+def _last_before(linktype: int, recs: list[tuple[float, bytes]], first_rst: bytes) -> list[Segment]:
+    """The segments to feed: from the first RST on, and before it the last RING packets (and
+    each side's last one, whose sequence number the RST is fitted to), decoded backwards."""
+    cut = _before(recs, first_rst)
+    after = [s for ts, frame in recs[cut:] if (s := decode(linktype, ts, frame)) is not None]
+    before: list[Segment] = []
+    sides: set[tuple[str, int]] = set()
+    for ts, frame in reversed(recs[:cut]):
+        if len(before) >= RING and len(sides) == 2:
+            break
+        seg = decode(linktype, ts, frame)
+        if seg is not None:
+            before.append(seg)
+            sides.add((seg.src, seg.sport))
+    return before[::-1] + after
+
+
+def _opened(first: Skim, tracker: Tracker, every_flow: bool) -> int:
+    """The flows the copy saw open: counted, a sample read to name the busiest server (every
+    one kept, with ``every_flow``, up to the tracker's cap)."""
+    with Offline("the first pass's copy", first.dump) as mem:
+        mem.set_filter(SYNS)
+        n = 0
+        while (every_flow or n < SAMPLE_SYNS) and (rec := mem.next()) is not None:
+            n += 1
+            syn = decode(first.linktype, rec[0], rec[1])
+            if syn is None:
+                continue
+            key = (syn.src, syn.sport, syn.dst, syn.dport)
+            tracker.servers[(syn.dst, syn.dport)] += 0 if key in tracker.flows else 1
+            if every_flow and key not in tracker.flows and len(tracker.flows) < tracker.max_flows:
+                tracker.flows[key] = opened_only(syn)
+        if not every_flow:
+            n += mem.count()
+    return n
+
+
+def _header_and_seconds(path: str) -> tuple[PcapHeader, int] | None:
+    with open(path, "rb") as handle:
+        head = handle.read(FILE_HEADER + 16)
+    parsed = PcapHeader.parse(head)
+    if parsed is None or len(head) < FILE_HEADER + 16:
+        return None
+    return parsed, parsed.record.unpack_from(head, FILE_HEADER)[0]
+
+
+def boundary_before(path: str, offset: int, span: int) -> int | None:
+    """A record boundary of a pcap file at most ``span`` bytes before ``offset`` (None: none found)."""
+    return boundary_at(path, max(FILE_HEADER, offset - span), offset)
+
+
+def boundary_at(path: str, offset: int, limit: int | None = None) -> int | None:
+    """The first record boundary of a pcap file at ``offset`` or after (and before ``limit``),
+    found by the shape of the records that follow it; None for pcapng, or when none is found."""
+    found = _header_and_seconds(path)
+    if found is None:
+        return None
+    head, first_sec = found
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        window = handle.read(1 << 20)
+    # A capture spans days at most: a record from outside them is no record.
+    p = resync(window, head, (max(first_sec - 86400, 0), first_sec + 30 * 86400))
+    if p is None or (limit is not None and offset + p >= limit):
+        return None
+    return offset + p
+
+
+def parts(path: str, count: int) -> list[Region]:
+    """``path`` cut at record boundaries into ``count`` parts of about the same size (fewer
+    for a small file; one for pcapng, gzip, or when no boundary is found)."""
+    try:
+        size = os.path.getsize(path)
+        capture = sniff_format(path)
+    except (OSError, CaptureError):
+        return [(None, None)]
+    count = min(count, size // MIN_PART)
+    if count < 2 or capture.gzipped or capture.format != "pcap":
+        return [(None, None)]
+    cuts = [boundary_at(path, size * i // count) for i in range(1, count)]
+    if any(c is None for c in cuts) or cuts != sorted(set(cuts)):  # type: ignore[type-var]
+        return [(None, None)]
+    edges: list[int | None] = [None, *cuts, None]
+    return [(edges[i], edges[i + 1]) for i in range(count)]
+
+
+def merge(got: list[Gathered]) -> Gathered:
+    """The parts of one capture, read apart, as one."""
+    whole = got[0].tracker
+    for part in got[1:]:
+        t = part.tracker
+        whole.sightings += t.sightings
+        whole.packets += t.packets
+        whole.flows_seen += t.flows_seen
+        whole.servers.update(t.servers)
+        for key, flow in t.flows.items():
+            if len(whole.flows) < whole.max_flows:
+                whole.flows.setdefault(key, flow)
+        stamps = [x for x in (whole.first_ts, t.first_ts) if x is not None]
+        whole.first_ts = min(stamps) if stamps else None
+        stamps = [x for x in (whole.last_ts, t.last_ts) if x is not None]
+        whole.last_ts = max(stamps) if stamps else None
+    whole.sightings.sort(key=lambda s: s.rst.ts)
+    reader = got[0].reader + (f", in {len(got)} parts read at once" if len(got) > 1 else "")
+    return Gathered(whole, reader, got[0].linktype, got[0].format)

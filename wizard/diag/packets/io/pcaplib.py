@@ -1,0 +1,218 @@
+"""libpcap and the C library through ctypes (I/O): capture files read and filtered in C.
+
+Standard library only (no model, no pydantic): this runs in the process that reads a
+capture while the command is still loading. ``Offline`` reads one file (or bytes held in
+memory) through a BPF filter and can seek back to a record it passed; ``skim`` is the
+first pass over a whole file: every record the filter keeps is copied, in C, into an
+in-memory capture, and every few of them the two files' positions are noted, so a
+record of the copy can be found again in the original.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wizard.diag.packets.io.libpcap import libpcap_path
+
+c_void_p, c_int, c_long, c_size_t, c_char_p = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_size_t,
+                                               ctypes.c_char_p)
+
+
+class CaptureError(Exception):
+    """A capture that cannot be read: a title and one line (the CLI makes it a WizardError)."""
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__(f"{title}: {message}")
+        self.title, self.message = title, message
+
+
+class Header(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long),
+                ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+
+class Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint), ("insns", ctypes.c_void_p)]
+
+
+def _bind(lib: ctypes.CDLL, name: str, restype: object, *argtypes: object) -> None:
+    fn = getattr(lib, name)
+    fn.restype, fn.argtypes = restype, list(argtypes)
+
+
+@functools.cache
+def lib() -> ctypes.CDLL:
+    """libpcap, its functions typed."""
+    pcap = ctypes.CDLL(libpcap_path() or "libpcap.so.0.8")
+    for name, res, args in (
+            ("pcap_open_offline", c_void_p, (c_char_p, c_char_p)),
+            ("pcap_fopen_offline", c_void_p, (c_void_p, c_char_p)),
+            ("pcap_datalink", c_int, (c_void_p,)),
+            ("pcap_compile", c_int, (c_void_p, ctypes.POINTER(Program), c_char_p, c_int, ctypes.c_uint32)),
+            ("pcap_setfilter", c_int, (c_void_p, ctypes.POINTER(Program))),
+            ("pcap_freecode", None, (ctypes.POINTER(Program),)),
+            ("pcap_geterr", c_char_p, (c_void_p,)),
+            ("pcap_next_ex", c_int, (c_void_p, ctypes.POINTER(ctypes.POINTER(Header)),
+                                     ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte)))),
+            ("pcap_dispatch", c_int, (c_void_p, c_int, c_void_p, c_void_p)),
+            ("pcap_file", c_void_p, (c_void_p,)),
+            ("pcap_dump_fopen", c_void_p, (c_void_p, c_void_p)),
+            ("pcap_dump_open", c_void_p, (c_void_p, c_char_p)),
+            ("pcap_dump_ftell", c_long, (c_void_p,)),
+            ("pcap_dump_file", c_void_p, (c_void_p,)),
+            ("pcap_dump_flush", c_int, (c_void_p,)),
+            ("pcap_dump_close", None, (c_void_p,)),
+            ("pcap_close", None, (c_void_p,))):
+        _bind(pcap, name, res, *args)
+    return pcap
+
+
+@functools.cache
+def libc() -> ctypes.CDLL:
+    c = ctypes.CDLL(None)
+    for name, res, args in (("ftell", c_long, (c_void_p,)), ("fseek", c_int, (c_void_p, c_long, c_int)),
+                            ("open_memstream", c_void_p, (ctypes.POINTER(c_void_p), ctypes.POINTER(c_size_t))),
+                            ("fmemopen", c_void_p, (c_void_p, c_size_t, c_char_p)),
+                            ("free", None, (c_void_p,))):
+        _bind(c, name, res, *args)
+    return c
+
+
+class Offline:
+    """One capture opened with libpcap: filtered reads, and ``tell``/``seek`` between records
+    (after a record, ``tell`` is where the next one starts)."""
+
+    def __init__(self, path: str, data: bytes | None = None) -> None:
+        self.lib, self.libc = lib(), libc()
+        err = ctypes.create_string_buffer(256)
+        self._data = data  # a capture in memory: kept alive while libpcap reads it
+        if data is None:
+            self.handle = self.lib.pcap_open_offline(path.encode(), err)
+        else:
+            stream = self.libc.fmemopen(ctypes.cast(c_char_p(data), c_void_p), len(data), b"rb")
+            self.handle = self.lib.pcap_fopen_offline(stream, err) if stream else None
+        if not self.handle:
+            raise CaptureError("unreadable capture", f"{path}: {err.value.decode(errors='replace')}")
+        self.path = path
+        self.linktype = self.lib.pcap_datalink(self.handle)
+        self.file = self.lib.pcap_file(self.handle)
+        self._header = ctypes.POINTER(Header)()
+        self._bytes = ctypes.POINTER(ctypes.c_ubyte)()
+
+    def set_filter(self, bpf: str, optimize: bool = True) -> None:
+        program = Program()
+        if self.lib.pcap_compile(self.handle, ctypes.byref(program), bpf.encode(), int(optimize), 0xFFFFFFFF) != 0:
+            why = (self.lib.pcap_geterr(self.handle) or b"").decode(errors="replace")
+            raise CaptureError("bad capture filter", f"{bpf!r}: {why}")
+        ok = self.lib.pcap_setfilter(self.handle, ctypes.byref(program)) == 0
+        self.lib.pcap_freecode(ctypes.byref(program))
+        if not ok:
+            raise CaptureError("bad capture filter", f"{bpf!r}: {(self.lib.pcap_geterr(self.handle) or b'').decode()}")
+
+    def next(self) -> tuple[float, bytes] | None:
+        """The next record the filter keeps, or None at the end (or a cut-off record)."""
+        if self.lib.pcap_next_ex(self.handle, ctypes.byref(self._header), ctypes.byref(self._bytes)) != 1:
+            return None
+        h = self._header.contents
+        return h.sec + h.usec / 1e6, ctypes.string_at(self._bytes, h.caplen)
+
+    def tell(self) -> int:
+        return int(self.libc.ftell(self.file))
+
+    def seek(self, offset: int) -> None:
+        self.libc.fseek(self.file, offset, 0)
+
+    def count(self) -> int:
+        """How many of the remaining records the filter keeps, counted in C."""
+        dumper = self.lib.pcap_dump_open(self.handle, b"/dev/null")
+        if not dumper:
+            return 0
+        try:
+            n = self.lib.pcap_dispatch(self.handle, -1, ctypes.cast(self.lib.pcap_dump, c_void_p), dumper)
+        finally:
+            self.lib.pcap_dump_close(dumper)
+        return max(n, 0)
+
+    def close(self) -> None:
+        if self.handle:
+            self.lib.pcap_close(self.handle)
+            self.handle = None
+
+    def __enter__(self) -> Offline:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Skim:
+    """The first pass: the records a filter kept, as a pcap file in memory, and where they were."""
+
+    linktype: int
+    dump: bytes  # a pcap file (24-byte header, host byte order) of the kept records
+    # Record boundaries, the same ones in both: offsets in the original and in ``dump``,
+    # before the first record and after every batch
+    sources: list[int]
+    dumps: list[int]
+    kept: int
+
+
+def skim(path: str, bpf: str, batch: int = 16, check: Callable[[], None] | None = None,
+         start: int | None = None, stop: int | None = None) -> Skim:
+    """Read ``path`` once through ``bpf``; libpcap copies what it keeps into memory itself
+    (pcap_dump as the callback: no Python per packet), ``batch`` records per call. With
+    ``start`` and ``stop`` (record boundaries) only the records that begin between them."""
+    with Offline(path) as off:
+        off.set_filter(bpf)
+        if start is not None:
+            off.seek(start)
+        c, pcap = off.libc, off.lib
+        buf, size = c_void_p(), c_size_t()
+        stream = c.open_memstream(ctypes.byref(buf), ctypes.byref(size))
+        dumper = pcap.pcap_dump_fopen(off.handle, stream)
+        if not dumper:
+            raise CaptureError("unreadable capture", f"{path}: no memory for the first pass")
+        try:
+            sources, dumps, kept = _dispatch(off, dumper, batch, check, stop)
+            pcap.pcap_dump_flush(dumper)
+            # After a cut-off record (dispatch said -1) what it kept before is past the last boundary.
+            data = ctypes.string_at(buf, size.value if stop is None else dumps[-1])
+        finally:
+            pcap.pcap_dump_close(dumper)
+            c.free(buf)
+        linktype = off.linktype
+    return Skim(linktype, data, sources, dumps, kept)
+
+
+def _dispatch(off: Offline, dumper: int, batch: int, check: Callable[[], None] | None, stop: int | None
+              ) -> tuple[list[int], list[int], int]:
+    """The first pass's loop: dispatch in batches, note both positions after each. A batch
+    that ends past ``stop`` is read again one record at a time, and the first record past
+    ``stop`` ends the loop (its copy is left beyond the last boundary)."""
+    pcap = off.lib
+    dump_fn = ctypes.cast(pcap.pcap_dump, c_void_p)
+    dispatch, ftell, dump_tell, handle, file = pcap.pcap_dispatch, off.libc.ftell, pcap.pcap_dump_ftell, \
+        off.handle, off.file
+    sources, dumps = [int(ftell(file))], [int(dump_tell(dumper))]
+    kept, step = 0, batch
+    while (n := dispatch(handle, step, dump_fn, dumper)) > 0:
+        here = ftell(file)
+        if stop is not None and here > stop:
+            if step == 1:
+                break  # this record began at ``stop`` or later: the next part's
+            off.seek(sources[-1])  # again from the last boundary, one record at a time
+            off.libc.fseek(pcap.pcap_dump_file(dumper), dumps[-1], 0)
+            step = 1
+            continue
+        kept += n
+        sources.append(here)
+        dumps.append(dump_tell(dumper))
+        if check is not None and not len(dumps) & 0x3FF:
+            check()
+        if stop is not None and here == stop:
+            break
+    return sources, dumps, kept
