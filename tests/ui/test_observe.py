@@ -100,3 +100,38 @@ async def test_a_live_watch_shows_the_counters_over_time_and_each_resets_kernel_
         assert "[error] worker aborted the request" in reasons
         assert "NETFILTER_DROP" in reasons and "TCP_ESTABLISHED -> TCP_CLOSE" in reasons
         go.set()
+
+
+async def test_open_shows_an_analyze_session_file_read_only_and_exports_its_report(tmp_path, monkeypatch):
+    import json
+
+    from textual.widgets import TextArea
+
+    from tests.ui.helpers import until
+    from wizard.cli.main import main
+    from wizard.ui.screens.export_modal import ExportModal
+
+    capture = tmp_path / "c.pcap"
+    write_pcap(str(capture), (r for i, e in enumerate(["server-app", "fin", "path", "server-kernel"])
+                              for r in conversation(Ends(), 40000 + i, 1.7e9 + i, e)))
+    saved = tmp_path / "analyze.json"
+    # the command, as a person runs it (in a thread: this test's loop is running)
+    assert await asyncio.to_thread(main, ["analyze", str(capture), "--json", str(saved), "--quiet"]) in (0, 1)
+    opened: list[Session] = []
+    monkeypatch.setattr("wizard.ui.observe.app.run_observe", lambda session, watch=None: opened.append(session) or 0)
+    assert main(["open", str(saved)]) == 0  # the command hands the file's session to the viewer
+    (session,) = opened
+    assert session.mode == "analyze" and len(session.observation.events) == 3
+    app = ObserveApp(session, export_dir=tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        assert app.query_one("#events", DataTable).row_count == 3
+        assert "read-only" in text(app, "#observe-head") and "3 resets" in text(app, "#observe-head")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ExportModal))
+        preview = app.screen.query_one("#preview", TextArea).text
+        await pilot.click("#write")
+        await until(pilot, lambda: not isinstance(app.screen, ExportModal))
+    report = tmp_path / "reset-wizard-analyze.md"
+    assert report.read_text() == preview and "path" in preview
+    exported = json.loads(report.with_suffix(".json").read_text())
+    assert exported["mode"] == "analyze" and len(exported["observation"]["events"]) == 3
