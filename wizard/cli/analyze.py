@@ -107,7 +107,10 @@ async def analyze(args: argparse.Namespace) -> int:
                   f"{ev.sender_words}{proof}", file=stream)
     for line in verdict(session, checklist):
         print(line, file=stream)
-    for name in write_outputs(session, outputs, not args.no_redact, args.redact_addresses):
+    # The report's modules load only when there is something to write
+    written = write_outputs(session, outputs, not args.no_redact, args.redact_addresses) \
+        if outputs.json is not None or outputs.report is not None else []
+    for name in written:
         say(f"wrote {name}")
     sys.stdout.flush()
     return ExitStatus.DIAGNOSED if diagnosed_causes(session, checklist) else ExitStatus.OK

@@ -6,12 +6,12 @@ the command itself.
 
 A plain pcap or pcapng file is read twice, both times filtered by BPF in libpcap's C:
 first the whole file, keeping only the SYNs, SYN-ACKs and RSTs (libpcap copies them into
-memory itself: Python sees no packet of this pass); then, for each connection that was
-reset, only that connection's packets from a little before its RST, the window growing
-backwards until it holds the last few packets before the RST (the tracker's ring) or
-reaches the SYN. The SYN and SYN-ACK come from the first pass's copy when the window
-does not reach them. A gzip file, a machine without libpcap and a capture with very many
-reset connections are read in one pass through the tracker instead.
+memory itself: Python sees no packet of this pass), each RST's SYN found in that copy
+(its source port is the client's); then the whole file again, keeping only the packets on
+the client ports of the reset connections (a search tree of comparisons, some 2 log2(n)
+tests a packet), which go through the tracker: it sees every reset connection whole, as
+a pass of every packet through it would. A gzip file, a machine without libpcap and a
+capture with very many reset connections are read in one pass through the tracker.
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ from wizard.diag.packets.parse.dump import (
     records,
     resync,
 )
-from wizard.diag.packets.parse.flows import RING, Tracker, opened_only
+from wizard.diag.packets.parse.flows import Tracker, opened_only
 from wizard.diag.packets.parse.frames import KNOWN_LINKTYPES, Segment, decode
 
 # SYNs, SYN-ACKs and RSTs (IPv6 without extension headers: its TCP flags at a fixed offset).
 OPENERS_AND_RESETS = "(tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x06 != 0))"
 RESETS = "(tcp[tcpflags] & tcp-rst != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x04 != 0))"
 SYNS = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02))"
-PART_LOOK_BACK = 8 << 20  # bytes before its part a window may reach back, once
+PART_LOOK_BACK = 8 << 20  # bytes before its part the second pass of a later part begins
 MIN_PART = 64 << 20  # a file is read in parts of at least this size
-MAX_RESET_FLOWS = 5000  # reset connections read back one by one; beyond, one pass through the tracker
-LOOK_BACK = 64 << 20  # bytes of the capture searched before a connection's first RST, at most
+MAX_RESET_FLOWS = 1500  # reset connections the second pass filters for; beyond, one pass through the tracker
+LOOK_BACK = 64 << 20  # bytes of the capture before an RST where its SYN is looked for, at most
 BATCH = 16  # records of the first pass between two noted positions
 SAMPLE_SYNS = 1000  # SYNs read to name the busiest server, when the flows are not all kept
 
@@ -106,7 +106,7 @@ class _Reset:
     seg: Segment
     frame: bytes
     syn: tuple[int, float, bytes] | None  # the connection's SYN in the copy
-    synack: tuple[int, float, bytes] | None
+    client_port: int  # the SYN's source port; without one, the higher port (or the one not --port)
 
 
 def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check, region: Region
@@ -119,15 +119,10 @@ def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Che
         return None
     check()
     tracker = Tracker(server_port=port)
-    connections: dict[tuple[object, ...], list[_Reset]] = {}
-    for r in resets:
-        connections.setdefault((r.syn[0] if r.syn else None, *sorted(_ends(r.seg))), []).append(r)
-    with Offline(path) as off:
-        unopened = 0  # connections begun before the capture: no SYN of theirs in it
-        for group in sorted(connections.values(), key=lambda g: g[0].pos):
-            unopened += not _read_back(off, first, tracker, group, region[0])
-            check()
+    _second_pass(path, first, port, resets, region, tracker, check)
     tracker.sightings.sort(key=lambda s: s.rst.ts)
+    # the flows opened in the copy, and the reset ones begun before the capture (no SYN)
+    unopened = len({id(s.flow) for s in tracker.sightings if s.flow.syn is None})
     tracker.flows_seen = unopened + _opened(first, tracker, every_flow)
     head = record_at(first.dump, FILE_HEADER)
     if head is not None:  # the first and last packets of the copy
@@ -135,7 +130,7 @@ def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Che
         tail = first.dumps[-2] if len(first.dumps) > 1 else FILE_HEADER
         tracker.last_ts = max(ts for ts, _ in records(first.dump, tail))
     tracker.packets += first.kept
-    reader = f"libpcap ({fmt}), two passes: filter '{bpf}', then the reset connections"
+    reader = f"libpcap ({fmt}), two passes: filter '{bpf}', then the reset connections' ports"
     return Gathered(tracker, reader, first.linktype, fmt)
 
 
@@ -155,7 +150,7 @@ def _resets(first: Skim, port: int | None) -> list[_Reset] | None:
             seg, raw = decode(linktype, ts, frame), endpoints(linktype, frame)
             if seg is None or raw is None:
                 continue
-            out.append(_opener(first, end - 16 - len(frame), seg, frame, raw))
+            out.append(_opener(first, end - 16 - len(frame), seg, frame, raw, port))
             if len(out) > 2 * MAX_RESET_FLOWS:
                 return None
     if len({(r.syn[0] if r.syn else None, *sorted(_ends(r.seg))) for r in out}) > MAX_RESET_FLOWS:
@@ -163,23 +158,22 @@ def _resets(first: Skim, port: int | None) -> list[_Reset] | None:
     return out
 
 
-def _opener(first: Skim, pos: int, seg: Segment, frame: bytes, raw: tuple[int, bytes, bytes, bytes, bytes]
-            ) -> _Reset:
+def _opener(first: Skim, pos: int, seg: Segment, frame: bytes, raw: tuple[int, bytes, bytes, bytes, bytes],
+            port: int | None) -> _Reset:
     """The RST at ``pos`` and the nearest SYN before it, in either direction, of the same ends
     (first toward the RST's sender, as when the RST goes to the client; then the other way,
     only after the SYN found)."""
     _v, a, b, pa, pb = raw
     lo = _dump_pos_back(first, pos, LOOK_BACK)
     dump, lt = first.dump, first.linktype
-    syn, back = None, (a, b, pa + pb)
+    syn = None
     for src, dst, ports in ((b, a, pb + pa), (a, b, pa + pb)):
         found = find_packet(dump, lt, syn[0] if syn else lo, pos, src, dst, ports, 0x12, 0x02)
         if found is not None:
-            syn, back = found, (dst, src, ports[2:] + ports[:2])
-    synack = None
-    if syn is not None:
-        synack = find_packet(dump, lt, syn[0], pos, back[0], back[1], back[2], 0x12, 0x12, backwards=False)
-    return _Reset(pos, seg, frame, syn, synack)
+            syn, client = found, int.from_bytes(ports[:2], "big")
+    if syn is None:
+        client = seg.dport if port == seg.sport else seg.sport if port == seg.dport else max(seg.sport, seg.dport)
+    return _Reset(pos, seg, frame, syn, client)
 
 
 def _dump_pos_back(first: Skim, pos: int, span: int) -> int:
@@ -189,88 +183,50 @@ def _dump_pos_back(first: Skim, pos: int, span: int) -> int:
     return first.dumps[min(j, i)]
 
 
-def _flow_filter(seg: Segment) -> str:
-    return f"tcp and host {seg.src} and host {seg.dst} and port {seg.sport} and port {seg.dport}"
+def port_tree(ports: list[int], field: str) -> str:
+    """A BPF expression true when ``field`` is one of ``ports`` (sorted), as a search tree of
+    comparisons: libpcap compiles it to some 2 log2(n) tests a packet, not n."""
+    if len(ports) <= 3:
+        return "(" + " or ".join(f"{field} = {p}" for p in ports) + ")"
+    m = len(ports) // 2
+    return (f"(({field} < {ports[m]} and {port_tree(ports[:m], field)}) or "
+            f"({field} >= {ports[m]} and {port_tree(ports[m:], field)}))")
 
 
-def _chunk(off: Offline, start: int, end: int | None, stop: bytes | None) -> list[tuple[float, bytes]]:
-    """The filter's records from ``start`` up to the boundary ``end``, or through the frame
-    ``stop`` (the connection's last RST: libpcap would otherwise look on to the file's end
-    for one more packet of it)."""
-    off.seek(start)
-    out: list[tuple[float, bytes]] = []
-    while (rec := off.next()) is not None:
-        if end is not None and off.tell() > end:
-            break  # it began at or after ``end``: read already, or not wanted
-        out.append(rec)
-        if rec[1] == stop:
-            break
-    return out
-
-
-def _read_back(off: Offline, first: Skim, tracker: Tracker, group: list[_Reset], part_start: int | None
-               ) -> bool:
-    """Feed one reset connection to the tracker: a window of its packets before its first
-    RST, grown backwards (1, 2, 4 ... batches) until it holds RING packets or its SYN, then
-    through its last RST; the SYN and SYN-ACK from the copy when the window misses them. In
-    a later part of a file the window may reach back once more, before the part began.
-    Whether the connection's SYN was found."""
-    off.set_filter(_flow_filter(group[0].seg), optimize=False)  # a short filter over few packets
-    srcs, dumps = first.sources, first.dumps
-    i_first = bisect.bisect_right(dumps, group[0].pos)
-    i_last = bisect.bisect_right(dumps, group[-1].pos)
-    syn = group[0].syn
-    floor = (bisect.bisect_right(dumps, syn[0]) - 1 if syn is not None
-             else bisect.bisect_left(srcs, srcs[i_first - 1] - LOOK_BACK))
-    j, step = i_first - 1, 1
-    recs = _chunk(off, srcs[j], srcs[i_last] if i_last < len(srcs) else None, group[-1].frame)
-    first_rst = group[0].frame
-    while j > floor and _before(recs, first_rst) < RING:
-        k = max(floor, j - step)
-        recs = _chunk(off, srcs[k], srcs[j], None) + recs
-        j, step = k, step * 2
-    earlier: list[tuple[float, bytes]] = []
-    if syn is None and part_start is not None:  # perhaps begun in an earlier part of the file
-        back = boundary_before(off.path, part_start, PART_LOOK_BACK)
-        earlier = _chunk(off, back, part_start, None) if back is not None else []
-        if j == 0 and _before(recs, first_rst) < RING:
-            recs = earlier + recs
-    segs = _last_before(first.linktype, recs, first_rst)
-    # The handshake: from the copy, or from before this part of the file
-    openers = [(o[1], o[2]) for o in (syn, group[0].synack) if o is not None] or (earlier or recs)[:2]
-    for seg in reversed([s for ts, frame in openers if (s := decode(first.linktype, ts, frame)) is not None
-                         and s.flag_bits & 0x02]):
-        if seg not in segs:
-            segs.insert(0, seg)
-    had, mine = len(tracker.sightings), {r.seg for r in group}
-    for seg in segs:
-        tracker.feed(seg)
-    # An RST of another connection on the same ends (a port used again) or of an earlier part
-    # may lie in the window: it is that one's, sighted there.
-    tracker.sightings[had:] = [s for s in tracker.sightings[had:] if s.rst in mine]
-    return any(s.flag_bits & 0x12 == 0x02 for s in segs)
-
-
-def _before(recs: list[tuple[float, bytes]], frame: bytes) -> int:
-    """How many records come before ``frame``."""
-    return next((n for n, r in enumerate(recs) if r[1] == frame), len(recs))
-
-
-def _last_before(linktype: int, recs: list[tuple[float, bytes]], first_rst: bytes) -> list[Segment]:
-    """The segments to feed: from the first RST on, and before it the last RING packets (and
-    each side's last one, whose sequence number the RST is fitted to), decoded backwards."""
-    cut = _before(recs, first_rst)
-    after = [s for ts, frame in recs[cut:] if (s := decode(linktype, ts, frame)) is not None]
-    before: list[Segment] = []
-    sides: set[tuple[str, int]] = set()
-    for ts, frame in reversed(recs[:cut]):
-        if len(before) >= RING and len(sides) == 2:
-            break
-        seg = decode(linktype, ts, frame)
-        if seg is not None:
-            before.append(seg)
-            sides.add((seg.src, seg.sport))
-    return before[::-1] + after
+def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset], region: Region,
+                 tracker: Tracker, check: Check) -> None:
+    """Every packet on the client ports of the reset connections, filtered in libpcap (a
+    search tree of ports), through the tracker: it sees each reset connection whole, as a
+    pass of every packet would show it. A later part of a file is read from a little before
+    it (a connection that began in the part before); only its own RSTs are sighted."""
+    if not resets:
+        return
+    ports = sorted({r.client_port for r in resets})
+    # Only the families that were reset: libpcap's optimiser takes time quadratic in the filter
+    families = [f"(ip and ({port_tree(ports, 'tcp[0:2]')} or {port_tree(ports, 'tcp[2:2]')}))"
+                if v4 else f"(ip6 and ip6[6] == 6 and ({port_tree(ports, 'ip6[40:2]')} or "
+                f"{port_tree(ports, 'ip6[42:2]')}))" for v4 in sorted({":" not in r.seg.src for r in resets})]
+    bpf = f"{bpf_for(port)} and ({' or '.join(families)})"
+    start, stop = region
+    if start is not None:
+        start = boundary_before(path, start, PART_LOOK_BACK) or start
+    mine = {r.seg for r in resets}
+    feed, linktype = tracker.feed, first.linktype
+    with Offline(path) as off:
+        off.set_filter(bpf)
+        if start is not None:
+            off.seek(start)
+        n = 0
+        while (rec := off.next()) is not None:
+            if stop is not None and off.tell() > stop:
+                break
+            seg = decode(linktype, rec[0], rec[1])
+            if seg is not None:
+                feed(seg)
+            n += 1
+            if not n & 0xFFF:
+                check()
+    tracker.sightings[:] = [s for s in tracker.sightings if s.rst in mine]
 
 
 def _opened(first: Skim, tracker: Tracker, every_flow: bool) -> int:

@@ -6,17 +6,30 @@ capture fails. Raw-socket sends (the SYN probe, the traceroute, DF echoes) do no
 
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import functools
 
 LIBPCAP_PACKAGE = "libpcap0.8"
 LIBPCAP_FIX = f"apt install {LIBPCAP_PACKAGE}"
 
 
+SONAMES = ("libpcap.so.0.8", "libpcap.so.1", "libpcap.so")  # Debian's, upstream's, a development link
+
+
 @functools.cache
 def libpcap_path() -> str | None:
-    """The libpcap shared library's name as the loader finds it, or None when there is none."""
-    return ctypes.util.find_library("pcap")
+    """The libpcap shared library's name as the loader finds it, or None when there is none.
+    The usual names are tried with the loader itself first: find_library runs ldconfig (or
+    a compiler) in a subprocess, tens of milliseconds on every start of analyze."""
+    for name in SONAMES:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return name
+    from ctypes import util
+
+    return util.find_library("pcap")
 
 
 def libpcap_missing() -> str | None:

@@ -101,8 +101,10 @@ class Offline:
         self.file = self.lib.pcap_file(self.handle)
         self._header = ctypes.POINTER(Header)()
         self._bytes = ctypes.POINTER(ctypes.c_ubyte)()
+        self.bpf = ""
 
     def set_filter(self, bpf: str, optimize: bool = True) -> None:
+        self.bpf = bpf
         program = Program()
         if self.lib.pcap_compile(self.handle, ctypes.byref(program), bpf.encode(), int(optimize), 0xFFFFFFFF) != 0:
             why = (self.lib.pcap_geterr(self.handle) or b"").decode(errors="replace")

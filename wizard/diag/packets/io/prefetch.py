@@ -6,7 +6,7 @@ takes about as long again. So the entry point hands the command line to ``start`
 it imports anything heavy; for each capture file named, ``start`` forks a child that runs
 ``gather`` (standard library, libpcap and the pure parsers only) and leaves its result,
 pickled, in an anonymous memory file; a large pcap file is cut at record boundaries into
-one part per processor (two at most), each read by its own child at the same time.
+one part per processor (two at most), the later ones read by children of the child.
 ``take`` gives the result to the command when it asks for the same file (unchanged since),
 port and kind of reading. Whenever anything is
 in doubt (a command line this does not read exactly, a failure in the child, a changed
@@ -20,6 +20,7 @@ import os
 import pickle
 import select
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ class _Child:
     identity: tuple[int, ...]
 
 
-_PENDING: dict[tuple[str, int | None, bool], list[_Child]] = {}
+_PENDING: dict[tuple[str, int | None, bool], _Child] = {}
 MAX_PARTS = 2
 
 
@@ -84,38 +85,46 @@ def start(argv: list[str]) -> None:
     if read is None or not hasattr(os, "memfd_create"):
         return
     captures, port = read
-    from wizard.diag.packets.io.gather import parts
-
+    every_flow = len(captures) == 2
+    count = 1 if every_flow else min(os.cpu_count() or 1, MAX_PARTS)
     for path in captures:
         identity = _identity(path)
-        key = (os.path.abspath(path), port, len(captures) == 2)
+        key = (os.path.abspath(path), port, every_flow)
         if identity is None or key in _PENDING:
             continue
-        count = 1 if len(captures) == 2 else min(os.cpu_count() or 1, MAX_PARTS)
         try:
-            _PENDING[key] = [_fork(path, port, len(captures) == 2, identity, region)
-                             for region in parts(path, count)]
+            _PENDING[key] = _spawn(lambda p=path: _read(p, port, every_flow, count), identity)  # type: ignore[misc]
         except OSError:
             return
 
 
-def _fork(path: str, port: int | None, every_flow: bool, identity: tuple[int, ...],
-          region: tuple[int | None, int | None]) -> _Child:
+def _read(path: str, port: int | None, every_flow: bool, count: int) -> Gathered:
+    """In the child: the capture, its later parts read by children of its own meanwhile."""
+    from wizard.diag.packets.io.gather import gather, merge, parts
+
+    regions = parts(path, count)
+    later = [_spawn(lambda r=region: gather(path, port, every_flow, region=r), ())  # type: ignore[misc]
+             for region in regions[1:]]
+    got = [gather(path, port, every_flow, region=regions[0])] + [_result(child, None, None) for child in later]
+    if any(g is None for g in got):
+        raise RuntimeError("a part was not read")
+    return merge([g for g in got if g is not None])
+
+
+def _spawn(work: Callable[[], object], identity: tuple[int, ...]) -> _Child:
+    """A child that runs ``work`` and leaves what it returns, pickled, in a memory file."""
     memory = os.memfd_create("reset-wizard-capture", os.MFD_CLOEXEC)
     done, keep = os.pipe()
     parent = os.getpid()
     pid = os.fork()
-    if pid == 0:  # the child: read, write the result, end without the interpreter's teardown
+    if pid == 0:  # the child: work, write the result, end without the interpreter's teardown
         code = 1
         try:
             os.close(done)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with(parent)
-            from wizard.diag.packets.io.gather import gather
-
-            got = gather(path, port, every_flow, region=region)
-            data = memoryview(pickle.dumps(got, pickle.HIGHEST_PROTOCOL))
+            data = memoryview(pickle.dumps(work(), pickle.HIGHEST_PROTOCOL))
             while data:
                 data = data[os.write(memory, data):]
             code = 0
@@ -134,23 +143,19 @@ def _die_with(parent: int) -> None:
 
 
 def take(path: str, port: int | None, every_flow: bool, timeout: float) -> Gathered | None:
-    """The children's result for this reading (waiting up to ``timeout``), or None."""
-    children = _PENDING.pop((os.path.abspath(path), port, every_flow), None)
-    if not children:
-        return None
-    from wizard.diag.packets.io.gather import merge
-
-    got = [_result(child, path, timeout) for child in children]
-    return merge([g for g in got if g is not None]) if all(g is not None for g in got) else None
+    """The child's result for this reading (waiting up to ``timeout``), or None."""
+    child = _PENDING.pop((os.path.abspath(path), port, every_flow), None)
+    return _result(child, path, timeout) if child is not None else None
 
 
-def _result(child: _Child, path: str, timeout: float) -> Gathered | None:
+def _result(child: _Child, path: str | None, timeout: float | None) -> Gathered | None:
+    """What ``child`` left, once it ended well (and ``path`` is as it was), else None."""
     try:
         ready, _, _ = select.select([child.done], [], [], timeout)
         if not ready:
             os.kill(child.pid, signal.SIGKILL)
         _, status = os.waitpid(child.pid, 0)
-        if not ready or status != 0 or _identity(path) != child.identity:
+        if not ready or status != 0 or (path is not None and _identity(path) != child.identity):
             return None
         size = os.lseek(child.memory, 0, os.SEEK_END)
         got: Gathered | None = pickle.loads(os.pread(child.memory, size, 0)) if size else None
