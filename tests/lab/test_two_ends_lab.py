@@ -10,7 +10,6 @@ both ends), and name each sender. Everything made here is removed, also on failu
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ import pytest
 from tests.lab.conftest import _require_lab
 from wizard.lab.build import Lab
 from wizard.lab.scenarios import by_id
+from wizard.lab.wire import stop_capture
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,16 +72,6 @@ def _tcpdump(ns: str, path: Path, port: int) -> subprocess.Popen[str]:
     raise AssertionError(f"tcpdump did not start in {ns}")
 
 
-def _stop(dump: subprocess.Popen[str]) -> None:
-    if dump.poll() is None:
-        dump.send_signal(signal.SIGINT)
-        try:
-            dump.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            dump.kill()
-            dump.wait(timeout=5)
-
-
 def captured_at_both_ends(lab: Lab, requests: int, tmp: Path) -> tuple[Path, Path]:
     s, st = lab.scenario, lab.state
     caps = (tmp / "client.pcap", tmp / "server.pcap")
@@ -94,7 +84,7 @@ def captured_at_both_ends(lab: Lab, requests: int, tmp: Path) -> tuple[Path, Pat
         time.sleep(1.0)  # the last resets reach both captures
     finally:
         for dump in dumps:
-            _stop(dump)
+            stop_capture(dump)
     return caps
 
 

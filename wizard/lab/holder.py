@@ -40,6 +40,12 @@ def startup_packet(user: str = "postgres", database: str = "postgres") -> bytes:
     return struct.pack("!I", len(body) + 4) + body
 
 
+def _error_text(message: bytes) -> str:
+    """An ErrorResponse's body (fields, each a type byte and a string) as psql prints it."""
+    fields = {f[:1]: f[1:].decode(errors="replace") for f in message.split(b"\0") if f}
+    return f"{fields.get(b'S', 'ERROR')}:  {fields.get(b'M', '')}"
+
+
 def _postgres(conn: socket.socket) -> None:
     conn.sendall(startup_packet())
     buf = b""
@@ -52,8 +58,7 @@ def _postgres(conn: socket.socket) -> None:
         kind, size = buf[:1], struct.unpack("!I", buf[1:5])[0]
         message, buf = buf[5:1 + size], buf[1 + size:]
         if kind == b"E":  # ErrorResponse: its fields, each a type byte and a string
-            fields = {f[:1]: f[1:].decode(errors="replace") for f in message.split(b"\0") if f}
-            raise ConnectionError(f"{fields.get(b'S', 'ERROR')}:  {fields.get(b'M', '')}")
+            raise ConnectionError(_error_text(message))
         if kind == b"Z":
             return
 
@@ -122,8 +127,7 @@ def _next_query(conn: socket.socket) -> str:
     if not got:
         return "server closed the connection unexpectedly"
     if got[:1] == b"E":  # the server's ErrorResponse, sent before it closed
-        fields = {f[:1]: f[1:].decode(errors="replace") for f in got[5:].split(b"\0") if f}
-        return f"{fields.get(b'S', 'ERROR')}:  {fields.get(b'M', '')}"
+        return _error_text(got[5:])
     return f"answered {got[:1]!r}"
 
 

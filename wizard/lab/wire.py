@@ -139,18 +139,24 @@ def observe(lab: Lab) -> Wire:
                               text=True, timeout=lab.scenario.hold + 20, stdin=subprocess.DEVNULL)
         time.sleep(1.0)  # the last packets (a reset after the client gave up) reach the capture
     finally:
-        dump.send_signal(signal.SIGINT)
-        try:
-            dump.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            dump.kill()
-            dump.wait(timeout=5)
+        stop_capture(dump)
     lines = (done.stdout + done.stderr).strip().splitlines()
     said = lines[-1] if lines else f"exit {done.returncode}"
     if done.returncode:
         said += f" (exit {done.returncode})"
     resets, packets, fins = count_resets(pcap, port)
     return Wire(said=said, resets=resets, packets=packets, fins=fins)
+
+
+def stop_capture(dump: subprocess.Popen[str]) -> None:
+    """Stop a tcpdump so that it writes out what it holds (SIGINT), killing it if it hangs."""
+    if dump.poll() is None:
+        dump.send_signal(signal.SIGINT)
+        try:
+            dump.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            dump.kill()
+            dump.wait(timeout=5)
 
 
 def _wait_listening(dump: subprocess.Popen[str]) -> None:
