@@ -308,15 +308,17 @@ def test_a_process_that_closes_and_then_exits_closed_it_itself() -> None:
         judge(make_ctx("127.0.0.1:47123"), _probe("reset", "127.0.0.1:46638", 47123), _cap(other)))
 
 
-@pytest.mark.parametrize("spec, mount", [
-    ("local", "mount -t tracefs nodev /sys/kernel/tracing"),
-    ("netns:lab", "mount -t tracefs nodev /sys/kernel/tracing"),
-    ("ssh:ops@web1:2222", "ssh -p 2222 ops@web1 sudo mount -t tracefs nodev /sys/kernel/tracing"),
+@pytest.mark.parametrize("spec, root, mount", [
+    ("local", True, "mount -t tracefs nodev /sys/kernel/tracing"),
+    ("local", False, "sudo mount -t tracefs nodev /sys/kernel/tracing"),
+    # tracefs is the machine's: no `ip netns exec` (its mount would vanish with the command)
+    ("netns:lab", True, "mount -t tracefs nodev /sys/kernel/tracing"),
+    ("ssh:ops@web1:2222", True, "ssh -p 2222 ops@web1 'sudo mount -t tracefs nodev /sys/kernel/tracing'"),
 ])
-def test_the_mount_fix_is_the_command_for_the_context_the_run_reads(spec: str, mount: str) -> None:
+def test_the_mount_fix_is_the_command_for_the_context_the_run_reads(spec: str, root: bool, mount: str) -> None:
     from wizard.diag.kernel.io.tracing import KernelTrace, TraceUnavailable
 
     with pytest.raises(TraceUnavailable) as raised:
-        asyncio.run(KernelTrace(_NoTracefs(spec), ports=(47002,)).start())
+        asyncio.run(KernelTrace(_NoTracefs(spec, privileged=root), ports=(47002,)).start())
     assert raised.value.fix == f"{mount} (or let the wizard mount it: --allow-tracefs-mount)"
-    assert ("sudo" in raised.value.fix) == spec.startswith("ssh:")  # no sudo over ssh for a local run
+    assert ("ssh " in raised.value.fix) == spec.startswith("ssh:")  # no ssh, no sudo -n for a local run

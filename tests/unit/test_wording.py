@@ -54,9 +54,14 @@ def test_analyze_counts_its_resets_in_the_right_number(n: int, line: str) -> Non
 def test_a_fix_splits_into_commands_to_paste_and_the_words_beside_them() -> None:
     from wizard.model.wording import fix_ways
 
-    ways = fix_ways("mount -t tracefs nodev /sys/kernel/tracing (or let the wizard mount it: --allow-tracefs-mount)")
-    assert ways == [("mount -t tracefs nodev /sys/kernel/tracing", ""),
-                    ("--allow-tracefs-mount", "let the wizard mount it")]
+    fix = "mount -t tracefs nodev /sys/kernel/tracing (or let the wizard mount it: --allow-tracefs-mount)"
+    assert fix_ways(fix, ["diagnose", "127.0.0.1:8080", "--server", "netns:x"]) == [
+        ("mount -t tracefs nodev /sys/kernel/tracing", ""),
+        ("reset-wizard diagnose 127.0.0.1:8080 --server netns:x --allow-tracefs-mount", "let the wizard mount it")]
+    # without this run's command line an option is named, not a guessed command
+    assert fix_ways(fix)[1] == ("", "rerun with --allow-tracefs-mount (let the wizard mount it)")
+    assert fix_ways("run as root: sudo reset-wizard ...", ["diagnose", "h:1"]) == [
+        ("sudo reset-wizard diagnose h:1", "run as root")]
     assert fix_ways("install nftables: apt install nftables") == [("apt install nftables", "install nftables")]
     # Prose stays prose: no command is made of it.
     assert fix_ways("run as root (sudo reset-wizard ...), or grant cap_net_raw") == [

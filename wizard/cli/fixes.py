@@ -10,33 +10,20 @@ of this command is this command line again with the option; prose stays prose.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 
-from wizard.cli.parser import PROG
-from wizard.model.wording import is_command, option_tokens, ways
-
-_RERUN = f"{PROG} ..."
-
-
-def pasteable(way: str, rerun: Sequence[str] | None = None) -> str:
-    """One way as a line to paste. ``rerun`` is this run's command line (after the program's
-    name), which stands for ``reset-wizard ...`` and takes an option a way names; without it
-    the way says "rerun with" the option."""
-    label, colon, rest = way.partition(": ")
-    command, note = (rest, label) if colon and (is_command(rest) or option_tokens(rest)) else (way, "")
-    option = option_tokens(command)
-    if option is not None:
-        if rerun is None:
-            return f"rerun with {command}" + (f" ({note})" if note else "")
-        command = shlex.join([PROG, *rerun, *option])
-    elif not is_command(command):
-        return way
-    elif rerun is not None and _RERUN in command:
-        command = command.replace(_RERUN, shlex.join([PROG, *rerun]))
-    return f"{command}  # {note}" if note else command
+from wizard.model.wording import fix_ways, ways
 
 
 def fix_lines(fix: str, rerun: Sequence[str] | None = None) -> list[str]:
-    """The console's lines for a fix: ``fix: FIRST WAY`` then ``or:  OTHER WAY`` each."""
-    return [f"{'fix:' if i == 0 else 'or: '} {pasteable(way, rerun)}" for i, way in enumerate(ways(fix))]
+    """The console's lines for a fix: ``fix: FIRST WAY`` then ``or:  OTHER WAY`` each; a
+    command as it is pasted (wizard.model.wording.fix_ways), what it is for after ``# ``.
+    ``rerun`` is this run's command line (after the program's name)."""
+    lines = []
+    for i, (command, words) in enumerate(fix_ways(fix, rerun)):
+        said = f"{command}  # {words}" if command and words else command or words
+        lines.append(f"{'fix:' if i == 0 else 'or: '} {said}")
+    return lines
+
+
+__all__ = ["fix_lines", "ways"]

@@ -59,8 +59,11 @@ class Tool:
     where: Literal["client", "server"] = "server"
     package: str = ""
 
-    def fix(self) -> str:
-        return f"apt install {self.package or self.name}"
+    def fix(self, spec: str, root: bool) -> str:
+        """How to install it in the context ``spec`` where it is missing (wizard.model.contexts)."""
+        from wizard.model.contexts import command_in
+
+        return command_in(spec, ["apt", "install", self.package or self.name], root=root, in_netns=False)
 
 
 # -- what checks may call: the probes' Protocols (the real ones live in the areas' io) ---

@@ -116,7 +116,8 @@ class Runner:
         for tool in cls.needs_tools:
             host = ctx.client if tool.where == "client" else ctx.server
             if await host.which(tool.name) is None:
-                return CheckResult.skipped(f"{tool.name} is not installed in {host.spec}", tool.fix())
+                root = ctx.client_root if tool.where == "client" else ctx.server_root
+                return CheckResult.skipped(f"{tool.name} is not installed in {host.spec}", tool.fix(host.spec, root))
         return None
 
     async def run_check(self, step_id: str, index: int, spec: CheckSpec) -> CheckResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wizard.model.errors import WizardError
@@ -34,6 +34,8 @@ class ContextKind:
     hostnames: Callable[[str], list[str]]
     #: what gives root there, for a check skipped for want of it
     root_fix: str
+    #: a command as a person pastes it to run it there: (rest, argv, root, in_netns) -> line
+    command: Callable[[str, list[str], bool, bool], str]
     #: ``module:Class`` of its Host, built by ``Class.from_spec(rest)`` (wizard.hosts.contexts)
     host: str
 
@@ -89,12 +91,33 @@ def _none(rest: str) -> list[str]:
     return []
 
 
+def _sudo(argv: list[str], root: bool) -> list[str]:
+    return argv if root else ["sudo", *argv]
+
+
+def _local_command(rest: str, argv: list[str], root: bool, in_netns: bool) -> str:
+    return shlex.join(_sudo(argv, root))
+
+
+def _netns_command(rest: str, argv: list[str], root: bool, in_netns: bool) -> str:
+    # what the kernel keeps once for the machine (tracefs, packages) is not the namespace's
+    return shlex.join(_sudo(["ip", "netns", "exec", rest, *argv] if in_netns else argv, root))
+
+
+def _ssh_command(rest: str, argv: list[str], root: bool, in_netns: bool) -> str:
+    # it runs on the server: through ssh, under sudo there unless the login is root's
+    user, host, port = split_ssh_spec(rest)
+    login = [*(["-p", str(port)] if port else []), f"{user}@{host}" if user else host]
+    return shlex.join(["ssh", *login, shlex.join(argv if user == "root" else ["sudo", *argv])])
+
+
 KINDS: dict[str, ContextKind] = {kind.name: kind for kind in (
-    ContextKind("local", "local", None, _none, _SUDO_LOCALLY, "wizard.hosts.local:LocalHost"),
-    ContextKind("netns", "netns:NAME", _check_netns, _none, _SUDO_LOCALLY, "wizard.hosts.local:NetnsHost"),
+    ContextKind("local", "local", None, _none, _SUDO_LOCALLY, _local_command, "wizard.hosts.local:LocalHost"),
+    ContextKind("netns", "netns:NAME", _check_netns, _none, _SUDO_LOCALLY, _netns_command,
+                "wizard.hosts.local:NetnsHost"),
     ContextKind("ssh", "ssh:[user@]host[:port]", _check_ssh, _ssh_hostnames,
                 "allow passwordless sudo (sudo -n) for the ssh user on that host, or connect as root",
-                "wizard.hosts.ssh:SshHost"),
+                _ssh_command, "wizard.hosts.ssh:SshHost"),
 )}
 
 
@@ -144,17 +167,16 @@ def root_fix(spec: str) -> str:
     return kind.root_fix
 
 
-def command_in(spec: str, argv: tuple[str, ...] | list[str]) -> str:
-    """A root command as a person runs it in that context, for a fix to paste: as it is
-    here (local, netns:NAME: the wizard runs as root there or the check is skipped first),
-    through ``ssh ... sudo`` for ``ssh:[user@]host[:port]``."""
-    command = shlex.join(argv)
+def command_in(spec: str, argv: Sequence[str], *, root: bool = True, in_netns: bool = True) -> str:
+    """A command that needs root, as a person pastes it to run it in that context: the one
+    place a fix's command is wrapped for where it runs. ``root``: whether this run has root
+    there (else ``sudo`` comes first); ``in_netns``: whether the command acts on the network
+    namespace (nft, ss, sysctl net.*) rather than on the machine (mount tracefs, apt).
+
+    local: ``[sudo] CMD``; netns:NAME: ``[sudo] ip netns exec NAME CMD``; ssh:[user@]host:
+    ``ssh [-p PORT] user@host 'sudo CMD'`` (it runs on the server, sudo there)."""
     try:
         kind, rest = split_context(parse_context(spec))
     except (WizardError, KeyError):
-        return command
-    if kind.name != "ssh":
-        return command
-    user, host, port = split_ssh_spec(rest)
-    login = shlex.join([*(["-p", str(port)] if port else []), f"{user}@{host}" if user else host])
-    return f"ssh {login} sudo {command}"
+        kind, rest = KINDS["local"], ""
+    return kind.command(rest, list(argv), root, in_netns)

@@ -140,6 +140,19 @@ class Session(BaseModel):
         self.steps.sort(key=lambda s: STEP_IDS.index(s.id))
         return new
 
+    def rerun_argv(self) -> list[str]:
+        """This run's `diagnose` command line after the program's name, from its real inputs:
+        the same target, context and evidence sources; what every output's fix reruns."""
+        t, a = self.target, self.answers
+        argv = ["diagnose", f"{t.scheme}://{t.display()}{t.path or ''}" if t.scheme else t.display()]
+        if self.context.server != "local":
+            argv += ["--server", self.context.server]
+        for path in a.logs:
+            argv += ["--log", path]
+        for unit in a.journal:
+            argv += ["--journal", unit]
+        return argv
+
     def signals(self) -> list[tuple[str, Signal]]:
         """Every signal of every check, with the id of the check that raised it."""
         return [(c.id, s) for step in self.steps for c in step.checks for s in c.signals]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 
 
 def plural(count: int, word: str, many: str = "") -> str:
@@ -57,17 +58,29 @@ def option_tokens(text: str) -> list[str] | None:
     return tokens if tokens and tokens[0].startswith("--") and len(tokens) <= 2 else None
 
 
-def fix_ways(fix: str) -> list[tuple[str, str]]:
+#: what a fix writes for "this run's command line again" (``sudo reset-wizard ...``)
+RERUN = "reset-wizard ..."
+
+
+def fix_ways(fix: str, rerun: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """Each way of a fix as (command, words): the command to paste ("" when the way is prose)
-    and what it is for ("let the wizard mount it"), or the prose itself. An option of this
-    command ("--allow-tracefs-mount") is a command too: the caller says how to rerun with it."""
+    and what it is for ("let the wizard mount it"), or the prose itself; what the console,
+    the report and the TUI print alike. The fix's commands were wrapped for the run's context
+    where the check wrote them (wizard.model.contexts.command_in); ``rerun`` (this run's command
+    line after the program's name) completes the wizard's own: an option of this command
+    (``--allow-tracefs-mount``) is that command line with it, and ``reset-wizard ...`` is that
+    command line. Without ``rerun`` an option is named in words ("rerun with ...")."""
     out = []
     for way in ways(fix):
         label, colon, rest = way.partition(": ")
-        if colon and (is_command(rest) or option_tokens(rest)):
-            out.append((rest, label))
-        elif is_command(way) or option_tokens(way):
-            out.append((way, ""))
-        else:
-            out.append(("", way))
+        command, words = ((rest, label) if colon and (is_command(rest) or option_tokens(rest))
+                          else (way, "") if is_command(way) or option_tokens(way) else ("", way))
+        option = option_tokens(command) if command else None
+        again = None if rerun is None else shlex.join(["reset-wizard", *rerun])
+        if option is not None:
+            command, words = ((f"{again} {shlex.join(option)}", words) if again is not None
+                              else ("", f"rerun with {command}" + (f" ({words})" if words else "")))
+        elif again is not None:
+            command = command.replace(RERUN, again)
+        out.append((command, words))
     return out

@@ -5,7 +5,7 @@ the analysis decided once; nothing here compares confidences to a threshold."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from wizard.model import NO_RESET, STEP_IDS, CheckResult, Finding, Session, Status, Verdict
 from wizard.model.wording import fix_ways
@@ -228,33 +228,23 @@ def root_cause(session: Session) -> list[str]:
 
 def rerun_command(session: Session) -> str:
     """The `diagnose` command that examines the same target with the same evidence sources."""
-    t, a = session.target, session.answers
-    target = f"{t.scheme}://{t.display()}{t.path or ''}" if t.scheme else t.display()
-    argv = ["reset-wizard", "diagnose", target]
-    if session.context.server != "local":
-        argv += ["--server", session.context.server]
-    for path in a.logs:
-        argv += ["--log", path]
-    for unit in a.journal:
-        argv += ["--journal", unit]
-    return shlex.join(argv)
+    return shlex.join(["reset-wizard", *session.rerun_argv()])
 
 
 def _skipped(session: Session) -> list[CheckResult]:
     return [c for s in session.steps for c in s.checks if c.status in (Status.SKIP, Status.ERROR)]
 
 
-def fix_ways_markdown(fix: str, rerun: str = "") -> str:
+def fix_ways_markdown(fix: str, rerun: Sequence[str] | None = None) -> str:
     """A fix's ways (wizard.model.wording.fix_ways) as Markdown: each command alone in its
     code span, what it is for as text beside it, prose as prose; "; or " between ways. An
-    option of the wizard is ``rerun`` (this run's command line) with it, when given."""
+    option of the wizard, or ``reset-wizard ...``, is ``rerun`` (this run's command line)."""
     said = []
-    for command, words in fix_ways(fix):
+    for command, words in fix_ways(fix, rerun):
         if not command:
             said.append(fix_markdown(words))
         else:
-            line = f"{rerun} {command}" if command.startswith("--") and rerun else command
-            said.append(f"{inline(words)}: {code(line)}" if words else code(line))
+            said.append(f"{inline(words)}: {code(command)}" if words else code(command))
     return "; or ".join(said)
 
 
@@ -293,7 +283,7 @@ def not_checked(session: Session, describe: Describe | None) -> list[str]:
             if check.status in (Status.SKIP, Status.ERROR):
                 groups.setdefault(_group_key(check), []).append((step.id, check))
     for (why, fix), checks in groups.items():
-        out.append(f"- **{inline(why)}**" + (f"; fix: {fix_ways_markdown(fix, rerun_command(session))}" if fix else ""))
+        out.append(f"- **{inline(why)}**" + (f"; fix: {fix_ways_markdown(fix, session.rerun_argv())}" if fix else ""))
         for step_id, check in checks:
             what = describe(check.id) if describe else ""
             told = f"; would have told: {inline(what).rstrip('. ')}" if what else ""

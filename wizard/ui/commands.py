@@ -75,6 +75,7 @@ class WizardCommands(Provider):
 
 def _copy(app: Any, result: Any) -> None:
     from wizard.ui.widgets.checkview import result_text
+    from wizard.ui.widgets.fixes import rerun_of
 
-    app.copy_to_clipboard(result_text(result))
+    app.copy_to_clipboard(result_text(result, rerun_of(app.session)))
     app.notify(f"Copied the evidence of {result.title or result.id}", title="Copied", timeout=3)

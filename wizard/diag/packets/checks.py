@@ -40,6 +40,7 @@ from wizard.engine.contract import (
 )
 from wizard.engine.probes import Capture, Hop, PacketEvent, SizeEcho, SynFingerprint
 from wizard.model import CheckResult, Status
+from wizard.model.contexts import command_in
 from wizard.model.wording import plural
 
 NO_ROOT = (" Without root (no raw sockets) it is skipped, and step 6 relies on the socket-level "
@@ -122,7 +123,8 @@ class PacketsCaptureCheck(Check[CaptureParams]):
     async def run(self, ctx: CheckContext, params: CaptureParams) -> CheckResult:
         missing = packet_probe(ctx).capture_unavailable()
         if missing:
-            return CheckResult.skipped(missing, LIBPCAP_FIX)
+            return CheckResult.skipped(missing, command_in(ctx.client.spec, LIBPCAP_FIX, root=ctx.client_root,
+                                                           in_netns=False))
         f = Findings()
         cap, deltas = await shared_capture(ctx, params)
         groups = flows(cap.events)

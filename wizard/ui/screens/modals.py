@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Markdown, Static
 
+from wizard.ui.widgets.fixes import fix_text, rerun_of
+
 
 class FilePickerModal(ModalScreen[str | None]):
     """Browse for a log file; Enter on a file (or Choose) returns its path."""
@@ -108,9 +110,12 @@ class NoticeModal(ModalScreen[None]):
                     fixes.setdefault(skip.fix, []).append(skip.title)
             if fixes:
                 body.append("\nTo run them:\n", style="bold")
+                rerun = rerun_of(getattr(self.app, "session", None))
                 for fix, titles in fixes.items():
-                    body.append(f"  {fix}", style="bold cyan")
-                    body.append(f"   ({', '.join(titles)})\n", style="dim")
+                    # the checks it enables, then each way on its own line (as the Unknowns)
+                    body.append(f"  {', '.join(titles)}:", style="dim")
+                    body.append_text(fix_text(fix, rerun))
+                    body.append("\n")
             body.append("\nEverything else runs; skipped checks are listed as unknowns in the report.",
                         style="italic")
             yield VerticalScroll(Static(body), classes="notice-body")

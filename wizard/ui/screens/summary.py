@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Header, ProgressBar, Static
 
-from wizard.model.wording import fix_ways
+from wizard.ui.widgets.fixes import fix_text, rerun_of
 from wizard.ui.widgets.footer import WizardFooter
 from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen, KeyedItem, focus_first_item
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
@@ -127,13 +127,8 @@ class SummaryScreen(ItemsScreen, StepperScreen, Screen):
             for title, why, fix in missing:
                 text.append(f"• {title}: ", style="bold")
                 text.append(why)
-                for i, (command, words) in enumerate(fix_ways(fix)):
-                    # each way on its own line: a command alone (to copy), its purpose after
-                    text.append("\n    ")  # the indent unstyled: a screenshot draws it in place
-                    text.append("to run it: " if i == 0 else "       or: ", style="dim")
-                    text.append(command or words, style="bold cyan" if command else "cyan")
-                    if command and words:
-                        text.append(f"  ({words})", style="dim")
+                # each way on its own line: a command alone (to copy), its purpose after
+                text.append_text(fix_text(fix, rerun_of(session)))
                 text.append("\n")
             text.rstrip()
             did_not_run = f"{len(missing)} check{'s' if len(missing) != 1 else ''} did not run"

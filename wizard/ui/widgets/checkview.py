@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
@@ -12,6 +13,7 @@ from textual.widgets import Button, Collapsible, Static
 
 from wizard.ui.steps import GLYPHS
 from wizard.ui.widgets.evidence import EvidenceView, evidence_text
+from wizard.ui.widgets.fixes import fix_plain, fix_text, rerun_of
 from wizard.ui.widgets.items import KeyedItem
 
 QUEUED_GLYPH = "…"
@@ -19,13 +21,13 @@ STATUS_WORD = {"pending": "waiting", "queued": "queued", "running": "running", "
                "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
 
 
-def result_text(result: Any) -> str:
-    """A check's result as plain text, for the clipboard."""
+def result_text(result: Any, rerun: Sequence[str] | None = None) -> str:
+    """A check's result as plain text, for the clipboard; ``rerun`` completes its fix."""
     lines = [f"[{result.status}] {result.title or result.id}: {result.summary}"]
     if result.reason and result.reason not in result.summary:
         lines.append(f"reason: {result.reason}")
     if result.fix:
-        lines.append(f"to run it: {result.fix}")
+        lines += fix_plain(result.fix, rerun)
     for ev in result.evidence:
         lines.append("")
         lines.append(evidence_text(ev))
@@ -128,7 +130,8 @@ class ResultBody(Vertical):
         if r.reason and r.reason not in r.summary:
             yield Static(Text(f"Why: {r.reason}"), classes="result-reason")
         if r.fix:
-            yield Static(Text(f"To run it: {r.fix}"), classes="result-fix")
+            yield Static(fix_text(r.fix, rerun_of(getattr(self.app, "session", None)), indent="")[1:],
+                         classes="result-fix")
         for ev in r.evidence:
             yield EvidenceView(ev)
         if r.signals:
@@ -144,6 +147,6 @@ class ResultBody(Vertical):
         if event.button.id == "rerun":
             self.post_message(CheckView.RerunRequested(self.step, self.index))
         elif event.button.id == "copy":
-            self.app.copy_to_clipboard(result_text(self.result))
+            self.app.copy_to_clipboard(result_text(self.result, rerun_of(getattr(self.app, "session", None))))
             self.app.notify(f"Copied the evidence of {self.result.title or self.result.id}",
                             title="Copied", timeout=3)

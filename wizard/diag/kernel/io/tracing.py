@@ -196,7 +196,7 @@ class KernelTrace:
             if not self.allow_mount:
                 raise TraceUnavailable(
                     "tracefs is not mounted in the server context",
-                    f"{command_in(self.host.spec, MOUNT_TRACEFS)} (or let the wizard mount it: --allow-tracefs-mount)")
+                    f"{await self._mount_fix()} (or let the wizard mount it: --allow-tracefs-mount)")
             out = await self._mount_cmd(list(MOUNT_TRACEFS))
             if not out.ok or await find_tracefs(self.host) != TRACEFS_PATHS[0]:
                 raise TraceUnavailable(f"cannot mount tracefs: {out.problem()}",
@@ -227,6 +227,11 @@ class KernelTrace:
                                    + "; ".join(f"{k}: {v}" for k, v in self.missing.items()),
                                    "a kernel with CONFIG_FTRACE and the tcp/skb tracepoints")
         self.started = time.monotonic() if isinstance(self.host, LocalHost) else 0.0
+
+    async def _mount_fix(self) -> str:
+        """The mount as it is pasted in this context: tracefs is the machine's, not a
+        namespace's (NetnsHost reads the host's /sys)."""
+        return command_in(self.host.spec, MOUNT_TRACEFS, root=await self.host.is_privileged(), in_netns=False)
 
     async def _enable(self, event: str) -> None:
         base = f"{self.path}/events/{event}"

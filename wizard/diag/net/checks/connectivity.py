@@ -19,6 +19,7 @@ from wizard.engine.contract import (
 )
 from wizard.hosts.commands import CommandOutput
 from wizard.model import CheckResult, Status
+from wizard.model.contexts import command_in
 from wizard.model.wording import plural
 
 MAX_PING_ADDRESSES = 4
@@ -176,6 +177,8 @@ class PingStats:
 
 _SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received.*?([\d.]+)% packet loss")
 _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/\w+)? = ([\d.]+)/([\d.]+)/([\d.]+)")
+#: what lets ping open its ICMP socket without root (every group may)
+PING_GROUPS = ("sysctl", "-w", "net.ipv4.ping_group_range=0 2147483647")
 _NO_PRIVILEGE = re.compile(r"operation not permitted|permission denied", re.I)
 
 
@@ -219,8 +222,8 @@ class IcmpPingCheck(Check[PingParams]):
             if _NO_PRIVILEGE.search(out.err) and parse_ping(out.text) is None:
                 return CheckResult.skipped(
                     f"ping may not open an ICMP socket here: {out.err.splitlines()[0] if out.err else ''}".strip(),
-                    "run as root (sudo), or allow unprivileged ping: "
-                    "sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"")
+                    "run as root: sudo reset-wizard ... (or allow unprivileged ping: "
+                    + command_in(ctx.client.spec, PING_GROUPS, root=ctx.client_root) + ")")
             stats = parse_ping(out.text)
             if stats is None:
                 f.add(f"{address}: no ping statistics ({out.problem()})", kind="command",

@@ -10,7 +10,7 @@ import ctypes
 import functools
 
 LIBPCAP_PACKAGE = "libpcap0.8"
-LIBPCAP_FIX = f"apt install {LIBPCAP_PACKAGE}"
+LIBPCAP_FIX = ("apt", "install", LIBPCAP_PACKAGE)  # the command, wrapped for its context by the check
 
 
 SONAMES = ("libpcap.so.0.8", "libpcap.so.1", "libpcap.so")  # Debian's, upstream's, a development link
