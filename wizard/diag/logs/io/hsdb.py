@@ -30,6 +30,16 @@ _LOCK = threading.Lock()
 Events = list[tuple[int, int]]
 
 
+def _forgotten() -> None:
+    """In a forked child: the parent's worker thread is not there (a task for it would wait forever)."""
+    global _POOL, _LOCK
+    _POOL, _LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forgotten)
+
+
 def _pool() -> ThreadPoolExecutor | None:
     """The one worker that scans the literal-less database (None on a single CPU)."""
     global _POOL

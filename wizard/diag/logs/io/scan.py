@@ -8,11 +8,12 @@ import functools
 import importlib
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wizard.diag.logs.io import hsmatch
+from wizard.diag.logs.io import halves, hsmatch
 from wizard.diag.logs.io.remote import is_remote
 from wizard.hosts.base import Host, HostError, in_thread
 from wizard.hosts.cpu import off_loop
@@ -113,23 +114,70 @@ SCAN_CHUNK = 8 << 20
 HS_CHUNK = 32 << 20  # one Host.read for Hyperscan: the wizard's memory stays ~2 chunks
 
 
+SPLIT_MIN = 64 << 20  # a local file this big is scanned in two halves at once (two processes)
+
+
 async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str]],
                           m: hsmatch.Matcher, timeout: float) -> ScanResult:
     """scan_file for bytes local to the wizard: the file read in chunks cut at newlines,
-    each searched by Hyperscan (the signatures' literals, then ``re`` on the lines they hit)."""
+    each searched by Hyperscan (the signatures' literals, then ``re`` on the lines they hit);
+    a big file on this machine in two halves, the second by a forked child process."""
     res = ScanResult(path, method="hyperscan", command=f"read {path} in {HS_CHUNK >> 20} MiB chunks")
     ids = [sid for sid, _ in signatures]
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        size = (await host.stat(path)).size
+        mid = await halves.middle(path, size) if type(host) is LocalHost and size >= SPLIT_MIN else size
+    except HostError as exc:
+        res.error = exc.message
+        return res
+    child = halves.start(functools.partial(_scan_part, path, mid, size, m, ids, deadline)) if mid < size else None
+    try:
+        number = await _scan_range(host, res, m, ids, (0, mid, size), 1, deadline, timeout)
+        part = await halves.collect(child, deadline - time.monotonic() + halves.WATCH_S) if child else None
+        if isinstance(part, ScanResult):
+            _merge(res, part, number)
+        elif child is not None and not res.error:  # the child failed: its half is read here
+            await _scan_range(host, res, m, ids, (mid, size, size), number, deadline, timeout)
+    finally:
+        if child is not None:
+            halves.end(child)
+    return res
+
+
+async def _scan_part(path: str, start: int, size: int, m: hsmatch.Matcher, ids: list[str],
+                     deadline: float) -> ScanResult:
+    """In the child: the lines from offset ``start`` on, numbered from 1 there."""
+    part = ScanResult(path)
+    await _scan_range(LocalHost(), part, m, ids, (start, size, size), 1, deadline, deadline - time.monotonic())
+    return part
+
+
+def _merge(res: ScanResult, part: ScanResult, number: int) -> None:
+    """The second half's result added after the first's (its lines numbered on from ``number``)."""
+    res.candidates += part.candidates
+    for sid, n in part.counts.items():
+        res.counts[sid] = res.counts.get(sid, 0) + n
+    room = MAX_SCAN_LINES - len(res.lines)
+    res.lines += [(n + number - 1, text, found) for n, text, found in part.lines[:max(0, room)]]
+    res.truncated = res.truncated or part.truncated
+    res.error = res.error or part.error
+
+
+async def _scan_range(host: Host, res: ScanResult, m: hsmatch.Matcher, ids: list[str],
+                      span: tuple[int, int, int], number: int, deadline: float, timeout: float) -> int:
+    """Add to ``res`` the lines of [begin, end) of the file (``span``: begin, end, size;
+    ``begin`` a line's start, numbered ``number``); the number of the line at ``end``
+    while lines are kept (past MAX_SCAN_LINES no later line's number is needed)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    pos, end, size = span
     local: _LocalChunks | None = None
     pending: asyncio.Future[bytes | bytearray] | None = None
     try:
-        size = (await host.stat(path)).size
-        local = _LocalChunks(path, size) if type(host) is LocalHost else None
+        local = _LocalChunks(res.path, end - pos, end) if type(host) is LocalHost else None
         read: Callable[[int], Awaitable[bytes | bytearray]] = (
-            local.read if local is not None else functools.partial(host.read, path, max_bytes=HS_CHUNK))
-        pos, number = 0, 1
-        while pos < size:
+            local.read if local is not None else functools.partial(host.read, res.path, max_bytes=HS_CHUNK))
+        while pos < end:
             if loop.time() > deadline:
                 res.error = f"stopped after {timeout:g}s at byte {pos} of {size}"
                 break
@@ -137,13 +185,13 @@ async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str
             pending = None
             if not data:
                 break
-            last = pos + len(data) >= size
+            last = pos + len(data) >= end
             limit = len(data) if last else data.rfind(b"\n") + 1
             if limit and not last and local is not None:
                 # the next chunk is read (into the other buffer) while this one is searched
                 pending = asyncio.ensure_future(read(pos + limit))
             if limit == 0:  # one line longer than a chunk: skipped and said, not matched
-                pos = await _past_line(read, pos + len(data), size)
+                pos = await _past_line(read, pos + len(data), end)
                 number += 1
                 res.truncated = True
                 continue
@@ -163,7 +211,7 @@ async def _scan_hyperscan(host: Host, path: str, signatures: list[tuple[str, str
             await asyncio.gather(pending, return_exceptions=True)  # never left reading a buffer
         if local is not None:
             local.close()
-    return res
+    return number
 
 
 async def _past_line(read: Callable[[int], Awaitable[bytes | bytearray]], pos: int, size: int) -> int:
@@ -215,10 +263,11 @@ class _LocalChunks:
     bytes object per chunk costs its page faults (~3x the copy itself), and two buffers let
     the next chunk be read while the previous one is still searched."""
 
-    def __init__(self, path: str, size: int) -> None:
+    def __init__(self, path: str, size: int, end: int) -> None:
         self.path = path
         self.fd: int | None = None
         self.size = max(1, min(HS_CHUNK, size))  # a small file gets small buffers
+        self.end = end  # nothing is read from here on
         self.bufs = [bytearray(self.size), bytearray(self.size)]
         self.turn = 0
 
@@ -227,14 +276,15 @@ class _LocalChunks:
             self.fd = os.open(self.path, os.O_RDONLY)
         buf = self.bufs[self.turn]
         self.turn ^= 1
+        want = max(0, min(self.size, self.end - pos))
         view, got = memoryview(buf), 0
-        while got < self.size:
-            n = os.preadv(self.fd, [view[got:]], pos + got)
+        while got < want:
+            n = os.preadv(self.fd, [view[got:want]], pos + got)
             if n == 0:
                 break
             got += n
         view.release()
-        return buf if got == self.size else bytes(buf[:got])  # the file's end: a copy of its size
+        return buf if got == self.size else bytes(buf[:got])  # the range's end: a copy of its size
 
     async def read(self, pos: int) -> bytes | bytearray:
         return await in_thread(lambda: self._pread(pos), self.path, 60.0)
