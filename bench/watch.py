@@ -6,7 +6,10 @@ A loopback server answers requests and aborts every N-th (SO_LINGER 0: the serve
 application resets); a client makes requests at a fixed rate; `watch` observes the port.
 Printed: the watcher's CPU share of one core (its utime+stime over the traffic's wall time,
 from /proc), and the fraction of the resets the client saw that the watcher caught and
-attributed to the server's application, and the watcher's peak memory (VmHWM). Goals
+attributed to the server's application, and the watcher's peak memory (VmHWM). A row per
+round gives the watcher's CPU share in each 10 s of the traffic (and how much of it is user
+space, Python's), with its least-squares slope per minute: a watcher that costs more per
+second the longer it runs shows as a rising row; flat is a slope near 0. Goals
 (this project's): CPU share <= 10% at 200 requests/s, caught and attributed >= 99%, peak
 memory <= 150 MiB. The watcher runs with its kernel events: in a mount namespace of its own
 (unshare -m) with --allow-tracefs-mount, so a tracefs it mounts is seen by nothing else and
@@ -79,9 +82,60 @@ def client(port: int, rate: float, seconds: float) -> tuple[int, int]:
     return made, resets
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+INTERVAL_S = 10.0
+
+
+class Intervals:
+    """The watcher's CPU seconds per INTERVAL_S of the traffic, sampled from /proc in a thread:
+    a watcher that costs more per second the longer it runs shows as a rising row (and slope)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.stop = pid, threading.Event()
+        self.cpu: list[float] = []  # CPU seconds of each full interval
+        self.user: list[float] = []  # of which in user space (Python)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last, start = cpu_split(self.pid), time.monotonic()
+        while not self.stop.wait(max(0.0, start + (len(self.cpu) + 1) * INTERVAL_S - time.monotonic())):
+            now = cpu_split(self.pid)
+            self.cpu.append(sum(now) - sum(last))
+            self.user.append(now[0] - last[0])
+            last = now
+
+    def __enter__(self) -> Intervals:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    @property
+    def shares(self) -> list[float]:
+        return [c / INTERVAL_S for c in self.cpu]
+
+
+def slope(shares: list[float]) -> float:
+    """The least-squares slope of the share per interval, per minute of the run (0 with fewer than 2)."""
+    n = len(shares)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(shares) / n
+    num = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(shares))
+    den = sum((i - mean_x) ** 2 for i in range(n))
+    return num / den * (60.0 / INTERVAL_S)
 
 
 def peak_mib(pid: int) -> float:
@@ -118,8 +172,9 @@ def one_round(args: argparse.Namespace) -> dict[str, float]:
         reader.start()
         cpu_before, wall_before = cpu_seconds(watcher.pid), time.monotonic()
         dump_before = cpu_seconds(dump.pid)
-        made, seen = client(args.port, args.rate, args.seconds)
-        time.sleep(1.0)  # the last resets' settle time
+        with Intervals(watcher.pid) as intervals:
+            made, seen = client(args.port, args.rate, args.seconds)
+            time.sleep(1.0)  # the last resets' settle time (and the last interval's end)
         cpu, wall = cpu_seconds(watcher.pid) - cpu_before, time.monotonic() - wall_before
         dump_cpu = cpu_seconds(dump.pid) - dump_before
         dump.terminate()
@@ -146,8 +201,12 @@ def one_round(args: argparse.Namespace) -> dict[str, float]:
           f"{len(caught)} caught, {len(right)} attributed to the server's application ({len(reasons)} with the "
           f"kernel's reason); watcher {cpu:.2f}s CPU, tcpdump {dump_cpu:.2f}s, peak {peak:.0f} MiB; "
           f"kernel: {events[0].get('kernel')}", flush=True)
+    shares = intervals.shares
+    print(f"  CPU share per {INTERVAL_S:.0f} s: " + " ".join(f"{x:.1%}" for x in shares)
+          + f"; slope {slope(shares):+.2%} of a core per minute; of which user space: "
+          + " ".join(f"{u / INTERVAL_S:.1%}" for u in intervals.user), flush=True)
     return {"rate": made / wall, "share": cpu / wall, "dump_share": dump_cpu / wall, "fraction": len(right) / seen if seen else 1.0, "peak": peak,
-            "with_reason": len(reasons) / len(right) if right else 0.0}
+            "slope": slope(shares), "with_reason": len(reasons) / len(right) if right else 0.0}
 
 
 def main() -> int:
@@ -173,6 +232,8 @@ def main() -> int:
     print(f"watcher CPU (median of {len(rounds)}): {share:.1%} of one core at {rate:.0f} requests/s "
           f"(asked {args.rate:.0f}/s; the client is one thread) "
           f"(goal <= {GOALS['cpu_share']:.0%}) {'met' if share <= GOALS['cpu_share'] else 'NOT met'}")
+    print(f"watcher CPU share's slope over the round (median): "
+          f"{statistics.median(r['slope'] for r in rounds):+.2%} of a core per minute (flat: about 0)")
     dump_share = statistics.median(r["dump_share"] for r in rounds)
     ratio = f"watch / tcpdump = {share / dump_share:.1f}x" if dump_share >= 0.001 else \
         "tcpdump's CPU is under the clock's resolution (no ratio)"

@@ -68,6 +68,52 @@ async def test_a_live_watch_adds_each_reset_as_it_is_pushed(tmp_path):
         assert "read-only" in text(app, "#observe-head") and "2 resets" in text(app, "#observe-head")
 
 
+async def test_a_long_live_watch_costs_the_same_per_reset_at_its_end_as_at_its_start(tmp_path, monkeypatch):
+    """Each pushed reset is added to the views it changes (a row, the counts): the sparkline
+    and the head are refreshed once a second from running counts, never by going over every
+    event again (that made a watch's TUI cost grow with the number of resets it had seen)."""
+    from datetime import timedelta
+
+    from wizard.model.observed import Observation
+    from wizard.ui.observe import app as observe
+
+    done = session_of(tmp_path, ["server-app"])
+    assert done.observation is not None
+    first = done.observation.events[0]
+    many = [first.model_copy(update={"n": i + 1, "at": first.at + timedelta(seconds=i // 10)}) for i in range(300)]
+    start = done.model_copy(deep=True)
+    start.observation.events = []  # type: ignore[union-attr]
+    walks = {"per_second": 0, "count": 0}
+    real_per_second, real_count = observe.per_second, Observation.count
+    monkeypatch.setattr(observe, "per_second", lambda *a, **k: walks.__setitem__("per_second", walks["per_second"] + 1)
+                        or real_per_second(*a, **k))
+    monkeypatch.setattr(Observation, "count", lambda self: walks.__setitem__("count", walks["count"] + 1)
+                        or real_count(self))
+    go = asyncio.Event()
+
+    async def watch(push):
+        for ev in many:
+            push(ev)
+        await go.wait()
+        return done
+
+    app = ObserveApp(start, watch, export_dir=tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.query_one("#events", DataTable).row_count == 300 and "300 resets" in text(app, "#observe-head"):
+                break
+        assert app.query_one("#events", DataTable).row_count == 300
+        assert "300 resets: 300 server-app" in text(app, "#observe-head")
+        assert sum(app.query_one("#rate", Sparkline).data) == 300
+        assert app.query_one("#rate", Sparkline).data[:2] == [10.0, 10.0]  # ten a second, by second
+        await pilot.press("j")
+        await pilot.pause()
+        assert "reset 2:" in text(app, "#reasons")
+        go.set()
+    assert walks == {"per_second": 1, "count": 0}  # per_second: once, for the saved session's start
+
+
 async def test_a_live_watch_shows_the_counters_over_time_and_each_resets_kernel_and_log_lines(tmp_path):
     done = session_of(tmp_path, ["server-app"])
     assert done.observation is not None

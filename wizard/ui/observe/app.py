@@ -8,7 +8,7 @@ in a worker and each event is pushed in as it is attributed (attributes down, me
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -75,10 +75,24 @@ def per_second(events: list[ResetEvent], buckets: int = 60) -> list[float]:
     return counts
 
 
-def summary_line(session: Session, live: bool) -> str:
+def rate_of(seconds: Counter[int], buckets: int = 60) -> list[float]:
+    """Resets per second from resets counted by the second they came in (a live watch's
+    sparkline: its cost is the seconds with a reset, not the resets)."""
+    if not seconds:
+        return [0.0]
+    start, end = min(seconds), max(seconds)
+    width = max((end - start) / buckets, 1.0)
+    counts = [0.0] * (int((end - start) / width) + 1)
+    for second, n in seconds.items():
+        counts[int((second - start) / width)] += n
+    return counts
+
+
+def summary_line(session: Session, live: bool, counted: tuple[int, dict[str, int]] | None = None) -> str:
+    """The head's two lines; ``counted`` (resets, by sender) says them for a live watch."""
     obs = session.observation
-    n = len(obs.events) if obs else 0
-    senders = ", ".join(f"{v} {k}" for k, v in (obs.by_sender if obs else {}).items()) or "none yet"
+    n, by_sender = counted or (len(obs.events) if obs else 0, obs.by_sender if obs else {})
+    senders = ", ".join(f"{v} {k}" for k, v in by_sender.items()) or "none yet"
     where = ", ".join(s.source for s in obs.sources) if obs and obs.sources else session.mode
     verdict = session.diagnosis[0].title or session.diagnosis[0].cause if session.diagnosis else ""
     state = "watching live" if live else f"saved {session.mode} session, read-only"
@@ -104,6 +118,12 @@ class ObserveApp(App[int]):
         self.export_dir = export_dir or Path.cwd()
         self.events: list[ResetEvent] = list(session.observation.events) if session.observation else []
         self.samples: deque[float] = deque([0.0], maxlen=120)  # SPARK_COUNTER per second, live
+        # a live watch's resets by number, by second and by sender, kept as they come: the
+        # views are refreshed from these once a second, never by going over every event again
+        self.by_n: dict[str, ResetEvent] = {str(e.n): e for e in self.events}
+        self.seconds: Counter[int] = Counter()
+        self.by_sender: Counter[str] = Counter()
+        self.stale = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -132,6 +152,7 @@ class ObserveApp(App[int]):
             self.query_one("#reasons", Static).update("No reset in this observation.")
         table.focus()
         if self.watch_factory is not None:
+            self.set_interval(1.0, self._refresh_live)
             self.run_watch()
 
     def _diagnose_text(self) -> str:
@@ -159,7 +180,7 @@ class ObserveApp(App[int]):
 
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         key = message.row_key.value if message.row_key is not None else None
-        ev = next((e for e in self.events if str(e.n) == key), None)
+        ev = self.by_n.get(key) if key is not None else None
         if ev is None or not self.screen.query("#ladder"):
             return  # a late highlight, on a screen being torn down (the app quitting): nothing to show
         self.show(ev)
@@ -172,6 +193,9 @@ class ObserveApp(App[int]):
         from wizard.ui.screens.export_modal import ExportModal
 
         default = self.export_dir / f"reset-wizard-{self.session.mode}.md"
+        if self.watch_factory is not None and self.session.observation is not None:
+            self.session.observation.events = list(self.events)  # the watch so far, once per export
+            self.session.observation.count()
         self.push_screen(ExportModal(self.session, str(default)), self._exported)
 
     def _exported(self, paths: list[str] | None) -> None:
@@ -190,11 +214,21 @@ class ObserveApp(App[int]):
         self.post_message(WatchEnded(session))
 
     def on_reset_seen(self, message: ResetSeen) -> None:
-        self.events.append(message.event)
-        self._add_row(message.event)
-        self.query_one("#rate", Sparkline).data = per_second(self.events)
+        ev = message.event
+        self.events.append(ev)
+        self.by_n[str(ev.n)] = ev
+        self.seconds[int(ev.at.timestamp())] += 1
+        self.by_sender[ev.sender] += 1
+        self._add_row(ev)
         if len(self.events) == 1:
-            self.show(message.event)
+            self.show(ev)
+        self.stale = True  # the sparkline and the head follow within the second
+
+    def _refresh_live(self) -> None:
+        if not self.stale or not self.screen.query("#rate"):
+            return
+        self.stale = False
+        self.query_one("#rate", Sparkline).data = rate_of(self.seconds)
         self._refresh_head(live=True)
 
     def sample_seen(self, moved: dict[str, int]) -> None:
@@ -211,15 +245,13 @@ class ObserveApp(App[int]):
     def on_watch_ended(self, message: WatchEnded) -> None:
         self.session = message.session
         self.watch_factory = None
+        self.query_one("#rate", Sparkline).data = rate_of(self.seconds) if self.seconds else per_second(self.events)
         self._refresh_head(live=False)
         self.notify("The watch ended; e exports the session.", title="Watch ended")
 
     def _refresh_head(self, live: bool) -> None:
-        head = self.query_one("#observe-head", Static)
-        if live and self.session.observation is not None:
-            self.session.observation.events = list(self.events)
-            self.session.observation.count()
-        head.update(summary_line(self.session, live))
+        counted = (len(self.events), dict(self.by_sender)) if live else None
+        self.query_one("#observe-head", Static).update(summary_line(self.session, live, counted))
 
 
 def run_observe(session: Session, watch: Any = None) -> int:
