@@ -28,8 +28,9 @@ Watch the real traffic to and from TARGET's port for a bounded time (--for, defa
 and attribute every reset as it happens: the capture keeps only the port's TCP headers,
 filtered in the kernel, with a bounded ring of packets per flow; the kernel's own reset
 events (tracefs) give their reason where the kernel has one; the TCP counters are sampled
-every second and the server's logs followed from their end (--log, else the usual files),
-each reset with the lines of its second. --probe-every holds a connection of its own, kept
+every second and the server's logs followed from their end (--log, else the usual files;
+--journal's units with journalctl -f, its .journal files polled, else the unit of the process
+owning the port), each reset with the lines of its second. --probe-every holds a connection of its own, kept
 alive with TCP keepalives that often, to catch idle resets when the traffic is quiet.
 Read-only, and it leaves nothing behind. Needs root."""
 
@@ -52,6 +53,9 @@ def options(p: argparse.ArgumentParser) -> None:
                    help="where the server's counters and logs are read (local, netns:NAME, ssh:...)")
     p.add_argument("--log", dest="logs", action="append", default=[], metavar="PATH",
                    help="a server log to follow (repeatable, globs); default: the usual files that exist")
+    p.add_argument("--journal", action="append", default=[], metavar="UNIT",
+                   help="a systemd unit's journal to follow (repeatable), or a .journal file; default: the "
+                        "unit of the process owning the port, where journald runs")
     p.add_argument("--probe-every", metavar="DURATION",
                    help="also hold a connection of its own, kept alive this often (idle resets)")
     p.add_argument("--json", metavar="PATH", help="write the session as JSON; - streams the events as NDJSON")
@@ -112,9 +116,11 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
     from wizard.cli.signals import cancel_on_signals
     from wizard.engine.watch import WatchState, watch, watch_session
     from wizard.model import parse_target
+    from wizard.model.inputs import parse_journal
 
     duration, every = durations(args)
     parse_target(args.target)  # a typo is told before any output path is looked at
+    args.journal = parse_journal(args.journal)
     streaming = args.json == STDOUT
     json_arg = args.json
     if streaming:
@@ -185,8 +191,14 @@ def _plan(args: argparse.Namespace, target: object, duration: float, every: floa
                            client=LocalHost(), server=server, probes=real_probes())
         return await server_logs(ctx)
 
+    async def server_units() -> list[str]:
+        from wizard.diag.logs.io.journalfollow import units_of_port
+
+        return await units_of_port(server, target.port)  # type: ignore[attr-defined]
+
     return WatchPlan(target=target, duration_s=duration, probe_every_s=every,  # type: ignore[arg-type]
                      allow_mount=args.allow_tracefs_mount, server=server, logs=args.logs, server_logs=server_logs,
+                     journal=args.journal, server_units=server_units,
                      clean=(lambda text: text) if args.no_redact else redact_text, emit=emit)
 
 

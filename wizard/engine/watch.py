@@ -24,7 +24,9 @@ from wizard.diag.kernel.io.counters import read_counters
 from wizard.diag.kernel.io.tracepipe import TracePipe
 from wizard.diag.kernel.io.tracing import WATCH_EVENTS, KernelTrace, TraceUnavailable
 from wizard.diag.logs.checks.excerpt import DEFAULT_LOGS, MAX_DEFAULT_LOGS
-from wizard.diag.logs.io.follow import LogFollower
+from wizard.diag.logs.io.follow import MAX_LINES, LogFollower
+from wizard.diag.logs.io.journal import JOURNAL_DIRS, is_journal_file
+from wizard.diag.logs.io.journalfollow import JournalFollower, journald_fix
 from wizard.diag.packets.io.live import CaptureError, LiveCapture
 from wizard.diag.packets.parse.flows import Sighting, Tracker
 from wizard.diag.packets.parse.sightings import to_event
@@ -54,6 +56,9 @@ class WatchPlan:
     logs: list[str] = field(default_factory=list)  # --log's files (globs); none: the server's own, the usual ones
     #: the log files the server owning the port names (step 3's discovery, made by the caller)
     server_logs: Callable[[], Awaitable[list[str]]] | None = None
+    #: --journal's units and journal files; none: the unit of the process owning the port, if any
+    journal: list[str] = field(default_factory=list)
+    server_units: Callable[[], Awaitable[list[str]]] | None = None  # that unit (the caller's discovery)
     clean: Callable[[str], str] = lambda text: text  # the redaction of each log line kept
     emit: Callable[[dict[str, object]], None] = lambda event: None
     on_reset: Callable[[ResetEvent], None] = lambda event: None  # the TUI's live view
@@ -87,6 +92,7 @@ async def watch(plan: WatchPlan, state: WatchState) -> None:
     try:
         run.trace, run.pipe = await _kernel(plan, state)
         run.logs = await _logs(plan, state)
+        run.journal = await _journal(plan, state)
         run.before = await _counters(plan.server)
         plan.emit({"type": "start", "at": state.started.isoformat(), "target": plan.target.display(),
                    "filter": expression, "for_s": plan.duration_s, "kernel": state.observation.kernel,
@@ -97,7 +103,7 @@ async def watch(plan: WatchPlan, state: WatchState) -> None:
         for seg in capture.read(0.0):
             if (sighting := run.tracker.feed(seg)) is not None:
                 run.pending.append((0.0, sighting))
-        _flush(run.pending, float("inf"), state, run.pipe, plan, run.logs)
+        _flush(run.pending, float("inf"), state, run.pipe, plan, run.lines)
         capture.close()
         await run.close()
         summary.packets, summary.flows = run.tracker.packets, run.tracker.flows_seen
@@ -115,6 +121,7 @@ class _Run:
     trace: KernelTrace | None = None
     pipe: TracePipe | None = None
     logs: LogFollower | None = None
+    journal: JournalFollower | None = None
     pending: list[tuple[float, Sighting]] = field(default_factory=list)
     before: dict[str, int] = field(default_factory=dict)
     base: dict[int, dict[str, int]] = field(default_factory=dict)  # a pending reset's counters before it
@@ -137,14 +144,14 @@ class _Run:
             if self.pipe is not None:
                 self.pipe.poll()
             due = any(now - seen >= SETTLE_S for seen, _ in self.pending)
-            if (now >= next_sample or due) and self.logs is not None:
-                await self.logs.poll()  # the lines of the reset's second, before it is emitted
+            if now >= next_sample or due:
+                await self.poll_logs()  # the lines of the reset's second, before it is emitted
             if now >= next_sample or due:
                 after = await _counters(plan.server)
                 state.counters = _moved(self.before, after)
                 self.before, next_sample = after, now + SAMPLE_S
                 plan.on_sample(state.counters)
-            self.pending = _flush(self.pending, now, state, self.pipe, plan, self.logs,
+            self.pending = _flush(self.pending, now, state, self.pipe, plan, self.lines,
                                   lambda s: _moved(self.base.pop(id(s), {}), self.before))
             if len(self.base) > len(self.pending):  # past the event cap, resets are counted, not kept
                 self.base = {id(s): self.base[id(s)] for _, s in self.pending if id(s) in self.base}
@@ -153,7 +160,21 @@ class _Run:
                 self.probe = asyncio.ensure_future(_held_probe(plan.target, plan.probe_every_s))
             next_probe = now + plan.probe_every_s if now >= next_probe else next_probe
 
+    async def poll_logs(self) -> None:
+        for follower in (self.logs, self.journal):
+            if follower is not None:
+                await follower.poll()
+
+    def lines(self, at: float) -> list[str]:
+        """The log files' and the journal's lines of the second of ``at``."""
+        out = [*(self.logs.near(at) if self.logs else []), *(self.journal.near(at) if self.journal else [])]
+        return out[-MAX_LINES:]
+
     async def close(self) -> None:
+        if self.journal is not None:
+            await self.journal.close()
+            self.state.observation.logs += self.journal.notes
+            self.journal.notes.clear()
         if self.probe is not None:
             self.probe.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -197,14 +218,15 @@ async def _logs(plan: WatchPlan, state: WatchState) -> LogFollower | None:
         if paths:
             state.observation.logs.append(f"the logs the server owning port {plan.target.port} names: "
                                           + ", ".join(paths))
-    for pattern in plan.logs or DEFAULT_LOGS:
+    for pattern in [v for v in plan.logs if not is_journal_file(v)] if plan.logs else DEFAULT_LOGS:
         found = await host.glob(pattern) if any(c in pattern for c in "*?[") else \
             [pattern] if plan.logs or await host.exists(pattern) else []
         paths += [p for p in found if p not in paths]
     paths = paths if plan.logs else paths[:MAX_DEFAULT_LOGS]
     if not paths:
-        state.observation.logs.append(f"skipped: no log followed: none of the usual log files exists in "
-                                      f"{host.spec}; fix: --log PATH")
+        if not plan.logs:
+            state.observation.logs.append(f"skipped: no log followed: none of the usual log files exists in "
+                                          f"{host.spec}; fix: --log PATH")
         return None
     follower = LogFollower(host, plan.clean)
     await follower.start(paths)
@@ -215,12 +237,40 @@ async def _logs(plan: WatchPlan, state: WatchState) -> LogFollower | None:
     return follower if follower.followed else None
 
 
+async def _journal(plan: WatchPlan, state: WatchState) -> JournalFollower | None:
+    """--journal's units and files, else the unit of the process owning the port, followed
+    from their end (a journal is one more source of the reset's lines, as the files are)."""
+    host, notes = plan.server, state.observation.logs
+    values = list(plan.journal) + [v for v in plan.logs if is_journal_file(v)]
+    units = [v for v in values if not is_journal_file(v)]
+    files = [v for v in values if is_journal_file(v)]
+    if not values:
+        if not any([await host.exists(d) for d in JOURNAL_DIRS]):
+            notes.append(f"skipped: no journal followed: {journald_fix(host.spec)}")
+            return None
+        units = await plan.server_units() if plan.server_units is not None else []
+        if not units:
+            notes.append(f"skipped: no journal followed: the process owning port {plan.target.port} in "
+                         f"{host.spec} is not a systemd unit; fix: --journal UNIT")
+            return None
+        notes.append(f"the unit of the process owning port {plan.target.port}: {', '.join(units)}")
+    follower = JournalFollower(host, plan.clean, plan.duration_s + 30)
+    await follower.start(units, files)
+    if follower.followed:
+        notes.append(f"journal followed from its end in {host.spec}: " + ", ".join(
+            [f"{u} (journalctl -f)" for u in [x.name for x in follower.units]]
+            + [f"{f} (polled by cursor)" for f in [x.path for x in follower.files]]))
+    notes += follower.notes
+    follower.notes.clear()
+    return follower if follower.followed else None
+
+
 def _moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: v - before[k] for k, v in after.items() if k in before and v != before[k]}
 
 
 def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState, pipe: TracePipe | None,
-           plan: WatchPlan, logs: LogFollower | None = None,
+           plan: WatchPlan, lines: Callable[[float], list[str]] | None = None,
            counters: Callable[[Sighting], dict[str, int]] | None = None) -> list[tuple[float, Sighting]]:
     """Attribute the sightings old enough for the kernel's line to have come."""
     keep = []
@@ -241,8 +291,8 @@ def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState,
             ev.kernel_reason, ev.drops, ev.states = view.reason, view.drops, view.states
             if ev.kernel_reason:
                 ev.reasons.append(ev.kernel_reason)
-        if logs is not None:
-            ev.logs = logs.near(ev.at.timestamp())
+        if lines is not None:
+            ev.logs = lines(ev.at.timestamp())
         obs.events.append(ev)
         plan.emit({"type": "reset", **ev.model_dump(mode="json")})
         plan.on_reset(ev)

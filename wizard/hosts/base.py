@@ -19,6 +19,7 @@ from wizard.hosts.commands import (
     DEFAULT_TIMEOUT,
     CommandOutput,
 )
+from wizard.hosts.streams import LineStream
 
 READ_TIMEOUT = 5.0
 WRITE_TIMEOUT = 5.0
@@ -91,6 +92,11 @@ class Host(ABC):
                           max_bytes: int = DEFAULT_MAX_BYTES) -> CommandOutput:
         """A command that needs root here: through ``sudo -n`` where this context's user is not root."""
         return await self.run(argv, timeout, max_bytes)
+
+    async def stream(self, argv: list[str], limit: float) -> LineStream:
+        """``argv`` started here and read line by line while it runs (``journalctl -f``), for
+        at most ``limit`` seconds; raises HostError when it cannot start."""
+        raise HostError(f"{self.spec} offers no commands that stream")
 
     async def exists(self, path: str) -> bool:
         try:

@@ -24,6 +24,7 @@ from wizard.hosts.commands import (
     CommandOutput,
     run_command,
 )
+from wizard.hosts.streams import LineStream, local_stream
 from wizard.model import WizardError
 from wizard.model.contexts import parse_context
 
@@ -87,6 +88,13 @@ class LocalHost(Host):
     async def is_privileged(self) -> bool:
         return os.geteuid() == 0
 
+    async def stream(self, argv: list[str], limit: float) -> LineStream:
+        # the watch stops it (close()); it dies with the wizard should the wizard be killed
+        return await local_stream(self._command(argv), self.spec)
+
+    def _command(self, argv: list[str]) -> list[str]:
+        return argv
+
 
 #: files whose content depends on the network namespace of the reader
 PER_NETNS = re.compile(r"^/proc/(self/)?(net|sys/net)/")
@@ -117,6 +125,9 @@ class NetnsHost(LocalHost):
                                  where=self.spec)
         return CommandOutput(tuple(argv), out.returncode, out.stdout, out.stderr, out.duration_ms,
                              out.timed_out, out.truncated, out.missing, self.spec)
+
+    def _command(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
 
     async def read(self, path: str, offset: int = 0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         if not PER_NETNS.match(path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from wizard.hosts.sshargs import (
     which_command,
 )
 from wizard.hosts.sshproc import open_process, read_capped, stop_process
+from wizard.hosts.streams import LineStream
 
 CONNECT_TIMEOUT = 5.0
 # OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session holds one.
@@ -223,6 +225,21 @@ class SshHost(Host):
         return CommandOutput(argv, status, stdout, stderr, int((time.monotonic() - started) * 1000),
                              timed_out=timed_out, truncated=truncated, missing=missing,
                              where=self.spec)
+
+    async def stream(self, argv: list[str], limit: float) -> LineStream:
+        """One session of its own for as long as the command runs (sshd kills it after ``limit``)."""
+        command = remote_command(argv, needs_root(argv) and await self._use_sudo(), limit=limit)
+        try:
+            proc = await open_process(await self._connection(), command)
+        except Exception as exc:
+            raise HostError(f"{self.spec}: cannot run {argv[0]}: {getattr(exc, 'reason', '') or exc}") from None
+        proc.stdin.write_eof()
+
+        async def stop() -> None:
+            stop_process(proc)
+            await proc.wait_closed()
+
+        return LineStream(shlex.join(argv), proc.stdout, proc.stderr, stop)
 
     async def _use_sudo(self) -> bool:
         await self.is_privileged()

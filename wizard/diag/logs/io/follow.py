@@ -27,6 +27,16 @@ MAX_LINES = 10  # lines attached to one reset
 LINE_CHARS = 400
 
 
+Ring = deque[tuple[float, str, str]]  # (time, source, text), the lines kept
+
+
+def lines_near(ring: Ring, at: float) -> list[str]:
+    """Up to MAX_LINES of ``ring``'s lines timed within NEAR_S of ``at`` (epoch seconds), as
+    ``source: text``."""
+    out = [f"{source}: {text}" for ts, source, text in ring if abs(ts - at) <= NEAR_S]
+    return out[-MAX_LINES:]
+
+
 @dataclass
 class _File:
     path: str
@@ -44,7 +54,7 @@ class LogFollower:
         self.host = host
         self.clean = clean  # the redaction applied to each line kept
         self.files: list[_File] = []
-        self.ring: deque[tuple[float, str, str]] = deque(maxlen=RING)  # (time, path, text)
+        self.ring: Ring = deque(maxlen=RING)  # (time, path, text)
         self.notes: list[str] = []  # what could not be followed, what was skipped
         self.skipped = 0  # bytes skipped in bursts
         self.lines = 0
@@ -90,8 +100,7 @@ class LogFollower:
 
     def near(self, at: float) -> list[str]:
         """Up to MAX_LINES lines timed within NEAR_S of ``at``, as ``path: text``."""
-        out = [f"{path}: {text}" for ts, path, text in self.ring if abs(ts - at) <= NEAR_S]
-        return out[-MAX_LINES:]
+        return lines_near(self.ring, at)
 
     @property
     def followed(self) -> list[str]:

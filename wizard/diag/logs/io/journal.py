@@ -77,20 +77,25 @@ def parse_records(text: str, fallback_ident: str = "") -> tuple[list[JournalEntr
         except json.JSONDecodeError:
             skipped += 1
             continue
-        ts = entry_time(rec) if isinstance(rec, dict) else None
-        if ts is None:
-            skipped += 1
-            continue
-        unit = str(rec.get("_SYSTEMD_UNIT") or "")
-        pid = _int(rec.get("_PID"))
-        ident = rec.get("SYSLOG_IDENTIFIER") or rec.get("_COMM") or unit or fallback_ident
-        label = f"{ident}[{pid}]" if pid is not None else str(ident)
-        when = datetime.fromtimestamp(ts, UTC).isoformat()
-        prio = _int(rec.get("PRIORITY"))
-        for i, part in enumerate(message_text(rec.get("MESSAGE")).splitlines() or [""]):
-            entries.append(JournalEntry(ts, f"{when} {label}: {part}" if i == 0 else part,
-                                        unit, pid, prio))
+        got = record_entries(rec, fallback_ident) if isinstance(rec, dict) else []
+        skipped += not got
+        entries += got
     return entries, skipped
+
+
+def record_entries(rec: dict[str, Any], fallback_ident: str = "") -> list[JournalEntry]:
+    """One record's entries (a line each of its message); none when it carries no time."""
+    ts = entry_time(rec)
+    if ts is None:
+        return []
+    unit = str(rec.get("_SYSTEMD_UNIT") or "")
+    pid = _int(rec.get("_PID"))
+    ident = rec.get("SYSLOG_IDENTIFIER") or rec.get("_COMM") or unit or fallback_ident
+    label = f"{ident}[{pid}]" if pid is not None else str(ident)
+    when = datetime.fromtimestamp(ts, UTC).isoformat()
+    prio = _int(rec.get("PRIORITY"))
+    return [JournalEntry(ts, f"{when} {label}: {part}" if i == 0 else part, unit, pid, prio)
+            for i, part in enumerate(message_text(rec.get("MESSAGE")).splitlines() or [""])]
 
 
 async def journal_window(host: Host, unit: str, start: float, end: float, *, file: str = "",
