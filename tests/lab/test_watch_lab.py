@@ -40,11 +40,18 @@ SERVER, CLIENT = "10.78.2.2", "10.78.1.2"
 APP_PORT, PATH_PORT, IDLE_PORT, WINDOW_PORT = 9090, 9091, 9092, 9093
 EVERY = 3
 IDLE_TIMEOUT_S, PROBE_EVERY_S = 3, 4
+JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"  # writes a journal file from export-format entries
 
 SERVERS = textwrap.dedent(f"""
-    import socket, struct, sys, threading, time
+    import socket, struct, subprocess, sys, threading, time
     from datetime import datetime, timezone
     log = open(sys.argv[1], "a", buffering=1)
+    def journal(message):  # the same line as a journal entry, appended to a journal file (no journald here)
+        us = int(time.time() * 1e6)
+        entry = (f"__REALTIME_TIMESTAMP={{us}}\\n__MONOTONIC_TIMESTAMP={{us}}\\n_BOOT_ID={'0123456789abcdef' * 2}\\n"
+                 f"_SYSTEMD_UNIT=app.service\\n_PID=4242\\nSYSLOG_IDENTIFIER=app\\nMESSAGE={{message}}\\n\\n")
+        subprocess.run(["{JOURNAL_REMOTE}", "--output=" + sys.argv[2], "-"], input=entry.encode(),
+                       capture_output=True, timeout=10)
     def serve(port, abort_every):
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", port)); s.listen(64); n = 0
@@ -55,6 +62,7 @@ SERVERS = textwrap.dedent(f"""
                 if abort_every and n % abort_every == 0:
                     stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
                     log.write(f"{{stamp}} ERROR worker aborting request {{n}} from {{peer[0]}}:{{peer[1]}}\\n")
+                    journal(f"worker aborting request {{n}} from {{peer[0]}}:{{peer[1]}}")
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 else:
                     c.sendall(b"HTTP/1.0 200 OK\\r\\n\\r\\nok")
@@ -131,6 +139,7 @@ class Lab:
     router: str
     server: str
     log: Path  # the server's application log
+    journal: Path  # the same lines as a journal file's entries
     watchers: list[int]  # the pids of the watchers run: their tracefs instances must be gone
 
     def ex(self, ns: str, *argv: str, **kw) -> str:
@@ -146,14 +155,20 @@ def tracefs_instances() -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if os.geteuid() != 0 or not all(map(shutil.which, ("nft", "tcpdump", "unshare"))):
-        reason = "the watch lab needs root, nft, tcpdump and unshare"
+    if os.geteuid() != 0 or not all(map(shutil.which, ("nft", "tcpdump", "unshare", "journalctl"))) \
+            or not os.path.exists(JOURNAL_REMOTE):
+        reason = "the watch lab needs root, nft, tcpdump, unshare, journalctl and systemd-journal-remote"
         if os.environ.get("CI") == "true":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     tag = uuid.uuid4().hex[:6]
-    lab = Lab(f"rwwt-c-{tag}", f"rwwt-r-{tag}", f"rwwt-s-{tag}", tmp_path_factory.mktemp("srv") / "app.log", [])
+    srv = tmp_path_factory.mktemp("srv")
+    lab = Lab(f"rwwt-c-{tag}", f"rwwt-r-{tag}", f"rwwt-s-{tag}", srv / "app.log", srv / "app.journal", [])
     lab.log.write_text("")
+    # the journal file exists, with one entry, before any watch starts: followed from its end
+    subprocess.run([JOURNAL_REMOTE, f"--output={lab.journal}", "-"], check=True, capture_output=True,
+                   input=b"__REALTIME_TIMESTAMP=1\n__MONOTONIC_TIMESTAMP=1\n_BOOT_ID=" + b"0123456789abcdef" * 2
+                   + b"\nMESSAGE=before any watch\n\n")
     proc = None
     try:
         for ns in (lab.client, lab.router, lab.server):
@@ -174,7 +189,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         # The router's conntrack (loaded by the rules above, in its namespace only) forgets an
         # established connection after IDLE_TIMEOUT_S of quiet.
         lab.ex(lab.router, "sysctl", "-qw", f"net.netfilter.nf_conntrack_tcp_timeout_established={IDLE_TIMEOUT_S}")
-        proc = subprocess.Popen(["ip", "netns", "exec", lab.server, PY, "-c", SERVERS, str(lab.log)],
+        proc = subprocess.Popen(["ip", "netns", "exec", lab.server, PY, "-c", SERVERS, str(lab.log), str(lab.journal)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         lab.ex(lab.client, "ping", "-c", "1", "-W", "2", SERVER)
@@ -262,10 +277,12 @@ def kernel_traced(w: Watched) -> bool:
 
 
 def test_watch_catches_the_servers_intermittent_aborts_and_names_the_application(lab: Lab, tmp_path: Path):
-    # The server's counters and log read in its own context (its namespace).
+    # The server's counters, log and journal file read in its own context (its namespace); the
+    # journal file is appended to while the watch runs.
     w = watch_while(lab, APP_PORT, tmp_path, requests(lab, APP_PORT, 12),
-                    logs=("--server", f"netns:{lab.server}", "--log", str(lab.log)))
-    assert w.start["logs"] == [f"followed from their end in netns:{lab.server}: {lab.log}"]
+                    logs=("--server", f"netns:{lab.server}", "--log", str(lab.log), "--journal", str(lab.journal)))
+    assert w.start["logs"] == [f"followed from their end in netns:{lab.server}: {lab.log}",
+                               f"journal followed from its end in netns:{lab.server}: {lab.journal} (polled by cursor)"]
     assert len(w.resets_at) == 12 // EVERY
     assert len(wire_rsts(w.caps["client"], APP_PORT)) == len(w.resets_at)  # on the wire, as claimed
     caught = w.resets
@@ -280,6 +297,10 @@ def test_watch_catches_the_servers_intermittent_aborts_and_names_the_application
             assert ", reason " in e["kernel_reason"], e["kernel_reason"]
         client_port = e["client"].rsplit(":", 1)[1]
         assert any("worker aborting request" in line and line.endswith(f":{client_port}") for line in e["logs"]), e
+        # and its journal entry, of that second (the entry before the watch is never quoted)
+        assert any(line.startswith(f"journal {lab.journal}: ") and " app[4242]: worker aborting request" in line
+                   and line.endswith(f":{client_port}") for line in e["logs"]), e["logs"]
+        assert not any("before any watch" in line for line in e["logs"])
         assert any("TCP_CLOSE" in s for s in e["states"]), e["states"]
         assert e["counters"].get("TcpOutRsts", 0) >= 1, e["counters"]  # the server's kernel counted it sent
     session = analyze(w.caps)
@@ -288,6 +309,9 @@ def test_watch_catches_the_servers_intermittent_aborts_and_names_the_application
 
 def test_watch_catches_the_routers_injected_resets_and_names_the_path(lab: Lab, tmp_path: Path):
     w = watch_while(lab, PATH_PORT, tmp_path, requests(lab, PATH_PORT, 12))
+    # no journald here and no journal file given: a skipped source, with its reason and fix
+    assert any(line.startswith("skipped: no journal followed: journald is not running in local")
+               and "fix: --journal FILE.journal" in line for line in w.start["logs"]), w.start["logs"]
     assert len(w.resets_at) == 12 // EVERY
     assert len(wire_rsts(w.caps["client"], PATH_PORT)) == len(w.resets_at)
     caught = w.toward_client()

@@ -25,8 +25,8 @@ from wizard.diag.kernel.io.tracepipe import TracePipe
 from wizard.diag.kernel.io.tracing import WATCH_EVENTS, KernelTrace, TraceUnavailable
 from wizard.diag.logs.checks.excerpt import DEFAULT_LOGS, MAX_DEFAULT_LOGS
 from wizard.diag.logs.io.follow import MAX_LINES, LogFollower
-from wizard.diag.logs.io.journal import JOURNAL_DIRS, is_journal_file
-from wizard.diag.logs.io.journalfollow import JournalFollower, journald_fix
+from wizard.diag.logs.io.journal import is_journal_file
+from wizard.diag.logs.io.journalfollow import JournalFollower, journald_fix, journald_runs
 from wizard.diag.packets.io.live import CaptureError, LiveCapture
 from wizard.diag.packets.parse.flows import Sighting, Tracker
 from wizard.diag.packets.parse.sightings import to_event
@@ -245,7 +245,7 @@ async def _journal(plan: WatchPlan, state: WatchState) -> JournalFollower | None
     units = [v for v in values if not is_journal_file(v)]
     files = [v for v in values if is_journal_file(v)]
     if not values:
-        if not any([await host.exists(d) for d in JOURNAL_DIRS]):
+        if not await journald_runs(host):
             notes.append(f"skipped: no journal followed: {journald_fix(host.spec)}")
             return None
         units = await plan.server_units() if plan.server_units is not None else []

@@ -19,17 +19,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wizard.diag.logs.io.follow import LINE_CHARS, RING, Ring, lines_near
-from wizard.diag.logs.io.journal import JOURNAL_DIRS, record_entries
+from wizard.diag.logs.io.journal import record_entries
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.streams import LineStream
 
+#: where a running journald has its sockets (/var/log/journal may exist without it: storage only)
+JOURNALD_RUN = "/run/systemd/journal"
 POLL_MAX = 1 << 20  # bytes of a journal file's new entries read in one poll
 CURSOR_MARK = "-- cursor: "
 
 
 def journald_fix(spec: str) -> str:
-    return (f"journald is not running in {spec} (none of {', '.join(JOURNAL_DIRS)} exists); "
+    return (f"journald is not running in {spec} ({JOURNALD_RUN} does not exist); "
             "fix: --journal FILE.journal (a journal file), or --log the unit's own log files")
+
+
+async def journald_runs(host: Host) -> bool:
+    return await host.exists(JOURNALD_RUN)
 
 
 @dataclass
@@ -65,7 +71,7 @@ class JournalFollower:
         return [u.name for u in self.units] + [f.path for f in self.files]
 
     async def start(self, units: list[str], files: list[str]) -> None:
-        if units and not any([await self.host.exists(d) for d in JOURNAL_DIRS]):
+        if units and not await journald_runs(self.host):
             self.notes += [f"skipped: journal of {u} not followed: {journald_fix(self.host.spec)}" for u in units]
             units = []
         for unit in units:
