@@ -258,6 +258,28 @@ async def test_output_cap_stops_reading_and_kills_the_remote_command(sshlab: Ssh
         await ssh.close()
 
 
+async def test_a_stream_over_ssh_gives_its_lines_as_they_come_and_close_stops_it_on_the_server(
+        sshlab: SshLab) -> None:
+    """watch follows a journal with `journalctl -f` through the Host: over SSH, a session of
+    its own read while it runs; closing it leaves nothing running on the server."""
+    ssh = sshlab.host()
+    word = f"rwsh-{secrets.token_hex(4)}"
+    try:
+        stream = await ssh.stream(["sh", "-c", f"echo one; echo two; exec sleep 41.{len(word)}", word])
+        deadline = time.monotonic() + 10
+        while len(stream.lines) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert stream.take() == [b"one", b"two"] and not stream.ended
+        await stream.close()
+        deadline = time.monotonic() + 4
+        while (left := _run(["pgrep", "-f", f"sleep 41.{len(word)}"], check=False).stdout.split()):
+            assert time.monotonic() < deadline, f"still running on the server: {left}"
+            await asyncio.sleep(0.2)
+        assert (await ssh.run(["echo", "alive"])).text == "alive\n"  # the connection is still good
+    finally:
+        await ssh.close()
+
+
 async def test_changed_host_key_is_refused_with_the_fix(sshlab: SshLab) -> None:
     other = sshlab.dir / "other_key"
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)])

@@ -47,8 +47,8 @@ class StreamingHost(FakeHost):
         self.out = Lines()
         self.stopped = 0
 
-    async def stream(self, argv: list[str], limit: float) -> LineStream:
-        self.streams.append((argv, limit))
+    async def stream(self, argv: list[str]) -> LineStream:
+        self.streams.append(argv)
 
         async def stop() -> None:
             self.stopped += 1
@@ -62,7 +62,7 @@ def test_a_unit_is_followed_with_journalctl_f_and_a_reset_gets_its_seconds_entri
 
     async def go() -> tuple[StreamingHost, JournalFollower, list[str], list[str]]:
         host = StreamingHost(files={"/run/systemd/journal": b""})
-        follower = JournalFollower(host, REDACT, limit_s=90)
+        follower = JournalFollower(host, REDACT)
         await follower.start(["app.service"], [])
         # a record split across reads, one that is not JSON, one without a time
         split = record("split across reads", now + 0.5)
@@ -77,7 +77,7 @@ def test_a_unit_is_followed_with_journalctl_f_and_a_reset_gets_its_seconds_entri
         return host, follower, near, later
 
     host, follower, near, later = asyncio.run(go())
-    assert host.streams == [(["journalctl", "-o", "json", "-f", "-n", "0", "-u", "app.service", "--no-pager"], 90)]
+    assert host.streams == [["journalctl", "-o", "json", "-f", "-n", "0", "-u", "app.service", "--no-pager"]]
     assert len(near) == 2 and all(line.startswith("journal app.service: ") for line in near)
     assert near[0].endswith("app[42]: worker aborted, password=[redacted]")
     assert near[1].endswith("app[42]: split across reads")
@@ -144,7 +144,7 @@ def test_the_listeners_unit_is_found_from_its_cgroup_and_followed_when_none_is_n
     notes = asyncio.run(go())
     assert notes[0] == "the unit of the process owning port 8080: nginx.service"
     assert "nginx.service (journalctl -f)" in notes[1]
-    assert host.streams[0][0][-3:] == ["-u", "nginx.service", "--no-pager"]
+    assert host.streams[0][-3:] == ["-u", "nginx.service", "--no-pager"]
 
 
 def export(message: str, ts: float) -> bytes:
@@ -194,7 +194,7 @@ def test_a_local_stream_gives_its_lines_as_they_come_and_close_stops_and_reaps_t
     marker = tmp_path / "pid"
 
     async def go() -> tuple[list[bytes], list[bytes], bool]:
-        stream = await LocalHost().stream(["sh", "-c", f"echo $$ > {marker}; echo one; echo two; exec sleep 60"], 30)
+        stream = await LocalHost().stream(["sh", "-c", f"echo $$ > {marker}; echo one; echo two; exec sleep 60"])
         for _ in range(100):
             await asyncio.sleep(0.02)
             if len(stream.lines) == 2:

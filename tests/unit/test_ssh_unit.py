@@ -267,3 +267,32 @@ def test_limited_remote_command_is_killed_by_the_server_itself_and_keeps_argv_in
     missing = subprocess.run(["sh", "-c", remote_command(["rwsh-no-such-tool"], limit=5)],
                              capture_output=True, timeout=10)
     assert missing.returncode == 127
+
+
+def test_a_remote_stream_is_stopped_by_the_server_when_its_stdin_closes_and_ends_when_its_command_does() -> None:
+    """sshd may ignore a signal request: a stream (journalctl -f) is killed on the server when
+    its channel's stdin closes; a command that ends by itself ends the stream (stdout's EOF)."""
+    import os
+    import subprocess
+    import time
+
+    from wizard.hosts.sshargs import remote_stream_command
+
+    mark = f"sleep 41.{os.getpid() % 1000}"
+    cmd = remote_stream_command(["sh", "-c", f"echo one; exec {mark}"])
+    proc = subprocess.Popen(["sh", "-c", cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline() == b"one\n"
+    proc.stdin.close()
+    proc.wait(5)
+    deadline = time.monotonic() + 3
+    while subprocess.run(["pgrep", "-f", mark], capture_output=True).stdout:
+        assert time.monotonic() < deadline, "the streamed command outlived its channel's stdin"
+        time.sleep(0.05)
+    # its stdin left open, as a live channel's is: the command's own end is the stream's end
+    done = subprocess.Popen(["sh", "-c", remote_stream_command(["echo", "bye"])],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert done.stdout is not None and done.stdin is not None
+    assert done.stdout.read() == b"bye\n"
+    assert done.wait(5) == 0
+    done.stdin.close()

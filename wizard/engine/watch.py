@@ -254,7 +254,7 @@ async def _journal(plan: WatchPlan, state: WatchState) -> JournalFollower | None
                          f"{host.spec} is not a systemd unit; fix: --journal UNIT")
             return None
         notes.append(f"the unit of the process owning port {plan.target.port}: {', '.join(units)}")
-    follower = JournalFollower(host, plan.clean, plan.duration_s + 30)
+    follower = JournalFollower(host, plan.clean)
     await follower.start(units, files)
     if follower.followed:
         notes.append(f"journal followed from its end in {host.spec}: " + ", ".join(

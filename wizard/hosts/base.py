@@ -93,9 +93,9 @@ class Host(ABC):
         """A command that needs root here: through ``sudo -n`` where this context's user is not root."""
         return await self.run(argv, timeout, max_bytes)
 
-    async def stream(self, argv: list[str], limit: float) -> LineStream:
-        """``argv`` started here and read line by line while it runs (``journalctl -f``), for
-        at most ``limit`` seconds; raises HostError when it cannot start."""
+    async def stream(self, argv: list[str]) -> LineStream:
+        """``argv`` started here and read line by line while it runs (``journalctl -f``) until
+        the stream is closed (or the wizard ends); raises HostError when it cannot start."""
         raise HostError(f"{self.spec} offers no commands that stream")
 
     async def exists(self, path: str) -> bool:

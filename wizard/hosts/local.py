@@ -88,7 +88,7 @@ class LocalHost(Host):
     async def is_privileged(self) -> bool:
         return os.geteuid() == 0
 
-    async def stream(self, argv: list[str], limit: float) -> LineStream:
+    async def stream(self, argv: list[str]) -> LineStream:
         # the watch stops it (close()); it dies with the wizard should the wizard be killed
         return await local_stream(self._command(argv), self.spec)
 

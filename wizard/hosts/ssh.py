@@ -25,6 +25,7 @@ from wizard.hosts.sshargs import (
     needs_root,
     parse_ssh_spec,
     remote_command,
+    remote_stream_command,
     which_command,
 )
 from wizard.hosts.sshproc import open_process, read_capped, stop_process
@@ -226,14 +227,14 @@ class SshHost(Host):
                              timed_out=timed_out, truncated=truncated, missing=missing,
                              where=self.spec)
 
-    async def stream(self, argv: list[str], limit: float) -> LineStream:
-        """One session of its own for as long as the command runs (sshd kills it after ``limit``)."""
-        command = remote_command(argv, needs_root(argv) and await self._use_sudo(), limit=limit)
+    async def stream(self, argv: list[str]) -> LineStream:
+        """One session of its own while the command runs: stopped on the server when the
+        session closes (its stdin ends: closed by us, or the connection lost)."""
+        command = remote_stream_command(argv, needs_root(argv) and await self._use_sudo())
         try:
             proc = await open_process(await self._connection(), command)
         except Exception as exc:
             raise HostError(f"{self.spec}: cannot run {argv[0]}: {getattr(exc, 'reason', '') or exc}") from None
-        proc.stdin.write_eof()
 
         async def stop() -> None:
             stop_process(proc)

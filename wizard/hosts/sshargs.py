@@ -26,6 +26,14 @@ _EXEC_LIMITED = (f'{_PATH}; export LC_ALL=C; '
                  'limit=$1; shift; if command -v timeout >/dev/null 2>&1; '
                  'then exec timeout -s KILL "$limit" "$@"; else exec "$@"; fi')
 _WHICH = f'{_PATH}; command -v -- "$1"'
+# A command that runs until told to stop (journalctl -f): it is stopped on the server when
+# the channel's stdin closes (our side closed the stream, or the connection went: sshd ends
+# the session), since sshd may ignore the signal request. Its own stdin is /dev/null; a
+# watcher holding only the channel's stdin kills it then. Its exit ends the session. (No
+# `timeout` between: killing timeout can leave its child running, orphaned.)
+_FOLLOW = (f'{_PATH}; export LC_ALL=C; exec 3<&0; "$@" 3<&- & '
+           'pid=$!; (cat <&3 >/dev/null 2>&1; kill "$pid" 2>/dev/null) >/dev/null 2>&1 & '
+           'exec 3<&-; wait "$pid"')
 
 #: programs that read what only root may read on the server (rules, conntrack, raw sockets)
 ROOT_PROGRAMS = frozenset({
@@ -65,6 +73,15 @@ def remote_command(argv: list[str] | tuple[str, ...], sudo: bool = False, limit:
     if limit > 0:
         return shlex.join([*prefix, "sh", "-c", _EXEC_LIMITED, "sh", str(math.ceil(limit)), *argv])
     return shlex.join([*prefix, "sh", "-c", _EXEC, "sh", *argv])
+
+
+def remote_stream_command(argv: list[str] | tuple[str, ...], sudo: bool = False) -> str:
+    """The command string of a stream (``journalctl -f``): argv quoted as ``remote_command``
+    quotes it, killed on the server when its channel's stdin closes."""
+    if not argv:
+        raise ValueError("empty argv")
+    prefix = ["sudo", "-n", "--"] if sudo else []
+    return shlex.join([*prefix, "sh", "-c", _FOLLOW, "sh", *argv])
 
 
 def needs_root(argv: list[str] | tuple[str, ...]) -> bool:

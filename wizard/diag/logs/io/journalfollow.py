@@ -55,10 +55,9 @@ class JournalFollower:
     """``await start(units, files)``, ``await poll()`` about once a second, ``near(t)`` the
     entries of the second of ``t``, ``await close()`` (the followed commands stopped)."""
 
-    def __init__(self, host: Host, clean: Callable[[str], str] = lambda s: s, limit_s: float = 600.0) -> None:
+    def __init__(self, host: Host, clean: Callable[[str], str] = lambda s: s) -> None:
         self.host = host
         self.clean = clean
-        self.limit_s = limit_s  # the longest a follow may run (the watch's own length, and some)
         self.units: list[_Unit] = []
         self.files: list[_File] = []
         self.ring: Ring = deque(maxlen=RING)
@@ -77,7 +76,7 @@ class JournalFollower:
         for unit in units:
             try:
                 stream = await self.host.stream(["journalctl", "-o", "json", "-f", "-n", "0", "-u", unit,
-                                                 "--no-pager"], self.limit_s)
+                                                 "--no-pager"])
             except HostError as exc:
                 self.notes.append(f"skipped: journal of {unit} not followed: {exc.message}; "
                                   "fix: install journalctl (systemd) in the server context")
