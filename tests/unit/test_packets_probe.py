@@ -489,3 +489,14 @@ def test_libpcap_is_found_by_the_loader_when_installed(monkeypatch):
 
     monkeypatch.setattr(libpcap, "libpcap_path", lambda: "libpcap.so.0.8")
     assert libpcap.libpcap_missing() is None
+
+
+def test_the_sniffer_takes_the_kernels_arrival_time_not_the_reading_time() -> None:
+    import socket
+    import struct
+
+    from wizard.diag.packets.io.sniff import SO_TIMESTAMPNS, _stamp
+
+    stamp = struct.pack("qq", 1_700_000_000, 250_000_000)
+    assert _stamp([(socket.SOL_SOCKET, SO_TIMESTAMPNS, stamp)]) == 1_700_000_000.25
+    assert abs(_stamp([]) - __import__("time").time()) < 5  # no stamp: now

@@ -99,3 +99,68 @@ async def test_runner_starts_a_new_pass_when_a_step_runs_again() -> None:
     assert ctx.generation == 1  # the second pass goes on
     await runner.run_step(session, "connectivity", only=0)
     assert ctx.generation == 2
+
+
+async def test_the_bracket_probe_is_the_captured_exchange_the_handshake_reuses(journal: list[str]) -> None:
+    # One connection for the readings, the wire and the exchange check: the bracket's probe
+    # runs inside the run's packet capture, which the exchange check then reuses.
+    from tests.unit.test_packets_probe import FakePackets
+    from wizard.diag.net.checks.handshake import TcpExchangeCheck, TcpExchangeParams
+
+    packets = FakePackets()
+    captures = 0
+    real_capture = packets.capture
+
+    async def counted(*a, **kw):  # type: ignore[no-untyped-def]
+        nonlocal captures
+        captures += 1
+        return await real_capture(*a, **kw)
+
+    packets.capture = counted  # type: ignore[method-assign]
+    ctx = make_ctx(probes=FakeProbes(packets=packets))
+    b = await shared_bracket(ctx, KernelCountersCheck.id)
+    assert (b.before, b.after) == (("kernel.counters", 0), ("kernel.counters", 1))
+    await TcpExchangeCheck().run(ctx, TcpExchangeParams())
+    assert exchanges(ctx) == 1 and captures == 1
+
+
+async def test_with_a_hold_the_bracket_probes_on_its_own(journal: list[str]) -> None:
+    from tests.unit.test_packets_probe import FakePackets
+    from wizard.model import Answers
+
+    ctx = make_ctx(probes=FakeProbes(packets=FakePackets()), answers=Answers(hold_s=2.0))
+    b = await shared_bracket(ctx, KernelCountersCheck.id)
+    assert b.probe is not None and exchanges(ctx) == 1
+    assert not any(k.startswith("packets.capture") for k in ctx._cache)  # the bracket has no hold
+
+
+async def test_the_kernel_trace_watches_the_bracket_probe(journal: list[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The counters and the kernel trace see one connection: the trace starts before the
+    # bracket's probe and stops after it, and the trace check judges that probe.
+    from wizard.diag.kernel.checks import resets
+    from wizard.diag.kernel.io.tracing import TraceCapture
+
+    seen: list[str] = []
+
+    class Trace:
+        def __init__(self, *a, **kw) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+        async def start(self) -> None:
+            seen.append(f"start@{exchanges(ctx)}")
+
+        async def stop(self) -> TraceCapture:
+            seen.append(f"stop@{exchanges(ctx)}")
+            return TraceCapture("i", [], {"tcp/tcp_send_reset": ""}, {}, "", 0.0, False, False, ())
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(resets, "KernelTrace", Trace)
+    monkeypatch.setattr(resets, "SETTLE_S", 0.0)
+    ctx = make_ctx(probes=FakeProbes())
+    await shared_bracket(ctx, KernelCountersCheck.id)
+    result = await resets.KernelResetsCheck().run(ctx, resets.KernelTraceParams())
+    assert seen == ["start@0", "stop@1"] and exchanges(ctx) == 1
+    assert any(e.title.startswith("traced in tracefs instance i") for e in result.evidence)

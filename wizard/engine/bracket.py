@@ -1,6 +1,8 @@
 """Helpers shared by checks: the probe payload, and one probe bracketed by two readings
 (``bracket`` for a check's own probe, ``shared_bracket`` for the one probe of a pass that
-every server-state check reads around)."""
+every server-state check reads around). An area that can see more of that probe (the packet
+capture) runs it for the bracket (``runs_bracket_probe``), so the readings, the wire and the
+checks that reuse the capture all tell of one connection."""
 
 from __future__ import annotations
 
@@ -38,12 +40,94 @@ async def bracket(ctx: CheckContext, read: Callable[[], Awaitable[T]]) -> Bracke
     return Bracketed(before, probe, after)
 
 
+#: how the bracket's probe may be run by an area that sees more of it (the packet capture):
+#: each returns the outcome, or None when it cannot here (then the plain exchange runs)
+_PROBE_RUNNERS: list[Callable[[CheckContext], Awaitable[ExchangeOutcome | None]]] = []
+
+
+def runs_bracket_probe(
+        runner: Callable[[CheckContext], Awaitable[ExchangeOutcome | None]],
+) -> Callable[[CheckContext], Awaitable[ExchangeOutcome | None]]:
+    """Decorator: ``runner`` runs the shared bracket's probe when it can (the engine imports
+    no area, so the area registers itself)."""
+    if runner not in _PROBE_RUNNERS:
+        _PROBE_RUNNERS.append(runner)
+    return runner
+
+
+async def _bracket_probe(ctx: CheckContext) -> ExchangeOutcome:
+    """The shared bracket's probe: an area's (the captured exchange), else a plain one. A
+    runner that fails leaves the plain exchange to answer (it reports its failure itself)."""
+    for runner in _PROBE_RUNNERS:
+        try:
+            got = await runner(ctx)
+        except Exception:
+            got = None
+        if got is not None:
+            return got
+    payload, _ = payload_for(ctx)
+    return await ctx.probes.tcp.exchange(probe_address(ctx), ctx.target.port, payload, ctx.answers.timeout_s)
+
+
+#: what an area watches the bracket's probe with (the kernel trace), by the id of the check
+#: that reads it: ``start(ctx)`` begins watching and returns the coroutine function that
+#: ends it and returns what was seen
+Stop = Callable[[], Awaitable[Any]]
+_WATCHERS: dict[str, Callable[[CheckContext], Awaitable[Stop]]] = {}
+
+
+def watches_bracket_probe(check_id: str) -> Callable[[Callable[[CheckContext], Awaitable[Stop]]],
+                                                     Callable[[CheckContext], Awaitable[Stop]]]:
+    """Decorator: ``start`` watches the shared bracket's probe for the check ``check_id``
+    (``watched_probe`` hands it what was seen)."""
+    def register_watch(start: Callable[[CheckContext], Awaitable[Stop]]) -> Callable[[CheckContext], Awaitable[Stop]]:
+        _WATCHERS[check_id] = start
+        return start
+    return register_watch
+
+
 @dataclass
 class _Shared:
     probe: ExchangeOutcome
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
+    watched: dict[str, Any] = field(default_factory=dict)
+
+
+def _watchers(ctx: CheckContext) -> dict[str, Callable[[CheckContext], Awaitable[Stop]]]:
+    """The watches of the checks in the checklist that may run here (server root where
+    they need it, the server context reachable)."""
+    known = registered()
+    found = {}
+    for step in ctx.checklist.steps:
+        for spec in step.checks:
+            cls = known.get(spec.check)
+            if cls is None or cls.id not in _WATCHERS:
+                continue
+            if (cls.needs_root == "server" and not ctx.server_root) or ctx.server.unavailable():
+                continue
+            found[cls.id] = _WATCHERS[cls.id]
+    return found
+
+
+async def _watched(ctx: CheckContext, errors: dict[str, BaseException], watched: dict[str, Any]) -> ExchangeOutcome:
+    """The bracket's probe inside every watch that could start; what each saw in ``watched``,
+    a watch that failed in ``errors``."""
+    stops: dict[str, Stop] = {}
+    for name, start in _watchers(ctx).items():
+        try:
+            stops[name] = await start(ctx)
+        except Exception as exc:
+            errors[name] = exc
+    try:
+        return await _bracket_probe(ctx)
+    finally:
+        for name, stop in stops.items():
+            try:
+                watched[name] = await asyncio.shield(stop())
+            except Exception as exc:
+                errors[name] = exc
 
 
 def _bracket_parts(ctx: CheckContext, asking: str) -> dict[str, Callable[[CheckContext], Awaitable[Any]]]:
@@ -74,32 +158,46 @@ async def _read_parts(ctx: CheckContext, parts: dict[str, Callable[[CheckContext
             into[name] = value
 
 
+async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
+    """The pass's bracket: every part's reading, the watched probe, every reading again."""
+    parts = _bracket_parts(ctx, asking)
+    before: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+    # Steps overlap: no other probe to the target between the two readings.
+    async with ctx.traffic.alone():
+        await _read_parts(ctx, parts, before, errors)
+        watched: dict[str, Any] = {}
+        probe = await _watched(ctx, errors, watched)
+        shared = _Shared(probe, before, {}, errors, watched)
+        await _read_parts(ctx, parts, shared.after, errors)
+    return shared
+
+
 async def shared_bracket(ctx: CheckContext, check_id: str) -> Bracketed[Any]:
     """``bracket`` with one probe for all the checks of a pass that read server state
     (rules, conntrack, counters): all their readings are taken together before and after
     it. Each probe costs the server's answer time (a server that stalls before its reset
     makes it long), so one probe instead of one a check; and the probe is seen by every
     reading, so the rules' counters, the conntrack statistics and the TCP counters tell of
-    the same connection. The result belongs to the pass (``ctx.generation``): a rerun probes
-    again. Raises what the asking check's own reading raised."""
-    async def run() -> _Shared:
-        parts = _bracket_parts(ctx, check_id)
-        before: dict[str, Any] = {}
-        errors: dict[str, BaseException] = {}
-        # Steps overlap: no other probe to the target between the two readings.
-        async with ctx.traffic.alone():
-            await _read_parts(ctx, parts, before, errors)
-            payload, _ = payload_for(ctx)
-            probe = await ctx.probes.tcp.exchange(probe_address(ctx), ctx.target.port, payload,
-                                                  ctx.answers.timeout_s)
-            shared = _Shared(probe, before, {}, errors)
-            await _read_parts(ctx, parts, shared.after, errors)
-        return shared
-
-    shared: _Shared = await ctx.once(f"bracket:{ctx.generation}", run)
+    the same connection; so is the kernel trace (``watched_probe``). The result belongs to the
+    pass (``ctx.generation``): a rerun probes again. Raises what the asking check's own
+    reading raised."""
+    shared: _Shared = await ctx.once(f"bracket:{ctx.generation}", lambda: _run_shared(ctx, check_id))
     if check_id in shared.errors:
         raise shared.errors[check_id]
     if check_id not in shared.before:  # not a part of this pass's bracket: one of its own
         read = registered()[check_id].read_state
         return await bracket(ctx, lambda: read(ctx))
     return Bracketed(shared.before[check_id], shared.probe, shared.after[check_id])
+
+
+async def watched_probe(ctx: CheckContext, check_id: str) -> tuple[ExchangeOutcome, Any] | None:
+    """The shared bracket's probe and what ``check_id``'s watch saw of it (the bracket of
+    this pass is run if it has not been yet); None when the watch did not run (the check
+    then watches a probe of its own). Raises what the watch raised."""
+    shared: _Shared = await ctx.once(f"bracket:{ctx.generation}", lambda: _run_shared(ctx))
+    if check_id in shared.errors:
+        raise shared.errors[check_id]
+    if check_id not in shared.watched:
+        return None
+    return shared.probe, shared.watched[check_id]

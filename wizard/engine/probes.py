@@ -271,6 +271,7 @@ class Capture(Generic[T]):
     truncated: bool = False
     pcap_path: str = ""
     problems: list[str] = field(default_factory=list)
+    reader: str = "scapy AsyncSniffer"  # what read the packets
 
 
 def initial_ttl(ttl: int) -> int:

@@ -11,8 +11,9 @@ from pydantic import Field
 
 from wizard.diag.packets.io.capture import PacketProbe
 from wizard.diag.packets.parse.attribution import counter_deltas, flows, parse_counters
+from wizard.engine.bracket import runs_bracket_probe
 from wizard.engine.contract import CheckContext, CheckParams, PacketProbing, payload_for, probe_address
-from wizard.engine.probes import Capture, PacketEvent
+from wizard.engine.probes import Capture, ExchangeOutcome, PacketEvent
 from wizard.hosts.base import HostError
 
 COUNTER_FILES = ("/proc/net/snmp", "/proc/net/netstat")
@@ -67,21 +68,40 @@ async def shared_capture(ctx: CheckContext, params: CaptureParams) -> tuple[Capt
                           lambda: _capture_probe(ctx, params))
 
 
-async def captured_exchange(ctx: CheckContext) -> tuple[Capture[Any], list[PacketEvent]] | None:
-    """The run's captured payload exchange and its connection's packets, or None when this
-    run captures nothing (no root, no libpcap, no packets.capture in the checklist) or the
-    capture's hold is not the exchange's."""
+def _run_captures(ctx: CheckContext) -> CaptureParams | None:
+    """The capture check's parameters when this run captures its payload exchange: root,
+    libpcap, packets.capture in the checklist, and the capture's hold the exchange's."""
     spec = next((c for step in ctx.checklist.steps for c in step.checks if c.check == "packets.capture"), None)
     probe = ctx.probes.packets
     if spec is None or not ctx.client_root or probe is None or probe.capture_unavailable():
         return None
     params = CaptureParams.model_validate(spec.params)
-    if params.hold_s not in (None, ctx.answers.hold_s):
+    return params if params.hold_s in (None, ctx.answers.hold_s) else None
+
+
+async def captured_exchange(ctx: CheckContext) -> tuple[Capture[Any], list[PacketEvent]] | None:
+    """The run's captured payload exchange and its connection's packets, or None when this
+    run captures nothing (no root, no libpcap, no packets.capture in the checklist) or the
+    capture's hold is not the exchange's."""
+    params = _run_captures(ctx)
+    if params is None:
         return None
     cap, _ = await shared_capture(ctx, params)
     groups = flows(cap.events)
     mine = probe_port(cap, groups)
     return cap, groups.get(mine, []) if mine is not None else []
+
+
+@runs_bracket_probe
+async def bracket_probe(ctx: CheckContext) -> ExchangeOutcome | None:
+    """The shared bracket's probe as the run's captured exchange, when the run captures one
+    with no hold and nothing after it (the bracket's probe has neither): the rule counters,
+    the TCP counters, the capture and the exchange check then all see one connection."""
+    params = _run_captures(ctx)
+    if params is None or params.burst or ctx.answers.hold_s:
+        return None
+    cap, _ = await shared_capture(ctx, params)
+    return cap.result if isinstance(cap.result, ExchangeOutcome) else None
 
 
 def probe_port(cap: Capture[Any], groups: dict[int, list[PacketEvent]]) -> int | None:

@@ -130,7 +130,7 @@ class PacketsCaptureCheck(Check[CaptureParams]):
         groups = flows(cap.events)
         mine = probe_port(cap, groups)
         main = groups.get(mine, []) if mine is not None else []
-        source = f"scapy AsyncSniffer on {cap.iface}, filter '{cap.bpf}'"
+        source = f"{cap.reader} on {cap.iface}, filter '{cap.bpf}'"
         f.add(f"{plural(len(cap.events), 'packet')} captured ({plural(len(groups), 'connection')})", kind="packets",
               source=source, text=packet_table(cap.events),
               data={"truncated": cap.truncated, "probe_port": mine})

@@ -8,12 +8,14 @@ probe, but where the counters say *that* a reset was sent, the trace says for wh
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import Field
 
 from wizard.diag.kernel.io.tracing import KernelTrace, TraceCapture, TraceUnavailable
 from wizard.diag.kernel.parse.tracelines import Endpoint, TraceEvent
+from wizard.engine.bracket import watched_probe, watches_bracket_probe
 from wizard.engine.contract import (
     Check,
     CheckContext,
@@ -120,6 +122,14 @@ class KernelResetsCheck(Check[KernelTraceParams]):
             return CheckResult.skipped(
                 f"the server context {ctx.server.spec} does not own {ctx.target.host}: its kernel "
                 "never sees the probe", "--server with the context that owns the target address")
+        if params == _checklist_params(ctx):  # the bracket traced with these very parameters
+            try:
+                # The bracket's probe, traced: the one the counters, rules and capture also saw.
+                got = await watched_probe(ctx, self.id)
+            except TraceUnavailable as exc:
+                return CheckResult.skipped(exc.reason, exc.fix)
+            if got is not None:
+                return judge(ctx, *got)
         trace = KernelTrace(ctx.server, ports=(ctx.target.port,), allow_mount=params.allow_mount,
                             buffer_kb=params.buffer_kb)
         # The drops it sees carry no addresses: no other probe may run while it traces.
@@ -137,6 +147,32 @@ class KernelResetsCheck(Check[KernelTraceParams]):
             finally:
                 await asyncio.shield(trace.close())
         return judge(ctx, probe, cap)
+
+
+def _checklist_params(ctx: CheckContext) -> KernelTraceParams | None:
+    """This check's parameters in the run's checklist (the bracket's trace uses them)."""
+    spec = next((c for step in ctx.checklist.steps for c in step.checks if c.check == KernelResetsCheck.id), None)
+    return KernelTraceParams.model_validate(spec.params) if spec is not None else None
+
+
+@watches_bracket_probe(KernelResetsCheck.id)
+async def trace_bracket(ctx: CheckContext) -> Callable[[], Awaitable[TraceCapture]]:
+    """Trace the shared bracket's probe (started before it, stopped a settle after it), with
+    the checklist's parameters of this check. Raises TraceUnavailable when it cannot."""
+    if await ctx.server_has_target() is False:
+        raise TraceUnavailable("the server context does not own the target", "")  # the check says so first
+    params = _checklist_params(ctx) or KernelTraceParams()
+    trace = KernelTrace(ctx.server, ports=(ctx.target.port,), allow_mount=params.allow_mount,
+                        buffer_kb=params.buffer_kb)
+    await trace.start()
+
+    async def stop() -> TraceCapture:
+        try:
+            await asyncio.sleep(SETTLE_S)
+            return await trace.stop()
+        finally:
+            await asyncio.shield(trace.close())
+    return stop
 
 
 def judge(ctx: CheckContext, probe: Any, cap: TraceCapture) -> CheckResult:

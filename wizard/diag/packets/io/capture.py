@@ -1,4 +1,5 @@
-"""The packet probe (I/O, scapy): passive capture, the SYN fingerprint, TCP traceroute, DF sizes.
+"""The packet probe (I/O): passive capture (a packet socket; scapy to save a pcap), the SYN
+fingerprint, TCP traceroute, DF sizes (scapy).
 
 scapy is imported inside the functions that need it (importing it costs about a second and
 must not delay the TUI), with ``conf.verb = 0``. Raw packets go out through one reused
@@ -17,8 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from wizard.diag.packets.io.libpcap import libpcap_missing
+from wizard.diag.packets.io.live import CaptureError
 from wizard.diag.packets.io.nftguard import SharedGuard
 from wizard.diag.packets.io.scapylib import scapy_modules, warm_scapy
+from wizard.diag.packets.io.sniff import Sniffer
 from wizard.engine.probes import (
     Capture,
     Hop,
@@ -80,6 +83,16 @@ def flows_over(events: list[PacketEvent]) -> bool:
         else:
             fins.setdefault(ev.client_port, set())
     return bool(events) and all(p in reset or len(d) == 2 for p, d in fins.items())
+
+
+async def _settle(events: list[PacketEvent], settle_s: float) -> None:
+    """Late RSTs and FINs of the action's last packets: wait until every connection seen is
+    over (RST, or FIN both ways), then a short grace; ``settle_s`` bounds it."""
+    deadline = time.monotonic() + settle_s
+    # The sniffer's thread fills ``events``: a short poll, bounded by the deadline.
+    while time.monotonic() < deadline and not flows_over(events):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(max(0.0, min(GRACE_S, deadline - time.monotonic())))
 
 
 class TraceProgress:
@@ -180,11 +193,37 @@ class PacketProbe:
     async def capture(self, address: str, port: int, action: Callable[[], Awaitable[T]], *,
                       max_packets: int = 500, max_s: float = 60.0, settle_s: float = 0.3,
                       pcap_path: str = "") -> Capture[T]:
-        """Sniff the target's address and port while ``action`` runs (bounded in packets and time)."""
+        """Sniff the target's address and port while ``action`` runs (bounded in packets and time).
+
+        A packet socket reads the headers (no scapy: the capture starts at once); scapy's
+        sniffer only when the packets are to be saved (``pcap_path``), or when the packet
+        socket cannot be opened."""
+        bpf = f"{'ip6' if _is_v6(address) else 'ip'} and tcp and host {address} and port {port}"
+        if not pcap_path:
+            t0 = time.time()
+            sniffer = Sniffer(bpf, port, t0, max_packets, max_s)
+            try:
+                sniffer.start()
+            except (CaptureError, OSError):
+                pass  # scapy's sniffer, below
+            else:
+                action_ms = round((time.time() - t0) * 1000, 2)
+                try:
+                    result = await action()
+                    await _settle(sniffer.events, settle_s)
+                finally:
+                    events = await asyncio.to_thread(sniffer.stop)
+                truncated = len(events) >= max_packets or (time.time() - t0) >= max_s
+                return Capture(sorted(events, key=lambda e: e.ms), result, sniffer.iface or "any", bpf,
+                               action_ms, truncated, reader="packet socket")
+        return await self._capture_scapy(address, port, action, bpf, max_packets=max_packets, max_s=max_s,
+                                         settle_s=settle_s, pcap_path=pcap_path)
+
+    async def _capture_scapy(self, address: str, port: int, action: Callable[[], Awaitable[T]], bpf: str, *,
+                             max_packets: int, max_s: float, settle_s: float, pcap_path: str) -> Capture[T]:
         sc = await asyncio.to_thread(scapy_modules)
         v6 = _is_v6(address)
         iface = str((sc.conf.route6 if v6 else sc.conf.route).route(address)[0])
-        bpf = f"{'ip6' if v6 else 'ip'} and tcp and host {address} and port {port}"
         loopback = iface == "lo" or address.startswith("127.") or address == "::1"
         events: list[PacketEvent] = []
         raw: list[Any] = []
@@ -216,13 +255,7 @@ class PacketProbe:
         action_ms = round((time.time() - t0) * 1000, 2)
         try:
             result = await action()
-            # Late RSTs and FINs of the action's last packets: wait until every connection
-            # seen is over (RST, or FIN both ways), then a short grace; settle_s bounds it.
-            deadline = time.monotonic() + settle_s
-            # The sniffer's thread fills ``events``: a short poll, bounded by the deadline.
-            while time.monotonic() < deadline and not flows_over(events):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(max(0.0, min(GRACE_S, deadline - time.monotonic())))
+            await _settle(events, settle_s)
         finally:
             if sniffer.running:
                 await asyncio.to_thread(sniffer.stop, True)

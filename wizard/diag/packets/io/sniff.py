@@ -1,0 +1,118 @@
+"""The capture around a probe without scapy (I/O): one packet socket, the BPF filter in the
+kernel, the kernel's own timestamps.
+
+Opening it costs a filter compiled by libpcap and a socket, not scapy's import (up to a
+second), so a capture can start as soon as a check wants it. Packets are read by a thread
+from the moment the socket is open (the kernel queues what the filter lets through), each
+stamped by the kernel when it arrived (SO_TIMESTAMPNS), not when Python read it: the delays
+the attribution weighs do not grow with the machine's load. On the loopback interface each
+packet passes twice (leaving and arriving): the leaving copy is dropped. Headers only
+(``SNAPLEN``): the payload's length comes from the IP header.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+import threading
+import time
+
+from wizard.diag.packets.io.live import ETH_P_ALL, PACKET_OUTGOING, SNAPLEN, SO_ATTACH_FILTER, compile_filter
+from wizard.diag.packets.parse.frames import RAW, decode
+from wizard.engine.probes import PacketEvent
+
+SO_TIMESTAMPNS = 35  # also the control message's type (SCM_TIMESTAMPNS)
+_STAMP = struct.Struct("qq")  # struct timespec
+POLL_S = 0.05  # how often the reading thread looks at its stop flag
+
+
+class Sniffer:
+    """``start()`` (raises CaptureError, OSError), then ``stop()`` -> the events, in order of arrival."""
+
+    def __init__(self, bpf: str, port: int, t0: float, max_packets: int, max_s: float) -> None:
+        self.bpf, self.port, self.t0 = bpf, port, t0
+        self.max_packets, self.max_s = max_packets, max_s
+        self.events: list[PacketEvent] = []
+        self.iface = ""
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        program = compile_filter(self.bpf)
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+        try:
+            buf = ctypes.create_string_buffer(program)
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                            struct.pack("HL", len(program) // 8, ctypes.addressof(buf)))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            _discard_queued(sock)  # what arrived before the filter was attached is anyone's
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(POLL_S)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._read, name="capture", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> list[PacketEvent]:
+        """Read what is already queued, stop, close; the events seen."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        return self.events
+
+    def _read(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        space = socket.CMSG_SPACE(_STAMP.size)
+        while len(self.events) < self.max_packets:
+            if self._stop.is_set():
+                sock.setblocking(False)  # the rest of the queue, without waiting
+            try:
+                data, ancillary, _flags, address = sock.recvmsg(SNAPLEN, space)
+            except (TimeoutError, InterruptedError):
+                continue
+            except (BlockingIOError, OSError):
+                return
+            if address[0] == "lo" and address[2] == PACKET_OUTGOING:
+                continue
+            ts = _stamp(ancillary)
+            if ts - self.t0 > self.max_s:
+                return  # the capture's time bound
+            seg = decode(RAW, ts, data)
+            if seg is None:
+                continue
+            self.iface = self.iface or address[0]
+            self.events.append(PacketEvent(
+                ms=round((ts - self.t0) * 1000, 2), direction="out" if seg.dport == self.port else "in",
+                src=seg.src, dst=seg.dst, sport=seg.sport, dport=seg.dport, ttl=seg.ttl, ip_id=seg.ip_id,
+                df=seg.df, flags=seg.flags, seq=seg.seq, ack=seg.ack, window=seg.window,
+                options=seg.options, ts_val=seg.ts_val, ts_ecr=seg.ts_ecr, payload_len=seg.payload_len))
+
+
+def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The kernel's arrival time of a packet (seconds since the epoch), else now."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _STAMP.size:
+            sec, nsec = _STAMP.unpack_from(data)
+            return sec + nsec / 1e9
+    return time.time()
+
+
+def _discard_queued(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    for _ in range(10000):
+        try:
+            sock.recv(1)
+        except (BlockingIOError, OSError):
+            return
