@@ -87,10 +87,25 @@ async def test_steps_two_to_five_run_side_by_side_and_the_handshake_after_them()
     middle = [span(f"test.wait.{s}") for s in sorted(OVERLAP)]
     assert max(a for a, _ in middle) < min(b for _, b in middle)  # they were all running at once
     assert span("test.wait.handshake")[0] >= max(b for _, b in middle)
-    assert span("test.wait.identify")[1] <= min(a for a, _ in middle)
+    # step 1 runs beside the readings of steps 2-5 (these checks probe nothing)
+    assert span("test.wait.identify")[0] < min(b for _, b in middle)
     finished = [e.step for e in events if isinstance(e, StepFinished)]
     assert sorted(finished) == sorted(STEP_IDS) and {e.step for e in events if isinstance(e, StepStarted)} == set(STEP_IDS)
     assert all(session.step(s).checks[0].status == Status.PASS for s in STEP_IDS)
+
+
+async def test_no_probe_of_steps_two_to_five_starts_before_step_one_has_ended() -> None:
+    # Step 1 lists the client's sockets to the target: none of the run's probes may be among them.
+    LOG.clear()
+    specs = {"identify": [CheckSpec(check="test.wait.identify", params={"seconds": 0.3})],
+             "connectivity": [CheckSpec(check="test.probe.connectivity", params={"seconds": 0.1, "mode": "shared"})],
+             "firewall": [CheckSpec(check="test.probe.firewall", params={"seconds": 0.1, "mode": "alone"})],
+             "server-logs": [CheckSpec(check="test.wait.server-logs", params={"seconds": 0.1})]}
+    runner, session = runner_with(specs)
+    await runner.run_all(session)
+    ended = span("test.wait.identify")[1]
+    assert span("test.probe.connectivity")[0] >= ended and span("test.probe.firewall")[0] >= ended
+    assert span("test.wait.server-logs")[0] < ended  # a reading does not wait
 
 
 async def test_a_window_opened_alone_overlaps_no_probe_of_another_step() -> None:

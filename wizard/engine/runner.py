@@ -190,6 +190,23 @@ class Runner:
             running = [tasks.create_task(self.run_step(session, step_id)) for step_id in step_ids]
         return [task.result() for task in running]
 
+    async def _identify_beside(self, session: Session, group: list[str]) -> None:
+        """Step 1 beside the group after it: the group's readings (logs, rules, listeners)
+        start at once, its probes wait until step 1 has looked at the client's sockets to
+        the target (``ctx.traffic`` held), so the run's own connections never show there."""
+        self.ctx.traffic.hold()
+
+        async def identify() -> None:
+            try:
+                await self.run_step(session, "identify")
+            finally:
+                await asyncio.shield(self.ctx.traffic.release())
+
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(identify())
+            for step_id in group:
+                tasks.create_task(self.run_step(session, step_id))
+
     def _warm_packets(self) -> None:
         """Start importing scapy in a thread while the steps before the handshake run.
 
@@ -202,7 +219,11 @@ class Runner:
 
     async def run_all(self, session: Session, steps: Iterable[str] = STEP_IDS) -> Session:
         try:
-            for group in overlapping(steps):
+            groups = overlapping(steps)
+            if len(groups) > 1 and groups[0] == ["identify"] and set(groups[1]) <= OVERLAP:
+                await self._identify_beside(session, groups[1])
+                groups = groups[2:]
+            for group in groups:
                 await self.run_group(session, group)
         finally:
             self.conclude(session)

@@ -5,7 +5,9 @@ Steps 2-5 run side by side, so their probes could meet. Probes that only want an
 rule counters, conntrack statistics and TCP counters, the kernel trace) must see that probe
 alone, or the counters would also count a neighbour's connection. ``shared()`` is for the
 former, ``alone()`` for the latter; an ``alone()`` that waits goes before later ``shared()``
-callers, so a window is never starved by a stream of probes.
+callers, so a window is never starved by a stream of probes. ``hold()`` keeps every probe
+out until ``release()``: step 1 looks at the client's sockets while step 2-5's readings
+start beside it, and no probe of theirs may show among those sockets.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Traffic:
         self._shared = 0
         self._alone = False
         self._waiting = 0  # alone() callers waiting
+        self._held = False  # no probe at all until release()
 
     def _condition(self) -> asyncio.Condition:
         # Made on first use, on the loop that runs the checks (the TUI's engine thread).
@@ -35,7 +38,7 @@ class Traffic:
         """Probe the target beside other probes, never inside a window."""
         cond = self._condition()
         async with cond:
-            await cond.wait_for(lambda: not self._alone and not self._waiting)
+            await cond.wait_for(lambda: not self._alone and not self._waiting and not self._held)
             self._shared += 1
         try:
             yield
@@ -51,7 +54,7 @@ class Traffic:
         async with cond:
             self._waiting += 1
             try:
-                await cond.wait_for(lambda: not self._alone and not self._shared)
+                await cond.wait_for(lambda: not self._alone and not self._shared and not self._held)
             finally:
                 self._waiting -= 1
                 cond.notify_all()  # a cancelled wait must not keep shared() callers out
@@ -62,6 +65,23 @@ class Traffic:
             async with cond:
                 self._alone = False
                 cond.notify_all()
+
+    def hold(self) -> None:
+        """No probe to the target until ``release()``."""
+        self._held = True
+
+    async def unheld(self) -> None:
+        """Wait until no ``hold()`` keeps probes out (for what connects to the target from the
+        server context, outside the probes: it must not show among step 1's sockets either)."""
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: not self._held)
+
+    async def release(self) -> None:
+        cond = self._condition()
+        async with cond:
+            self._held = False
+            cond.notify_all()
 
     @property
     def busy(self) -> bool:

@@ -153,6 +153,7 @@ async def running_servers(ctx: CheckContext) -> Running:
         if not pids:
             return Running([], [], "", f"no process is shown owning port {port} in {ctx.server.spec}")
         source = await probe_source(ctx)
+        await ctx.traffic.unheld()  # it may ask the server itself (redis-cli): not beside step 1
         configs, unknown = await running_configs(ctx.server, pids, port, source, probe_address(ctx))
         return Running(configs, unknown, source)
 
