@@ -161,7 +161,7 @@ class Runner:
         self._ran.add(step_id)
         if self.ctx.started is None:
             self.ctx.started = self.ctx.now()
-        if step_id == "connectivity":
+        if step_id == "handshake":
             self._warm_packets()
         step.title = spec.title
         if only is None:
@@ -208,11 +208,10 @@ class Runner:
                 tasks.create_task(self.run_step(session, step_id))
 
     def _warm_packets(self) -> None:
-        """Start importing scapy in a thread while the steps before the handshake run.
-
-        Importing it costs up to a second; begun here it overlaps ping, rules and counters,
-        and it never delays the TUI's first frame (nothing runs before step 1 is submitted).
-        """
+        """Start importing scapy in a thread, if the shared bracket's captured probe has not
+        (it does as its probe goes out, so the import overlaps the wait for the answer
+        instead of competing with the readings of steps 2-5): the handshake's raw-socket
+        probes need it; begun here it overlaps the burst. Never before the TUI's first frame."""
         packets = self.ctx.probes.packets
         if self.ctx.client_root and packets is not None:
             packets.warm()

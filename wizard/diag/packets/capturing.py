@@ -46,6 +46,10 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams) -> tuple[Capt
     before = await server_counters(ctx) if owns else None
 
     async def action() -> Any:
+        probe = ctx.probes.packets
+        if probe is not None:
+            # The raw-socket probes of the handshake need scapy: imported while this waits.
+            probe.warm()
         outcome = await ctx.probes.tcp.exchange(addr, port, payload, ctx.answers.timeout_s, hold=hold)
         for _ in range(params.burst):
             await ctx.probes.tcp.connect(addr, port, ctx.answers.timeout_s)

@@ -24,7 +24,7 @@ from wizard.engine.probes import PacketEvent
 
 SO_TIMESTAMPNS = 35  # also the control message's type (SCM_TIMESTAMPNS)
 _STAMP = struct.Struct("qq")  # struct timespec
-POLL_S = 0.05  # how often the reading thread looks at its stop flag
+POLL_S = 0.01  # how often the reading thread looks at its stop flag (stop() waits for it)
 
 
 class Sniffer:
