@@ -237,7 +237,9 @@ async def _prepared(args: argparse.Namespace, probes: Probes | None) -> tuple[Se
                                  checklist=checklist_for(args.allow_tracefs_mount))
     if outputs.json is not None or outputs.report is not None:
         import wizard.report  # noqa: F401 - loaded now, not after a signal, when every moment counts
-    return session, ctx, outputs, Runner(ctx, Progress(args.quiet, rerun=rerun_line(args)))
+    # Quiet, no fix is printed: the command line (and the redaction it needs) is not made.
+    rerun = None if args.quiet else rerun_line(args)
+    return session, ctx, outputs, Runner(ctx, Progress(args.quiet, rerun=rerun))
 
 
 def rerun_line(args: argparse.Namespace) -> list[str] | None:
