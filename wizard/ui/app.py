@@ -23,6 +23,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
+from wizard.model.wording import plural
 from wizard.ui import keys, messages, steps
 from wizard.ui.commands import WizardCommands
 from wizard.ui.controller import WizardController
@@ -164,7 +165,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
         if skips:
             titles = ", ".join(s.title for s in skips)
             self._target_screen().set_root_notice(
-                f"Not running as root: {len(skips)} checks will be skipped ({titles}). "
+                f"Not running as root: {plural(len(skips), 'check')} will be skipped ({titles}). "
                 "To run them: sudo reset-wizard …, or grant cap_net_raw,cap_net_admin.")
 
     @work(thread=True, exclusive=True, group="demo")

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from wizard.model import Session
 from wizard.model.observed import ResetEvent
+from wizard.model.wording import plural
 from wizard.ui.widgets.ladder import render_ladder
 
 HERE = Path(__file__).resolve().parent
@@ -96,7 +97,7 @@ def summary_line(session: Session, live: bool, counted: tuple[int, dict[str, int
     where = ", ".join(s.source for s in obs.sources) if obs and obs.sources else session.mode
     verdict = session.diagnosis[0].title or session.diagnosis[0].cause if session.diagnosis else ""
     state = "watching live" if live else f"saved {session.mode} session, read-only"
-    return f"{session.target.display()} · {state} · {where}\n{n} resets: {senders}" + \
+    return f"{session.target.display()} · {state} · {where}\n{plural(n, 'reset')}: {senders}" + \
         (f" · leading cause: {verdict}" if verdict and not live else "")
 
 

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Markdown, Static
 
+from wizard.model.wording import plural
 from wizard.ui.widgets.fixes import fix_text, rerun_of
 
 
@@ -100,7 +101,7 @@ class NoticeModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog notice-dialog"):
-            yield Static(f"{len(self.skips)} checks will be skipped here", classes="dialog-title")
+            yield Static(f"{plural(len(self.skips), 'check')} will be skipped here", classes="dialog-title")
             body = Text()
             fixes: dict[str, list[str]] = {}
             for skip in self.skips:

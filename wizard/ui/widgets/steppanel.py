@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Label, ProgressBar, Static, TextArea
 
+from wizard.model.wording import plural
 from wizard.ui.widgets.checkview import CheckView
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -121,11 +122,11 @@ class StepPanel(Vertical):
             bar.update_node_styles()
         if not running and queued:
             # Asked for, not begun: the runner starts them in a moment (or after a stage).
-            status.update(Text.assemble((f"◌ Starting {queued} of {len(views)} checks…", "bold"),
+            status.update(Text.assemble((f"◌ Starting {queued} of {plural(len(views), 'check')}…", "bold"),
                                         ("   Esc cancels", "dim italic")))
             return
         if not running:
-            status.update(Text(f"{finished} of {len(views)} checks done", style="dim")
+            status.update(Text(f"{finished} of {plural(len(views), 'check')} done", style="dim")
                           if finished else Text("Not run yet: Ctrl+R runs this step", style="dim"))
             return
         now = now if now is not None else max(self.started.values(), default=0.0)

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from wizard.diag.logs.checks.matching import (
     HIST_CLASSES,
+    HIST_WORDS,
     excerpt,
     histogram,
     line_place,
@@ -301,7 +302,7 @@ class _Reading:
         if hist:
             data, text = hist
             f.add("matches over time in the window (" + ", ".join(
-                f"{sum(r[i + 2] for r in data['rows'])} {name}"
+                plural(sum(r[i + 2] for r in data["rows"]), HIST_WORDS[name])
                 for i, (name, _) in enumerate(HIST_CLASSES) if any(r[i + 2] for r in data["rows"]))
                 + ")", kind="histogram", source=self.check.id, text=text, data=data)
         if self.naive_note:

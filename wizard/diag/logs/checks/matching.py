@@ -16,6 +16,9 @@ HIST_BUCKETS = 12
 SPARK = "▁▂▃▄▅▆▇█"
 HIST_CLASSES = (("resets", ("rst_certain",)), ("eof", ("eof_or_rst",)), ("proxy", ("proxy_state",)),
                 ("crashes", ("crash",)), ("resource", ("resource", "kernel_event")))
+#: a histogram column's lines counted in words ("1 reset line", "6 crash lines")
+HIST_WORDS = {"resets": "reset line", "eof": "eof-or-reset line", "proxy": "proxy line", "crashes": "crash line",
+              "resource": "resource line"}
 
 TITLE_CLASSES = (("rst_certain", "reset"), ("eof_or_rst", "eof-or-reset"), ("crash", "crash"),
                  ("resource", "resource"), ("kernel_event", "kernel"), ("proxy_state", "proxy"),

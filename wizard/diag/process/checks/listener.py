@@ -119,7 +119,7 @@ class ProcessListenerCheck(Check[ProcessParams]):
         if socks.error:
             f.add(f"client sockets: {socks.error}", source=socks.source)
             return
-        f.add(f"{len(socks.holders)} client sockets to {ctx.target.display()}: "
+        f.add(f"{plural(len(socks.holders), 'client socket')} to {ctx.target.display()}: "
               + (", ".join(f"{n} {s}" for s, n in sorted(socks.states.items())) or "none"),
               source=socks.source, data={"states": dict(socks.states), "hidden": socks.hidden})
         for pid in sorted({h.pid for h in socks.holders if h.pid is not None})[:8]:
