@@ -114,3 +114,44 @@ async def test_the_title_bar_keeps_a_space_each_side_of_its_dash_on_screen_and_i
     # The screenshot draws each run of one style on its own: the space after the title must
     # not ride in the dimmed dash's run, or it is drawn squeezed ("reset-wizard—  ...").
     assert "reset-wizard&#160;</text>" in svg or "reset-wizard&#160;—" in svg
+
+
+async def test_at_80x24_the_export_dialog_shows_its_checkboxes_and_buttons_whole() -> None:
+    from tests.ui.helpers import make_app, open_export, run_all
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_all(pilot)
+        await open_export(pilot)
+        await pilot.pause()
+        dialog = app.screen.query_one(".export-dialog").region
+        for name in ("#redact", "#redact-addresses", "#json", "#cancel", "#write", "#preview"):
+            region = app.screen.query_one(name).region
+            assert region.width and dialog.contains_region(region), (name, region, dialog)
+        assert app.screen.query_one("#preview").region.height >= 3
+
+
+async def test_at_80_columns_the_footer_shows_whole_keys_in_their_order() -> None:
+    from textual.widgets._footer import FooterKey
+
+    from tests.ui.helpers import make_app, run_all
+    from wizard.ui.widgets.footer import WizardFooter
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_all(pilot)
+        await pilot.press("6")
+        await pilot.pause(0.3)
+        footer = app.screen.query_one(WizardFooter)
+        keys = [k for k in footer.query(FooterKey) if not k.has_class("-command-palette")]
+        palette = footer.query_one(".-command-palette", FooterKey)
+        shown = [k for k in keys if k.display]
+        assert shown[0].key_display == "^q" and len(shown) < len(keys)  # the first kept, the last dropped
+        assert keys[:len(shown)] == shown  # dropped from the end, never a gap
+        assert all(k.region.right <= palette.region.x for k in shown)
+    async with make_app().run_test(size=(160, 48)) as pilot:
+        await run_all(pilot)
+        await pilot.press("6")
+        await pilot.pause(0.3)
+        footer = pilot.app.screen.query_one(WizardFooter)
+        assert all(k.display for k in footer.query(FooterKey))  # at 160 columns every key fits

@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -37,6 +37,10 @@ class MarkedCheckbox(Checkbox):
     def watch_value(self) -> None:
         self.BUTTON_INNER = self._mark(self.value)
         super().watch_value()
+
+
+#: below these columns or rows the dialog is drawn small
+SMALL_BELOW = (100, 32)
 
 
 class ExportModal(ModalScreen[list[str] | None]):
@@ -72,6 +76,12 @@ class ExportModal(ModalScreen[list[str] | None]):
     def on_mount(self) -> None:
         self._refresh_preview()
         self.query_one("#path", Input).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # At 80x24 the dialog keeps its checkboxes on one line and its buttons in view: less
+        # padding, a shorter preview (wizard.tcss, .export-dialog.-small).
+        self.query_one(".export-dialog").set_class(self.size.width < SMALL_BELOW[0]
+                                                   or self.size.height < SMALL_BELOW[1], "-small")
 
     def options(self) -> dict[str, bool]:
         return {"redact": self.query_one("#redact", Checkbox).value,
