@@ -202,7 +202,8 @@ async def test_quitting_mid_run_and_saving_opens_the_export_dialog(tmp_path: Pat
         await until(pilot, lambda: isinstance(app.screen, ExportModal))
         assert app.session.interrupted
         # Laid out before it is clicked (a click on a dialog still being arranged misses it).
-        await until(pilot, lambda: app.screen.query_one("#write").region.area > 0)
+        # (a busy machine may show the dialog's screen a moment before its widgets are in it)
+        await until(pilot, lambda: bool(app.screen.query("#write")) and app.screen.query_one("#write").region.area > 0)
         await pilot.pause()
         await pilot.click("#write")
         # Writing renders the report and the JSON: give a busy machine time for it.

@@ -31,6 +31,8 @@ class WizardFooter(Footer):
 
     def fit_keys(self) -> None:
         """Hide the keys from the first one that crosses the command palette's key (or the edge)."""
+        if not self.size.width:  # not laid out yet: the next resize fits them
+            return
         keys = [k for k in self.query(FooterKey) if not k.has_class("-command-palette")]
         palette = [k for k in self.query(FooterKey) if k.has_class("-command-palette")]
         limit = self.size.width - sum(k.outer_size.width for k in palette)
