@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,9 +77,20 @@ def libc() -> ctypes.CDLL:
     for name, res, args in (("ftell", c_long, (c_void_p,)), ("fseek", c_int, (c_void_p, c_long, c_int)),
                             ("open_memstream", c_void_p, (ctypes.POINTER(c_void_p), ctypes.POINTER(c_size_t))),
                             ("fmemopen", c_void_p, (c_void_p, c_size_t, c_char_p)),
+                            ("fopen", c_void_p, (c_char_p, c_char_p)),
+                            ("fclose", c_int, (c_void_p,)),
+                            ("setvbuf", c_int, (c_void_p, c_void_p, c_int, c_size_t)),
                             ("free", None, (c_void_p,))):
         _bind(c, name, res, *args)
     return c
+
+
+# The stdio buffer a capture file is read through. libpcap's own (pcap_open_offline) is the
+# file system's block, 4 KiB: a 1 GB capture took 262,144 read() calls, and the kernel spent
+# twice the time it spends on the same bytes read 128 KiB at a time. (From 256 KiB on, the
+# first pass of a process spent four times as long in the kernel again.)
+READ_BUFFER = 128 << 10
+_IOFBF = 0
 
 
 class Offline:
@@ -89,8 +101,9 @@ class Offline:
         self.lib, self.libc = lib(), libc()
         err = ctypes.create_string_buffer(256)
         self._data = data  # a capture in memory: kept alive while libpcap reads it
+        self._buffer: ctypes.Array[ctypes.c_char] | None = None  # the file's stdio buffer, alive as long
         if data is None:
-            self.handle = self.lib.pcap_open_offline(path.encode(), err)
+            self.handle = self._open_file(path, err)
         else:
             stream = self.libc.fmemopen(ctypes.cast(c_char_p(data), c_void_p), len(data), b"rb")
             self.handle = self.lib.pcap_fopen_offline(stream, err) if stream else None
@@ -102,6 +115,19 @@ class Offline:
         self._header = ctypes.POINTER(Header)()
         self._bytes = ctypes.POINTER(ctypes.c_ubyte)()
         self.bpf = ""
+
+    def _open_file(self, path: str, err: ctypes.Array[ctypes.c_char]) -> int | None:
+        """The file opened through a stdio stream of READ_BUFFER bytes (libpcap's own open
+        when the C library cannot open it: libpcap then says why)."""
+        stream = self.libc.fopen(os.fsencode(path), b"rb")
+        if not stream:
+            return self.lib.pcap_open_offline(os.fsencode(path), err)
+        self._buffer = ctypes.create_string_buffer(READ_BUFFER)
+        self.libc.setvbuf(stream, self._buffer, _IOFBF, READ_BUFFER)
+        handle = self.lib.pcap_fopen_offline(stream, err)
+        if not handle:
+            self.libc.fclose(stream)
+        return handle
 
     def set_filter(self, bpf: str, optimize: bool = True) -> None:
         self.bpf = bpf
