@@ -53,9 +53,9 @@ EXPECTED = {
     "middlebox-reset/v6-keyword": (("injected", "path"), 3),
     "idle-timeout": (("injected", "path"), 1),
     "abortive-close": (("sent", "server-app"), 3),
-    # An RST answering a SYN: no SYN-ACK to weigh it against, so the packets alone do not
-    # name the server's kernel over its firewall; that the server's end sent it is proved.
-    "port-closed": (("sent", "unknown"), 3),
+    # An RST-ACK answering the SYN, no SYN-ACK: proved sent from the server's end, it is
+    # weighed at the server's distance, a stateless reply: the server's kernel (closed port).
+    "port-closed": (("sent", "server-kernel"), 3),
 }
 
 

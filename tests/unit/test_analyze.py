@@ -84,6 +84,39 @@ def test_an_rst_the_client_side_never_saw_was_lost(tmp_path):
     assert [(e.proof, e.toward) for e in session.observation.events] == [("lost", "client")]
 
 
+def refused(path: Path, near: str, acks: list[int]) -> Path:
+    """Connections to a closed port as captured ``near`` one end: a SYN, then the server's RST-ACK
+    (window 0, no options, IP ID 0) acknowledging ``SYN seq + ack``: 1 is the kernel's answer."""
+    c_ttl, s_ttl = (64, 62) if near == "client" else (62, 64)
+    records = []
+    for i, ack in enumerate(acks):
+        cport, seq, t = 41000 + i, 7_000_000 + i * 1000, T0 + i * 0.3
+        records += [(t, frame(ENDS.client, ENDS.server, cport, ENDS.port, "S", seq, 0, window=64240, ttl=c_ttl,
+                              ip_id=i + 1)),
+                    (t + 0.0002, frame(ENDS.server, ENDS.client, ENDS.port, cport, "RA", 0, seq + ack, window=0,
+                                       ttl=s_ttl, ip_id=0, timestamps=False))]
+    write_pcap(str(path), records)
+    return path
+
+
+def test_a_closed_ports_answer_proved_sent_names_the_servers_kernel(tmp_path):
+    acks = [1, 1, 5]  # the last RST-ACK acknowledges no SYN of its connection
+    client, server = refused(tmp_path / "c.pcap", "client", acks), refused(tmp_path / "s.pcap", "server", acks)
+    session = analyze_captures([str(client), str(server)], None, load())
+    events = session.observation.events
+    assert [(e.proof, e.sender) for e in events] == [("sent", "server-kernel"), ("sent", "server-kernel"),
+                                                     ("sent", "unknown")]
+    kernel = events[0]
+    assert kernel.sender_words == "the server's kernel (a closed port: no socket listened)"
+    assert kernel.timing == "reset-to-syn" and kernel.ttl == 64
+    assert any("ack = its seq + 1" in r for r in kernel.reasons)
+    assert any("a firewall reject on the server host has the same shape" in r for r in kernel.reasons)
+    assert not any("ack = its seq + 1" in r for r in events[2].reasons)
+    # One capture alone cannot tell the server's answer from one injected on the path.
+    alone = analyze_captures([str(client)], None, load())
+    assert {e.sender for e in alone.observation.events} == {"unknown"}
+
+
 def test_gzip_and_a_machine_without_libpcap_read_the_same(tmp_path, monkeypatch):
     plain = capture(tmp_path / "c.pcap", ["server-app", "path", "fin"])
     gz = tmp_path / "c.pcap.gz"

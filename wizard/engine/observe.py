@@ -106,8 +106,9 @@ def _two_ended(near_client: tuple[Tracker, CaptureSummary], near_server: tuple[T
     for s in ct.sightings:
         verdict = judge(s, "client", at_server)
         # The sender is read where it sent from: the server's RSTs at the server's end.
-        ev = to_event(len(events) + 1, verdict.other if verdict.other and s.toward == "client" else s,
-                      ss.source if verdict.other and s.toward == "client" else cs.source)
+        there = verdict.other if s.toward == "client" else None
+        ev = to_event(len(events) + 1, there or s, ss.source if there else cs.source,
+                      from_server_end=there is not None)
         if verdict.other is not None:
             twins.add(id(verdict.other))
         _prove(ev, verdict.proof, verdict.detail)
@@ -116,7 +117,8 @@ def _two_ended(near_client: tuple[Tracker, CaptureSummary], near_server: tuple[T
         if id(s) in twins:
             continue
         verdict = judge(s, "server", at_client)
-        ev = to_event(len(events) + 1, s, ss.source)
+        # seen near the server only: toward the client, it left the server's end (lost on the way)
+        ev = to_event(len(events) + 1, s, ss.source, from_server_end=s.toward == "client")
         _prove(ev, verdict.proof, verdict.detail)
         events.append(ev)
     events.sort(key=lambda e: e.at)

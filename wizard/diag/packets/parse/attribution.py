@@ -222,6 +222,15 @@ def _sender(ttl_match: bool | None, deltas: dict[str, int] | None, moved_abort: 
     return "unknown"
 
 
+def refuses_syn(rst: PacketEvent, flow: list[PacketEvent]) -> bool:
+    """Whether the RST is a closed port's answer to the client's SYN: an RST-ACK that
+    acknowledges the SYN (ack = its seq + 1), and no SYN-ACK on the connection."""
+    if "A" not in rst.flags or any(e.is_synack for e in flow):
+        return False
+    syn = next((e for e in flow if e.direction != rst.direction and e.is_syn), None)
+    return syn is not None and rst.ack == (syn.seq + 1) & 0xFFFFFFFF
+
+
 def _answers_syn(rst: PacketEvent) -> bool:
     # An RST answering a SYN (seq 0, ACK set) never carries options, whoever sends it.
     return "A" in rst.flags and rst.seq == 0

@@ -15,6 +15,7 @@ from wizard.diag.packets.parse.attribution import (
     ServerShape,
     attribute,
     ladder,
+    refuses_syn,
     timing,
 )
 from wizard.diag.packets.parse.flows import Sighting
@@ -23,6 +24,12 @@ from wizard.engine.probes import PacketEvent
 from wizard.model.observed import ObservedSender, ResetEvent
 
 CLIENT_WORDS = "the client itself (its TTL and shape match the client's SYN)"
+CLOSED_PORT_WORDS = "the server's kernel (a closed port: no socket listened)"
+REFUSED_REASON = "an RST-ACK answering the client's SYN (ack = its seq + 1), no SYN-ACK: what a closed port answers"
+# An RST that answers a SYN has no SYN-ACK to be weighed against. Proved sent from the
+# server's end by the two-ended proof, it is at the server's distance: the live capture's
+# rules then weigh it as they weigh one against a SYN-ACK from elsewhere.
+PROVED_SHAPE = "own RST, proved sent from its end by the two-ended proof,"
 
 
 def endpoint(address: str, port: int) -> str:
@@ -55,8 +62,9 @@ def _gap(rst: Segment, before: tuple[Segment, ...]) -> str:
     return f"sent {(rst.ts - last.ts) * 1000:.3f} ms after the other side's last packet"
 
 
-def to_event(n: int, s: Sighting, source: str) -> ResetEvent:
-    """The ResetEvent for one sighting."""
+def to_event(n: int, s: Sighting, source: str, from_server_end: bool = False) -> ResetEvent:
+    """The ResetEvent for one sighting. ``from_server_end``: the two-ended proof saw this
+    RST toward the client leave the server's end (it is the capture near the server's)."""
     client, cport, server, sport = s.flow.key
     from_client = s.toward == "server"
     packets = [*s.before, s.rst]
@@ -72,6 +80,9 @@ def to_event(n: int, s: Sighting, source: str) -> ResetEvent:
     opener = s.flow.syn if from_client else s.flow.synack
     shape = ServerShape.from_event(as_event(opener, t0, False), "SYN" if from_client else "SYN-ACK") \
         if opener is not None else None
+    refused = not from_client and refuses_syn(rst_ev, events)
+    if shape is None and refused and from_server_end:
+        shape = ServerShape(rst_ev.ttl, False, 0, None, PROVED_SHAPE, by_hops=True)
     att = attribute(rst_ev, events, shape, None)
     # Compared with the same flow's own opener, a reset from farther than its sender is no
     # backend of a forward (the backend SYN-ACKed too): an anomaly on the way, as for the path.
@@ -90,6 +101,9 @@ def to_event(n: int, s: Sighting, source: str) -> ResetEvent:
     if when is not None and when.kind not in ("ok", "closed"):
         signals.append(f"timing.{when.kind.replace('-', '_')}")
     words = CLIENT_WORDS if sender == "client" else SENDER_WORDS.get(sender, sender)
+    if refused:
+        reasons.insert(0, REFUSED_REASON)
+        words = CLOSED_PORT_WORDS if sender == "server-kernel" else words
     if from_client and sender == "path":
         words = "something on the path, not the client (toward the server)"
     lad = ladder([_client_view(e, from_client) for e in events], [])
