@@ -3,8 +3,9 @@
     sudo .venv/bin/python bench/all.py [--out FILE] [--quick]
 
 README's performance table is written from one such file (it names the run: date, machine
-load before and after each benchmark). `bench/probe.py` needs root (network namespaces); it
-is left out, with the reason, when not root. --quick runs fewer rounds and a smaller log.
+load before and after each benchmark). `bench/probe.py` (network namespaces) and
+`bench/watch.py` (a packet socket, a tracefs) need root; they are left out, with the reason, when
+not root. --quick runs fewer rounds, a smaller log and capture, shorter watch rounds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ BENCHES = (  # (script, arguments, arguments with --quick)
     ("bench/startup.py", [], ["-n", "5"]),
     ("bench/probe.py", ["--rounds", "5"], ["--rounds", "3"]),
     ("bench/logs.py", ["--log-size", "1G", "--rounds", "5"], ["--log-size", "256M", "--rounds", "3"]),
+    ("bench/analyze.py", ["--rounds", "5"], ["--size-mb", "256", "--rounds", "3"]),
+    ("bench/watch.py", ["--rounds", "3", "--seconds", "60"], ["--rounds", "3", "--seconds", "20"]),
 )
+NEEDS_ROOT = {  # benchmark -> why it is left out when not root
+    "probe": "needs root for its namespaces",
+    "watch": "needs root: watch opens a packet socket and mounts a tracefs of its own",
+}
 
 
 def load() -> str:
@@ -49,8 +56,8 @@ def main() -> int:
             name = Path(script).stem
             if args.only is not None and name not in args.only:
                 continue
-            if name == "probe" and os.geteuid() != 0:
-                fh.write(f"\n## {script}: left out (needs root for its namespaces)\n")
+            if name in NEEDS_ROOT and os.geteuid() != 0:
+                fh.write(f"\n## {script}: left out ({NEEDS_ROOT[name]})\n")
                 continue
             argv = [sys.executable, script, *(quick if args.quick else full)]
             fh.write(f"\n## {' '.join([script, *argv[2:]])}  (load before: {load()})\n")
