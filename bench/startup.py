@@ -7,7 +7,8 @@ one Input, for reset-wizard step 1's target field. The wizard also notes the fra
 which the whole form is there (the rest of step 1 mounts right after the first frame),
 so that moving work after the first frame cannot hide it. Runs alternate between the two
 apps so both see the same machine load; prints the medians and their ratio (goal: at
-most 1.1, issue 16).
+most 1.1, issue 16). Bytecode is cached for both, as for an installed package
+(bench/diagnose.py).
 
     .venv/bin/python bench/startup.py [-n RUNS]
 """
@@ -21,6 +22,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.diagnose import bench_env  # noqa: E402
 
 HARNESS = r"""
 import sys, time
@@ -66,8 +70,10 @@ print(f"{stamps['first']:.6f} {stamps['whole']:.6f}", flush=True)
 
 
 def one(which: str) -> tuple[float, float]:
+    # bench_env: the wizard's bytecode cached, as textual's is and as an installed package's
+    # is (with PYTHONDONTWRITEBYTECODE set, every run compiled the wizard's UI modules anew).
     out = subprocess.run([sys.executable, "-c", HARNESS, which], capture_output=True, text=True,
-                         timeout=60, check=True, cwd=ROOT)
+                         timeout=60, check=True, cwd=ROOT, env=bench_env())
     first, whole = out.stdout.strip().splitlines()[-1].split()
     return float(first), float(whole)
 
