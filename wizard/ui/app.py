@@ -4,13 +4,15 @@ The session and the run's bookkeeping are the controller's (wizard.ui.controller
 pushes what it holds down into the screens and turns keys and widgets' messages into its
 calls. Everything slow runs in workers (the engine runs the checks on its own thread); the
 runner's events arrive as typed messages (wizard.ui.messages), handled on this UI thread.
-The first frame imports nothing but textual: the checklist, pydantic and the checks load in
-a worker after it, scapy only when a check asks for packets, DNS only after step 1 is sent.
+The first frame imports nothing but textual: the checklist, pydantic, the checks, a run's
+screens and the engine (scapy too, as root) load in a worker once the form is out, DNS only
+after step 1 is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -158,6 +160,12 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     def load_checklist(self) -> None:
         checklist = self.engine.checklist()
         skips = self.engine.expected_skips()
+        # What a run needs, loaded while the form is read, not on Enter on the engine's time.
+        for module in ("wizard.ui.screens.step", "wizard.ui.screens.summary"):
+            importlib.import_module(module)
+        warm = getattr(self.engine, "warm", None)
+        if warm is not None:
+            warm()
         self.call_from_thread(self._loaded, checklist, skips)
 
     def _loaded(self, checklist: Any, skips: list[Any]) -> None:

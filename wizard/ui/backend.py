@@ -83,6 +83,16 @@ class RunnerEngine:
                 self._checklist = load()
             return self._checklist
 
+    def warm(self) -> None:
+        """Import what a run loads (the runner, the probes; scapy when root), before it starts."""
+        from wizard.engine.runner import real_probes
+
+        real_probes()  # for its imports: each run makes its own probes
+        if os.geteuid() == 0:
+            from wizard.diag.packets.io.scapylib import warm_scapy
+
+            warm_scapy()
+
     def title(self, check_id: str) -> str:
         from wizard.engine.discovery import get_check
 

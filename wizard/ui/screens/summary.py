@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -97,8 +98,8 @@ class SummaryScreen(ItemsScreen, StepperScreen, Screen):
             classes="nav-bar")
         yield WizardFooter()
 
-    async def on_screen_resume(self) -> None:
-        await self.refresh_verdict()
+    async def on_screen_resume(self, event: events.ScreenResume) -> None:
+        await self.refresh_verdict()  # (StepperScreen's handler runs too: Textual calls each class's)
 
     async def refresh_verdict(self) -> None:
         session = self.session

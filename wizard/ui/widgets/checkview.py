@@ -71,7 +71,7 @@ class CheckView(KeyedItem):
             self._styled = self.state
             for name in STATUS_WORD:
                 self.set_class(name == self.state, f"-{name}", update=False)
-            for title in self.query("CollapsibleTitle"):
+            for title in self.query_children("CollapsibleTitle"):  # not a walk of the evidence
                 title.update_node_styles()
 
     def mark_queued(self) -> None:
@@ -96,20 +96,22 @@ class CheckView(KeyedItem):
             self._render_title(spinner)
 
     def show_result(self, result: Any) -> None:
-        if self.state == str(result.status) and self.query(ResultBody) and result == self.result:
+        body = self.query_children(Collapsible.Contents).first()
+        if self.state == str(result.status) and body.query_children(ResultBody) and result == self.result:
             return  # shown already (a step's sync after each result arrived on its own)
         self.result = result
         self.state = str(result.status)
         self._render_title()
-        body = self.query_one(Collapsible.Contents)
         if not body.is_attached:
             # Shown before the body is mounted (a panel syncing as it mounts): try once it is.
             self.call_after_refresh(self.show_result, result)
             return
         body.remove_children()
-        body.mount(ResultBody(self.step, self.index, result))
-        # Open what needs attention; a pass stays one line until asked for.
+        # Open what needs attention; a pass stays one line until asked for. Opened or closed
+        # before the new body is there: the change restyles the check, and the body is
+        # styled as it mounts anyway.
         self.collapsed = self.state in ("pass", "skip")
+        body.mount(ResultBody(self.step, self.index, result))
 
 
 class ResultBody(Vertical):

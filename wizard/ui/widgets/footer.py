@@ -4,11 +4,22 @@ Textual's Footer shows the bindings in their order and cuts what does not fit (`
 the app's bindings are ordered most important first (wizard.ui.keys). Below ``COMPACT_BELOW``
 columns the footer drops the spacing between keys, and a key that would not fit whole before
 the command palette's is hidden with every key after it: the footer's priorities.
+
+Textual rebuilds the footer each time the bindings may have changed (a focus move, a run
+starting or ending, a screen shown): a run-all did so some 25 times, each a mount, two
+restyles of every key (a key starts compact and is then bound to the footer's own state)
+and a layout, on the thread the engine shares. This one rebuilds only when what it shows
+changed, and builds its keys in the footer's state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from textual import events
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -18,6 +29,8 @@ COMPACT_BELOW = 100
 class WizardFooter(Footer):
     """A Footer that turns compact below ``COMPACT_BELOW`` columns (its own width) and shows
     the keys that fit whole, the first first."""
+
+    _shown: tuple[Any, ...] | None = None
 
     def on_resize(self, event: events.Resize) -> None:
         self.compact = self.size.width < COMPACT_BELOW
@@ -44,3 +57,30 @@ class WizardFooter(Footer):
     def visible_keys(self) -> list[str]:
         """The keys shown, as their labels read (for tests)."""
         return [k.key_display for k in self.query(FooterKey) if k.display]
+
+    def shown_keys(self) -> tuple[Any, ...]:
+        """What the footer's keys show: each binding shown, its key, words, state and tip."""
+        bindings = self.screen.active_bindings
+        keys = tuple((b.key, b.key_display, b.description, b.action, b.group, enabled, tip)
+                     for _, b, enabled, tip in bindings.values() if b.show)
+        palette = bindings.get(self.app.COMMAND_PALETTE_BINDING)
+        return keys, self.show_command_palette, palette[2:] if palette else None
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        if self.is_attached and screen is self.screen:
+            shown = self.shown_keys()
+            if self._bindings_ready and shown == self._shown:
+                return  # the same keys as shown, or as a rebuild already asked for will show
+            self._shown = shown
+        super().bindings_changed(screen)
+
+    def compose(self) -> Iterator[Widget]:
+        if self._bindings_ready:
+            self._shown = self.shown_keys()
+        for widget in super().compose():
+            if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):
+                # In the footer's state from the start: no restyle on mount, none when bound
+                # (the palette's key is not bound to it, and stays compact as Textual makes it).
+                widget.set_reactive(FooterKey.compact, self.compact)
+                widget.set_class(self.compact, "-compact", update=False)
+            yield widget

@@ -37,15 +37,23 @@ class StepPanel(Vertical):
         # What the app pushed last (shown again once the panel is composed).
         self.result: Any = None
         self.now = 0.0
+        # Made in compose and kept: each event of a run looked them up by a query, which
+        # walks the whole panel (every check's evidence) on the thread the engine shares.
+        self._views: list[CheckView] = []
+        self._status: Static | None = None
+        self._bar: ProgressBar | None = None
 
     def compose(self) -> ComposeResult:
+        self._status = Static("", id="now-running")
+        self._bar = ProgressBar(total=len(self.step.checks), show_eta=False, id="step-progress")
+        self._views = [CheckView(self.step.id, index, spec.check, self.titles.get(spec.check, spec.check))
+                       for index, spec in enumerate(self.step.checks)]
         yield Static(Text(" ".join(self.step.guidance.split())), classes="guidance")
         with Vertical(classes="run-status"):
-            yield Static("", id="now-running")
-            yield ProgressBar(total=len(self.step.checks), show_eta=False, id="step-progress")
+            yield self._status
+            yield self._bar
         with Vertical(classes="checks"):
-            for index, spec in enumerate(self.step.checks):
-                yield CheckView(self.step.id, index, spec.check, self.titles.get(spec.check, spec.check))
+            yield from self._views
         yield Label("Notes for this step (they go into the report):", classes="notes-label")
         yield TextArea(id="notes", classes="notes", soft_wrap=True, tab_behavior="focus")
 
@@ -53,7 +61,7 @@ class StepPanel(Vertical):
         self._show()
 
     def views(self) -> list[CheckView]:
-        return list(self.query(CheckView))
+        return [v for v in self._views if v.is_attached]
 
     def _view(self, index: int) -> CheckView | None:
         """The check's view; None before the panel is composed, or while it is torn down
@@ -109,12 +117,10 @@ class StepPanel(Vertical):
         running = [v for v in views if v.state == "running"]
         queued = sum(1 for v in views if v.state == "queued")
         finished = sum(1 for v in views if v.state not in ("pending", "running", "queued"))
-        bars, lines = self.query("#step-progress"), self.query("#now-running")
-        if not bars or not lines:  # not composed yet: shown again on mount
-            return
-        bar = bars.first(ProgressBar)
+        bar, status = self._bar, self._status
+        if bar is None or status is None or not bar.is_attached or not status.is_attached:
+            return  # not composed yet: shown again on mount
         bar.update(progress=finished)
-        status = lines.first(Static)
         if self.has_class("-running") != bool(running or queued):
             # Only the progress bar's style depends on it: restyling the whole panel (every
             # check and its evidence) each time a step starts or ends cost the run its pace.

@@ -123,11 +123,29 @@ class Stepper(Horizontal):
 
 
 class StepperScreen:
-    """For screens with a stepper: the steps' states the app pushes, kept for compose."""
+    """For screens with a stepper: the steps' states the app pushes, kept for compose.
+
+    Only the screen in sight restyles its stepper when they change; one out of sight does
+    so when it is shown again (a run-all changes them some twenty times, and restyling the
+    tabs of every screen each time took the engine's thread a quarter of a second)."""
 
     step_states: dict[str, str] = {}  # replaced as a whole, never mutated
+    _shown_once = False
 
     def show_states(self, states: dict[str, str]) -> None:
         self.step_states = states
+        if self.is_current:  # type: ignore[attr-defined]
+            self._show_states()
+
+    def _show_states(self) -> None:
         for stepper in self.query(Stepper):  # type: ignore[attr-defined]
-            stepper.show(states)
+            stepper.show(self.step_states)
+
+    async def on_screen_resume(self, event: events.ScreenResume) -> None:
+        if not self._shown_once:
+            # Shown for the first time: composed and styled just now. Textual restyles a
+            # screen it shows again (what changed while it was away); doing so for a new
+            # one styled every widget twice, as a run-all opens a screen per group.
+            self._shown_once = True
+            event.refresh_styles = False
+        self._show_states()  # before the screen's first frame in sight

@@ -44,8 +44,9 @@ def scapy_modules() -> Any:
 def warm_scapy() -> None:
     """Start importing scapy in a background thread (idempotent, returns at once).
 
-    Called when a run is about to need packets, so the import overlaps other work; never at
-    start-up of the CLI or the TUI (the thread competes for the GIL with the first frame).
+    Called when a run is about to need packets, so the import overlaps other work, and by
+    the TUI once step 1's form is out, while it is read; never at start-up of the CLI, nor
+    before the TUI's first frame (the thread competes for the GIL with it).
     """
     global _WARM
     if _SCAPY is not None or _WARM is not None:
