@@ -17,7 +17,7 @@ def _packet_table(rows: int) -> str:
 
 
 class _One(App[None]):
-    CSS_PATH = ResetWizardApp.CSS_PATH  # the wizard's own styles
+    CSS_PATH = [ResetWizardApp.CSS_PATH, ResetWizardApp.RUN_CSS_PATH]  # noqa: RUF012 - the wizard's own styles
 
     def __init__(self, evidence: Evidence) -> None:
         super().__init__()

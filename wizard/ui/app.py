@@ -4,9 +4,9 @@ The session and the run's bookkeeping are the controller's (wizard.ui.controller
 pushes what it holds down into the screens and turns keys and widgets' messages into its
 calls. Everything slow runs in workers (the engine runs the checks on its own thread); the
 runner's events arrive as typed messages (wizard.ui.messages), handled on this UI thread.
-The first frame imports nothing but textual: the checklist, pydantic, the checks, a run's
-screens and the engine (scapy too, as root) load in a worker once the form is out, DNS only
-after step 1 is sent.
+The first frame imports nothing but textual and parses only step 1's styles: the checklist,
+pydantic, the checks, a run's screens and the engine (scapy too, as root) load in a worker
+once the form is out, DNS only after step 1 is sent.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from textual import work
 from textual.app import App
 from textual.content import Content
 from textual.reactive import reactive
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 
 from wizard.model.wording import plural
-from wizard.ui import keys, messages, steps
+from wizard.ui import fields, keys, messages, steps
 from wizard.ui.commands import WizardCommands
 from wizard.ui.controller import WizardController
 from wizard.ui.dialogs import DialogActions
@@ -44,23 +44,12 @@ if TYPE_CHECKING:
     from wizard.ui.widgets.stepper import Stepper
 
 
-def _answers_values(answers: Answers | None, target: str | None, server: str) -> dict[str, str]:
-    values = {"target": target or "", "server": server if server != "local" else ""}
-    if answers is not None:
-        values.update({
-            "error": answers.error or "", "side": answers.side, "logs": ", ".join(answers.logs),
-            "payload": answers.payload or "", "at": answers.at.isoformat() if answers.at else "",
-            "window": f"{answers.window_s:g}s" if answers.window_s != 900 else "",
-            "hold": f"{answers.hold_s:g}" if answers.hold_s else "",
-            "attempts": str(answers.attempts) if answers.attempts != 10 else "",
-            "timeout": f"{answers.timeout_s:g}" if answers.timeout_s != 3 else ""})
-    return values
-
-
 class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     """The wizard. Tests inject ``engine`` (scripted results), ``clock`` and ``monotonic``."""
 
-    CSS_PATH = Path(__file__).with_name("wizard.tcss")
+    CSS_PATH = Path(__file__).with_name("wizard.tcss")  # step 1's form: parsed before its first frame
+    #: the rest (a step's checks, the verdict, the dialogs): parsed once the form is out
+    RUN_CSS_PATH = Path(__file__).with_name("run.tcss")
     TITLE = "reset-wizard"
     SUB_TITLE = "why was the connection reset?"
     BINDINGS = keys.BINDINGS
@@ -81,7 +70,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] | None = None,
                  export_dir: Path | None = None) -> None:
         super().__init__()
-        self.initial = _answers_values(answers, target, server)
+        self.initial = fields.form_values(answers, target, server)
         self.demo = demo
         self.demo_scenario: Any = None
         if engine is None:
@@ -152,9 +141,23 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
         # After the form's full frame: the checklist load imports pydantic and every check,
         # and a thread importing holds the GIL long enough to delay a paint. The demo fills
         # in fields, so it waits for all of them too.
+        self.load_run_css()
         self.call_after_refresh(self.load_checklist)
         if self.demo:
             self.call_after_refresh(self.start_demo)
+
+    def load_run_css(self) -> None:
+        """Add the styles of what follows step 1's form (parsed as the next widget is styled)."""
+        path = str(self.RUN_CSS_PATH.resolve())
+        if not self.stylesheet.has_source(path, ""):
+            # add_source, not read: read leaves Textual's rule map as it was
+            self.stylesheet.add_source(self.RUN_CSS_PATH.read_text(encoding="utf-8"), read_from=(path, ""))
+
+    def _load_screen_css(self, screen: Screen[Any]) -> None:
+        # Textual's hook as any screen is shown: any but step 1's needs the rest of the styles.
+        if not isinstance(screen, TargetScreen):
+            self.load_run_css()
+        super()._load_screen_css(screen)
 
     @work(thread=True, exclusive=True, group="load")
     def load_checklist(self) -> None:
@@ -262,6 +265,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     # ----- workers ------------------------------------------------------------------------
     @work(exclusive=True, group="run")
     async def start_run(self, target: str, answers: dict[str, Any], server: str, then_all: bool) -> None:
+        self.load_run_css()  # the identify panel's styles (the form is out by now anyway)
         session = await self._prepare(target, answers, server)
         if session is None:
             return

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wizard.model import Answers
 
 
 def _inputs() -> Any:
@@ -69,3 +72,17 @@ def problem(parse: Callable[[str], Any], text: str) -> Any:
     except WizardError as exc:
         return exc
     return None
+
+
+def form_values(answers: Answers | None, target: str | None, server: str) -> dict[str, str]:
+    """Step 1's fields for what the command line gave (an Answers, a target, a context)."""
+    values = {"target": target or "", "server": server if server != "local" else ""}
+    if answers is not None:
+        values.update({
+            "error": answers.error or "", "side": answers.side, "logs": ", ".join(answers.logs),
+            "payload": answers.payload or "", "at": answers.at.isoformat() if answers.at else "",
+            "window": f"{answers.window_s:g}s" if answers.window_s != 900 else "",
+            "hold": f"{answers.hold_s:g}" if answers.hold_s else "",
+            "attempts": str(answers.attempts) if answers.attempts != 10 else "",
+            "timeout": f"{answers.timeout_s:g}" if answers.timeout_s != 3 else ""})
+    return values

@@ -105,7 +105,7 @@ class ObserveApp(App[int]):
     """Shows ``session``'s resets; with ``watch`` (a coroutine factory taking the push
     callback) the session grows live until the watch ends."""
 
-    CSS_PATH = [HERE.parent / "wizard.tcss", HERE / "observe.tcss"]
+    CSS_PATH = [HERE.parent / "wizard.tcss", HERE.parent / "run.tcss", HERE / "observe.tcss"]
     TITLE = "reset-wizard"
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("e", "export", "Export"),
                 Binding("j", "cursor(1)", "Next", show=False), Binding("k", "cursor(-1)", "Previous", show=False)]
