@@ -25,7 +25,6 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from wizard.model.wording import plural
 from wizard.ui import fields, keys, messages, steps
 from wizard.ui.commands import WizardCommands
 from wizard.ui.controller import WizardController
@@ -174,6 +173,8 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     def _loaded(self, checklist: Any, skips: list[Any]) -> None:
         self.controller.checklist = checklist
         if skips:
+            from wizard.model.wording import plural  # not before the first frame: wizard.model loads pydantic
+
             titles = ", ".join(s.title for s in skips)
             self._target_screen().set_root_notice(
                 f"Not running as root: {plural(len(skips), 'check')} will be skipped ({titles}). "
