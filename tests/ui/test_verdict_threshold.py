@@ -11,6 +11,7 @@ from textual.widgets import Static
 from tests.ui.helpers import SIZE, make_app, run_all
 from tests.ui.scripted import ScriptedEngine
 from wizard.cli.console import verdict_lines
+from wizard.model import Finding
 from wizard.report import render_report
 from wizard.ui.screens.summary import CauseView
 
@@ -45,3 +46,14 @@ async def test_the_summary_takes_diagnosed_from_the_finding_under_any_threshold(
         else:
             assert top.diagnosed and headline.startswith(f"Most likely: {top.title}")
             assert f"**Verdict: `{top.cause}`" in report and console.startswith(f"verdict: {top.cause} (")
+
+
+@pytest.mark.parametrize(("cause", "confidence", "diagnosed", "word"), [
+    ("no-reset-observed", 1.0, False, "100% sure"),  # not a cause: how sure nothing reset
+    ("abortive-close", 0.98, True, "98% likely"),
+    ("rate-limit", 0.35, False, "35% possible"),
+    ("rate-limit", 0.1, False, "10% unlikely"),
+])
+def test_a_cause_row_says_how_strong_it_is(cause: str, confidence: float, diagnosed: bool, word: str) -> None:
+    finding = Finding(cause=cause, title=cause, confidence=confidence, summary="s", diagnosed=diagnosed)
+    assert str(CauseView(1, finding).title).endswith(f"·  {word}")

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Header, ProgressBar, Static
 
+from wizard.model import NO_RESET
 from wizard.ui.widgets.fixes import fix_text, rerun_of
 from wizard.ui.widgets.footer import WizardFooter
 from wizard.ui.widgets.items import SCREEN_BINDINGS, ItemsScreen, KeyedItem, focus_first_item
@@ -44,12 +45,22 @@ def verdict_head(session: Any) -> str:
     return "No cause reached the threshold; the leads are below."
 
 
+def _strength(finding: Any) -> str:
+    """The word after a finding's percentage: how strong a lead it is; for
+    no-reset-observed (never diagnosed, not a cause) how sure the run is that nothing reset."""
+    if finding.cause == NO_RESET:
+        return "sure"
+    if finding.diagnosed:
+        return "likely"
+    return "possible" if finding.confidence >= 0.2 else "unlikely"
+
+
 class CauseView(KeyedItem):
     """One ranked cause: its confidence bar, summary, evidence for and against, remedy."""
 
     def __init__(self, rank: int, finding: Any) -> None:
         diagnosed = bool(finding.diagnosed)
-        word = "likely" if diagnosed else "possible" if finding.confidence >= 0.2 else "unlikely"
+        word = _strength(finding)
         self.finding = finding
         bar = ProgressBar(total=100, show_eta=False, show_percentage=True, classes="confidence")
         bar.progress = round(finding.confidence * 100)
