@@ -168,7 +168,9 @@ async def main():
 asyncio.run(main())
 """
 
-ENV = {**os.environ, "LC_ALL": "C"}  # what the wizard's own commands run with
+# what the wizard's own commands run with; bytecode and the compiled signatures kept as an
+# installed wizard keeps them (wizard.diag.logs.io.hscache), whatever this shell says
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "LC_ALL": "C"}
 
 
 def once(argv: list[str]) -> tuple[float, float, str]:

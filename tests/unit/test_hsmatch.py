@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from wizard.diag.logs.io import hsmatch
+from wizard.diag.logs.io import hscache, hsmatch
 from wizard.diag.logs.io import scan as logscan
 from wizard.diag.logs.io.hsmatch import Matcher, matcher
 from wizard.diag.logs.io.scan import scan_file
 from wizard.engine.discovery import checklist_path
 from wizard.hosts.local import LocalHost
 from wizard.model import load_checklist
+
+_hs = hsmatch._hs
 
 pytestmark = pytest.mark.skipif(not hsmatch.AVAILABLE, reason="hyperscan is not installed")
 
@@ -287,7 +290,7 @@ def _literal_log(seed: int) -> bytes:
 @pytest.mark.parametrize("seed", [7, 8])
 def test_literal_prefilter_finds_exactly_the_lines_python_re_finds(
         seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("RESET_WIZARD_CACHE_DIR", str(tmp_path))
     m = Matcher(LIT_REGEXES)
     # every regex with a required literal is reachable from the literal database of all
     # (non-ASCII lines); those re decides on every line from the other one
@@ -304,13 +307,41 @@ def test_literal_prefilter_finds_exactly_the_lines_python_re_finds(
 
 def test_literal_database_read_back_from_the_cache_finds_the_same_lines(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("RESET_WIZARD_CACHE_DIR", str(tmp_path))
     first = Matcher(LIT_REGEXES)
-    assert list((tmp_path / "reset-wizard").glob("hs-*.db"))
+    assert list(tmp_path.glob("hs-*.db"))
     again = Matcher(LIT_REGEXES)
     assert again.all_owners == first.all_owners and "all" in again.dbs
     data = _literal_log(9)
     assert [(h.start, h.ids) for h in again.lines(data)] == reference(data, LIT_REGEXES) != []
+
+
+def test_the_databases_are_kept_inside_the_installation_and_nowhere_in_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("RESET_WIZARD_CACHE_DIR", raising=False)
+    here = Path(hscache.cache_dir())
+    assert here.name == "__pycache__" and here.parent == Path(hscache.__file__).resolve().parent
+    regexes = [r"kept nowhere else \d+ " + tmp_path.name]  # a pattern set of its own
+    path = Path(hscache.cache_path(_hs, regexes))
+    try:
+        Matcher(regexes)
+        assert path.parent == here and (path.exists() or sys.dont_write_bytecode)
+        assert list(home.rglob("*")) == []
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_no_database_is_kept_when_asked_not_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESET_WIZARD_CACHE_DIR", "")
+    assert hscache.cache_path(_hs, LIT_REGEXES) == ""
+    monkeypatch.chdir(tmp_path)
+    data = _literal_log(5)
+    assert [(h.start, h.ids) for h in Matcher(LIT_REGEXES).lines(data)] == reference(data, LIT_REGEXES)
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_a_literal_split_across_two_lines_is_not_a_match() -> None:

@@ -1,12 +1,19 @@
 """The compiled Hyperscan databases of one pattern set kept on disk (I/O): compiling 42
 signatures costs ~0.2 s, more than a window's search. Keyed by the patterns, the engine's
-version and the layout's format; a bad, stale or truncated file is ignored."""
+version and the layout's format; a bad, stale or truncated file is ignored.
+
+Kept where Python keeps the wizard's own compiled bytecode, the ``__pycache__`` beside this
+module inside the wizard's installation, never in the home directory or anywhere else on
+the machine examined; not written when Python writes no bytecode (``-B``,
+``PYTHONDONTWRITEBYTECODE``) or where the installation is read-only. ``RESET_WIZARD_CACHE_DIR``
+names another directory; set empty, nothing is read or written."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,15 +21,28 @@ CACHE_FORMAT = 9
 NAMES = ("db", "line", "nfa", "all")
 
 
+def cache_dir() -> str:
+    """The directory of the kept databases; "" when none is kept."""
+    chosen = os.environ.get("RESET_WIZARD_CACHE_DIR")
+    if chosen is not None:
+        return chosen
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+
+
 def cache_path(hs: Any, regexes: Sequence[str]) -> str:
+    """Where the databases of ``regexes`` are kept; "" when none is kept."""
+    base = cache_dir()
+    if not base:
+        return ""
     key = hashlib.sha256(json.dumps([getattr(hs, "__version__", ""), CACHE_FORMAT,
                                      list(regexes)]).encode()).hexdigest()[:24]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "reset-wizard", f"hs-{key}.db")
+    return os.path.join(base, f"hs-{key}.db")
 
 
 def load(hs: Any, path: str) -> tuple[dict, dict[str, Any]] | None:
     """The metadata and the databases (by name) saved at ``path``; None when unusable."""
+    if not path:
+        return None
     try:
         with open(path, "rb") as fh:
             head, _, blob = fh.read().partition(b"\n")
@@ -41,6 +61,8 @@ def load(hs: Any, path: str) -> tuple[dict, dict[str, Any]] | None:
 
 
 def save(hs: Any, path: str, meta: dict, dbs: dict[str, Any]) -> None:
+    if not path or (sys.dont_write_bytecode and "RESET_WIZARD_CACHE_DIR" not in os.environ):
+        return
     try:
         blobs = [hs.dumpb(dbs[name]) if dbs.get(name) is not None else b"" for name in NAMES]
         head = json.dumps({**meta, "sizes": [len(b) for b in blobs]}).encode()
@@ -53,4 +75,4 @@ def save(hs: Any, path: str, meta: dict, dbs: dict[str, Any]) -> None:
         pass
 
 
-__all__ = ["cache_path", "load", "save"]
+__all__ = ["cache_dir", "cache_path", "load", "save"]
