@@ -42,11 +42,19 @@ class WizardFooter(Footer):
         await super().recompose()
         self.call_after_refresh(self.fit_keys)
 
+    _fit_tries = 0
+
     def fit_keys(self) -> None:
         """Hide the keys from the first one that crosses the command palette's key (or the edge)."""
         if not self.size.width:  # not laid out yet: the next resize fits them
             return
         keys = [k for k in self.query(FooterKey) if not k.has_class("-command-palette")]
+        if any(k.display and not k.virtual_region.width for k in keys) and self._fit_tries < 50:
+            # keys just composed, not laid out yet: measured after the next refresh
+            self._fit_tries += 1
+            self.call_after_refresh(self.fit_keys)
+            return
+        self._fit_tries = 0
         palette = [k for k in self.query(FooterKey) if k.has_class("-command-palette")]
         limit = self.size.width - sum(k.outer_size.width for k in palette)
         cut = False
