@@ -185,8 +185,11 @@ def test_the_playbook_collects_every_session_and_merge_names_the_host_that_diffe
         resets = [e for e in fleet["timeline"] if e["host"] == "app2"]
         assert resets, fleet["timeline"]
         for e in resets:
-            if e["matched"].startswith("server: "):  # the server's counter moved within seconds of this reset
-                assert moved and "counter moved" in e["matched"] and f"ip saddr {refused.v4} " in e["matched"], e
+            if e["matched"].startswith("server: "):  # the server recorded something within seconds of it
+                # its rule counter moved then (app2 probed during the server's own probe), or what
+                # it recorded names no client (the runs overlap) and its rule naming app2 is said beside
+                counter = moved and "counter moved" in e["matched"] and f"ip saddr {refused.v4} " in e["matched"]
+                assert counter or "server's firewall has a rule that names app2's source" in e["matched"], e
             else:
                 assert e["matched"].startswith("server ran then and ") and "names app2's source" in e["matched"], e
         assert not [e for e in fleet["timeline"] if e["host"] in ("app1", "app3")]

@@ -115,6 +115,24 @@ def test_a_clients_reset_is_matched_to_what_the_server_end_saw_then() -> None:
     assert [e.at for e in f.timeline] == sorted(e.at for e in f.timeline)
 
 
+@pytest.mark.parametrize(("rule", "names"), [
+    ("inet acl input: ip saddr 10.1.2.12 tcp dport 8080 reject with tcp reset", True),
+    ("inet acl input: ip saddr 10.1.3.13 tcp dport 8080 reject with tcp reset", False),
+])
+def test_a_server_event_near_a_reset_comes_with_the_servers_rule_that_names_the_client(rule: str,
+                                                                                       names: bool) -> None:
+    # The server end recorded something then that names no client (its runs overlap the
+    # fleet's other probes): the rule that names this client's source is said beside it.
+    client = session(cause="firewall-reject", resets=3, source="10.1.2.12")
+    server = session(source="10.1.9.2", target="10.1.9.2", listener=True, server_signal="server.rst_sent",
+                     rule=rule, at=T0 + timedelta(seconds=1))
+    f = fleet(app2=client, db1=server)
+    matched = [e.matched for e in f.timeline if e.host == "app2"]
+    assert matched and all(m.startswith("db1: kernel.counters: server.rst_sent seen") for m in matched)
+    want = "; db1's firewall has a rule that names app2's source (inet acl input)"
+    assert all(m.endswith(want) == names and ("names app2's source" in m) == names for m in matched)
+
+
 def test_the_report_leads_with_the_pointer_and_redacts_secrets() -> None:
     leaky = session(cause="firewall-reject", resets=5, source="10.1.2.12")
     leaky.diagnosis[0].summary = "rejected; Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789"

@@ -304,10 +304,27 @@ def _server_then(server: HostView, e: TimelineEvent, hosts: Sequence[HostView]) 
     its own then: whether it could have seen a reset sent, and its rules that name the client."""
     said = f"{server.label} ran then and " + ("its kernel trace saw no reset sent" if server.traced else
                                                 "recorded no reset sent (its kernel trace did not run)")
+    rule = _rule_naming(server, e, hosts)
+    return said + (f"; its firewall has a rule that names {e.host}'s source ({rule})" if rule else "")
+
+
+def _rule_naming(server: HostView, e: TimelineEvent, hosts: Sequence[HostView]) -> str:
+    """The first of the server's rules that names the source of the client of ``e``, or ""."""
     client = next((h for h in hosts if h.label == e.host), None)
     rules = [r for r in server.rules if client is not None and _names_source(r, client.sources)]
-    return said + (f"; its firewall has a rule that names {e.host}'s source ({rules[0].split(':', 1)[0]})"
-                   if rules else "")
+    return rules[0].split(":", 1)[0] if rules else ""
+
+
+def _beside_rules(near: str, e: TimelineEvent, servers: Sequence[HostView], hosts: Sequence[HostView]) -> str:
+    """What the server ends recorded near a client's reset, and, where none of it names that
+    client, the server's rule that does: a server event then may be another host's doing (the
+    fleet's runs overlap), a rule naming the client's source is not."""
+    client = next((h for h in hosts if h.label == e.host), None)
+    if client is not None and _names_source(near, client.sources):
+        return near
+    rules = [(h.label, _rule_naming(h, e, hosts)) for h in servers]
+    return near + "".join(f"; {label}'s firewall has a rule that names {e.host}'s source ({rule})"
+                          for label, rule in rules if rule)
 
 
 def timeline(items: Sequence[tuple[HostView, Session]]) -> list[TimelineEvent]:
@@ -321,7 +338,8 @@ def timeline(items: Sequence[tuple[HostView, Session]]) -> list[TimelineEvent]:
             continue
         near = [x for x in events if x.role == "server" and abs(x.at - e.at) <= MATCH_WINDOW]
         if near:
-            e.matched = "; ".join(f"{x.host}: {x.what}" for x in near)
+            e.matched = _beside_rules("; ".join(f"{x.host}: {x.what}" for x in near), e,
+                                      [h for h, _ in servers], hosts)
         else:
             e.matched = "; ".join(_server_then(h, e, hosts) for h, s in servers if _covers(s, e.at))
     return sorted(events, key=lambda e: (e.at, e.host))
