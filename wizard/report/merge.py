@@ -304,13 +304,16 @@ def _server_then(server: HostView, e: TimelineEvent, hosts: Sequence[HostView]) 
     its own then: whether it could have seen a reset sent, and its rules that name the client."""
     said = f"{server.label} ran then and " + ("its kernel trace saw no reset sent" if server.traced else
                                                 "recorded no reset sent (its kernel trace did not run)")
-    rule = _rule_naming(server, e, hosts)
+    rule = _rule_naming(server, _host(hosts, e.host))
     return said + (f"; its firewall has a rule that names {e.host}'s source ({rule})" if rule else "")
 
 
-def _rule_naming(server: HostView, e: TimelineEvent, hosts: Sequence[HostView]) -> str:
-    """The first of the server's rules that names the source of the client of ``e``, or ""."""
-    client = next((h for h in hosts if h.label == e.host), None)
+def _host(hosts: Sequence[HostView], label: str) -> HostView | None:
+    return next((h for h in hosts if h.label == label), None)
+
+
+def _rule_naming(server: HostView, client: HostView | None) -> str:
+    """The first of the server's rules that names ``client``'s source, or ""."""
     rules = [r for r in server.rules if client is not None and _names_source(r, client.sources)]
     return rules[0].split(":", 1)[0] if rules else ""
 
@@ -319,10 +322,10 @@ def _beside_rules(near: str, e: TimelineEvent, servers: Sequence[HostView], host
     """What the server ends recorded near a client's reset, and, where none of it names that
     client, the server's rule that does: a server event then may be another host's doing (the
     fleet's runs overlap), a rule naming the client's source is not."""
-    client = next((h for h in hosts if h.label == e.host), None)
+    client = _host(hosts, e.host)
     if client is not None and _names_source(near, client.sources):
         return near
-    rules = [(h.label, _rule_naming(h, e, hosts)) for h in servers]
+    rules = [(h.label, _rule_naming(h, client)) for h in servers]
     return near + "".join(f"; {label}'s firewall has a rule that names {e.host}'s source ({rule})"
                           for label, rule in rules if rule)
 
