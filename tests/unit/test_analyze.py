@@ -223,27 +223,6 @@ def test_a_port_used_again_gives_each_connection_its_own_reset(tmp_path):
         ("10.1.0.2:40000", "server-app"), ("10.1.0.2:40000", "path")]
 
 
-def test_a_file_read_in_parts_at_record_boundaries_gives_what_the_whole_gives(tmp_path):
-    from wizard.diag.packets.io import gather
-
-    path = interleaved(tmp_path / "busy.pcap", ["fin", "server-app", "path", "server-kernel", "fin"] * 8, every=0.004)
-    size = path.stat().st_size
-    cut = gather.boundary_at(str(path), size // 2)
-    assert cut is not None and size // 2 <= cut < size // 2 + 2000
-    # the boundary is a record's start: the records before it end exactly there
-    from wizard.diag.packets.parse.dump import FILE_HEADER, record_at
-
-    data, pos = path.read_bytes(), FILE_HEADER
-    while pos < cut:
-        pos = record_at(data, pos)[2]
-    assert pos == cut
-    parts = [gather.gather(str(path), None, region=r) for r in ((None, cut), (cut, None))]
-    assert all(p.tracker.sightings for p in parts)
-    whole, merged = gather.gather(str(path), None), gather.merge(parts)
-    assert sightings_of(merged) == sightings_of(whole)
-    assert merged.tracker.flows_seen == whole.tracker.flows_seen == 40
-
-
 def test_the_command_line_read_at_start_up_is_only_one_read_beyond_doubt():
     from wizard.diag.packets.io.prefetch import read_command_line
 
@@ -259,7 +238,6 @@ def test_the_command_reads_the_capture_ahead_in_children_and_says_the_same(tmp_p
     import subprocess
     import sys
 
-    from wizard.diag.packets.io import gather
 
     path = interleaved(tmp_path / "busy.pcap", ["fin", "server-app", "path", "fin", "server-kernel"] * 4)
     env = dict(__import__("os").environ)
@@ -272,4 +250,3 @@ def test_the_command_reads_the_capture_ahead_in_children_and_says_the_same(tmp_p
     assert [(e["client"], e["sender"], e["ttl"]) for e in data["observation"]["events"]] == \
         [(e.client, e.sender, e.ttl) for e in inproc.observation.events] and len(inproc.observation.events) == 12
     assert data["observation"]["sources"][0]["flows"] == 20
-    assert gather.parts(str(path), 2) == [(None, None)]  # a small file is read whole

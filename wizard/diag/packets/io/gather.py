@@ -17,7 +17,6 @@ capture with very many reset connections are read in one pass through the tracke
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,12 +25,10 @@ from wizard.diag.packets.io.pcapfile import is_tcp, read, sniff_format
 from wizard.diag.packets.io.pcaplib import CaptureError, Offline, Skim, skim
 from wizard.diag.packets.parse.dump import (
     FILE_HEADER,
-    PcapHeader,
     endpoints,
     find_packet,
     record_at,
     records,
-    resync,
 )
 from wizard.diag.packets.parse.flows import Tracker, opened_only
 from wizard.diag.packets.parse.frames import KNOWN_LINKTYPES, Segment, decode
@@ -40,8 +37,6 @@ from wizard.diag.packets.parse.frames import KNOWN_LINKTYPES, Segment, decode
 OPENERS_AND_RESETS = "(tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x06 != 0))"
 RESETS = "(tcp[tcpflags] & tcp-rst != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x04 != 0))"
 SYNS = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02))"
-PART_LOOK_BACK = 8 << 20  # bytes before its part the second pass of a later part begins
-MIN_PART = 64 << 20  # a file is read in parts of at least this size
 MAX_RESET_FLOWS = 1500  # reset connections the second pass filters for; beyond, one pass through the tracker
 LOOK_BACK = 64 << 20  # bytes of the capture before an RST where its SYN is looked for, at most
 BATCH = 16  # records of the first pass between two noted positions
@@ -64,22 +59,17 @@ def bpf_for(port: int | None) -> str:
     return "tcp" + (f" and port {port}" if port else "")
 
 
-Region = tuple[int | None, int | None]  # where a part of a file begins and ends (None: its start, its end)
-
-
-def gather(path: str, port: int | None, every_flow: bool = False, check: Check = lambda: None,
-           region: Region = (None, None)) -> Gathered:
-    """Read one capture (or the ``region`` of it, from ``parts``: then its RSTs only); with
+def gather(path: str, port: int | None, every_flow: bool = False, check: Check = lambda: None) -> Gathered:
+    """Read one capture, always whole (a connection's first packet decides which end is its
+    client, so no part of a file can be read apart from what comes before it); with
     ``every_flow`` the flows without a reset are kept too (their SYN: the two-ended proof
     matches flows across captures by it)."""
     capture = sniff_format(path)
     if not capture.gzipped and libpcap_path() is not None:
-        done = _skimmed(path, capture.format, port, every_flow, check, region)
+        done = _skimmed(path, capture.format, port, every_flow, check)
         if done is not None:
             return done
     bpf = bpf_for(port)
-    if region != (None, None):
-        raise CaptureError("unreadable capture", f"{path}: a part of it cannot be read alone")
     linktype, recs, reader = read(capture, bpf, is_tcp)
     _known(path, linktype)
     tracker = Tracker(server_port=port)
@@ -109,17 +99,16 @@ class _Reset:
     client_port: int  # the SYN's source port; without one, the higher port (or the one not --port)
 
 
-def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check, region: Region
-             ) -> Gathered | None:
+def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check) -> Gathered | None:
     bpf = f"{bpf_for(port)} and {OPENERS_AND_RESETS}"
-    first = skim(path, bpf, BATCH, check, *region)
+    first = skim(path, bpf, BATCH, check)
     _known(path, first.linktype)
     resets = _resets(first, port)
     if resets is None:
         return None
     check()
     tracker = Tracker(server_port=port)
-    _second_pass(path, first, port, resets, region, tracker, check)
+    _second_pass(path, first, port, resets, tracker, check)
     tracker.sightings.sort(key=lambda s: s.rst.ts)
     # the flows opened in the copy, and the reset ones begun before the capture (no SYN)
     unopened = len({id(s.flow) for s in tracker.sightings if s.flow.syn is None})
@@ -199,12 +188,11 @@ def port_tree(ports: list[int], field: str) -> str:
             f"({field} >= {ports[m]} and {port_tree(ports[m:], field)}))")
 
 
-def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset], region: Region,
-                 tracker: Tracker, check: Check) -> None:
+def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset], tracker: Tracker,
+                 check: Check) -> None:
     """Every packet on the client ports of the reset connections, filtered in libpcap (a
     search tree of ports), through the tracker: it sees each reset connection whole, as a
-    pass of every packet would show it. A later part of a file is read from a little before
-    it (a connection that began in the part before); only its own RSTs are sighted."""
+    pass of every packet would show it."""
     if not resets:
         return
     ports = sorted({r.client_port for r in resets})
@@ -213,26 +201,17 @@ def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset],
                 if v4 else f"(ip6 and ip6[6] == 6 and ({port_tree(ports, 'ip6[40:2]')} or "
                 f"{port_tree(ports, 'ip6[42:2]')}))" for v4 in sorted({":" not in r.seg.src for r in resets})]
     bpf = f"{bpf_for(port)} and ({' or '.join(families)})"
-    start, stop = region
-    if start is not None:
-        start = boundary_before(path, start, PART_LOOK_BACK) or start
-    mine = {r.seg for r in resets}
     feed, linktype = tracker.feed, first.linktype
     with Offline(path) as off:
         off.set_filter(bpf)
-        if start is not None:
-            off.seek(start)
         n = 0
         while (rec := off.next()) is not None:
-            if stop is not None and off.tell() > stop:
-                break
             seg = decode(linktype, rec[0], rec[1])
             if seg is not None:
                 feed(seg)
             n += 1
             if not n & 0xFFF:
                 check()
-    tracker.sightings[:] = [s for s in tracker.sightings if s.rst in mine]
 
 
 def _opened(first: Skim, tracker: Tracker, every_flow: bool) -> int:
@@ -253,73 +232,3 @@ def _opened(first: Skim, tracker: Tracker, every_flow: bool) -> int:
         if not every_flow:
             n += mem.count()
     return n
-
-
-def _header_and_seconds(path: str) -> tuple[PcapHeader, int] | None:
-    with open(path, "rb") as handle:
-        head = handle.read(FILE_HEADER + 16)
-    parsed = PcapHeader.parse(head)
-    if parsed is None or len(head) < FILE_HEADER + 16:
-        return None
-    return parsed, parsed.record.unpack_from(head, FILE_HEADER)[0]
-
-
-def boundary_before(path: str, offset: int, span: int) -> int | None:
-    """A record boundary of a pcap file at most ``span`` bytes before ``offset`` (None: none found)."""
-    return boundary_at(path, max(FILE_HEADER, offset - span), offset)
-
-
-def boundary_at(path: str, offset: int, limit: int | None = None) -> int | None:
-    """The first record boundary of a pcap file at ``offset`` or after (and before ``limit``),
-    found by the shape of the records that follow it; None for pcapng, or when none is found."""
-    found = _header_and_seconds(path)
-    if found is None:
-        return None
-    head, first_sec = found
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        window = handle.read(1 << 20)
-    # A capture spans days at most: a record from outside them is no record.
-    p = resync(window, head, (max(first_sec - 86400, 0), first_sec + 30 * 86400))
-    if p is None or (limit is not None and offset + p >= limit):
-        return None
-    return offset + p
-
-
-def parts(path: str, count: int) -> list[Region]:
-    """``path`` cut at record boundaries into ``count`` parts of about the same size (fewer
-    for a small file; one for pcapng, gzip, or when no boundary is found)."""
-    try:
-        size = os.path.getsize(path)
-        capture = sniff_format(path)
-    except (OSError, CaptureError):
-        return [(None, None)]
-    count = min(count, size // MIN_PART)
-    if count < 2 or capture.gzipped or capture.format != "pcap":
-        return [(None, None)]
-    cuts = [boundary_at(path, size * i // count) for i in range(1, count)]
-    if any(c is None for c in cuts) or cuts != sorted(set(cuts)):  # type: ignore[type-var]
-        return [(None, None)]
-    edges: list[int | None] = [None, *cuts, None]
-    return [(edges[i], edges[i + 1]) for i in range(count)]
-
-
-def merge(got: list[Gathered]) -> Gathered:
-    """The parts of one capture, read apart, as one."""
-    whole = got[0].tracker
-    for part in got[1:]:
-        t = part.tracker
-        whole.sightings += t.sightings
-        whole.packets += t.packets
-        whole.flows_seen += t.flows_seen
-        whole.servers.update(t.servers)
-        for key, flow in t.flows.items():
-            if len(whole.flows) < whole.max_flows:
-                whole.flows.setdefault(key, flow)
-        stamps = [x for x in (whole.first_ts, t.first_ts) if x is not None]
-        whole.first_ts = min(stamps) if stamps else None
-        stamps = [x for x in (whole.last_ts, t.last_ts) if x is not None]
-        whole.last_ts = max(stamps) if stamps else None
-    whole.sightings.sort(key=lambda s: s.rst.ts)
-    reader = got[0].reader + (f", in {len(got)} parts read at once" if len(got) > 1 else "")
-    return Gathered(whole, reader, got[0].linktype, got[0].format)

@@ -2,7 +2,7 @@
 
 Standard library only (no model, no pydantic): this runs in the process that reads a
 capture while the command is still loading. ``Offline`` reads one file (or bytes held in
-memory) through a BPF filter and can seek back to a record it passed; ``skim`` is the
+memory) through a BPF filter and tells where each record ends; ``skim`` is the
 first pass over a whole file: every record the filter keeps is copied, in C, into an
 in-memory capture, and every few of them the two files' positions are noted, so a
 record of the copy can be found again in the original.
@@ -94,7 +94,7 @@ _IOFBF = 0
 
 
 class Offline:
-    """One capture opened with libpcap: filtered reads, and ``tell``/``seek`` between records
+    """One capture opened with libpcap: filtered reads, and ``tell`` between records
     (after a record, ``tell`` is where the next one starts)."""
 
     def __init__(self, path: str, data: bytes | None = None) -> None:
@@ -150,9 +150,6 @@ class Offline:
     def tell(self) -> int:
         return int(self.libc.ftell(self.file))
 
-    def seek(self, offset: int) -> None:
-        self.libc.fseek(self.file, offset, 0)
-
     def count(self) -> int:
         """How many of the remaining records the filter keeps, counted in C."""
         dumper = self.lib.pcap_dump_open(self.handle, b"/dev/null")
@@ -189,15 +186,11 @@ class Skim:
     kept: int
 
 
-def skim(path: str, bpf: str, batch: int = 16, check: Callable[[], None] | None = None,
-         start: int | None = None, stop: int | None = None) -> Skim:
+def skim(path: str, bpf: str, batch: int = 16, check: Callable[[], None] | None = None) -> Skim:
     """Read ``path`` once through ``bpf``; libpcap copies what it keeps into memory itself
-    (pcap_dump as the callback: no Python per packet), ``batch`` records per call. With
-    ``start`` and ``stop`` (record boundaries) only the records that begin between them."""
+    (pcap_dump as the callback: no Python per packet), ``batch`` records per call."""
     with Offline(path) as off:
         off.set_filter(bpf)
-        if start is not None:
-            off.seek(start)
         c, pcap = off.libc, off.lib
         buf, size = c_void_p(), c_size_t()
         stream = c.open_memstream(ctypes.byref(buf), ctypes.byref(size))
@@ -205,10 +198,9 @@ def skim(path: str, bpf: str, batch: int = 16, check: Callable[[], None] | None 
         if not dumper:
             raise CaptureError("unreadable capture", f"{path}: no memory for the first pass")
         try:
-            sources, dumps, kept = _dispatch(off, dumper, batch, check, stop)
+            sources, dumps, kept = _dispatch(off, dumper, batch, check)
             pcap.pcap_dump_flush(dumper)
-            # After a cut-off record (dispatch said -1) what it kept before is past the last boundary.
-            data = ctypes.string_at(buf, size.value if stop is None else dumps[-1])
+            data = ctypes.string_at(buf, size.value)
         finally:
             pcap.pcap_dump_close(dumper)
             c.free(buf)
@@ -216,31 +208,20 @@ def skim(path: str, bpf: str, batch: int = 16, check: Callable[[], None] | None 
     return Skim(linktype, data, sources, dumps, kept)
 
 
-def _dispatch(off: Offline, dumper: int, batch: int, check: Callable[[], None] | None, stop: int | None
+def _dispatch(off: Offline, dumper: int, batch: int, check: Callable[[], None] | None
               ) -> tuple[list[int], list[int], int]:
-    """The first pass's loop: dispatch in batches, note both positions after each. A batch
-    that ends past ``stop`` is read again one record at a time, and the first record past
-    ``stop`` ends the loop (its copy is left beyond the last boundary)."""
+    """The first pass's loop: dispatch in batches, note both positions after each."""
     pcap = off.lib
     dump_fn = ctypes.cast(pcap.pcap_dump, c_void_p)
     dispatch, ftell, dump_tell, handle, file = pcap.pcap_dispatch, off.libc.ftell, pcap.pcap_dump_ftell, \
         off.handle, off.file
     sources, dumps = [int(ftell(file))], [int(dump_tell(dumper))]
-    kept, step = 0, batch
-    while (n := dispatch(handle, step, dump_fn, dumper)) > 0:
+    kept = 0
+    while (n := dispatch(handle, batch, dump_fn, dumper)) > 0:
         here = ftell(file)
-        if stop is not None and here > stop:
-            if step == 1:
-                break  # this record began at ``stop`` or later: the next part's
-            off.seek(sources[-1])  # again from the last boundary, one record at a time
-            off.libc.fseek(pcap.pcap_dump_file(dumper), dumps[-1], 0)
-            step = 1
-            continue
         kept += n
         sources.append(here)
         dumps.append(dump_tell(dumper))
         if check is not None and not len(dumps) & 0x3FF:
             check()
-        if stop is not None and here == stop:
-            break
     return sources, dumps, kept

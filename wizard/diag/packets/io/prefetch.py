@@ -5,8 +5,7 @@ and its checklist before it could open a capture, and libpcap's pass over a larg
 takes about as long again. So the entry point hands the command line to ``start`` before
 it imports anything heavy; for each capture file named, ``start`` forks a child that runs
 ``gather`` (standard library, libpcap and the pure parsers only) and leaves its result,
-pickled, in an anonymous memory file; a large pcap file is cut at record boundaries into
-one part per processor (two at most), the later ones read by children of the child.
+pickled, in an anonymous memory file.
 ``take`` gives the result to the command when it asks for the same file (unchanged since),
 port and kind of reading. Whenever anything is
 in doubt (a command line this does not read exactly, a failure in the child, a changed
@@ -41,7 +40,6 @@ class _Child:
 
 
 _PENDING: dict[tuple[str, int | None, bool], _Child] = {}
-MAX_PARTS = 2
 
 
 def read_command_line(argv: list[str]) -> tuple[list[str], int | None] | None:
@@ -86,29 +84,23 @@ def start(argv: list[str]) -> None:
         return
     captures, port = read
     every_flow = len(captures) == 2
-    count = 1 if every_flow else min(os.cpu_count() or 1, MAX_PARTS)
     for path in captures:
         identity = _identity(path)
         key = (os.path.abspath(path), port, every_flow)
         if identity is None or key in _PENDING:
             continue
         try:
-            _PENDING[key] = _spawn(lambda p=path: _read(p, port, every_flow, count), identity)  # type: ignore[misc]
+            _PENDING[key] = _spawn(lambda p=path: _read(p, port, every_flow), identity)  # type: ignore[misc]
         except OSError:
             return
 
 
-def _read(path: str, port: int | None, every_flow: bool, count: int) -> Gathered:
-    """In the child: the capture, its later parts read by children of its own meanwhile."""
-    from wizard.diag.packets.io.gather import gather, merge, parts
+def _read(path: str, port: int | None, every_flow: bool) -> Gathered:
+    """In the child: the capture, read whole (a part of a file cannot be read apart from
+    what comes before it: a connection's first packet says which end is its client)."""
+    from wizard.diag.packets.io.gather import gather
 
-    regions = parts(path, count)
-    later = [_spawn(lambda r=region: gather(path, port, every_flow, region=r), ())  # type: ignore[misc]
-             for region in regions[1:]]
-    got = [gather(path, port, every_flow, region=regions[0])] + [_result(child, None, None) for child in later]
-    if any(g is None for g in got):
-        raise RuntimeError("a part was not read")
-    return merge([g for g in got if g is not None])
+    return gather(path, port, every_flow)
 
 
 def _spawn(work: Callable[[], object], identity: tuple[int, ...]) -> _Child:

@@ -102,7 +102,7 @@ def find_packet(dump: bytes, linktype: int, lo: int, hi: int, src: bytes, dst: b
 
 @dataclass(frozen=True)
 class PcapHeader:
-    """What a pcap file's header says (for finding record boundaries in the middle of it)."""
+    """What a pcap file's header says."""
 
     record: struct.Struct
     fraction: int  # 10**6 (microseconds) or 10**9 (nanoseconds)
@@ -119,23 +119,3 @@ class PcapHeader:
         snaplen, linktype = struct.unpack_from(order + "II", head, 16)
         nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
         return cls(struct.Struct(order + "IIII"), 10**9 if nano else 10**6, snaplen or 262144, linktype & 0xFFFF)
-
-
-def resync(window: bytes, head: PcapHeader, seconds: tuple[int, int], chain: int = 8) -> int | None:
-    """The first offset in ``window`` where ``chain`` records follow one another, each with a
-    time in ``seconds``, a sane length and an IP packet inside: a record boundary (None: none)."""
-    lo, hi = seconds
-    unpack, size = head.record.unpack_from, len(window)
-    most = min(head.snaplen, 262144)
-    for p in range(0, max(size - 16, 0)):
-        q, n = p, 0
-        while n < chain and q + 16 <= size:
-            sec, frac, caplen, length = unpack(window, q)
-            if not (lo <= sec <= hi and frac < head.fraction and 0 < caplen <= most and caplen <= length <= 262144):
-                break
-            if q + 16 + caplen <= size and ip_offset(head.linktype, window[q + 16:q + 16 + caplen]) is None:
-                break
-            q, n = q + 16 + caplen, n + 1
-        if n >= chain or (n >= 2 and q + 16 > size):
-            return p
-    return None
