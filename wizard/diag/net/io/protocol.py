@@ -23,8 +23,10 @@ BANNER_WAIT_S = 0.3  # servers that speak first do so at once; longer only delay
 # milliseconds of its own work. The wait for either is the timeout, or when shorter, this
 # many handshake round trips and never less than ANSWER_FLOOR_S: a port that is silent
 # that long after taking the request does not speak that protocol (or too slowly to tell).
+# The floor covers a server's own work on a loaded machine (a lab's TLS and HTTP servers
+# answer within tens of ms beside stress-ng); on a slow path the round trips decide.
 ANSWER_RTTS = 20
-ANSWER_FLOOR_S = 1.0
+ANSWER_FLOOR_S = 0.5
 
 
 def answer_wait(timeout: float, connect_s: float) -> float:
