@@ -145,6 +145,44 @@ async def test_burst_launches_in_order_staggered_and_waits_concurrently() -> Non
     assert signal_ids(result) == ["burst.all_ok"]
 
 
+@dataclass
+class ConnectingTcp:
+    """Completes each handshake at once (telling ``on_connect``) unless told to refuse it,
+    then answers after ``delay`` seconds."""
+
+    delay: float
+    refuse: int = 0  # this attempt is refused
+    connects: int = 0
+
+    async def exchange(self, address, port, payload, timeout, hold=0.0, attempt=0, read_limit=65536,
+                       on_connect=None):
+        if attempt == self.refuse:
+            return ExchangeOutcome(address, port, "refused", "connect", [ProbeEvent(0.0, "syn")], attempt=attempt)
+        self.connects += 1
+        if on_connect is not None:
+            on_connect()
+        await asyncio.sleep(self.delay)
+        return ExchangeOutcome(address, port, "ok", "first-data", [ProbeEvent(0.0, "syn")], attempt=attempt)
+
+
+@pytest.mark.parametrize("refuse", [0, 3])
+async def test_burst_lets_the_next_stage_start_once_every_handshake_completed(monkeypatch, refuse) -> None:
+    from wizard.diag.net.checks import handshake
+    from wizard.engine.contract import STAGE_GATE
+
+    # the exchange and its capture are the shared bracket's, already run
+    monkeypatch.setattr(handshake, "exchange_captured", lambda ctx: True)
+    tcp = ConnectingTcp(delay=0.3, refuse=refuse)
+    ctx = make_ctx("127.0.0.1:8080", answers=Answers(attempts=4), probes=FakeProbes(tcp=tcp))
+    gate = asyncio.Event()
+    STAGE_GATE.set(gate)
+    check = asyncio.ensure_future(TcpBurstCheck().run(ctx, TcpBurstParams(stagger_ms=10, cooldown_s=0)))
+    await asyncio.sleep(0.15)  # every launch is done, no answer yet
+    assert gate.is_set() is (refuse == 0) and not check.done()
+    await check
+    assert gate.is_set() is (refuse == 0)  # a refused handshake: the stage waits for the end
+
+
 # --- the exchange --------------------------------------------------------------------------
 
 async def test_answered_exchange_passes_with_a_ladder_of_exactly_the_agreed_shape() -> None:

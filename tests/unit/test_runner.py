@@ -51,6 +51,19 @@ class _SlowCheck(_SleepCheck):
     title = "another sleeper"
 
 
+@register
+class _EarlyCheck(Check[SleepParams]):
+    id = "test.early"
+    title = "lets the next stage start, then sleeps"
+    step = "handshake"
+    Params = SleepParams
+
+    async def run(self, ctx: CheckContext, params: SleepParams) -> CheckResult:
+        ctx.let_next_stage_start()
+        await asyncio.sleep(params.seconds)
+        return Findings().result(Status.PASS, "done")
+
+
 ENDED: list[str] = []
 
 
@@ -127,6 +140,21 @@ async def test_stages_of_a_step_run_one_after_another() -> None:
     started = [e.check for e in events if type(e).__name__ == "CheckStarted"]
     assert started == ["test.slow", "test.sleep"] and order == ["test.slow", "test.sleep"]
     assert [c.id for c in session.step("handshake").checks] == ["test.sleep", "test.slow"]
+
+
+async def test_a_check_may_let_the_next_stage_start_but_not_the_one_after() -> None:
+    events: list = []
+    runner, session = runner_for([CheckSpec(check="test.early", params={"seconds": 0.4}, stage=0),
+                                  CheckSpec(check="test.sleep", params={"seconds": 0.0}, stage=1),
+                                  CheckSpec(check="test.slow", params={"seconds": 0.0}, stage=2)],
+                                 events=events)
+    await runner.run_step(session, "handshake")
+    ended = [e.result.id for e in events if isinstance(e, CheckFinished)]
+    started = [e.check for e in events if type(e).__name__ == "CheckStarted"]
+    # stage 1 ran beside the early check; stage 2 waited for it to end
+    assert ended == ["test.sleep", "test.early", "test.slow"]
+    assert started.index("test.slow") > started.index("test.sleep")
+    assert all(c.status == Status.PASS for c in session.step("handshake").checks)
 
 
 async def test_a_check_that_raises_becomes_an_error_with_its_traceback_and_the_rest_runs() -> None:

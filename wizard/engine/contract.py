@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -76,7 +77,8 @@ class TcpProbing(Protocol):
     async def connect(self, address: str, port: int, timeout: float) -> ConnectOutcome: ...
 
     async def exchange(self, address: str, port: int, payload: bytes, timeout: float,
-                       hold: float = 0.0, attempt: int = 0, read_limit: int = ...) -> ExchangeOutcome: ...
+                       hold: float = 0.0, attempt: int = 0, read_limit: int = ...,
+                       on_connect: Callable[[], None] | None = None) -> ExchangeOutcome: ...
 
 
 class DnsProbing(Protocol):
@@ -133,6 +135,10 @@ class Probes:
     protocol: ProtocolProbing | None = None  # what the port speaks
 
 
+#: the running check's gate to its step's next stage (set by the runner, per check task)
+STAGE_GATE: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar("stage_gate", default=None)
+
+
 @dataclass
 class CheckContext:
     """What a check may use: the inputs and the probes. Checks do no I/O themselves."""
@@ -168,6 +174,11 @@ class CheckContext:
             self._cache[key] = fut
         return await asyncio.shield(fut)
 
+    def shared_done(self, key: str) -> bool:
+        """Whether ``once(key, ...)`` has run to a result (no failure) in this run."""
+        fut = self._cache.get(key)
+        return fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None
+
     async def cancel_shared(self, timeout: float = 5.0) -> None:
         """End the shared work of ``once`` that no check awaits any more (a run cancelled
         mid-way): it is shielded from each check's cancellation, so it must be ended here or
@@ -177,6 +188,14 @@ class CheckContext:
             fut.cancel()
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+
+    def let_next_stage_start(self) -> None:
+        """Let the step's next stage start before the calling check ends (the burst, once
+        its handshakes are done): the runner waits for the check's end only before the
+        stage after that one."""
+        gate = STAGE_GATE.get()
+        if gate is not None:
+            gate.set()
 
     async def server_has_target(self) -> bool | None:
         """Whether the server context owns one of the target's addresses (None: unknown).

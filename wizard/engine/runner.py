@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from wizard import __version__, analysis
-from wizard.engine.contract import Check, CheckContext, Probes
+from wizard.engine.contract import STAGE_GATE, Check, CheckContext, Probes
 from wizard.engine.discovery import get_check, load
 from wizard.hosts.base import Host
 from wizard.hosts.contexts import host_for, local_hostname
@@ -168,14 +168,14 @@ class Runner:
             step.checks = []
         self.emit(StepStarted(step_id))
 
-        async def one(index: int, check: CheckSpec) -> None:
+        async def one(index: int, check: CheckSpec, gate: asyncio.Event) -> None:
+            STAGE_GATE.set(gate)  # this task's: the check may let the next stage start early
             record_result(step, spec, await self.run_check(step_id, index, check))
 
         indexes = range(len(spec.checks)) if only is None else [only]
-        stages = sorted({spec.checks[i].stage for i in indexes})
         try:
-            for stage in stages:
-                await asyncio.gather(*(one(i, spec.checks[i]) for i in indexes if spec.checks[i].stage == stage))
+            await run_stages([(spec.checks[i].stage, i) for i in indexes],
+                             lambda i, gate: one(i, spec.checks[i], gate))
         finally:
             step.refresh_status()
             # A copy: listeners (the TUI's thread) must not see the live object change.
@@ -240,6 +240,33 @@ class Runner:
 
     def conclude(self, session: Session) -> None:
         conclude(self.checklist, session)
+
+
+async def run_stages(checks: list[tuple[int, int]],
+                     start: Callable[[int, asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``(stage, index)`` checks stage after stage, concurrently within one. A stage
+    starts when every check of the stage before has ended or let it start (its gate set by
+    ``CheckContext.let_next_stage_start``), and every check of the stages before that has
+    ended: a check that lets the next stage in early still ends before the one after it."""
+    async with asyncio.TaskGroup() as group:
+        ended: list[asyncio.Task[None]] = []  # the stages before the previous one
+        previous: list[tuple[asyncio.Task[None], asyncio.Event]] = []
+        for stage in sorted({s for s, _ in checks}):
+            if ended:
+                await asyncio.wait(ended)
+            for task, gate in previous:
+                if not task.done() and not gate.is_set():
+                    opened = asyncio.ensure_future(gate.wait())
+                    try:
+                        await asyncio.wait({task, opened}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        opened.cancel()
+            ended += [task for task, _ in previous]
+            previous = []
+            for s, index in checks:
+                if s == stage:
+                    gate = asyncio.Event()
+                    previous.append((group.create_task(start(index, gate)), gate))
 
 
 def record_result(step: StepResult, spec: Step, result: CheckResult) -> None:

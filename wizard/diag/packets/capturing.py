@@ -68,8 +68,18 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams) -> tuple[Capt
 async def shared_capture(ctx: CheckContext, params: CaptureParams) -> tuple[Capture[Any], dict[str, int] | None]:
     """``_capture_probe`` once per pass: the payload exchange's check times its own ladder by
     the same capture (one connection, seen by the socket and on the wire)."""
-    return await ctx.once(f"packets.capture:{ctx.generation}:{params.model_dump_json()}",
-                          lambda: _capture_probe(ctx, params))
+    return await ctx.once(_capture_key(ctx, params), lambda: _capture_probe(ctx, params))
+
+
+def _capture_key(ctx: CheckContext, params: CaptureParams) -> str:
+    return f"packets.capture:{ctx.generation}:{params.model_dump_json()}"
+
+
+def exchange_captured(ctx: CheckContext) -> bool:
+    """Whether this pass's payload exchange is captured already (the shared bracket's probe):
+    the handshake's exchange and capture checks then send nothing of their own."""
+    params = _run_captures(ctx)
+    return params is not None and ctx.shared_done(_capture_key(ctx, params))
 
 
 def _run_captures(ctx: CheckContext) -> CaptureParams | None:

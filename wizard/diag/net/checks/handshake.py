@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from wizard.diag.packets.capturing import captured_exchange
+from wizard.diag.packets.capturing import captured_exchange, exchange_captured
 from wizard.diag.packets.parse.retime import Timed, retime
 from wizard.engine.contract import (
     Check,
@@ -37,7 +37,7 @@ class TcpBurstParams(CheckParams):
 
 
 class TcpExchangeParams(CheckParams):
-    pass
+    """The exchange takes no parameters (the payload, hold and timeout are the run's)."""
 
 
 def payload_name(kind: str, payload: bytes, target: Target) -> str:
@@ -120,6 +120,31 @@ def classify_burst(outcomes: list[str]) -> tuple[str | None, str]:
                                   + " ".join(outcomes))
 
 
+async def burst(ctx: CheckContext, payload: bytes, stagger: float) -> list[ExchangeOutcome]:
+    """The attempts, launched ``stagger`` apart and waited on together. Once every handshake
+    completed (a limiter of new connections would have refused some), the step's next stage
+    starts beside the wait for their answers if its exchange and capture are the shared
+    bracket's, already run: then it sends nothing the burst could disturb but plain probes."""
+    address, port, n = probe_address(ctx), ctx.target.port, ctx.answers.attempts
+    connected = 0
+
+    def on_connect() -> None:
+        nonlocal connected
+        connected += 1
+        if connected == n:
+            ctx.let_next_stage_start()
+
+    extra: dict[str, Any] = {"on_connect": on_connect} if exchange_captured(ctx) else {}
+    async def attempt(i: int) -> ExchangeOutcome:
+        await asyncio.sleep(i * stagger)
+        return await ctx.probes.tcp.exchange(address, port, payload, ctx.answers.timeout_s,
+                                             attempt=i + 1, **extra)
+
+    async with ctx.traffic.shared(), asyncio.TaskGroup() as group:
+        tasks = [group.create_task(attempt(i)) for i in range(n)]
+    return [t.result() for t in tasks]
+
+
 @register
 class TcpBurstCheck(Check[TcpBurstParams]):
     id = "tcp.burst"
@@ -134,23 +159,16 @@ class TcpBurstCheck(Check[TcpBurstParams]):
 
     @staticmethod
     def time_budget(ctx: CheckContext, params: TcpBurstParams) -> float:
-        """Seconds the burst may need: the last launch, then one exchange (2 timeouts) and a close."""
+        """Seconds the burst may need: the last launch, then one exchange (2 timeouts) and a close,
+    the cooldown and the retry (after the next stage's protocol probe when it began early)."""
         return ((ctx.answers.attempts - 1) * params.stagger_ms / 1000 + 2 * ctx.answers.timeout_s + 1.5
-                + params.cooldown_s + 2 * ctx.answers.timeout_s)
+                + params.cooldown_s + 3 * ctx.answers.timeout_s)
 
     async def run(self, ctx: CheckContext, params: TcpBurstParams) -> CheckResult:
         payload, kind = payload_for(ctx)
         address, port = probe_address(ctx), ctx.target.port
-        n, stagger = ctx.answers.attempts, params.stagger_ms / 1000
-
-        async def attempt(i: int) -> ExchangeOutcome:
-            await asyncio.sleep(i * stagger)
-            return await ctx.probes.tcp.exchange(address, port, payload, ctx.answers.timeout_s,
-                                                 attempt=i + 1)
-
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(attempt(i)) for i in range(n)]
-        outs = [t.result() for t in tasks]
+        n = ctx.answers.attempts
+        outs = await burst(ctx, payload, params.stagger_ms / 1000)
         labels = [attempt_outcome(o) for o in outs]
         signal, fact = classify_burst(labels)
 
@@ -170,8 +188,9 @@ class TcpBurstCheck(Check[TcpBurstParams]):
             # A rate limiter refills while the client waits; a closed port or a plain reject
             # rule answers the same however slowly it is asked.
             await asyncio.sleep(params.cooldown_s)
-            again = await ctx.probes.tcp.exchange(address, port, payload, ctx.answers.timeout_s,
-                                                  attempt=n + 1)
+            async with ctx.traffic.alone():  # after the next stage's probes, if they began
+                again = await ctx.probes.tcp.exchange(address, port, payload, ctx.answers.timeout_s,
+                                                      attempt=n + 1)
             label = attempt_outcome(again)
             passed = label in ("ok", "eof", "no-answer")  # the handshake completed
             said = (f"after a {params.cooldown_s:g}s pause, one more attempt: {label}"

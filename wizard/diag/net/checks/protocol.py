@@ -42,7 +42,8 @@ class TcpProtocolCheck(Check[ProtocolParams]):
         payload, kind = payload_for(ctx)
         assumed = assumed_protocol(payload, kind)
         probe = ctx.probes.protocol or ProtocolProbe()
-        facts = await probe.identify(addr, port, ctx.target.host, params.timeout_s or ctx.answers.timeout_s)
+        async with ctx.traffic.shared():  # beside the burst's wait for its answers, not its retry
+            facts = await probe.identify(addr, port, ctx.target.host, params.timeout_s or ctx.answers.timeout_s)
         source = f"connections to {addr}:{port}"
         for name, att in (("banner", facts.banner), ("TLS handshake", facts.tls), ("plain HTTP", facts.http)):
             f.add(f"{name}: {'yes' if att.ok else 'no'} ({att.detail})", source=source,

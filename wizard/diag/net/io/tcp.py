@@ -13,6 +13,7 @@ import asyncio
 import errno
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from wizard.engine.probes import (
@@ -156,13 +157,17 @@ class TcpProbe:
             sock.close()
 
     async def exchange(self, address: str, port: int, payload: bytes, timeout: float,
-                       hold: float = 0.0, attempt: int = 0, read_limit: int = MAX_READ) -> ExchangeOutcome:
+                       hold: float = 0.0, attempt: int = 0, read_limit: int = MAX_READ,
+                       on_connect: Callable[[], None] | None = None) -> ExchangeOutcome:
         """Connect, send ``payload`` (if any), read until EOF/reset/quiet, idle ``hold``
-        seconds watching for the peer's FIN or RST, and send it again.
+        seconds watching for the peer's FIN or RST, and send it again. ``on_connect`` is
+        called when the handshake has completed.
 
         Ends within about ``2 * timeout + hold`` seconds (plus a short polite close).
         """
-        return await _Exchange(address, port, payload, timeout, hold, attempt, read_limit).run()
+        exchange = _Exchange(address, port, payload, timeout, hold, attempt, read_limit)
+        exchange.on_connect = on_connect
+        return await exchange.run()
 
 
 class _Exchange:
@@ -180,6 +185,7 @@ class _Exchange:
         self.first = bytearray()
         self.local = ""
         self.sock: socket.socket | None = None
+        self.on_connect: Callable[[], None] | None = None
 
     def event(self, what: str, detail: str = "", size: int = 0) -> ProbeEvent:
         ev = ProbeEvent(_ms(self.started), what, detail, size)  # type: ignore[arg-type]
@@ -210,6 +216,8 @@ class _Exchange:
                 return self._connect_failed(exc)
             self.local = _local(sock)
             self.event("connected")
+            if self.on_connect is not None:
+                self.on_connect()
             ended = await self._round("first-data")
             if ended is not None:
                 return ended
