@@ -169,3 +169,26 @@ async def test_a_cancelled_window_does_not_keep_probes_out() -> None:
     await asyncio.wait_for(later(), 1.0)
     assert got == ["in"]
     await holder
+
+
+async def test_a_window_may_open_while_held_its_probe_waits_for_the_release() -> None:
+    traffic = Traffic()
+    traffic.hold()
+    seen: list[str] = []
+
+    async def window() -> None:
+        async with traffic.alone(while_held=True):
+            seen.append("readings")  # the first readings, during the hold
+            await traffic.unheld()
+            seen.append("probe")
+
+    async def probe() -> None:
+        async with traffic.shared():
+            seen.append("shared")
+
+    tasks = [asyncio.create_task(window()), asyncio.create_task(probe())]
+    await asyncio.sleep(0.05)
+    assert seen == ["readings"]  # neither the window's probe nor a shared one went during the hold
+    await traffic.release()
+    await asyncio.gather(*tasks)
+    assert seen == ["readings", "probe", "shared"]  # the window, opened first, goes first

@@ -163,9 +163,12 @@ async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
     parts = _bracket_parts(ctx, asking)
     before: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
-    # Steps overlap: no other probe to the target between the two readings.
-    async with ctx.traffic.alone():
+    # Steps overlap: no other probe to the target between the two readings. The first
+    # readings may begin while step 1 holds every probe back (they send nothing to the
+    # target); the probe waits for its release.
+    async with ctx.traffic.alone(while_held=True):
         await _read_parts(ctx, parts, before, errors)
+        await ctx.traffic.unheld()
         watched: dict[str, Any] = {}
         probe = await _watched(ctx, errors, watched)
         shared = _Shared(probe, before, {}, errors, watched)

@@ -48,13 +48,16 @@ class Traffic:
                 cond.notify_all()
 
     @asynccontextmanager
-    async def alone(self) -> AsyncIterator[None]:
-        """A window in which this caller's probe is the only traffic to the target."""
+    async def alone(self, *, while_held: bool = False) -> AsyncIterator[None]:
+        """A window in which this caller's probe is the only traffic to the target.
+        ``while_held``: the window may open during a ``hold()`` (its first readings send
+        nothing to the target); the caller awaits ``unheld()`` before its probe."""
         cond = self._condition()
         async with cond:
             self._waiting += 1
             try:
-                await cond.wait_for(lambda: not self._alone and not self._shared and not self._held)
+                await cond.wait_for(lambda: not self._alone and not self._shared
+                                    and (while_held or not self._held))
             finally:
                 self._waiting -= 1
                 cond.notify_all()  # a cancelled wait must not keep shared() callers out
