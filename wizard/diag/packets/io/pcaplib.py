@@ -74,7 +74,7 @@ def lib() -> ctypes.CDLL:
 @functools.cache
 def libc() -> ctypes.CDLL:
     c = ctypes.CDLL(None)
-    for name, res, args in (("ftell", c_long, (c_void_p,)), ("fseek", c_int, (c_void_p, c_long, c_int)),
+    for name, res, args in (("ftell", c_long, (c_void_p,)),
                             ("open_memstream", c_void_p, (ctypes.POINTER(c_void_p), ctypes.POINTER(c_size_t))),
                             ("fmemopen", c_void_p, (c_void_p, c_size_t, c_char_p)),
                             ("fopen", c_void_p, (c_char_p, c_char_p)),

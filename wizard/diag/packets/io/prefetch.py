@@ -140,14 +140,14 @@ def take(path: str, port: int | None, every_flow: bool, timeout: float) -> Gathe
     return _result(child, path, timeout) if child is not None else None
 
 
-def _result(child: _Child, path: str | None, timeout: float | None) -> Gathered | None:
+def _result(child: _Child, path: str, timeout: float) -> Gathered | None:
     """What ``child`` left, once it ended well (and ``path`` is as it was), else None."""
     try:
         ready, _, _ = select.select([child.done], [], [], timeout)
         if not ready:
             os.kill(child.pid, signal.SIGKILL)
         _, status = os.waitpid(child.pid, 0)
-        if not ready or status != 0 or (path is not None and _identity(path) != child.identity):
+        if not ready or status != 0 or _identity(path) != child.identity:
             return None
         size = os.lseek(child.memory, 0, os.SEEK_END)
         got: Gathered | None = pickle.loads(os.pread(child.memory, size, 0)) if size else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from wizard.diag.packets.parse.frames import ip_offset
 
@@ -98,24 +97,3 @@ def find_packet(dump: bytes, linktype: int, lo: int, hi: int, src: bytes, dst: b
             rec = record_at(dump, start)
             if rec is not None:
                 return start, rec[0], rec[1]
-
-
-@dataclass(frozen=True)
-class PcapHeader:
-    """What a pcap file's header says."""
-
-    record: struct.Struct
-    fraction: int  # 10**6 (microseconds) or 10**9 (nanoseconds)
-    snaplen: int
-    linktype: int
-
-    @classmethod
-    def parse(cls, head: bytes) -> PcapHeader | None:
-        magic = head[:4]
-        order = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">" if magic in (
-            b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d") else None
-        if order is None or len(head) < FILE_HEADER:
-            return None
-        snaplen, linktype = struct.unpack_from(order + "II", head, 16)
-        nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-        return cls(struct.Struct(order + "IIII"), 10**9 if nano else 10**6, snaplen or 262144, linktype & 0xFFFF)
