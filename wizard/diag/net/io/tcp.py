@@ -165,16 +165,14 @@ class TcpProbe:
 
         Ends within about ``2 * timeout + hold`` seconds (plus a short polite close).
         """
-        exchange = _Exchange(address, port, payload, timeout, hold, attempt, read_limit)
-        exchange.on_connect = on_connect
-        return await exchange.run()
+        return await _Exchange(address, port, payload, timeout, hold, attempt, read_limit, on_connect).run()
 
 
 class _Exchange:
     """The state of one exchange: its socket, its events and its time budget."""
 
     def __init__(self, address: str, port: int, payload: bytes, timeout: float, hold: float,
-                 attempt: int, read_limit: int) -> None:
+                 attempt: int, read_limit: int, on_connect: Callable[[], None] | None = None) -> None:
         self.address, self.port, self.payload = address, port, payload
         self.timeout, self.hold, self.attempt = timeout, max(hold, 0.0), attempt
         self.read_limit = max(read_limit, 1)
@@ -185,7 +183,7 @@ class _Exchange:
         self.first = bytearray()
         self.local = ""
         self.sock: socket.socket | None = None
-        self.on_connect: Callable[[], None] | None = None
+        self.on_connect = on_connect  # called once the handshake has completed
 
     def event(self, what: str, detail: str = "", size: int = 0) -> ProbeEvent:
         ev = ProbeEvent(_ms(self.started), what, detail, size)  # type: ignore[arg-type]
