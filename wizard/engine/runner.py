@@ -37,6 +37,7 @@ from wizard.model import (
     WizardError,
     parse_target,
 )
+from wizard.model.cancel import within
 from wizard.model.contexts import root_fix
 
 
@@ -132,7 +133,7 @@ class Runner:
             if result is None:
                 params = cls.Params.model_validate(spec.params)
                 timeout = max(timeout, cls.time_budget(self.ctx, params) or 0.0)
-                result = await asyncio.wait_for(cls().run(self.ctx, params), timeout)
+                result = await within(cls().run(self.ctx, params), timeout)
         except TimeoutError:
             result = CheckResult(id=cls.id, status=Status.ERROR,
                                  summary=f"did not finish within {timeout:g}s",

@@ -34,6 +34,7 @@ from wizard.engine.observe import MAX_EVENTS, observed_result
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.local import LocalHost
 from wizard.model import Session, ToolInfo
+from wizard.model.cancel import within
 from wizard.model.checklist import Checklist
 from wizard.model.observed import CaptureSummary, Observation, ResetEvent
 from wizard.model.session import Context
@@ -312,7 +313,7 @@ async def _held_probe(target: Target, idle_s: float) -> None:
     path or at the server shows as a reset in the capture. Returns when the connection ends."""
     address = target.addresses[0] if target.addresses else target.host
     with contextlib.suppress(OSError, TimeoutError):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, target.port), 3)
+        reader, writer = await within(asyncio.open_connection(address, target.port), 3)
         sock = writer.get_extra_info("socket")
         idle = max(1, int(idle_s))
         with contextlib.suppress(OSError, AttributeError):

@@ -20,6 +20,7 @@ from wizard.hosts.commands import (
     CommandOutput,
 )
 from wizard.hosts.streams import LineStream
+from wizard.model.cancel import within
 
 READ_TIMEOUT = 5.0
 WRITE_TIMEOUT = 5.0
@@ -147,7 +148,7 @@ async def in_thread(work: Callable[[], R], path: str, timeout: float, *, writing
     failure becomes the one-line HostError a Host raises ("cannot read PATH: reason")."""
     verb, doing = ("write", "writing") if writing else ("read", "reading")
     try:
-        return await asyncio.wait_for(asyncio.to_thread(work), timeout)
+        return await within(asyncio.to_thread(work), timeout)
     except TimeoutError:
         raise HostError(f"{doing} {path} took longer than {timeout:g}s") from None
     except OSError as exc:

@@ -12,6 +12,8 @@ import signal
 import time
 from dataclasses import dataclass
 
+from wizard.model.cancel import within
+
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_BYTES = 1 << 20
 
@@ -109,12 +111,12 @@ async def run_command(
 
     timed_out = False
     try:
-        (stdout, truncated), (stderr, _) = await asyncio.wait_for(communicate(), timeout)
+        (stdout, truncated), (stderr, _) = await within(communicate(), timeout)
     except (TimeoutError, asyncio.CancelledError) as exc:
         timed_out = True
         _kill_group(proc.pid)
         try:
-            await asyncio.wait_for(proc.wait(), 2)
+            await within(proc.wait(), 2)
         except TimeoutError:
             pass
         if isinstance(exc, asyncio.CancelledError):

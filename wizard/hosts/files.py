@@ -13,6 +13,7 @@ from typing import TypeVar
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.local import LocalHost
 from wizard.model import WizardError
+from wizard.model.cancel import within
 from wizard.model.inputs import parse_logs, parse_payload
 from wizard.model.payload import escape_bytes
 
@@ -24,7 +25,7 @@ _T = TypeVar("_T")
 
 async def _bounded(func: Callable[[], _T], path: Path, what: str, timeout: float) -> _T:
     try:
-        return await asyncio.wait_for(asyncio.to_thread(func), timeout)
+        return await within(asyncio.to_thread(func), timeout)
     except TimeoutError:
         raise WizardError(f"bad {what} path", f"{path}: no answer from the file system "
                                               f"within {timeout:g} s") from None

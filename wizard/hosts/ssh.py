@@ -30,6 +30,7 @@ from wizard.hosts.sshargs import (
 )
 from wizard.hosts.sshproc import open_process, read_capped, stop_process
 from wizard.hosts.streams import LineStream
+from wizard.model.cancel import within
 
 CONNECT_TIMEOUT = 5.0
 # OpenSSH allows 10 sessions per connection (MaxSessions); the SFTP session holds one.
@@ -101,15 +102,14 @@ class SshHost(Host):
             "connect_timeout": self.connect_timeout, "login_timeout": self.connect_timeout,
             "keepalive_interval": 15, "keepalive_count_max": 2}
         try:
-            options = await asyncio.wait_for(asyncssh.SSHClientConnectionOptions.construct(
+            options = await within(asyncssh.SSHClientConnectionOptions.construct(
                 None, host=t.host, **kwargs), self.connect_timeout)
             if options.known_hosts is None:
                 # `UserKnownHostsFile none` in ~/.ssh/config would make asyncssh accept any key.
                 self._failure = (f"{self.spec}: host key checking is disabled by ~/.ssh/config "
                                  f"(UserKnownHostsFile none); refusing an unverified server")
                 return None
-            return await asyncio.wait_for(asyncssh.connect(t.host, **kwargs),
-                                          self.connect_timeout * 2)
+            return await within(asyncssh.connect(t.host, **kwargs), self.connect_timeout * 2)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -142,7 +142,7 @@ class SshHost(Host):
             async with self._sftp_lock:
                 if self._sftp is None:
                     try:
-                        self._sftp = await asyncio.wait_for(conn.start_sftp_client(), READ_TIMEOUT)
+                        self._sftp = await within(conn.start_sftp_client(), READ_TIMEOUT)
                     except Exception as exc:
                         raise HostError(f"{self.spec}: cannot open an SFTP session: "
                                         f"{getattr(exc, 'reason', '') or type(exc).__name__}") from None
@@ -153,7 +153,7 @@ class SshHost(Host):
         if conn is not None:
             conn.close()
             try:
-                await asyncio.wait_for(conn.wait_closed(), 2)
+                await within(conn.wait_closed(), 2)
             except (TimeoutError, OSError):
                 pass
         if not self._failure:
@@ -202,7 +202,7 @@ class SshHost(Host):
                 status = proc.exit_status
 
         try:
-            await asyncio.wait_for(drive(), timeout)
+            await within(drive(), timeout)
         except TimeoutError:
             timed_out = True
             if proc is not None:
@@ -373,7 +373,7 @@ class SshHost(Host):
 
         sftp = await self._sftp_client()
         try:
-            attrs = await asyncio.wait_for(sftp.stat(path), READ_TIMEOUT)
+            attrs = await within(sftp.stat(path), READ_TIMEOUT)
         except TimeoutError:
             raise HostError(f"stat {path} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
         except (asyncssh.SFTPError, OSError) as exc:
@@ -388,7 +388,7 @@ class SshHost(Host):
 
         sftp = await self._sftp_client()
         try:
-            found = await asyncio.wait_for(sftp.glob(pattern), READ_TIMEOUT)
+            found = await within(sftp.glob(pattern), READ_TIMEOUT)
         except TimeoutError:
             raise HostError(f"glob {pattern} in {self.spec} took longer than {READ_TIMEOUT:g}s") from None
         except asyncssh.SFTPNoSuchFile:

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from wizard.model.cancel import within
+
 MAX_LINES = 4000  # lines waiting to be taken
 LINE_MAX = 64 << 10  # bytes of one line kept
 ERR_MAX = 4096  # bytes of stderr kept (its reason, when it ends early)
@@ -81,7 +83,7 @@ class LineStream:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.stop(), 3)
+            await within(self.stop(), 3)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from wizard.model.cancel import within
+
 if TYPE_CHECKING:
     from wizard.model import Answers, Checklist, Session, StepResult
 
@@ -232,7 +234,7 @@ class RunnerEngine:
                     close = getattr(host, "close", None)
                     if close is not None:
                         try:
-                            await asyncio.wait_for(close(), 2.0)
+                            await within(close(), 2.0)
                         except Exception:
                             pass
 

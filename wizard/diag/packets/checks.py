@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict
 from typing import Any
 
@@ -40,6 +39,7 @@ from wizard.engine.contract import (
 )
 from wizard.engine.probes import Capture, Hop, PacketEvent, SizeEcho, SynFingerprint
 from wizard.model import CheckResult, Status
+from wizard.model.cancel import within
 from wizard.model.contexts import command_in
 from wizard.model.wording import plural
 
@@ -52,7 +52,7 @@ async def fingerprint(ctx: CheckContext, timeout: float = 2.0) -> SynFingerprint
     """The server's SYN-ACK fingerprint, taken once per run by whichever check asks first;
     bounded: a SYN probe never waits longer than its timeout plus the guard's nft calls."""
     probe = packet_probe(ctx)
-    return await asyncio.wait_for(
+    return await within(
         ctx.once("syn_fingerprint", lambda: probe.syn(probe_address(ctx), ctx.target.port, timeout)),
         timeout + 2 * NFT_TIMEOUT)
 
@@ -61,7 +61,7 @@ async def echo_distance(ctx: CheckContext, timeout: float = 2.0) -> SizeEcho | N
     """One small ICMP echo to the target, shared per run: its reply's TTL is the server's
     distance when no SYN-ACK can be had (every SYN to the port is reset on the way)."""
     probe = packet_probe(ctx)
-    echoes = await asyncio.wait_for(
+    echoes = await within(
         ctx.once("server_echo", lambda: probe.df_echo(probe_address(ctx), [84], timeout)), timeout + 1)
     return next((e for e in echoes if e.answered and e.reply_ttl is not None), None)
 

@@ -14,6 +14,7 @@ import time
 from typing import Literal
 
 from wizard.engine.probes import DnsRecord, Resolution
+from wizard.model.cancel import within
 
 HOSTS_FILE = "/etc/hosts"
 
@@ -50,7 +51,7 @@ class DnsProbe:
         except ValueError:
             pass
         try:
-            from_hosts = hosts_lookup(name, await asyncio.wait_for(
+            from_hosts = hosts_lookup(name, await within(
                 asyncio.to_thread(_read_text, self.hosts_file, 1 << 20), timeout))
         except (OSError, TimeoutError):
             from_hosts = []
@@ -68,7 +69,7 @@ class DnsProbe:
     async def _system(self, name: str, timeout: float) -> tuple[list[str], str]:
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
+            infos = await within(
                 loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), timeout)
         except TimeoutError:
             return [], f"the system resolver did not answer within {timeout:g}s"

@@ -16,6 +16,7 @@ import time
 
 from wizard.engine.probes import Attempt, ProtocolFacts
 from wizard.model import is_ip
+from wizard.model.cancel import within
 
 MAX_READ = 4096
 BANNER_WAIT_S = 0.3  # servers that speak first do so at once; longer only delays the run
@@ -51,7 +52,7 @@ def _outcome(exc: BaseException) -> tuple[str, str]:
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     try:
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
+        await within(writer.wait_closed(), 1.0)
     except (TimeoutError, OSError, ssl.SSLError):
         pass
 
@@ -65,12 +66,12 @@ def refuses_plain_http(status_line: str) -> bool:
 class ProtocolProbe:
     async def banner(self, address: str, port: int, wait: float) -> Attempt:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), wait)
+            reader, writer = await within(asyncio.open_connection(address, port), wait)
         except (TimeoutError, OSError) as exc:
             kind, msg = _outcome(exc)
             return Attempt(False, msg, kind)
         try:
-            data = await asyncio.wait_for(reader.read(MAX_READ), wait)
+            data = await within(reader.read(MAX_READ), wait)
         except TimeoutError:
             return Attempt(False, "the server sent nothing first", "ok")
         except OSError as exc:
@@ -91,13 +92,13 @@ class ProtocolProbe:
         ctx.verify_mode = ssl.CERT_NONE
         started = time.monotonic()
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+            _, writer = await within(asyncio.open_connection(address, port), timeout)
         except (TimeoutError, OSError) as exc:
             kind, msg = _outcome(exc)
             return Attempt(False, msg, kind)
         wait = answer_wait(timeout, time.monotonic() - started)
         try:
-            await asyncio.wait_for(writer.start_tls(ctx, server_hostname=server_name or "",
+            await within(writer.start_tls(ctx, server_hostname=server_name or "",
                                                     ssl_handshake_timeout=wait), wait + 1)
         except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             kind, msg = _outcome(exc)
@@ -111,15 +112,15 @@ class ProtocolProbe:
     async def http(self, address: str, port: int, host: str, timeout: float) -> Attempt:
         started = time.monotonic()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+            reader, writer = await within(asyncio.open_connection(address, port), timeout)
             wait = answer_wait(timeout, time.monotonic() - started)
             writer.write(f"HEAD / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: reset-wizard\r\n\r\n".encode())
-            await asyncio.wait_for(writer.drain(), timeout)
+            await within(writer.drain(), timeout)
         except (TimeoutError, OSError) as exc:
             kind, msg = _outcome(exc)
             return Attempt(False, msg, kind)
         try:
-            data = await asyncio.wait_for(reader.read(MAX_READ), wait)
+            data = await within(reader.read(MAX_READ), wait)
         except (TimeoutError, OSError) as exc:
             kind, msg = _outcome(exc)
             return Attempt(False, msg, kind)

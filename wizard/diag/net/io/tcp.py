@@ -23,6 +23,7 @@ from wizard.engine.probes import (
     ProbeEvent,
     Stage,
 )
+from wizard.model.cancel import within
 
 MAX_READ = 64 * 1024
 FIRST_BYTES = 512  # how much of the answer an outcome keeps
@@ -66,7 +67,7 @@ async def _resolve(address: str, port: int, timeout: float) -> tuple[socket.Addr
         infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except socket.gaierror:
         loop = asyncio.get_running_loop()
-        infos = await asyncio.wait_for(loop.getaddrinfo(address, port, type=socket.SOCK_STREAM), timeout)
+        infos = await within(loop.getaddrinfo(address, port, type=socket.SOCK_STREAM), timeout)
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 
@@ -92,7 +93,7 @@ async def _wait_readable(sock: socket.socket, timeout: float) -> bool:
     fd = sock.fileno()
     loop.add_reader(fd, lambda: None if ready.done() else ready.set_result(None))
     try:
-        await asyncio.wait_for(ready, timeout)
+        await within(ready, timeout)
         return True
     except TimeoutError:
         return False
@@ -115,7 +116,7 @@ async def _close_gently(sock: socket.socket, wait: float) -> bool:
     end = time.monotonic() + wait
     while (left := end - time.monotonic()) > 0:
         try:
-            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), left)
+            chunk = await within(loop.sock_recv(sock, 65536), left)
         except OSError:  # quiet (TimeoutError) or reset: a close now sends no RST of ours
             return True
         if not chunk:
@@ -144,7 +145,7 @@ class TcpProbe:
         sock.setblocking(False)
         try:
             try:
-                await asyncio.wait_for(loop.sock_connect(sock, sockaddr), timeout)
+                await within(loop.sock_connect(sock, sockaddr), timeout)
             except OSError as exc:  # TimeoutError included
                 kind, num, message = _classify(exc)
                 return ConnectOutcome(address, port, kind, _ms(started), num, message, _local(sock))
@@ -208,7 +209,7 @@ class _Exchange:
         sock.setblocking(False)
         try:
             try:
-                await asyncio.wait_for(loop.sock_connect(sock, sockaddr), self.timeout)
+                await within(loop.sock_connect(sock, sockaddr), self.timeout)
             except OSError as exc:
                 self.local = _local(sock)  # the port the SYN left from, for a capture to match
                 return self._connect_failed(exc)
@@ -252,7 +253,7 @@ class _Exchange:
         assert self.sock is not None
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.sock_sendall(self.sock, self.payload), self.left(self.timeout))
+            await within(loop.sock_sendall(self.sock, self.payload), self.left(self.timeout))
         except TimeoutError:
             self.event("timeout", "the peer took no more data before the timeout")
             return self.done("timeout", stage, "the peer did not take the data before the timeout")
@@ -285,7 +286,7 @@ class _Exchange:
         wait = self.timeout if self.payload else min(self.timeout, SPEAKS_FIRST_S)
         while True:
             try:
-                chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), self.left(wait))
+                chunk = await within(loop.sock_recv(self.sock, 65536), self.left(wait))
             except TimeoutError:
                 if got:
                     return None  # the answer is complete as far as anyone can tell

@@ -32,6 +32,7 @@ from wizard.engine.probes import (
 )
 from wizard.hosts.base import Host
 from wizard.hosts.local import LocalHost
+from wizard.model.cancel import within
 
 T = TypeVar("T")
 GUARD_LINGER_S = 1.0  # back-to-back probes of a run share one guard table within this
@@ -180,14 +181,14 @@ class PacketProbe:
         so, or at ``timeout`` (the upper bound, never a fixed wait)."""
         async with self._lock:
             sock = await asyncio.to_thread(self._socket, address)
-            return await asyncio.wait_for(
+            return await within(
                 asyncio.to_thread(sock.sr, packets, timeout=timeout, stop_filter=stop_filter),
                 timeout + 5)
 
     async def _send(self, address: str, packet: Any) -> None:
         async with self._lock:
             sock = await asyncio.to_thread(self._socket, address)
-            await asyncio.wait_for(asyncio.to_thread(sock.send, packet), 5)
+            await within(asyncio.to_thread(sock.send, packet), 5)
 
     # -- passive capture ---------------------------------------------------------------
     async def capture(self, address: str, port: int, action: Callable[[], Awaitable[T]], *,

@@ -12,6 +12,7 @@ import os
 import time
 
 from wizard.engine.probes import ProcessSockets, SocketHolder
+from wizard.model.cancel import within
 
 CMDLINE_CAP = 200
 MAX_SOCKETS = 2000  # a host with more matching sockets than this is already the finding
@@ -41,7 +42,7 @@ class ProcessProbe:
         wanted = {normalize_address(a) for a in addresses}
         started = time.monotonic()
         try:
-            result = await asyncio.wait_for(asyncio.to_thread(_scan, wanted, port), timeout)
+            result = await within(asyncio.to_thread(_scan, wanted, port), timeout)
         except TimeoutError:
             # The thread cannot be killed; it ends on its own and its answer is dropped.
             return ProcessSockets(error=f"psutil did not answer within {timeout:g}s",
