@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wizard.model import CheckResult, Session, is_ip
+from wizard.model.observed import ResetEvent
 
 PLACEHOLDER = re.compile(r"«(?:secret|ipv4|ipv6|host)-\d+»")
 _ONLY_PLACEHOLDERS = re.compile(r"^(?:\s*«(?:secret|ipv4|ipv6|host)-\d+»)+\s*$")
@@ -287,6 +288,16 @@ def _redact_check(check: CheckResult, r: Redactor) -> None:
         ev.data = r.redact_data(ev.data)
 
 
+def _redact_event(ev: ResetEvent, r: Redactor) -> ResetEvent:
+    """A reset's log lines' secrets; with addresses, its flow's too."""
+    ev.logs = [r.redact(line) for line in ev.logs]
+    ev.reasons = [r.redact(line) for line in ev.reasons]
+    ev.kernel_reason = r.redact(ev.kernel_reason) if ev.kernel_reason else ev.kernel_reason
+    ev.states = [r.redact(line) for line in ev.states]
+    ev.flow, ev.client, ev.server = r.redact(ev.flow), r.redact(ev.client), r.redact(ev.server)
+    return ev
+
+
 def redact_session(session: Session, redactor: Redactor | None = None) -> Session:
     """A redacted deep copy of the session; the original is not touched."""
     r = redactor or Redactor()
@@ -307,12 +318,12 @@ def redact_session(session: Session, redactor: Redactor | None = None) -> Sessio
         out.answers.payload = r.redact(out.answers.payload)
     out.answers.logs = [r.redact(p) for p in out.answers.logs]
     if out.observation is not None:
-        for ev in out.observation.events:  # a log line's secrets; with addresses, the flow's too
-            ev.logs = [r.redact(line) for line in ev.logs]
-            ev.reasons = [r.redact(line) for line in ev.reasons]
-            ev.kernel_reason = r.redact(ev.kernel_reason) if ev.kernel_reason else ev.kernel_reason
-            ev.states = [r.redact(line) for line in ev.states]
-            ev.flow, ev.client, ev.server = r.redact(ev.flow), r.redact(ev.client), r.redact(ev.server)
+        events = out.observation.events
+        if isinstance(events, list):
+            for ev in events:
+                _redact_event(ev, r)
+        else:  # a watch's EventLog: each event redacted as it is read (the export reads them one at a time)
+            out.observation.events = events.mapped(lambda ev: _redact_event(ev, r))  # type: ignore[attr-defined]
     if r.addresses or r._hosts is not None:
         out.target.host = r.redact(out.target.host)
         out.target.addresses = [r.redact(a) for a in out.target.addresses]

@@ -85,7 +85,7 @@ def test_a_reset_waits_for_the_kernel_line_before_it_is_emitted():
     found = sightings(["path"])
     plan, state = WatchPlan(Target(host="10.2.0.2", port=8080)), WatchState()
     left = _flush([(10.0, found[0])], 10.0 + SETTLE_S / 2, state, None, plan)
-    assert len(left) == 1 and state.observation.events == []
+    assert len(left) == 1 and len(state.observation.events) == 0
     _flush(left, 10.0 + SETTLE_S, state, None, plan)
     assert [e.sender for e in state.observation.events] == ["path"]
 
@@ -134,14 +134,20 @@ def test_a_sessions_export_redacts_its_resets_log_lines_and_with_addresses_its_f
     from wizard.cli.diagnose import checklist_for
     from wizard.engine.watch import watch_session
     from wizard.redact import Redactor, redact_session
+    from wizard.report import render_json, render_report
 
     plan, state = WatchPlan(Target(host="10.2.0.2", port=8080)), WatchState()
-    _flush([(0.0, s) for s in sightings(["server-app"])], SETTLE_S + 1, state, None, plan)
-    [ev] = state.observation.events
-    ev.logs = ["/var/log/app.log: login failed password=hunter2 from 10.1.0.2"]
+    line = "/var/log/app.log: login failed password=hunter2 from 10.1.0.2"
+    _flush([(0.0, s) for s in sightings(["server-app", "path"])], SETTLE_S + 1, state, None, plan, lambda at: [line])
     session = watch_session(plan, state, checklist_for(False))
     plain = redact_session(session).observation
-    assert "hunter2" not in plain.events[0].logs[0] and "10.1.0.2" in plain.events[0].flow
+    assert len(plain.events) == 2
+    assert all("hunter2" not in ev.logs[0] and "10.1.0.2" in ev.flow for ev in plain.events)
     hidden = redact_session(session, Redactor(addresses=True)).observation
-    assert "10.1.0.2" not in hidden.events[0].flow + hidden.events[0].logs[0] + " ".join(hidden.events[0].reasons)
-    assert ev.logs[0].endswith("hunter2 from 10.1.0.2")  # the session itself is not touched
+    assert all("10.1.0.2" not in ev.flow + ev.logs[0] + " ".join(ev.reasons) for ev in hidden.events)
+    # what is written: the session JSON (its events read back from the watch's log) and the report
+    exported = render_json(session)
+    assert "hunter2" not in exported + render_report(session) and "password=«secret-1» from 10.1.0.2" in exported
+    assert "10.1.0.2" not in render_json(session, redact_addresses=True) + render_report(session, redact_addresses=True)
+    assert [ev.logs for ev in session.observation.events] == [[line], [line]]  # the session itself is not touched
+    assert "password=hunter2 from 10.1.0.2" in session.to_json()  # unredacted, as --no-redact writes it

@@ -125,18 +125,20 @@ def write_outputs(session: Session, outputs: Outputs, redact: bool, redact_addre
     if outputs.json is None and outputs.report is None:
         return []  # the verdict alone: the report's modules are not even loaded
     from wizard.hosts.files import write_atomic
-    from wizard.report import render_json, render_report
+    from wizard.report import render_json_parts, render_report
 
     written = []
-    for dest, render in ((outputs.json, render_json), (outputs.report, render_report)):
+    for dest, render in ((outputs.json, render_json_parts), (outputs.report, render_report)):
         if dest is None:
             continue
-        text = render(session, redact=redact, redact_addresses=redact_addresses)
+        # the session JSON in parts: a watch's events are read one at a time, never all held
+        parts = render(session, redact=redact, redact_addresses=redact_addresses)
         if dest == STDOUT:
+            text = parts if isinstance(parts, str) else "".join(parts)
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             sys.stdout.flush()
         else:
-            write_atomic(Path(dest), text, outputs.force)
+            write_atomic(Path(dest), parts, outputs.force)
             written.append(str(dest))
     return written
 

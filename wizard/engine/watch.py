@@ -30,12 +30,13 @@ from wizard.diag.logs.io.journalfollow import JournalFollower, journald_fix, jou
 from wizard.diag.packets.io.live import CaptureError, LiveCapture
 from wizard.diag.packets.parse.flows import Sighting, Tracker
 from wizard.diag.packets.parse.sightings import to_event
-from wizard.engine.observe import MAX_EVENTS, observed_result
+from wizard.engine.observe import observed_result
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.local import LocalHost
 from wizard.model import Session, ToolInfo
 from wizard.model.cancel import within
 from wizard.model.checklist import Checklist
+from wizard.model.eventlog import EventLog
 from wizard.model.observed import CaptureSummary, Observation, ResetEvent
 from wizard.model.session import Context
 from wizard.model.target import Target
@@ -66,11 +67,17 @@ class WatchPlan:
     on_sample: Callable[[dict[str, int]], None] = lambda moved: None  # each second's counters (the TUI)
 
 
+def _observation() -> Observation:
+    obs = Observation()
+    obs.events = EventLog()  # assigned, not validated: pydantic would make a list-backed copy of it
+    return obs
+
+
 @dataclass
 class WatchState:
     """What a watch has gathered so far (the caller may read it after a cancellation)."""
 
-    observation: Observation = field(default_factory=Observation)
+    observation: Observation = field(default_factory=_observation)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     counters: dict[str, int] = field(default_factory=dict)  # the last second's deltas
     probes: int = 0
@@ -126,6 +133,7 @@ class _Run:
     pending: list[tuple[float, Sighting]] = field(default_factory=list)
     before: dict[str, int] = field(default_factory=dict)
     base: dict[int, dict[str, int]] = field(default_factory=dict)  # a pending reset's counters before it
+    last_moved: tuple[dict[str, int], dict[str, int], dict[str, int]] | None = None  # (base, after, moved)
     resets: int = 0  # RSTs the tracker has seen (its list is emptied as they are taken)
     probe: asyncio.Task[None] | None = None
 
@@ -153,13 +161,20 @@ class _Run:
                 self.before, next_sample = after, now + SAMPLE_S
                 plan.on_sample(state.counters)
             self.pending = _flush(self.pending, now, state, self.pipe, plan, self.lines,
-                                  lambda s: _moved(self.base.pop(id(s), {}), self.before))
-            if len(self.base) > len(self.pending):  # past the event cap, resets are counted, not kept
-                self.base = {id(s): self.base[id(s)] for _, s in self.pending if id(s) in self.base}
+                                  self.moved_since)
             if now >= next_probe and (self.probe is None or self.probe.done()):
                 state.probes += 1
                 self.probe = asyncio.ensure_future(_held_probe(plan.target, plan.probe_every_s))
             next_probe = now + plan.probe_every_s if now >= next_probe else next_probe
+
+    def moved_since(self, sighting: Sighting) -> dict[str, int]:
+        """What moved from the sample before the RST to the last one; the resets of one
+        burst share their two samples, so the difference is made once for all of them."""
+        base = self.base.pop(id(sighting), {})
+        last = self.last_moved
+        if last is None or last[0] is not base or last[1] is not self.before:
+            last = self.last_moved = (base, self.before, _moved(base, self.before))  # held: no id is reused
+        return dict(last[2])
 
     async def poll_logs(self) -> None:
         for follower in (self.logs, self.journal):
@@ -280,9 +295,6 @@ def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState,
             keep.append((seen, sighting))
             continue
         obs = state.observation
-        if len(obs.events) >= MAX_EVENTS:
-            obs.dropped_events += 1
-            continue
         ev = to_event(len(obs.events) + 1, sighting, "live")
         # what moved from the sample before the RST to the one after it (its second)
         ev.counters = counters(sighting) if counters is not None else dict(state.counters)
@@ -294,7 +306,7 @@ def _flush(pending: list[tuple[float, Sighting]], now: float, state: WatchState,
                 ev.reasons.append(ev.kernel_reason)
         if lines is not None:
             ev.logs = lines(ev.at.timestamp())
-        obs.events.append(ev)
+        obs.events.append(ev)  # type: ignore[attr-defined]  # an EventLog: stored compactly, kept whole
         plan.emit({"type": "reset", **ev.model_dump(mode="json")})
         plan.on_reset(ev)
     return keep

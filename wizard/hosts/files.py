@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -80,15 +80,17 @@ async def existing(paths: list[Path], timeout: float = CHECK_TIMEOUT) -> list[Pa
     return await _bounded(lambda: [p for p in paths if os.path.lexists(p)], paths[0], "output", timeout)
 
 
-def write_atomic(path: Path, text: str, force: bool) -> None:
+def write_atomic(path: Path, text: str | Iterable[str], force: bool) -> None:
     """Write via a temp file in the same directory; link (no overwrite) or replace (--force).
-    Through a symbolic link, the file it points to is written and the link kept."""
+    Through a symbolic link, the file it points to is written and the link kept. ``text``
+    may come in parts (a watch's session JSON, its events one at a time)."""
     if os.path.islink(path) and os.path.exists(path):
         path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for part in [text] if isinstance(text, str) else text:
+                fh.write(part)
             fh.flush()
             os.fsync(fh.fileno())
         if force:

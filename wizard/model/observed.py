@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, WrapSerializer
 
 Mode = Literal["diagnose", "watch", "analyze"]
 # Who sent an RST, as the packets tell it.
@@ -63,11 +64,20 @@ class CaptureSummary(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+def _as_list(events: Sequence[ResetEvent], handler: SerializerFunctionWrapHandler) -> Any:
+    # A watch's events are an EventLog (wizard.model.eventlog): read as a list here, or streamed
+    # one at a time by Session.json_parts (what writes a session to a file).
+    return handler(events if isinstance(events, list) else list(events))
+
+
+Events = Annotated[Sequence[ResetEvent], WrapSerializer(_as_list)]
+
+
 class Observation(BaseModel):
     """Every reset seen in one watch or one analysis, and what was read to see them."""
 
     sources: list[CaptureSummary] = Field(default_factory=list)
-    events: list[ResetEvent] = Field(default_factory=list)
+    events: Events = Field(default_factory=list)  # a list, or a watch's EventLog
     by_sender: dict[str, int] = Field(default_factory=dict)
     by_proof: dict[str, int] = Field(default_factory=dict)
     dropped_events: int = 0  # events past the cap, counted and not kept
@@ -76,6 +86,10 @@ class Observation(BaseModel):
 
     def count(self) -> None:
         """Recount by_sender and by_proof from the events."""
+        counts = getattr(self.events, "counts", None)  # an EventLog keeps them as it is filled
+        if counts is not None:
+            self.by_sender, self.by_proof = counts()
+            return
         self.by_sender, self.by_proof = {}, {}
         for ev in self.events:
             self.by_sender[ev.sender] = self.by_sender.get(ev.sender, 0) + 1

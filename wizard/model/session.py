@@ -8,6 +8,7 @@ runs used (0.5)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -158,7 +159,30 @@ class Session(BaseModel):
         return [(c.id, s) for step in self.steps for c in step.checks for s in c.signals]
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, indent=2)
+        return self.model_dump_json(by_alias=True, indent=2) if self._events_listed() else "".join(self.json_parts())
+
+    def _events_listed(self) -> bool:
+        return self.observation is None or isinstance(self.observation.events, list)
+
+    def json_parts(self) -> Iterator[str]:
+        """The text of ``to_json`` in parts: a watch's events (an EventLog) one at a time, so
+        writing the session never holds them all at once; the same bytes as a list's."""
+        if self._events_listed():
+            yield self.to_json()
+            return
+        assert self.observation is not None
+        text = self.model_dump_json(by_alias=True, indent=2, exclude={"observation": {"events"}})
+        # The observation is the last key; its fields at four spaces: the events go back where
+        # they were, after its sources (no JSON string holds a raw newline).
+        at = text.index('\n    "by_sender": ', text.rindex('\n  "observation": {'))
+        yield text[:at]
+        first = True
+        for ev in self.observation.events:
+            yield ("\n    \"events\": [" if first else ",") + "\n      " + \
+                ev.model_dump_json(by_alias=True, indent=2).replace("\n", "\n      ")
+            first = False
+        yield "\n    \"events\": []," if first else "\n    ],"
+        yield text[at:]
 
     @classmethod
     def from_json(cls, text: str, source: str = "session") -> Session:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from wizard.model import Session
 from wizard.model.contexts import context_hostnames
 from wizard.redact import Redactor, redact_session
 from wizard.report.markdown import render_markdown
 
-__all__ = ["describe_check", "redacted", "render_json", "render_markdown", "render_report"]
+__all__ = ["describe_check", "redacted", "render_json", "render_json_parts", "render_markdown", "render_report"]
 
 
 def describe_check(check_id: str) -> str:
@@ -40,5 +42,10 @@ def render_report(session: Session, *, redact: bool = True, redact_addresses: bo
 
 
 def render_json(session: Session, *, redact: bool = True, redact_addresses: bool = False) -> str:
-    """The session as JSON (schema 1)."""
+    """The session as JSON (schema 2)."""
     return redacted(session, redact=redact, redact_addresses=redact_addresses).to_json()
+
+
+def render_json_parts(session: Session, *, redact: bool = True, redact_addresses: bool = False) -> Iterator[str]:
+    """``render_json``'s text in parts: a watch's events one at a time (what writes it to a file)."""
+    return redacted(session, redact=redact, redact_addresses=redact_addresses).json_parts()

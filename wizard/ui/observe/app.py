@@ -9,7 +9,7 @@ in a worker and each event is pushed in as it is attributed (attributes down, me
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from wizard.ui.widgets.ladder import render_ladder
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = ("#", "time", "flow", "toward", "sender", "proof")
+LIVE_ROWS = 1000  # a live watch's rows: the newest (its session keeps every event, compactly)
 
 
 class ResetSeen(Message):
@@ -63,7 +64,7 @@ class WatchEnded(Message):
         self.session = session
 
 
-def per_second(events: list[ResetEvent], buckets: int = 60) -> list[float]:
+def per_second(events: Sequence[ResetEvent], buckets: int = 60) -> list[float]:
     """Resets per second over the observation (the sparkline's data); at least one bucket."""
     if not events:
         return [0.0]
@@ -117,7 +118,9 @@ class ObserveApp(App[int]):
         self.session = session
         self.watch_factory = watch
         self.export_dir = export_dir or Path.cwd()
-        self.events: list[ResetEvent] = list(session.observation.events) if session.observation else []
+        # a saved session's events; a live watch's newest LIVE_ROWS (the watch's session keeps them all)
+        self.events: deque[ResetEvent] = deque(session.observation.events if session.observation else [])
+        self.seen = len(self.events)  # a live watch's resets so far
         self.samples: deque[float] = deque([0.0], maxlen=120)  # SPARK_COUNTER per second, live
         # a live watch's resets by number, by second and by sender, kept as they come: the
         # views are refreshed from these once a second, never by going over every event again
@@ -195,8 +198,7 @@ class ObserveApp(App[int]):
 
         default = self.export_dir / f"reset-wizard-{self.session.mode}.md"
         if self.watch_factory is not None and self.session.observation is not None:
-            self.session.observation.events = list(self.events)  # the watch so far, once per export
-            self.session.observation.count()
+            self.session.observation.count()  # the watch so far: its session holds every event
         self.push_screen(ExportModal(self.session, str(default)), self._exported)
 
     def _exported(self, paths: list[str] | None) -> None:
@@ -216,12 +218,17 @@ class ObserveApp(App[int]):
 
     def on_reset_seen(self, message: ResetSeen) -> None:
         ev = message.event
+        if self.watch_factory is not None and len(self.events) >= LIVE_ROWS:  # the oldest row goes
+            gone = self.events.popleft()
+            self.by_n.pop(str(gone.n), None)
+            self.query_one("#events", DataTable).remove_row(str(gone.n))
         self.events.append(ev)
+        self.seen += 1
         self.by_n[str(ev.n)] = ev
         self.seconds[int(ev.at.timestamp())] += 1
         self.by_sender[ev.sender] += 1
         self._add_row(ev)
-        if len(self.events) == 1:
+        if self.seen == 1:
             self.show(ev)
         self.stale = True  # the sparkline and the head follow within the second
 
@@ -251,7 +258,7 @@ class ObserveApp(App[int]):
         self.notify("The watch ended; e exports the session.", title="Watch ended")
 
     def _refresh_head(self, live: bool) -> None:
-        counted = (len(self.events), dict(self.by_sender)) if live else None
+        counted = (self.seen, dict(self.by_sender)) if live else None
         self.query_one("#observe-head", Static).update(summary_line(self.session, live, counted))
 
 
