@@ -172,6 +172,20 @@ def test_the_tracker_keeps_at_most_max_flows_and_lets_the_ended_go_first():
     assert [s.flow.key[1] for s in tracker.sightings] == [40001, 40003]
 
 
+def test_the_trackers_queue_of_ended_flows_stays_bounded_when_ports_are_reused():
+    from wizard.diag.packets.parse.flows import Tracker
+
+    tracker = Tracker(max_flows=8)
+    segments = [decode(ETHERNET, ts, data) for ts, data in conversation(ENDS, 40000, T0, "fin")]
+    for i in range(2_000):  # 2,000 connections from 4 ports: the table never fills, no flow is evicted
+        for seg in segments:
+            tracker.feed(seg._replace(ts=seg.ts + i, sport=seg.sport if seg.sport == 8080 else 40000 + i % 4,
+                                      dport=seg.dport if seg.dport == 8080 else 40000 + i % 4))
+    assert tracker.flows_seen == 2_000 and len(tracker.flows) == 4
+    assert len(tracker._ended) <= 2 * 8
+    assert set(tracker._ended) <= set(tracker.flows)  # no key of a flow long replaced
+
+
 def test_a_flow_reset_both_ways_is_read_once_each_rst_once(tmp_path):
     records = list(conversation(ENDS, 40000, T0, "path"))
     last = records[-1][0]

@@ -110,7 +110,7 @@ class Tracker:
         if bits & 0x04:
             flow.resets += 1
             if not flow.ended:
-                self._ended.append(key)
+                self._end(key)
             flow.ended = True
             sighting = Sighting(seg, flow, tuple(flow.ring), "server" if side == "client" else "client",
                                 flow.next_seq.get(side))
@@ -119,12 +119,19 @@ class Tracker:
             flow.fins.add(side)
             if len(flow.fins) == 2 and not flow.ended:
                 flow.ended = True
-                self._ended.append(key)
+                self._end(key)
         advance = seg.payload_len + (1 if bits & 0x03 else 0)
         if not bits & 0x04:
             flow.next_seq[side] = (seg.seq + advance) & 0xFFFFFFFF
         flow.ring.append(seg)
         return sighting
+
+    def _end(self, key: FlowKey) -> None:
+        self._ended.append(key)
+        if len(self._ended) > 2 * self.max_flows:
+            # A port reused before any flow was evicted leaves its old entry behind: the
+            # queue is remade from the flows that are ended, oldest first, so it stays bounded.
+            self._ended = deque(k for k, f in self.flows.items() if f.ended)
 
     def _new(self, key: FlowKey, ts: float) -> Flow:
         while len(self.flows) >= self.max_flows:
