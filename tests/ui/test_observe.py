@@ -181,3 +181,40 @@ async def test_open_shows_an_analyze_session_file_read_only_and_exports_its_repo
     assert report.read_text() == preview and "path" in preview
     exported = json.loads(report.with_suffix(".json").read_text())
     assert exported["mode"] == "analyze" and len(exported["observation"]["events"]) == 3
+
+
+async def test_a_live_watch_keeps_its_newest_rows_and_counts_every_reset(tmp_path, monkeypatch):
+    """The table of a live watch holds its newest LIVE_ROWS resets (the watch's session keeps
+    every one); the head and the rate count them all."""
+    from datetime import timedelta
+
+    from wizard.ui.observe import app as observe
+
+    monkeypatch.setattr(observe, "LIVE_ROWS", 40)
+    done = session_of(tmp_path, ["server-app"])
+    assert done.observation is not None
+    first = done.observation.events[0]
+    many = [first.model_copy(update={"n": i + 1, "at": first.at + timedelta(seconds=i // 10)}) for i in range(200)]
+    start = done.model_copy(deep=True)
+    start.observation.events = []  # type: ignore[union-attr]
+    go = asyncio.Event()
+
+    async def watch(push):
+        for ev in many:
+            push(ev)
+        await go.wait()
+        return done
+
+    app = ObserveApp(start, watch, export_dir=tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "200 resets" in text(app, "#observe-head"):
+                break
+        table = app.query_one("#events", DataTable)
+        assert table.row_count == 40 and len(app.events) == 40 and sorted(app.by_n, key=int) == [
+            str(n) for n in range(161, 201)]
+        assert str(table.get_row_at(0)[0]) == "161"
+        assert "200 resets: 200 server-app" in text(app, "#observe-head")
+        assert sum(app.query_one("#rate", Sparkline).data) == 200
+        go.set()
