@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-CACHE_FORMAT = 9
+CACHE_FORMAT = 10
 NAMES = ("db", "line", "nfa", "all")
 
 

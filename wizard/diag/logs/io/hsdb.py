@@ -28,6 +28,7 @@ _POOL: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
 
 Events = list[tuple[int, int]]
+Ends = list[list[int]]  # by id: the end offsets of its reports, ascending
 
 
 def _forgotten() -> None:
@@ -68,16 +69,32 @@ def scan_events(db: Any, scratch: Any, data: Any, at: int) -> Events:
     return events
 
 
-def beside(db: Any, scratch: Any, data: Any, at: int) -> Callable[[], Events]:
-    """``scan_events`` started in the worker thread (or here, without one); the returned
+def scan_ends(db: Any, scratch: Any, data: Any, width: int) -> Ends:
+    """For each id below ``width``, the end offsets (in ``data``) of its reports, in order.
+    The report handler only appends an offset to its id's list: on a dense log it runs for
+    every other line, and a tuple made per report cost more than the scan itself."""
+    lists: Ends = [[] for _ in range(width)]
+    sinks = [x.append for x in lists]
+
+    def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+        sinks[sid](to)
+
+    scan_with(db, scratch, data, on_match)
+    for x in lists:
+        x.sort()  # (reports come in the order of their ends: a pass over each list)
+    return lists
+
+
+def beside(db: Any, scratch: Any, data: Any, width: int) -> Callable[[], Ends]:
+    """``scan_ends`` started in the worker thread (or here, without one); the returned
     call waits for its reports."""
     pool = _pool()
     if db is None:
         return list
     if pool is None:
-        got = scan_events(db, scratch, data, at)
+        got = scan_ends(db, scratch, data, width)
         return lambda: got
-    fut: Future[Events] = pool.submit(scan_events, db, scratch, data, at)
+    fut: Future[Ends] = pool.submit(scan_ends, db, scratch, data, width)
     return fut.result
 
 
@@ -103,4 +120,4 @@ def compiles(rx: str, flags: int) -> bool:
     return True
 
 
-__all__ = ["DRIVE", "beside", "compiles", "database", "hs_literal", "scan_events", "scan_with"]
+__all__ = ["DRIVE", "beside", "compiles", "database", "hs_literal", "scan_ends", "scan_events", "scan_with"]

@@ -18,11 +18,12 @@ references, inline flags, non-ASCII literals) gets None and stays with ``re``.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib
 import re
-from itertools import repeat
-from operator import itemgetter
+from collections.abc import Iterator
+from itertools import chain, repeat
 from typing import Any, NamedTuple
 
 _c: Any = importlib.import_module("re._constants")
@@ -39,7 +40,6 @@ _CATEGORY = {"CATEGORY_DIGIT": (r"0-9", False), "CATEGORY_NOT_DIGIT": (r"0-9", T
 _AT = {"AT_BEGINNING": "^", "AT_BEGINNING_STRING": "^", "AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B"}
 _NOT_IN_LINE = r"\x0a\x0d"
 SUFFIX = r"[^\n]*$"
-_END = itemgetter(1)  # of a (regex, line end) report
 # A line whose "\r" is not in the run before its "\n" (re sees that one), or with a byte
 # >= 0x80 (re decodes it: \w, \s, case folding differ).
 SPECIAL = re.compile(rb"[\x80-\xff]|\r+[^\r\n]")
@@ -63,7 +63,7 @@ class Piece(NamedTuple):  # a slice of the buffer searched, and the line databas
     b: int
     last: int  # the last line end of the slice that is not past the limit
     clean: bool  # no special line in the whole buffer
-    events: list[tuple[int, int]]  # (regex, line end)
+    ends: dict[int, list[int]]  # regex -> ends of the lines it matches, ascending, relative to a
     lits: list[tuple[int, int]]  # (literal, end of the literal)
 
 
@@ -187,25 +187,81 @@ def line_starts(data: bytes | bytearray, a: int, b: int) -> list[int]:
     return out
 
 
-def one_a_line(events: list[tuple[int, int]]) -> bool:
-    """Whether no line has two reports (then each report is one line's hit)."""
-    return len(set(map(_END, events))) == len(events)
+def by_regex(line: list[list[int]], nfa: list[list[int]], last: int) -> dict[int, list[int]]:
+    """The line ends (ascending, relative to the slice) each regex reported, from the two
+    line databases (each regex is in one of them), those past ``last`` left out."""
+    out: dict[int, list[int]] = {}
+    for i in range(max(len(line), len(nfa))):
+        ends = (line[i] if i < len(line) else []) or (nfa[i] if i < len(nfa) else [])
+        if ends:
+            if ends[-1] > last:
+                del ends[bisect.bisect_right(ends, last):]
+            if ends:
+                out[i] = ends
+    return out
 
 
-def single_hits(data: bytes | bytearray, events: list[tuple[int, int]]) -> list[LineHit]:
-    """The hits of lines one regex each matches, in order: made in bulk (a dense window
-    has tens of thousands)."""
-    events = sorted(events, key=_END)
-    ends = list(map(_END, events))
+def has(ends: list[int], e: int) -> bool:
+    """Whether the ascending ``ends`` hold ``e``."""
+    k = bisect.bisect_left(ends, e)
+    return k < len(ends) and ends[k] == e
+
+
+def _lines(ends: dict[int, list[int]], skip: set[int]) -> int:
+    """How many distinct line ends ``ends`` name, less those in ``skip``."""
+    if not ends:
+        return 0
+    big = max(ends, key=lambda i: len(ends[i]))
+    others = sorted(set(chain.from_iterable(x for i, x in ends.items() if i != big)))
+    if len(others) * 16 > len(ends[big]):  # another dense regex: sets are cheaper than searches
+        return len(set(chain.from_iterable(ends.values())).difference(skip))
+    within = ends[big]
+    n = len(within) - sum(has(within, e) for e in skip)
+    return n + sum(1 for e in others if e not in skip and not has(within, e))
+
+
+def tally(ends: dict[int, list[int]], skip: set[int]) -> tuple[dict[int, int], int]:
+    """The lines each regex reported and the lines any did (relative ends), those in
+    ``skip`` left out: lengths of the lists, no line visited."""
+    counts = {}
+    for i, x in ends.items():
+        n = len(x) - (sum(has(x, e) for e in skip) if skip else 0)
+        if n:
+            counts[i] = n
+    return counts, _lines(ends, skip)
+
+
+def hits(data: bytes | bytearray, a: int, ends: dict[int, list[int]], skip: set[int]) -> list[LineHit]:
+    """The hits of the lines the line databases decided (relative ends; those in ``skip``
+    left out), in order: made in bulk (a dense window has tens of thousands)."""
+    ids: Iterator[tuple[int, ...]]
+    if len(ends) == 1:
+        ((sid, only),) = ends.items()
+        rel, ids = (only if not skip else [e for e in only if e not in skip]), repeat((sid,))
+    else:
+        rel, listed = _ids_by_end(ends, skip)
+        ids = iter(listed)
+    at = [e + a for e in rel]
     rfind = data.rfind
-    starts = [rfind(b"\n", 0, e) + 1 for e in ends]
-    ids = [(sid,) for sid, _ in events]
-    return list(map(tuple.__new__, repeat(LineHit), zip(starts, ends, ids, repeat(False))))
+    starts = [rfind(b"\n", 0, e) + 1 for e in at]
+    return list(map(tuple.__new__, repeat(LineHit), zip(starts, at, ids, repeat(False))))
 
 
-def upto(events: list[tuple[int, int]], last: int) -> list[tuple[int, int]]:
-    """``events`` (in the order of their ends) whose line ends at or before ``last``."""
-    return events if not events or events[-1][1] <= last else [ev for ev in events if ev[1] <= last]
+def _ids_by_end(ends: dict[int, list[int]], skip: set[int]) -> tuple[list[int], list[tuple[int, ...]]]:
+    """The distinct ends (ascending) and the regexes (ascending) reported at each: the
+    regex with the most reports kept as a list, the others looked up by their few ends."""
+    if not ends:
+        return [], []
+    big = max(ends, key=lambda i: len(ends[i]))
+    minor: dict[int, list[int]] = {}
+    for i in sorted(ends):
+        for e in ends[i] if i != big else ():
+            minor.setdefault(e, []).append(i)
+    within = set(ends[big])
+    named = {e: tuple(sorted([*v, big])) if e in within else tuple(v) for e, v in minor.items()}
+    rel = sorted(within.union(minor).difference(skip))
+    solo = (big,)
+    return rel, [named.get(e, solo) for e in rel]
 
 
 __all__ = [
@@ -215,10 +271,11 @@ __all__ = [
     "LineCounts",
     "LineHit",
     "Piece",
+    "by_regex",
+    "has",
+    "hits",
     "line_regex",
     "line_starts",
-    "one_a_line",
-    "single_hits",
     "special_lines",
-    "upto",
+    "tally",
 ]

@@ -26,7 +26,6 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from operator import itemgetter
 from typing import Any
 
 from wizard.diag.logs.io import hscache, hsdb, hsline
@@ -50,8 +49,6 @@ NO_ENGINE_NOTE = "the hyperscan package is not installed: signatures searched by
 _PY_ONLY = re.compile(r"(?<!\\)\$|\\[AZz]|\{,|\(\?P=|\(\?[aiLmsux-]*[aLmsux]")
 # UTF-8 of the characters re.I takes for an ASCII letter: İ ı (i), ſ (s), K (Kelvin, k)
 _FOLDS = re.compile(rb"\xc4[\xb0\xb1]|\xc5\xbf|\xe2\x84\xaa")
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
-LIT = 1 << 20  # ids of the literals in the line database start here
 CHECK_EVERY = 256  # lines between two looks at the stop token when re has nothing to do
 SLICE = 4 << 20  # bytes searched between two looks at the stop token
 
@@ -140,11 +137,12 @@ class Matcher:
                     candidates.append((i, base if _compiles(rx, base) else base | _hs.HS_FLAG_PREFILTER))
             else:
                 self.python.append(i)
-        # One scan finds both: the exact regexes' lines, and (ids from LIT on) the minimal
+        # One scan finds both: the exact regexes' lines, and (ids after theirs) the minimal
         # literals of the regexes re decides on every line, which find its candidates.
         some = [i for i in self.approx + self.python if self.literals[i] is not None]
         lits, self.lit_owners = self._literal_exprs(some)
-        self.dbs["line"] = _database(exact + lits, self.exact + [LIT + k for k in range(len(lits))],
+        # (a literal's id: its number after the regexes' ids)
+        self.dbs["line"] = _database(exact + lits, self.exact + [len(self.regexes) + k for k in range(len(lits))],
                                      [base] * len(exact) + [_hs.HS_FLAG_CASELESS] * len(lits))
         self.dbs["nfa"] = _database(nfa, self.nfa, [base] * len(nfa))
         self.exact += self.nfa
@@ -173,27 +171,19 @@ class Matcher:
         return [] if db is None else hsdb.scan_events(db, self._scratch[name], data, at)
 
     def _line_scan(self, data: memoryview, at: int,
-                   last: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """The line databases' reports in ``data``: (regex, line end, not past ``last``) and
-        (literal, end); the literal-less regexes' database scanned in another thread meanwhile."""
-        events: list[tuple[int, int]] = []
-        lits: list[tuple[int, int]] = []
-        add, add_lit = events.append, lits.append
-
-        def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
-            if sid < LIT:
-                add((sid, to + at))
-            else:
-                add_lit((sid - LIT, to + at))
-
-        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, at)
+                   last: int) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
+        """The line databases' reports in ``data``: each regex's line ends (relative to
+        ``at``, not past ``last``) and (literal, end); the literal-less regexes' database
+        scanned in another thread meanwhile."""
+        n = len(self.regexes)
+        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, n)
         db = self.dbs.get("line")
         try:
-            if db is not None:
-                hsdb.scan_with(db, self._scratch["line"], data, on_match)
+            got = hsdb.scan_ends(db, self._scratch["line"], data, n + len(self.lit_owners)) if db is not None else []
         finally:
             more = nfa()  # never left scanning a buffer that may be reused
-        return hsline.upto(events, last) + hsline.upto(more, last), lits
+        lits = [(k, to + at) for k, ends in enumerate(got[n:]) for to in ends]
+        return hsline.by_regex(got[:n], more, last - at), lits
 
     def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop, a: int = 0) -> Iterator[_Piece]:
         """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
@@ -234,17 +224,11 @@ class Matcher:
             if most is not None and len(out) >= most:
                 return out, piece.a
             decided = self._decided(data, piece, stop)
-            if not decided and hsline.one_a_line(piece.events):
-                out += hsline.single_hits(data, piece.events)
-                continue
-            by_end: dict[int, list[int]] = {}
-            for sid, end in piece.events:
-                if end not in decided:
-                    by_end.setdefault(end, []).append(sid)
-            rows = [(e, data.rfind(b"\n", 0, e) + 1, tuple(sorted(ids)), False) for e, ids in by_end.items()]
-            rows += [(e, d.start, tuple(sorted(d.ids)), d.clipped) for e, d in decided.items() if d.ids]
-            rows.sort()
-            out += [LineHit(s, e, ids, clipped) for e, s, ids, clipped in rows]
+            found = hsline.hits(data, piece.a, piece.ends, {e - piece.a for e in decided})
+            if decided:
+                found += [LineHit(d.start, e, tuple(sorted(d.ids)), d.clipped) for e, d in decided.items() if d.ids]
+                found.sort(key=_END)
+            out += found
         return out, len(data) if limit is None else limit
 
     def count(self, data: bytes | bytearray, limit: int | None = None,
@@ -256,20 +240,19 @@ class Matcher:
         total, clipped = 0, False
         for piece in self._pieces(data, limit, stop, start):
             decided = self._decided(data, piece, stop)
-            kept = [ev for ev in piece.events if ev[1] not in decided] if decided else piece.events
-            if decided:
-                for d in decided.values():
-                    counts.update(d.ids)
-                    total += bool(d.ids)
-                    clipped = clipped or d.clipped
-            counts.update(map(_FIRST, kept))
-            total += len(set(map(_SECOND, kept)))
+            for d in decided.values():
+                counts.update(d.ids)
+                total += bool(d.ids)
+                clipped = clipped or d.clipped
+            found, lines = hsline.tally(piece.ends, {e - piece.a for e in decided})
+            counts.update(found)
+            total += lines
         return LineCounts(dict(counts), total, clipped)
 
     def _decided(self, data: bytes | bytearray, piece: _Piece, stop: Stop) -> dict[int, _Decided]:
         """The lines of ``piece`` that ``re`` has a say in, decided: candidates of the
         regexes outside the line database, and the special lines."""
-        a, b, last, events = piece.a, piece.b, piece.last, piece.events
+        a, b, last = piece.a, piece.b, piece.last
         cand: dict[int, set[int]] = {}  # line start -> regexes for re to decide
         with memoryview(data) as view:
             found = [(sid, to, (sid,)) for sid, to in self._scan("db", view[a:b], a)]
@@ -287,9 +270,10 @@ class Matcher:
         exact: dict[int, set[int]] = {}
         ends = {s: _line_end(data, s) for s in cand}
         wanted = set(ends.values()) - special_ends
-        for sid, end in events:
-            if end in wanted:
-                exact.setdefault(end, set()).add(sid)
+        for end in wanted:
+            for sid, at in piece.ends.items():
+                if hsline.has(at, end - a):
+                    exact.setdefault(end, set()).add(sid)
         return self._decide(data, cand, ends, exact, last, stop)
 
     def _decide(self, data: bytes | bytearray, cand: dict[int, set[int]], ends: dict[int, int],
@@ -359,6 +343,10 @@ class Matcher:
             low = low or bytes(data[a:b]).lower()
             for s in literal_line_starts(low, lits):
                 cand.setdefault(s + a, set()).add(i)
+
+
+def _END(hit: LineHit) -> int:
+    return hit.end
 
 
 def _line_end(data: bytes | bytearray, s: int) -> int:
