@@ -92,3 +92,20 @@ def test_the_cut_run_in_one_thread_equals_the_cut_read_through_the_loop(tmp_path
 def test_a_missing_file_cut_in_one_thread_says_why(tmp_path: Path) -> None:
     win, n = asyncio.run(excerpt_window(LogReader(LocalHost()), str(tmp_path / "gone.log"), 0.0, 1.0, REGEXES))
     assert n == 0 and "gone.log" in win.error
+
+
+def test_later_matches_are_timed_as_their_own_lines_whatever_follows_the_stamp(tmp_path: Path) -> None:
+    # lines of one second share their first bytes but not their stamps: a fraction, a zone
+    # or not, a ":" or a letter after the seconds (which the ISO pattern's lookahead reads);
+    # each later match's time is the one its own line gives
+    rows = []
+    tails = ["", ".5", ".123456", "Z", "+00:00", " +0000", ".25Z", ":x", "x", " UTC", "-00:00", ".9 GMT"]
+    for k in range(12_000):
+        t = (START + timedelta(seconds=k * 3600 / 12_000)).strftime("%Y-%m-%dT%H:%M:%S")
+        rows.append(f"{t}{tails[k % len(tails)]} worker {k}: upstream timed out (110: Connection timed out)")
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(rows) + "\n")
+    (full, _), (part, _) = _windows(path, 30)
+    hits_full = [(ln.ts, ln.sigs) for ln in full.lines if ln.in_window and ln.sigs]
+    assert len(hits_full) > 1000 and len({ts for ts, _ in hits_full[30:60]}) > 5
+    assert part.more == hits_full[30:]

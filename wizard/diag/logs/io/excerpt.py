@@ -22,7 +22,7 @@ from wizard.diag.logs.io.cut import (
 from wizard.diag.logs.io.direct import DirectLocal, in_one_thread
 from wizard.diag.logs.io.reader import COUNT_PREFIX, LogLine, LogReader, LogWindow, _Budget
 from wizard.diag.logs.io.remote import is_remote, remote_rows
-from wizard.diag.logs.parse.timestamps import byte_stamp, format_named
+from wizard.diag.logs.parse.timestamps import byte_stamp, format_named, stamp_reach
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.cpu import off_loop
 from wizard.hosts.local import LocalHost
@@ -132,18 +132,27 @@ def _split(reader: LogReader, cut: WindowCut, found_ids: dict[int, tuple[int, ..
     # A clean window's stamps are read from its bytes (the same text as from the decoded
     # line: byte_stamp), each stamp's time once: no line is decoded but for a new stamp.
     stamp = byte_stamp(cut.format) if data.isascii() and data.find(b"\r") < 0 else None
+    # Lines that begin with the same ``reach`` bytes have the same stamp: a dense window's
+    # lines of one second are told apart by one slice and one look-up, no match each.
+    reach = stamp_reach(stamp.pattern) if stamp is not None else None
     seen: dict[bytes, float | None] = {}
+    by_head: dict[bytes, float | None] = {}
     more: list[tuple[float | None, tuple[int, ...]]] = []
     for k, s in enumerate(starts[keep:]):
         if k % 4096 == 0:
             stop.check()
-        m = stamp.match(data, s) if stamp is not None else None
-        key = m.group(0) if m is not None else b"\n"
-        ts = seen.get(key, _NOT_SEEN)
+        head_key = data[s:s + reach] if reach is not None else b""
+        ts = by_head.get(head_key, _NOT_SEEN) if reach is not None else _NOT_SEEN
         if ts is _NOT_SEEN:
-            ts = ts_of(_text(data, s))
-            if b"\n" not in key:
-                seen[key] = ts
+            m = stamp.match(data, s) if stamp is not None else None
+            key = m.group(0) if m is not None else b"\n"
+            ts = seen.get(key, _NOT_SEEN)
+            if ts is _NOT_SEEN:
+                ts = ts_of(_text(data, s))
+                if b"\n" not in key:
+                    seen[key] = ts
+            if m is not None and reach is not None:
+                by_head[head_key] = ts
         more.append((ts if ts is not None else _owner_ts(data, s, ts_of), found_ids[s]))
     return head, more
 

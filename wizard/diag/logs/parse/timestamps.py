@@ -9,10 +9,15 @@ the caller gives (by default the wizard's local zone, which the check says).
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+_sre_c: Any = importlib.import_module("re._constants")
+_sre_p: Any = importlib.import_module("re._parser")
 
 MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
@@ -222,3 +227,57 @@ def byte_stamp(name: str) -> re.Pattern[bytes] | None:
     if "." in outside:
         return None
     return re.compile(src.replace("\\s", _BYTE_SPACE).encode())
+
+
+def _peek(items: Any) -> int | None:
+    """How far past the bytes a match consumes ``items`` may look (lookaheads, ``\\b``);
+    None for what could look behind its start or at anything but its neighbours."""
+    far = 0
+    for op, av in items:
+        if op in (_sre_c.ASSERT, _sre_c.ASSERT_NOT):
+            width = av[1].getwidth()[1]
+            if av[0] < 0 or width >= _sre_c.MAXREPEAT or _peek(av[1]) is None:
+                return None
+            far = max(far, width + (_peek(av[1]) or 0))
+        elif op is _sre_c.AT:
+            if av not in (_sre_c.AT_BOUNDARY, _sre_c.AT_NON_BOUNDARY):
+                return None
+            far = max(far, 1)
+        else:
+            for sub in _children(op, av):
+                got = _peek(sub)
+                if got is None:
+                    return None
+                far = max(far, got)
+    return far
+
+
+def _children(op: Any, av: Any) -> list[Any]:
+    if op is _sre_c.SUBPATTERN:
+        return [av[-1]]
+    if op is _sre_c.BRANCH:
+        return list(av[1])
+    if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT, _sre_c.POSSESSIVE_REPEAT):
+        return [av[2]]
+    if op is _sre_c.ATOMIC_GROUP:
+        return [av]
+    if op is _sre_c.GROUPREF_EXISTS:
+        return [x for x in av[1:] if x is not None]
+    return []
+
+
+@functools.lru_cache(maxsize=32)
+def stamp_reach(pattern: bytes) -> int | None:
+    """How many bytes from a line's start the match of ``pattern`` there depends on (all it
+    can consume and look ahead at, and one more): two lines that begin with the same that
+    many bytes have the same stamp. None when that is not bounded, or when the pattern looks
+    behind its start or uses anchors (each line's stamp is then matched on its own)."""
+    try:
+        parsed = _sre_p.parse(pattern)
+    except re.error:
+        return None
+    width = parsed.getwidth()[1]
+    peek = _peek(parsed)
+    if peek is None or width >= _sre_c.MAXREPEAT:
+        return None
+    return width + peek + 1
