@@ -11,18 +11,22 @@ memory itself: Python sees no packet of this pass), each RST's SYN found in that
 the client ports of the reset connections (a search tree of comparisons, some 2 log2(n)
 tests a packet), which go through the tracker: it sees every reset connection whole, as
 a pass of every packet through it would. A gzip file, a machine without libpcap and a
-capture with very many reset connections are read in one pass through the tracker.
+capture with very many reset connections are read in one pass through the tracker. On a
+machine with two processors or more, both passes over a large pcap file read its second
+half in a thread meanwhile (wizard.diag.packets.io.halves), with exactly one read's result.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from wizard.diag.packets.io.halves import noted_cut, skim_halves
+from wizard.diag.packets.io.halves import start as second_half
 from wizard.diag.packets.io.libpcap import libpcap_path
 from wizard.diag.packets.io.pcapfile import is_tcp, read, sniff_format
-from wizard.diag.packets.io.pcaplib import CaptureError, Offline, Skim, skim
+from wizard.diag.packets.io.pcaplib import CaptureError, Offline, Skim
 from wizard.diag.packets.parse.dump import (
     FILE_HEADER,
     endpoints,
@@ -101,14 +105,14 @@ class _Reset:
 
 def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check) -> Gathered | None:
     bpf = f"{bpf_for(port)} and {OPENERS_AND_RESETS}"
-    first = skim(path, bpf, BATCH, check)
+    first, _cut = skim_halves(path, bpf, BATCH, check)
     _known(path, first.linktype)
     resets = _resets(first, port)
     if resets is None:
         return None
     check()
     tracker = Tracker(server_port=port)
-    _second_pass(path, first, port, resets, tracker, check)
+    _second_pass(path, first, port, resets, tracker, check, noted_cut(first))
     tracker.sightings.sort(key=lambda s: s.rst.ts)
     # the flows opened in the copy, and the reset ones begun before the capture (no SYN)
     unopened = len({id(s.flow) for s in tracker.sightings if s.flow.syn is None})
@@ -189,10 +193,12 @@ def port_tree(ports: list[int], field: str) -> str:
 
 
 def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset], tracker: Tracker,
-                 check: Check) -> None:
+                 check: Check, cut: int | None) -> None:
     """Every packet on the client ports of the reset connections, filtered in libpcap (a
     search tree of ports), through the tracker: it sees each reset connection whole, as a
-    pass of every packet would show it."""
+    pass of every packet would show it. With a ``cut`` (a record boundary the first pass
+    noted) the records from it on are copied by a thread meanwhile, and go through the
+    tracker after those before it, in the file's order."""
     if not resets:
         return
     ports = sorted({r.client_port for r in resets})
@@ -200,18 +206,43 @@ def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset],
     families = [f"(ip and ({port_tree(ports, 'tcp[0:2]')} or {port_tree(ports, 'tcp[2:2]')}))"
                 if v4 else f"(ip6 and ip6[6] == 6 and ({port_tree(ports, 'ip6[40:2]')} or "
                 f"{port_tree(ports, 'ip6[42:2]')}))" for v4 in sorted({":" not in r.seg.src for r in resets})]
-    bpf = f"{bpf_for(port)} and ({' or '.join(families)})"
-    feed, linktype = tracker.feed, first.linktype
+    # Each family's test reads TCP's header (tcp[...] checks the protocol, as ip6[6] == 6
+    # does), so a leading 'tcp and' would keep the same packets and triple the compile time.
+    bpf = (f"{bpf_for(port)} and " if port else "") + f"({' or '.join(families)})"
     with Offline(path) as off:
-        off.set_filter(bpf)
-        n = 0
-        while (rec := off.next()) is not None:
-            seg = decode(linktype, rec[0], rec[1])
-            if seg is not None:
-                feed(seg)
-            n += 1
-            if not n & 0xFFF:
-                check()
+        later = second_half(path, bpf, cut, note=False, first=off)
+        if later is None:
+            off.set_filter(bpf)
+        try:
+            _feed(off, tracker, first.linktype, later.cut if later is not None else None, check)
+            if later is not None:
+                _feed_records(records(later.result()), tracker, first.linktype)
+        finally:
+            if later is not None:
+                later.drop()
+
+
+def _feed(off: Offline, tracker: Tracker, linktype: int, cut: int | None, check: Check) -> None:
+    """The records ``off`` keeps through the tracker (up to ``cut``, a record boundary)."""
+    feed = tracker.feed
+    n = 0
+    while (rec := off.next()) is not None:
+        if cut is not None and off.tell() > cut:
+            break  # the second half's first record
+        seg = decode(linktype, rec[0], rec[1])
+        if seg is not None:
+            feed(seg)
+        n += 1
+        if not n & 0xFFF:
+            check()
+
+
+def _feed_records(recs: Iterable[tuple[float, bytes]], tracker: Tracker, linktype: int) -> None:
+    feed = tracker.feed
+    for ts, frame in recs:
+        seg = decode(linktype, ts, frame)
+        if seg is not None:
+            feed(seg)
 
 
 def _opened(first: Skim, tracker: Tracker, every_flow: bool) -> int:

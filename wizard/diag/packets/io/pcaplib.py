@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,6 +76,7 @@ def lib() -> ctypes.CDLL:
 def libc() -> ctypes.CDLL:
     c = ctypes.CDLL(None)
     for name, res, args in (("ftell", c_long, (c_void_p,)),
+                            ("fseek", c_int, (c_void_p, c_long, c_int)),
                             ("open_memstream", c_void_p, (ctypes.POINTER(c_void_p), ctypes.POINTER(c_size_t))),
                             ("fmemopen", c_void_p, (c_void_p, c_size_t, c_char_p)),
                             ("fopen", c_void_p, (c_char_p, c_char_p)),
@@ -91,6 +93,7 @@ def libc() -> ctypes.CDLL:
 # first pass of a process spent four times as long in the kernel again.)
 READ_BUFFER = 128 << 10
 _IOFBF = 0
+DUMPED = struct.Struct("=IIII")  # a record's header as pcap_dump writes it (32-bit seconds, as C converts)
 
 
 class Offline:
@@ -129,13 +132,17 @@ class Offline:
             self.libc.fclose(stream)
         return handle
 
-    def set_filter(self, bpf: str, optimize: bool = True) -> None:
+    def set_filter(self, bpf: str, optimize: bool = True, also: Offline | None = None) -> None:
+        """Compile ``bpf`` once and filter by it, here and on ``also`` (the same file opened again)."""
         self.bpf = bpf
         program = Program()
         if self.lib.pcap_compile(self.handle, ctypes.byref(program), bpf.encode(), int(optimize), 0xFFFFFFFF) != 0:
             why = (self.lib.pcap_geterr(self.handle) or b"").decode(errors="replace")
             raise CaptureError("bad capture filter", f"{bpf!r}: {why}")
         ok = self.lib.pcap_setfilter(self.handle, ctypes.byref(program)) == 0
+        if ok and also is not None:
+            also.bpf = bpf
+            ok = self.lib.pcap_setfilter(also.handle, ctypes.byref(program)) == 0
         self.lib.pcap_freecode(ctypes.byref(program))
         if not ok:
             raise CaptureError("bad capture filter", f"{bpf!r}: {(self.lib.pcap_geterr(self.handle) or b'').decode()}")
@@ -147,8 +154,22 @@ class Offline:
         h = self._header.contents
         return h.sec + h.usec / 1e6, ctypes.string_at(self._bytes, h.caplen)
 
+    def next_dumped(self) -> bytes | None:
+        """The next record the filter keeps as pcap_dump writes it (16-byte header in this
+        machine's byte order, then the frame), or None at the end (or a cut-off record)."""
+        if self.lib.pcap_next_ex(self.handle, ctypes.byref(self._header), ctypes.byref(self._bytes)) != 1:
+            return None
+        h = self._header.contents
+        return DUMPED.pack(h.sec & 0xFFFFFFFF, h.usec & 0xFFFFFFFF, h.caplen, h.len) \
+            + ctypes.string_at(self._bytes, h.caplen)
+
     def tell(self) -> int:
         return int(self.libc.ftell(self.file))
+
+    def seek(self, offset: int) -> None:
+        """Go to ``offset`` of the file (a record's start, or the next read is garbage)."""
+        if self.libc.fseek(self.file, offset, 0) != 0:
+            raise CaptureError("unreadable capture", f"{self.path}: cannot seek to {offset}")
 
     def count(self) -> int:
         """How many of the remaining records the filter keeps, counted in C."""
@@ -186,42 +207,63 @@ class Skim:
     kept: int
 
 
+class Copy:
+    """Records a handle's filter keeps, copied by libpcap itself into a pcap file in memory
+    (pcap_dump as pcap_dispatch's callback: no Python per record)."""
+
+    def __init__(self, off: Offline) -> None:
+        self.off, c, pcap = off, off.libc, off.lib
+        self._buf, self._size = c_void_p(), c_size_t()
+        stream = c.open_memstream(ctypes.byref(self._buf), ctypes.byref(self._size))
+        self.dumper = pcap.pcap_dump_fopen(off.handle, stream) if stream else None
+        if not self.dumper:
+            raise CaptureError("unreadable capture", f"{off.path}: no memory for a copy of its records")
+        self.fn = ctypes.cast(pcap.pcap_dump, c_void_p)
+
+    def dispatch(self, count: int) -> int:
+        """pcap_dispatch: up to ``count`` kept records copied (-1: all); 0 at the end, -1 on an error."""
+        return int(self.off.lib.pcap_dispatch(self.off.handle, count, self.fn, self.dumper))
+
+    def tell(self) -> int:
+        return int(self.off.lib.pcap_dump_ftell(self.dumper))
+
+    def data(self) -> bytes:
+        """Everything copied so far (its file header first)."""
+        self.off.lib.pcap_dump_flush(self.dumper)
+        return ctypes.string_at(self._buf, self._size.value)
+
+    def close(self) -> None:
+        if self.dumper:
+            self.off.lib.pcap_dump_close(self.dumper)
+            self.off.libc.free(self._buf)
+            self.dumper = None
+
+
 def skim(path: str, bpf: str, batch: int = 16, check: Callable[[], None] | None = None) -> Skim:
     """Read ``path`` once through ``bpf``; libpcap copies what it keeps into memory itself
     (pcap_dump as the callback: no Python per packet), ``batch`` records per call."""
     with Offline(path) as off:
         off.set_filter(bpf)
-        c, pcap = off.libc, off.lib
-        buf, size = c_void_p(), c_size_t()
-        stream = c.open_memstream(ctypes.byref(buf), ctypes.byref(size))
-        dumper = pcap.pcap_dump_fopen(off.handle, stream)
-        if not dumper:
-            raise CaptureError("unreadable capture", f"{path}: no memory for the first pass")
+        copy = Copy(off)
         try:
-            sources, dumps, kept = _dispatch(off, dumper, batch, check)
-            pcap.pcap_dump_flush(dumper)
-            data = ctypes.string_at(buf, size.value)
+            sources, dumps, kept = _dispatch(off, copy, batch, check)
+            data = copy.data()
         finally:
-            pcap.pcap_dump_close(dumper)
-            c.free(buf)
+            copy.close()
         linktype = off.linktype
     return Skim(linktype, data, sources, dumps, kept)
 
 
-def _dispatch(off: Offline, dumper: int, batch: int, check: Callable[[], None] | None
+def _dispatch(off: Offline, copy: Copy, batch: int, check: Callable[[], None] | None
               ) -> tuple[list[int], list[int], int]:
     """The first pass's loop: dispatch in batches, note both positions after each."""
-    pcap = off.lib
-    dump_fn = ctypes.cast(pcap.pcap_dump, c_void_p)
-    dispatch, ftell, dump_tell, handle, file = pcap.pcap_dispatch, off.libc.ftell, pcap.pcap_dump_ftell, \
-        off.handle, off.file
-    sources, dumps = [int(ftell(file))], [int(dump_tell(dumper))]
+    ftell, file = off.libc.ftell, off.file
+    sources, dumps = [int(ftell(file))], [copy.tell()]
     kept = 0
-    while (n := dispatch(handle, batch, dump_fn, dumper)) > 0:
-        here = ftell(file)
+    while (n := copy.dispatch(batch)) > 0:
         kept += n
-        sources.append(here)
-        dumps.append(dump_tell(dumper))
+        sources.append(ftell(file))
+        dumps.append(copy.tell())
         if check is not None and not len(dumps) & 0x3FF:
             check()
     return sources, dumps, kept

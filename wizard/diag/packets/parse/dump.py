@@ -97,3 +97,25 @@ def find_packet(dump: bytes, linktype: int, lo: int, hi: int, src: bytes, dst: b
             rec = record_at(dump, start)
             if rec is not None:
                 return start, rec[0], rec[1]
+
+
+def resync(window: bytes, order: str, fraction: int, snaplen: int, linktype: int, seconds: tuple[int, int],
+           chain: int = 8) -> int | None:
+    """The first offset in ``window`` (bytes of a pcap file, from anywhere in it) where
+    ``chain`` records follow one another, each with a time in ``seconds``, a sane length and
+    an IP packet inside: most likely a record's start (a guess: the caller proves it)."""
+    lo, hi = seconds
+    unpack, size = struct.Struct(order + "IIII").unpack_from, len(window)
+    most = min(snaplen or 262144, 262144)
+    for p in range(0, max(size - 16, 0)):
+        q, n = p, 0
+        while n < chain and q + 16 <= size:
+            sec, frac, caplen, length = unpack(window, q)
+            if not (lo <= sec <= hi and frac < fraction and 0 < caplen <= most and caplen <= length <= 262144):
+                break
+            if q + 16 + caplen <= size and ip_offset(linktype, window[q + 16:q + 16 + caplen]) is None:
+                break
+            q, n = q + 16 + caplen, n + 1
+        if n >= chain:
+            return p
+    return None

@@ -1,0 +1,100 @@
+"""analyze: a large pcap read in two halves at once gives exactly what one read gives, wherever
+the cut falls (connections open across it, their SYN before it and RST after, retransmissions
+and segments out of order on both sides), and a cut that is no record boundary is not taken."""
+
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+
+import pytest
+
+from wizard.diag.packets.io import gather, halves
+from wizard.diag.packets.io.pcaplib import skim
+from wizard.diag.packets.parse.dump import FILE_HEADER, record_at
+from wizard.lab.pcapgen import Ends, conversation, write_pcap
+
+ENDS = Ends()
+T0 = 1_700_000_000.0
+ENDINGS = ["server-app", "fin", "path", "server-kernel", "server-app", "fin", "path", "server-app"]
+
+
+def busy(path: Path, truncate: int = 0) -> Path:
+    """Connections open at once, interleaved; each reset one's third data segment sent again
+    at its end, and its fourth and fifth packets swapped (out of order)."""
+    convs = []
+    for i, ending in enumerate(ENDINGS):
+        recs = list(conversation(ENDS, 42000 + i, T0 + i * 0.0007, ending, exchanges=5))
+        if ending != "fin":
+            recs[3], recs[4] = (recs[4][0], recs[3][1]), (recs[3][0], recs[4][1])
+            recs.insert(len(recs) - 1, (recs[-2][0], recs[5][1]))
+        convs.append(recs)
+    write_pcap(str(path), heapq.merge(*convs, key=lambda r: r[0]))
+    if truncate:
+        path.write_bytes(path.read_bytes()[:-truncate])
+    return path
+
+
+def boundaries(path: Path) -> list[int]:
+    data, pos, out = path.read_bytes(), FILE_HEADER, []
+    while (rec := record_at(data, pos)) is not None:
+        out.append(pos)
+        pos = rec[2]
+    return out
+
+
+def facts(got: gather.Gathered) -> tuple:
+    t = got.tracker
+    return ([(s.rst, s.before, s.toward, s.expected_seq, s.flow.syn, s.flow.synack, s.flow.packets, s.flow.fins,
+              s.flow.next_seq) for s in t.sightings], t.packets, t.flows_seen, t.first_ts, t.last_ts, t.servers)
+
+
+def read(path: Path, monkeypatch: pytest.MonkeyPatch, first_cut: int | None, second_cut: int | None):
+    monkeypatch.setattr(halves, "cut_for", lambda _path: first_cut)
+    monkeypatch.setattr(gather, "noted_cut", lambda _first: second_cut)
+    bpf = f"tcp and {gather.OPENERS_AND_RESETS}"
+    return halves.skim_halves(str(path), bpf, gather.BATCH, lambda: None), gather.gather(str(path), None)
+
+
+@pytest.mark.parametrize("truncate", [0, 10])
+def test_a_cut_at_any_record_boundary_reads_what_one_read_reads(tmp_path, monkeypatch, truncate):
+    monkeypatch.setattr(gather, "BATCH", 3)  # positions noted every 3 records: batches that cross the cut
+    path = busy(tmp_path / "busy.pcap", truncate)
+    one_skim = skim(str(path), f"tcp and {gather.OPENERS_AND_RESETS}", 3)
+    (_, whole_cut), one = read(path, monkeypatch, None, None)
+    assert whole_cut is None and len(one.tracker.sightings) >= 5
+    cuts = boundaries(path)
+    assert len(cuts) > 100
+    for cut in cuts[1:]:
+        (two_skim, proved), two = read(path, monkeypatch, cut, cut)
+        assert proved == cut
+        assert two_skim == one_skim, cut  # the same copy, positions noted and count
+        assert facts(two) == facts(one), cut
+
+
+def test_a_cut_inside_a_record_is_not_taken_and_the_file_is_read_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(gather, "BATCH", 3)
+    path = busy(tmp_path / "busy.pcap")
+    (_, _), one = read(path, monkeypatch, None, None)
+    one_skim = skim(str(path), f"tcp and {gather.OPENERS_AND_RESETS}", 3)
+    for cut in boundaries(path)[5::7]:
+        for inside in (cut + 1, cut + 16, cut - 3):
+            (two_skim, proved), two = read(path, monkeypatch, inside, None)
+            assert proved is None
+            assert two_skim == one_skim and facts(two) == facts(one)
+
+
+def test_the_cut_is_looked_for_only_in_large_pcap_files_and_lands_on_a_record(tmp_path, monkeypatch):
+    path = busy(tmp_path / "busy.pcap")
+    assert halves.cut_for(str(path)) is None  # below MIN_SIZE
+    monkeypatch.setattr(halves, "MIN_SIZE", 0)
+    monkeypatch.setattr(halves.os, "sched_getaffinity", lambda _pid: {0, 1})
+    cut = halves.cut_for(str(path))
+    size = path.stat().st_size
+    assert cut in boundaries(path) and size // 2 <= cut < size // 2 + 2000
+    first, proved = halves.skim_halves(str(path), f"tcp and {gather.OPENERS_AND_RESETS}", 3, lambda: None)
+    assert proved == cut
+    noted = halves.noted_cut(first)
+    assert noted in first.sources[1:-1] and noted in boundaries(path)
+    monkeypatch.setattr(halves.os, "sched_getaffinity", lambda _pid: {0})
+    assert halves.cut_for(str(path)) is None and halves.noted_cut(first) is None  # one processor: one read

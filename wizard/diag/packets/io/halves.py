@@ -1,0 +1,218 @@
+"""A large pcap file read in two halves at once, giving exactly what one read gives (I/O).
+
+Both passes of ``gather`` are libpcap's C over the whole file, and ctypes lets go of the
+GIL while C runs, so a thread reads the second half beside the first. The cut is a guess
+(near the middle, where records that look like records follow one another), and only the
+first half's own read can prove it: once that read passes the cut, the records from the
+last position it noted are read again one by one, unfiltered, and the cut holds only if
+one of them ends exactly there, none failing on the way. Then the records before the cut
+are the first half's and those from it the second's, exactly as one read sees them;
+otherwise the first half reads on to the end as one read, and the thread's work is dropped.
+The first pass's copy and its noted positions are put together as one read makes them (its
+batches counted across the cut), and the second pass feeds the tracker the first half's
+records and then the second half's, in the file's order: no state is cut in two.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import threading
+from collections.abc import Callable
+
+from wizard.diag.packets.io.pcaplib import CaptureError, Copy, Offline, Skim, skim
+from wizard.diag.packets.parse.dump import FILE_HEADER, resync
+
+MIN_SIZE = 64 << 20  # smaller files are read whole
+WINDOW = 1 << 20  # bytes at the middle of the file where the cut is looked for
+# The second pass's first half is read by the thread that also feeds the tracker every
+# record, so it is given less of the file than the second half's thread.
+SECOND_PASS_SHARE = 0.4
+_MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 10**6), b"\xa1\xb2\xc3\xd4": (">", 10**6),
+           b"\x4d\x3c\xb2\xa1": ("<", 10**9), b"\xa1\xb2\x3c\x4d": (">", 10**9)}
+
+
+def _worth_halves(size: int) -> bool:
+    return size >= MIN_SIZE and len(os.sched_getaffinity(0)) >= 2
+
+
+def cut_for(path: str) -> int | None:
+    """Where to cut a plain pcap file in two (a guess, proved by the first half's read);
+    None: read it whole (a small file, pcapng, one processor, or no record found there)."""
+    try:
+        size = os.path.getsize(path)
+        if not _worth_halves(size):
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(FILE_HEADER + 16)
+            handle.seek(size // 2)
+            window = handle.read(WINDOW)
+    except OSError:
+        return None
+    if head[:4] not in _MAGICS or len(head) < FILE_HEADER + 16:
+        return None
+    order, fraction = _MAGICS[head[:4]]
+    snaplen, linktype = struct.unpack_from(order + "II", head, 16)
+    first = struct.unpack_from(order + "I", head, FILE_HEADER)[0]
+    # A capture spans days at most: a record from outside them is no record.
+    p = resync(window, order, fraction, snaplen, linktype & 0xFFFF, (max(first - 86400, 0), first + 30 * 86400))
+    return None if p is None else size // 2 + p
+
+
+class Later:
+    """The second half, from ``cut`` to the end, read in a thread: the records the filter
+    keeps copied by libpcap, and with ``note`` where each of them ends in the file and in
+    the copy."""
+
+    def __init__(self, path: str, bpf: str, cut: int, note: bool, first: Offline | None = None) -> None:
+        self.off = Offline(path)
+        try:
+            self.off.set_filter(bpf, also=first)  # compiled once (a long filter takes tens of ms)
+            self.off.seek(cut)
+            self.copy = Copy(self.off)
+        except BaseException:
+            self.off.close()
+            raise
+        self.cut, self.note, self.end, self.status = cut, note, cut, 0
+        self.sources: list[int] = []
+        self.dumps: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="capture-second-half", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        off, file, stop = self.off, self.off.file, self._stop
+        dispatch, ftell, dump_tell = off.lib.pcap_dispatch, off.libc.ftell, off.lib.pcap_dump_ftell
+        handle, fn, dumper = off.handle, self.copy.fn, self.copy.dumper
+        step = 1 if self.note else 4096  # ctypes lets go of the GIL in every call
+        sources, dumps = self.sources, self.dumps
+        n = 0
+        while (n := dispatch(handle, step, fn, dumper)) > 0:
+            if self.note:
+                sources.append(ftell(file))
+                dumps.append(dump_tell(dumper))
+            if stop.is_set():
+                break
+        self.status = min(n, 0)  # 0: the end; -1: a record libpcap could not read (one read stops there too)
+        self.end = int(ftell(file))
+
+    def result(self) -> bytes:
+        """The copy (its own file header first), once the thread has read to the end."""
+        self._thread.join()
+        data = self.copy.data()
+        self.drop()
+        return data
+
+    def drop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.off.handle:
+            self.copy.close()
+            self.off.close()
+
+
+def noted_cut(first: Skim, share: float = SECOND_PASS_SHARE) -> int | None:
+    """A cut for the second pass: the position the first pass noted nearest ``share`` of the
+    file (every noted position is where a record ended, as read from the file's start)."""
+    end = first.sources[-1]
+    if not _worth_halves(end):
+        return None
+    i = bisect.bisect_left(first.sources, int(end * share))
+    return first.sources[i] if 0 < i < len(first.sources) - 1 else None
+
+
+def start(path: str, bpf: str, cut: int | None, note: bool, first: Offline | None = None) -> Later | None:
+    """The second half's thread, or None (no cut, or the file not readable from the cut);
+    ``first``, the first half's handle, is given the same filter."""
+    if cut is None:
+        return None
+    try:
+        return Later(path, bpf, cut, note, first)
+    except CaptureError:  # the first half then reads it all, as one read
+        return None
+
+
+def skim_halves(path: str, bpf: str, batch: int, check: Callable[[], None]) -> tuple[Skim, int | None]:
+    """The first pass (pcaplib.skim's result, exactly) and the proved cut, or None when the
+    file was read whole."""
+    later = start(path, bpf, cut_for(path), note=True)
+    if later is None:
+        return skim(path, bpf, batch, check), None
+    try:
+        with Offline(path) as off:
+            off.set_filter(bpf)
+            copy = Copy(off)
+            try:
+                return _first_half(off, copy, later, bpf, batch, check)
+            finally:
+                copy.close()
+    finally:
+        later.drop()
+
+
+def _first_half(off: Offline, copy: Copy, later: Later, bpf: str, batch: int, check: Callable[[], None]
+                ) -> tuple[Skim, int | None]:
+    """pcaplib's first-pass loop up to the cut, then the halves joined (or on to the end)."""
+    ftell, file, cut = off.libc.ftell, off.file, later.cut
+    sources, dumps, kept, proving = [int(ftell(file))], [copy.tell()], 0, True
+    while (n := copy.dispatch(batch)) > 0:
+        if proving and ftell(file) >= cut:
+            proving = False
+            tail = up_to(off.path, bpf, sources[-1], cut)
+            if tail is not None:
+                head = Skim(off.linktype, copy.data()[:dumps[-1]], sources, dumps, kept)
+                return joined(head, tail, later, batch), cut
+            later.drop()
+        kept += n
+        sources.append(ftell(file))
+        dumps.append(copy.tell())
+        if not len(dumps) & 0x3FF:
+            check()
+    return Skim(off.linktype, copy.data(), sources, dumps, kept), None
+
+
+def up_to(path: str, bpf: str, start: int, cut: int) -> list[tuple[bytes, int]] | None:
+    """The records ``bpf`` keeps from ``start`` (a record's start) to ``cut``, as pcap_dump
+    writes them, each with where it ends; None unless a record ends exactly at ``cut``."""
+    with Offline(path) as walk:
+        walk.seek(start)
+        while (end := walk.tell()) < cut:
+            if walk.next() is None:  # a record libpcap cannot read: one read stops there
+                return None
+        if end != cut:
+            return None
+    out: list[tuple[bytes, int]] = []
+    with Offline(path) as kept:
+        kept.set_filter(bpf)
+        kept.seek(start)
+        while (rec := kept.next_dumped()) is not None and (end := kept.tell()) <= cut:
+            out.append((rec, end))
+    return out
+
+
+def joined(head: Skim, tail: list[tuple[bytes, int]], later: Later, batch: int) -> Skim:
+    """The first pass of the whole file from the first half's (up to its last noted
+    position), the records after it up to the cut, and the second half's: the same copy,
+    positions noted after every ``batch`` records, and count, as one read gives."""
+    rest = later.result()
+    base = len(head.dump) + sum(len(rec) for rec, _ in tail) - FILE_HEADER
+    sources, dumps, count = list(head.sources), list(head.dumps), head.kept
+    pos = len(head.dump)
+    ends = []
+    for rec, end in tail:
+        pos += len(rec)
+        ends.append((end, pos))
+    ends += [(src, base + d) for src, d in zip(later.sources, later.dumps, strict=True)]
+    for src, d in ends:
+        count += 1
+        if not count % batch:
+            sources.append(src)
+            dumps.append(d)
+    data = b"".join([head.dump, *(rec for rec, _ in tail), rest[FILE_HEADER:]])
+    if later.status == 0 and count % batch:  # one read's last batch, shorter, ends at the file's end
+        sources.append(later.end)
+        dumps.append(len(data))
+    elif later.status != 0:  # one read's batch that met the unreadable record is not counted
+        count -= count % batch
+    return Skim(head.linktype, data, sources, dumps, count)
