@@ -98,3 +98,35 @@ def test_the_cut_is_looked_for_only_in_large_pcap_files_and_lands_on_a_record(tm
     assert noted in first.sources[1:-1] and noted in boundaries(path)
     monkeypatch.setattr(halves.os, "sched_getaffinity", lambda _pid: {0})
     assert halves.cut_for(str(path)) is None and halves.noted_cut(first) is None  # one processor: one read
+
+
+def test_the_command_reads_a_large_capture_in_halves_ahead_and_says_what_one_read_says(tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    from wizard.engine.discovery import load
+    from wizard.engine.observe import analyze_captures
+
+    endings = ["fin"] * 9 + ["server-app", "fin", "path", "fin", "server-kernel"]
+    convs = [conversation(ENDS, 30000 + i, T0 + i * 0.003, endings[i % len(endings)], exchanges=40, size=1400)
+             for i in range(1100)]
+    path = tmp_path / "large.pcap"
+    write_pcap(str(path), heapq.merge(*convs, key=lambda r: r[0]))
+    assert path.stat().st_size >= halves.MIN_SIZE
+    monkeypatch.setattr(halves.os, "sched_getaffinity", lambda _pid: {0, 1})
+    cut = halves.cut_for(str(path))
+    assert cut in boundaries(path)
+    env = dict(__import__("os").environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run([sys.executable, "-m", "wizard", "analyze", str(path), "--json", "-"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode in (0, 1), out.stderr
+    data = json.loads(out.stdout)["observation"]
+    monkeypatch.setattr(halves, "_worth_halves", lambda _size: False)  # one read, in this process
+    one = analyze_captures([str(path)], None, load()).observation
+    assert len(one.events) == 3 * 78  # three resets in each 14 connections
+    fields = ("client", "toward", "flags", "sender", "ttl", "hop_distance", "seq_fit", "timing", "timing_detail")
+    assert [tuple(e[f] for f in fields) for e in data["events"]] == \
+        [tuple(getattr(e, f) for f in fields) for e in one.events]
+    assert data["sources"][0]["packets"] == one.sources[0].packets
+    assert data["sources"][0]["flows"] == one.sources[0].flows == 1100
