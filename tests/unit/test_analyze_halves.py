@@ -84,6 +84,17 @@ def test_a_cut_inside_a_record_is_not_taken_and_the_file_is_read_whole(tmp_path,
             assert two_skim == one_skim and facts(two) == facts(one)
 
 
+def test_a_second_half_whose_thread_fails_is_read_by_the_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(gather, "BATCH", 3)
+    path = busy(tmp_path / "busy.pcap")
+    (_, _), one = read(path, monkeypatch, None, None)
+    one_skim = skim(str(path), f"tcp and {gather.OPENERS_AND_RESETS}", 3)
+    monkeypatch.setattr(halves.Later, "_run", lambda self: None)  # ends without reading to the end
+    cut = boundaries(path)[60]
+    (two_skim, proved), two = read(path, monkeypatch, cut, cut)
+    assert proved is None and two_skim == one_skim and facts(two) == facts(one)
+
+
 def test_the_cut_is_looked_for_only_in_large_pcap_files_and_lands_on_a_record(tmp_path, monkeypatch):
     path = busy(tmp_path / "busy.pcap")
     assert halves.cut_for(str(path)) is None  # below MIN_SIZE

@@ -215,11 +215,17 @@ def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset],
             off.set_filter(bpf)
         try:
             _feed(off, tracker, first.linktype, later.cut if later is not None else None, check)
-            if later is not None:
-                _feed_records(records(later.result()), tracker, first.linktype)
+            rest = later.result() if later is not None else None
         finally:
             if later is not None:
                 later.drop()
+    if rest is not None:
+        _feed_records(records(rest), tracker, first.linktype)
+    elif later is not None:  # the thread failed: the second half read here
+        with Offline(path) as off:
+            off.set_filter(bpf)
+            off.seek(later.cut)
+            _feed(off, tracker, first.linktype, None, check)
 
 
 def _feed(off: Offline, tracker: Tracker, linktype: int, cut: int | None, check: Check) -> None:

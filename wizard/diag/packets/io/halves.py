@@ -74,7 +74,8 @@ class Later:
         except BaseException:
             self.off.close()
             raise
-        self.cut, self.note, self.end, self.status = cut, note, cut, 0
+        self.cut, self.note, self.end = cut, note, cut
+        self.status: int | None = None  # set once the thread has read to the end
         self.sources: list[int] = []
         self.dumps: list[int] = []
         self._stop = threading.Event()
@@ -94,13 +95,15 @@ class Later:
                 dumps.append(dump_tell(dumper))
             if stop.is_set():
                 break
-        self.status = min(n, 0)  # 0: the end; -1: a record libpcap could not read (one read stops there too)
         self.end = int(ftell(file))
+        if n <= 0:  # 0: the end; -1: a record libpcap could not read (one read stops there too)
+            self.status = n
 
-    def result(self) -> bytes:
-        """The copy (its own file header first), once the thread has read to the end."""
+    def result(self) -> bytes | None:
+        """The copy (its own file header first) once the thread has read to the end; None
+        if it did not (it failed: the caller reads the second half itself)."""
         self._thread.join()
-        data = self.copy.data()
+        data = self.copy.data() if self.status is not None else None
         self.drop()
         return data
 
@@ -160,9 +163,10 @@ def _first_half(off: Offline, copy: Copy, later: Later, bpf: str, batch: int, ch
         if proving and ftell(file) >= cut:
             proving = False
             tail = up_to(off.path, bpf, sources[-1], cut)
-            if tail is not None:
+            rest = later.result() if tail is not None else None
+            if tail is not None and rest is not None:
                 head = Skim(off.linktype, copy.data()[:dumps[-1]], sources, dumps, kept)
-                return joined(head, tail, later, batch), cut
+                return joined(head, tail, later, rest, batch), cut
             later.drop()
         kept += n
         sources.append(ftell(file))
@@ -191,11 +195,11 @@ def up_to(path: str, bpf: str, start: int, cut: int) -> list[tuple[bytes, int]] 
     return out
 
 
-def joined(head: Skim, tail: list[tuple[bytes, int]], later: Later, batch: int) -> Skim:
+def joined(head: Skim, tail: list[tuple[bytes, int]], later: Later, rest: bytes, batch: int) -> Skim:
     """The first pass of the whole file from the first half's (up to its last noted
-    position), the records after it up to the cut, and the second half's: the same copy,
-    positions noted after every ``batch`` records, and count, as one read gives."""
-    rest = later.result()
+    position), the records after it up to the cut, and the second half's (``rest``, its
+    copy): the same copy, positions noted after every ``batch`` records, and count, as one
+    read gives."""
     base = len(head.dump) + sum(len(rec) for rec, _ in tail) - FILE_HEADER
     sources, dumps, count = list(head.sources), list(head.dumps), head.kept
     pos = len(head.dump)
