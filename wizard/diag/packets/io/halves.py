@@ -34,7 +34,11 @@ _MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 10**6), b"\xa1\xb2\xc3\xd4": (">", 10**6),
 
 
 def _worth_halves(size: int) -> bool:
-    return size >= MIN_SIZE and len(os.sched_getaffinity(0)) >= 2
+    """A file this large, and a second processor this process may run on."""
+    if size < MIN_SIZE:
+        return False
+    affinity = getattr(os, "sched_getaffinity", None)
+    return (len(affinity(0)) if affinity is not None else os.cpu_count() or 1) >= 2
 
 
 def cut_for(path: str) -> int | None:
