@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from pydantic import Field
@@ -62,13 +63,17 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
 
     @staticmethod
     async def read_state(ctx: CheckContext) -> Reading:
-        """The statistics and the table's fill (the part of the shared bracket this check reads)."""
-        stats = await read_stats(ctx.server, await _use_tool(ctx))
+        """The statistics, the table's fill and the port's entries (the part of the shared
+        bracket this check reads): the entries are read with the counters, so the reading
+        after the probe has them and the handshake's burst need not wait for a listing of its own."""
+        use_tool = await _use_tool(ctx)
+        stats, (source, entries, problems) = await asyncio.gather(
+            read_stats(ctx.server, use_tool), read_entries(ctx.server, ctx.target.port, use_tool))
         try:
             count = int((await ctx.server.read_text("/proc/sys/net/netfilter/nf_conntrack_count", 64)).strip())
         except (ValueError, HostError):  # a bad value or the module gone: unknown
             count = None
-        return Reading(stats, count)
+        return Reading(stats, count, entries, source, problems)
 
     async def run(self, ctx: CheckContext, params: ConntrackStateParams) -> CheckResult:
         f = Findings()
@@ -86,8 +91,6 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
                   "cannot drop or reset it (not loading the module to look)")
             return f.result(Status.PASS, "conntrack is not in use in the server context")
 
-        use_tool = await _use_tool(ctx)
-        port = ctx.target.port
         probed = params.probe
         if probed:
             br = await shared_bracket(ctx, self.id)
@@ -96,7 +99,7 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
                   data={"kind": br.probe.kind, "stage": br.probe.stage})
         else:
             before = after = await self.read_state(ctx)
-        source, entries, problems = await read_entries(host, port, use_tool)
+        source, entries, problems = after.entries_source, after.entries, after.problems
         mine = [e for e in entries if any(same_address(e.dst, a) for a in ctx.target.addresses)] \
             if ctx.target.addresses else entries
         for p in (*after.stats.problems, *problems):
