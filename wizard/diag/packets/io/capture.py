@@ -35,7 +35,10 @@ from wizard.hosts.local import LocalHost
 from wizard.model.cancel import within
 
 T = TypeVar("T")
-GUARD_LINGER_S = 1.0  # back-to-back probes of a run share one guard table within this
+#: back-to-back probes of a run share one guard table within this; short, so that after a
+#: step's raw probes the table is removed while the run's other work goes on (diagnose:
+#: the burst's wait for its answers), not on the run's way out (30-40 ms of nft)
+GUARD_LINGER_S = 0.1
 GRACE_S = 0.03  # after the last connection of a capture ended: late duplicates, stray ACKs
 def _is_v6(address: str) -> bool:
     return ":" in address
