@@ -86,7 +86,9 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
         self._quit_after_export = False
         self._focusing: asyncio.Task[None] | None = None  # the identify panel's mount, then its focus
         self._planned: dict[str, list[str]] = {}  # step -> its group, while a run of groups runs
-        self._groups: list[list[str]] = []  # the groups of that run ([] once one has ended)
+        self._groups: list[list[str]] = []  # the groups of that run ([] once it has ended)
+        self._begun: set[str] = set()  # the steps of that run whose checks are queued or running
+        self._next = 0  # the index in _groups of the next group to show (0: no run of groups)
         self._shown: asyncio.Task[None] | None = None  # the last screen a run of groups asked for
 
     # ----- what the controller holds, as the tests and screenshots read it -------------------
@@ -280,8 +282,10 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
             self._notice_shown = True
             self.push_screen(NoticeModal(skips), self._after_dialog)
         # The checks start first; the identify panel and the steps' screens are made while
-        # they run (a panel shows what its checks did once it is there).
-        identify = asyncio.create_task(self._run_steps(["identify"]))
+        # they run (a panel shows what its checks did once it is there). Run all hands the
+        # engine every step at once, so that it runs step 1 beside steps 2-5 as `diagnose` does.
+        identify = asyncio.create_task(self._run_groups(self.controller.groups_to_run()) if then_all
+                                       else self._run_steps(["identify"]))
         await asyncio.sleep(0)  # it hands its checks to the engine before the widgets are made
         self._focusing = asyncio.create_task(
             self._focus_identify(screen.show_identify(self.checklist.step("identify"), self.controller.titles())))
@@ -290,7 +294,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
         screen.set_status(f"Diagnosing {session.target.display()} ({', '.join(session.target.addresses)})")
         await identify  # cancelling the run cancels it
         if then_all:
-            await self._run_remaining()
+            await self._show("summary")
 
     async def _focus_identify(self, shown: Awaitable[StepPanel]) -> None:
         panel = await shown

@@ -209,16 +209,23 @@ class RunnerEngine:
     async def run_groups(self, groups: list[list[str]],
                          emit: Callable[[Any], None]) -> list[StepResult]:
         """Groups of ``run_steps``, one after another on the engine's loop: each starts as the
-        one before ends, as in `diagnose`, not when the UI thread gets round to asking."""
-        from wizard.engine.runner import Runner
+        one before ends, as in `diagnose`, not when the UI thread gets round to asking. Step 1
+        followed by steps that overlap runs beside them, as `diagnose` runs it (Runner.run_all):
+        their readings start at once, their probes once step 1 has read the client's sockets."""
+        from wizard.engine.runner import OVERLAP, Runner
 
         runner = Runner(self._ctx, emit)
         scratch = self._scratch
         assert scratch is not None, "prepare() first"
 
         async def go() -> Any:
-            out = []
-            for group in groups:
+            out: list[StepResult] = []
+            rest = list(groups)
+            if len(rest) > 1 and rest[0] == ["identify"] and set(rest[1]) <= OVERLAP:
+                await runner._identify_beside(scratch, rest[1])
+                out += [scratch.step(s).model_copy(deep=True) for s in [*rest[0], *rest[1]]]
+                rest = rest[2:]
+            for group in rest:
                 out += [step.model_copy(deep=True) for step in await runner.run_group(scratch, group)]
             return out
 

@@ -31,6 +31,8 @@ class StepRuns(AppBase):
         engine: Engine
         _planned: dict[str, list[str]]
         _groups: list[list[str]]
+        _begun: set[str]
+        _next: int
         _shown: asyncio.Task[None] | None
 
         @property
@@ -78,7 +80,9 @@ class StepRuns(AppBase):
         step_ids = [s for group in groups for s in group]
         self._planned = {s: group for group in groups for s in group}
         self._groups = list(groups)
+        self._begun = set()
         self._shown = None
+        self._next = 1  # the next group to show
         self._begin_group(groups[0])
         try:
             results = await self.engine.run_groups(groups, self._emit)
@@ -88,30 +92,45 @@ class StepRuns(AppBase):
             self._cancelled(step_ids)
             raise
         finally:
-            self._planned, self._groups = {}, []
+            self._planned, self._groups, self._begun, self._next = {}, [], set(), 0
             if self._shown is not None and not self._shown.done():
                 self._shown.cancel()
             self._shown = None
         self._steps_done(step_ids, results)  # also those whose message has not come yet
 
     def _begin_group(self, group: list[str]) -> None:
-        self.controller.steps_began(group)
-        for step_id in group:  # queued at once: the body says the step runs before its checks start
-            self.push_step(step_id)
+        self._begin_steps(group)
         # Shown in order, each after the one before; the checks do not wait for it.
         self._shown = asyncio.create_task(self._show_after(self._shown, group[0]))
+
+    def _begin_steps(self, step_ids: list[str]) -> None:
+        fresh = [s for s in step_ids if s not in self._begun]
+        if not fresh:
+            return
+        self._begun |= set(fresh)
+        self.controller.steps_began(fresh)
+        for step_id in fresh:  # queued at once: the body says the step runs before its checks start
+            self.push_step(step_id)
+
+    def on_step_started(self, message: messages.StepStarted) -> None:
+        # The engine may start a group before the one before has ended (step 1 beside steps
+        # 2-5, as `diagnose` runs them): its checks are queued as it starts; its screen still
+        # comes after the one before.
+        if message.step in self._planned:
+            self._begin_steps([message.step])
 
     def on_step_finished(self, message: messages.StepFinished) -> None:
         group = self._planned.get(message.step)
         if group is None:
             return  # not a run of groups: _run_steps takes the results as they come back
         self._steps_done([message.step], [message.result])
+        # Each group is shown once every group before it has ended (a group that started
+        # early may end before the one before it does).
         done = self.controller.states
-        if group in self._groups and all(done.get(s) not in ("running", "pending") for s in group):
-            following = self._groups.index(group) + 1
-            self._groups[following - 1] = []  # begun the next once only
-            if following < len(self._groups):
-                self._begin_group(self._groups[following])
+        while 0 < self._next < len(self._groups) and all(
+                done.get(s) not in ("running", "pending") for s in self._groups[self._next - 1]):
+            self._next += 1
+            self._begin_group(self._groups[self._next - 1])
 
     async def _show_after(self, before: asyncio.Task[None] | None, step_id: str) -> None:
         if before is not None:
