@@ -17,16 +17,21 @@ EXPORT_DIR = Path("/nonexistent-rwui")  # a fixed path for the dialog; nothing i
 
 
 async def _settled(pilot: Pilot, screen: str) -> None:
-    """Every finished check's result is mounted (results mount a refresh after they arrive)."""
+    """Every finished check's result is mounted (results mount a refresh after they arrive;
+    a closed check's body once it is opened)."""
     app = pilot.app
     views = lambda: list(app.get_screen(screen).query(CheckView))  # noqa: E731
     await until(pilot, lambda: all(v.state in ("pending", "running") or v.query("ResultBody")
-                                   for v in views()))
+                                   or (v.collapsed and v.result is not None) for v in views()))
     await pilot.pause()
 
 
-def _open_all(pilot: Pilot) -> None:
-    for view in pilot.app.screen.query(CheckView):
+async def _open_all(pilot: Pilot) -> None:
+    views = list(pilot.app.screen.query(CheckView))
+    for view in views:  # a closed check's body is made as it opens: here all of them are there first
+        await view.make_body()
+    await pilot.pause()
+    for view in views:
         view.collapsed = False
 
 
@@ -97,7 +102,7 @@ def _step_snapshot(snap_compare, key: str, name: str, size: tuple[int, int] = SI
         await run_all(pilot)
         await pilot.press(key)
         await until(pilot, lambda: pilot.app.screen.name == name)
-        _open_all(pilot)
+        await _open_all(pilot)
         await steady(pilot)
         if show:  # the first such view at the top of the body, where a small screen shows it
             pilot.app.screen.query(show).first().scroll_visible(top=True, animate=False)
