@@ -191,6 +191,17 @@ class Runner:
             running = [tasks.create_task(self.run_step(session, step_id)) for step_id in step_ids]
         return [task.result() for task in running]
 
+    async def run_groups(self, session: Session, groups: list[list[str]]) -> None:
+        """Groups of steps (``overlapping``'s) one after another, each as the one before ends;
+        step 1 followed by steps that overlap runs beside them (``_identify_beside``). The one
+        order of a whole run, headless and in the TUI alike."""
+        rest = list(groups)
+        if len(rest) > 1 and rest[0] == ["identify"] and set(rest[1]) <= OVERLAP:
+            await self._identify_beside(session, rest[1])
+            rest = rest[2:]
+        for group in rest:
+            await self.run_group(session, group)
+
     async def _identify_beside(self, session: Session, group: list[str]) -> None:
         """Step 1 beside the group after it: the group's readings (logs, rules, listeners)
         start at once, its probes wait until step 1 has looked at the client's sockets to
@@ -219,12 +230,7 @@ class Runner:
 
     async def run_all(self, session: Session, steps: Iterable[str] = STEP_IDS) -> Session:
         try:
-            groups = overlapping(steps)
-            if len(groups) > 1 and groups[0] == ["identify"] and set(groups[1]) <= OVERLAP:
-                await self._identify_beside(session, groups[1])
-                groups = groups[2:]
-            for group in groups:
-                await self.run_group(session, group)
+            await self.run_groups(session, overlapping(steps))
         finally:
             self.conclude(session)
             await self.close()

@@ -212,22 +212,15 @@ class RunnerEngine:
         one before ends, as in `diagnose`, not when the UI thread gets round to asking. Step 1
         followed by steps that overlap runs beside them, as `diagnose` runs it (Runner.run_all):
         their readings start at once, their probes once step 1 has read the client's sockets."""
-        from wizard.engine.runner import OVERLAP, Runner
+        from wizard.engine.runner import Runner
 
         runner = Runner(self._ctx, emit)
         scratch = self._scratch
         assert scratch is not None, "prepare() first"
 
         async def go() -> Any:
-            out: list[StepResult] = []
-            rest = list(groups)
-            if len(rest) > 1 and rest[0] == ["identify"] and set(rest[1]) <= OVERLAP:
-                await runner._identify_beside(scratch, rest[1])
-                out += [scratch.step(s).model_copy(deep=True) for s in [*rest[0], *rest[1]]]
-                rest = rest[2:]
-            for group in rest:
-                out += [step.model_copy(deep=True) for step in await runner.run_group(scratch, group)]
-            return out
+            await runner.run_groups(scratch, groups)
+            return [scratch.step(s).model_copy(deep=True) for group in groups for s in group]
 
         return await self._on_engine(go)
 
