@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,7 @@ from pydantic import (
 
 from wizard.model.errors import WizardError
 from wizard.model.results import SIGNAL_ID, STEP_IDS, StepId
+from wizard.model.yamlcache import parsed
 
 
 class Strict(BaseModel):
@@ -154,6 +154,19 @@ def _where(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(out)
 
 
+def _parse_yaml(path: Path, text: str) -> Any:
+    """The YAML's data. PyYAML is imported here, only for a text not parsed before
+    (wizard.model.yamlcache): its import and the parse are on the start-up path of every
+    run and of the TUI."""
+    import yaml
+
+    try:
+        # libyaml's loader reads the checklist ~10x faster than the pure-Python one.
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise WizardError("bad checklist", f"{path}: not YAML: {exc}") from None
+
+
 def load_checklist(
     path: Path,
     check_params: Mapping[str, type[BaseModel]] | None = None,
@@ -169,12 +182,7 @@ def load_checklist(
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WizardError("unreadable checklist", f"{path}: {exc.strerror}") from None
-    try:
-        # libyaml's loader reads the checklist ~10x faster than the pure-Python one: it is on
-        # the start-up path of every run and of the TUI.
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise WizardError("bad checklist", f"{path}: not YAML: {exc}") from None
+    data = parsed(text, lambda t: _parse_yaml(path, t))
     try:
         checklist = Checklist.model_validate(data)
     except ValidationError as exc:
