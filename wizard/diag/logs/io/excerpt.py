@@ -137,23 +137,29 @@ def _split(reader: LogReader, cut: WindowCut, found_ids: dict[int, tuple[int, ..
     reach = stamp_reach(stamp.pattern) if stamp is not None else None
     seen: dict[bytes, float | None] = {}
     by_head: dict[bytes, float | None] = {}
-    more: list[tuple[float | None, tuple[int, ...]]] = []
-    for k, s in enumerate(starts[keep:]):
-        if k % 4096 == 0:
-            stop.check()
-        head_key = data[s:s + reach] if reach is not None else b""
-        ts = by_head.get(head_key, _NOT_SEEN) if reach is not None else _NOT_SEEN
+
+    def timed(s: int) -> float | None:
+        """The time of the line at ``s`` from its stamp (None: it has none)."""
+        m = stamp.match(data, s) if stamp is not None else None
+        key = m.group(0) if m is not None else b"\n"
+        ts = seen.get(key, _NOT_SEEN)
         if ts is _NOT_SEEN:
-            m = stamp.match(data, s) if stamp is not None else None
-            key = m.group(0) if m is not None else b"\n"
-            ts = seen.get(key, _NOT_SEEN)
+            ts = ts_of(_text(data, s))
+            if b"\n" not in key:
+                seen[key] = ts
+        if m is not None and reach is not None:
+            by_head[data[s:s + reach]] = ts
+        return ts
+
+    more: list[tuple[float | None, tuple[int, ...]]] = []
+    add, later, known = more.append, starts[keep:], by_head.get
+    for at in range(0, len(later), 4096):
+        stop.check()
+        for s in later[at:at + 4096]:
+            ts = known(data[s:s + reach], _NOT_SEEN) if reach is not None else _NOT_SEEN
             if ts is _NOT_SEEN:
-                ts = ts_of(_text(data, s))
-                if b"\n" not in key:
-                    seen[key] = ts
-            if m is not None and reach is not None:
-                by_head[head_key] = ts
-        more.append((ts if ts is not None else _owner_ts(data, s, ts_of), found_ids[s]))
+                ts = timed(s)
+            add((ts if ts is not None else _owner_ts(data, s, ts_of), found_ids[s]))
     return head, more
 
 
