@@ -24,7 +24,9 @@ turn; the rounds interleave the wizard and grep/rg on the same file.
 
 The file is written in a temporary directory and removed afterwards. The wizard's side runs
 in a child Python process, so its peak memory (ru_maxrss) is its own; its time is taken
-inside that process (interpreter start-up left out).
+inside that process (interpreter start-up left out). The child treats the collector as the
+wizard's commands do (``wizard.entry``): its imports frozen out of the collector's way, so a
+dense excerpt's tens of thousands of matches do not make it walk the start-up's objects.
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ def make_log(path: Path, size: int, shape: tuple[int, bool, bool, str] = SHAPES[
 
 
 WIZARD = r"""
-import asyncio, json, sys, time
+import asyncio, gc, json, sys, time
+gc.disable()  # as wizard.entry.run: start-up's objects made without collections, then frozen
 sys.path.insert(0, {root!r})
 from wizard.engine.discovery import checklist_path
 from wizard.model import load_checklist
@@ -146,6 +149,7 @@ from wizard.diag.logs.io.scan import scan_file
 from wizard.diag.logs.io import hsmatch
 mode, path, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 sigs = [(s.id, s.regex) for s in load_checklist(checklist_path()).signatures]
+gc.freeze(); gc.enable()  # wizard.entry.collect_again: the collector runs for what the command makes
 async def main():
     start = time.perf_counter()
     if mode == "cut":
