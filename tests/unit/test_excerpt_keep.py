@@ -11,6 +11,7 @@ from pathlib import Path
 from wizard.diag.logs.checks.matching import excerpt
 from wizard.diag.logs.io.excerpt import excerpt_window
 from wizard.diag.logs.io.reader import LogReader
+from wizard.diag.logs.parse.timestamps import format_named
 from wizard.engine.discovery import load
 from wizard.hosts.local import LocalHost
 
@@ -109,3 +110,22 @@ def test_later_matches_are_timed_as_their_own_lines_whatever_follows_the_stamp(t
     hits_full = [(ln.ts, ln.sigs) for ln in full.lines if ln.in_window and ln.sigs]
     assert len(hits_full) > 1000 and len({ts for ts, _ in hits_full[30:60]}) > 5
     assert part.more == hits_full[30:]
+
+
+def test_kept_lines_are_timed_as_their_own_lines_whatever_follows_the_stamp(tmp_path: Path) -> None:
+    # the kept matches and their context share a memo of stamp times: each line's time is
+    # still the one its own text gives, read alone (lines of one second differ after it)
+    rows = []
+    tails = ["", ".5", ".123456", "Z", "+00:00", " +0000", ".25Z", ":x", "x", " UTC", "-00:00", ".9 GMT"]
+    for k in range(12_000):
+        t = (START + timedelta(seconds=k * 3600 / 12_000)).strftime("%Y-%m-%dT%H:%M:%S")
+        body = "upstream timed out (110: Connection timed out)" if k % 3 else "closed keepalive connection"
+        rows.append(f"{t}{tails[k % len(tails)]} worker {k}: {body}")
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(rows) + "\n")
+    (full, _), (part, _) = _windows(path, 300)
+    tf, ctx = format_named("iso8601"), LogReader(LocalHost(), tz=UTC).time_context(path.stat().st_mtime)
+    for win in (full, part):
+        assert win.method == "bisect" and len(win.lines) > 300 and any(not ln.sigs for ln in win.lines)  # context lines too
+        assert [ln.ts for ln in win.lines] == [tf.parse(ln.text, ctx) for ln in win.lines]
+    assert len({ln.ts for ln in part.lines[:40]}) > 5

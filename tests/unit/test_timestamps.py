@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -130,3 +131,27 @@ def test_journald_short_iso_precise_line_keeps_its_zone() -> None:
     fmt = detect([line], TimeContext(tz=timezone(timedelta(hours=-7))))
     assert fmt is not None and fmt.name == "iso8601"
     assert fmt.parse(line, CTX) == pytest.approx(AT + 0.25)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Dublin", "Australia/Lord_Howe", "Pacific/Chatham",
+                                  "Asia/Kathmandu", "UTC"])
+def test_local_times_read_as_astimezone_reads_them_across_gaps_and_folds(zone: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # without a zone in the line or the context, a stamp is local time: read as
+    # datetime.astimezone() reads it, in the hours the clock skips (a gap) or shows twice
+    # (a fold) as anywhere else; every 20 s of 2025's two transition days and a year's minutes
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        tf, ctx = format_named("nginx-error"), TimeContext()
+        days = [datetime(2025, 1, 1) + timedelta(days=k) for k in range(365)]
+        offsets = {d: (d + timedelta(days=1)).astimezone().utcoffset() != d.astimezone().utcoffset() for d in days}
+        changes = [d for d, changed in offsets.items() if changed]
+        assert len(changes) == (0 if zone in ("UTC", "Asia/Kathmandu") else 2)
+        when = [d + timedelta(seconds=s) for d in changes for s in range(0, 2 * 86400, 20)]
+        when += [datetime(2025, 1, 1) + timedelta(minutes=m) for m in range(0, 365 * 1440, 97)]
+        for w in when:
+            assert tf.parse(f"{w:%Y/%m/%d %H:%M:%S} [error] x", ctx) == w.astimezone().timestamp(), w
+    finally:
+        monkeypatch.undo()
+        time.tzset()

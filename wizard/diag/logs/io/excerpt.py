@@ -195,9 +195,10 @@ async def _excerpt_lines(reader: LogReader, cut: WindowCut, found_ids: dict[int,
     starts = sorted(found_ids)
     ctx = reader.time_context(cut.mtime)
     tf = format_named(cut.format) if cut.format else None
+    memo: dict[str, float | None] = {}  # a stamp's time read once: the hits of one second share it
 
     def ts_of(text: str) -> float | None:
-        return tf.parse(text, ctx) if tf is not None else None
+        return tf.parse(text, ctx, memo) if tf is not None else None
 
     wanted = _wanted_starts(data, starts, margin)
     before, after = await _around(reader.host, cut.path, cut, margin)
