@@ -93,6 +93,10 @@ class SummaryScreen(ItemsScreen, StepperScreen, Screen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "app.export", "Export report", priority=True), *SCREEN_BINDINGS]
+    # The first cause takes the focus once the verdict is mounted (refresh_verdict), not the
+    # body as the screen is composed: its focus passing on to the cause restyled the whole
+    # verdict just mounted.
+    AUTO_FOCUS = "CauseView > CollapsibleTitle"
 
     def __init__(self, states: dict[str, str]) -> None:
         super().__init__(name="summary", classes="summary-screen")
@@ -118,6 +122,8 @@ class SummaryScreen(ItemsScreen, StepperScreen, Screen):
         await body.remove_children()
         if session is None:
             await body.mount(Static("Nothing has run yet: fill in step 1 first.", classes="verdict"))
+            if self.focused is None:
+                body.focus()
             return
         verdict = session.verdict
         diagnosed = verdict is not None and verdict.diagnosed
@@ -148,8 +154,9 @@ class SummaryScreen(ItemsScreen, StepperScreen, Screen):
             widgets.append(Static(text, classes="unknowns"))
         await body.mount_all(widgets)
         # The causes were mounted anew: the first takes the focus, so j/k and the arrows
-        # move between them straight away.
-        focus_first_item(body)
+        # move between them straight away; with none, the body (the arrows scroll it).
+        if not focus_first_item(body) and self.focused is None:
+            body.focus()
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -21,6 +21,14 @@ class KeyedItem(Collapsible):
         Binding("space", "flip", "Open/close", show=False),
     ]
 
+    def __init__(self, *children: Widget, title: str, collapsed: bool = True, id: str | None = None,
+                 classes: str = "") -> None:
+        # In its collapsed state's class from the start: Textual's Collapsible adds it as it
+        # mounts, and the change restyles the item and all it holds, just after mounting
+        # styled them (a run's checks, the verdict's causes: a fifth of the summary's styling).
+        super().__init__(*children, title=title, collapsed=collapsed, id=id,
+                         classes=f"{classes} -collapsed" if collapsed else classes)
+
     def action_move(self, delta: int) -> None:
         items = [w for w in self.screen.query(KeyedItem) if type(w) is type(self)]
         if self not in items:
