@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widget import AwaitMount
 from textual.widgets import Button, Collapsible, Static
+from textual.widgets.collapsible import CollapsibleTitle
 
 from wizard.ui.steps import GLYPHS
 from wizard.ui.widgets.evidence import EvidenceView, evidence_text
@@ -66,7 +69,12 @@ class CheckView(KeyedItem):
         word = STATUS_WORD.get(self.state, self.state)
         shown = self.result is not None and self.state not in ("running", "queued")
         summary = f" — {self.result.summary}" if shown else ""
-        self.title = f"{glyph} {word:<7} {self.check_title}{summary}"
+        title = f"{glyph} {word:<7} {self.check_title}{summary}"
+        old = str(self.title)
+        if self._styled == self.state and title[1:] == old[1:] and cell_len(title) == cell_len(old):
+            self._turn_spinner(title)
+        else:
+            self.title = title
         if self._styled != self.state:
             # Restyling is the costly part (the spinner redraws the title ten times a second),
             # and only the title's style depends on the state: the body (the evidence) is not
@@ -74,8 +82,26 @@ class CheckView(KeyedItem):
             self._styled = self.state
             for name in STATUS_WORD:
                 self.set_class(name == self.state, f"-{name}", update=False)
-            for title in self.query_children("CollapsibleTitle"):  # not a walk of the evidence
-                title.update_node_styles()
+            for line in self.query_children(CollapsibleTitle):  # not a walk of the evidence
+                line.update_node_styles()
+
+    def _turn_spinner(self, title: str) -> None:
+        """The title with another glyph of the same width (the spinner's next frame), redrawn
+        without a layout: Collapsible's title would lay out the whole screen again, ten times a
+        second while a check runs, for a line whose size cannot change. The line is the one
+        CollapsibleTitle makes of its label (its symbol, a space, the label)."""
+        lines = self.query_children(CollapsibleTitle)
+        if not lines:  # not composed yet
+            self.title = title
+            return
+        if title == str(self.title):
+            return
+        self.set_reactive(Collapsible.title, title)
+        line = lines.first()
+        label = Content.from_text(title)
+        line.set_reactive(CollapsibleTitle.label, label)
+        symbol = line.collapsed_symbol if line.collapsed else line.expanded_symbol
+        line.update(Content.assemble(symbol, " ", label), layout=False)
 
     def mark_queued(self) -> None:
         """A run will start this check (its old result, if any, stays until the new one)."""

@@ -148,7 +148,9 @@ class StepPanel(Vertical):
             line.append(f"   {queued} queued", style="dim")
         line.append(f"   {elapsed:.1f}s", style="dim")
         line.append("   Esc cancels", style="dim italic")
-        status.update(line)
+        # One line high (run.tcss) at the panel's width: a new line of text cannot change its
+        # size, and a layout of the whole screen ten times a second was most of a tick's work.
+        status.update(line, layout=False)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if event.text_area.id == "notes":

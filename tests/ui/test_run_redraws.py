@@ -1,0 +1,70 @@
+"""What a run redraws: the spinner's frames redraw a check's title line without a layout of
+the screen, and the line reads as the title would make it; an item mounts in its state."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.widgets.collapsible import CollapsibleTitle
+
+from wizard.ui.widgets.checkview import CheckView
+from wizard.ui.widgets.items import KeyedItem
+
+
+class OneCheck(App[None]):
+    def compose(self) -> ComposeResult:
+        yield CheckView("handshake", 0, "handshake.burst", "A burst of connections")
+
+
+def line(view: CheckView) -> str:
+    return str(view.query_one(CollapsibleTitle).render())
+
+
+async def test_a_spinner_frame_redraws_the_title_without_a_layout() -> None:
+    app = OneCheck()
+    async with app.run_test(size=(80, 10)) as pilot:
+        view = app.query_one(CheckView)
+        view.mark_running()
+        await pilot.pause()
+        title = view.query_one(CollapsibleTitle)
+        assert not title._layout_required
+        laid_out = title._layout_updates
+        view.tick("⠙")
+        assert str(view.title).startswith("⠙ running")
+        assert line(view) == f"▶ {view.title}"  # as Collapsible makes it: symbol, space, title
+        assert title._layout_updates == laid_out and not title._layout_required
+        view.state = "pass"
+        view.tick("⠹")  # not running: nothing changes
+        assert str(view.title).startswith("⠙")
+
+
+async def test_a_new_title_of_another_length_is_laid_out() -> None:
+    app = OneCheck()
+    async with app.run_test(size=(80, 10)) as pilot:
+        view = app.query_one(CheckView)
+        view.mark_queued()
+        await pilot.pause()
+        title = view.query_one(CollapsibleTitle)
+        laid_out = title._layout_updates
+        view.mark_running()  # another word, another state: the full path
+        assert title._layout_updates > laid_out
+        assert line(view) == f"▶ {view.title}"
+
+
+def test_an_item_is_made_in_its_collapsed_state_s_class() -> None:
+    # Collapsible adds -collapsed as it mounts, which restyles the item and all it holds
+    # just after they were styled: an item made closed has it from the start.
+    assert CheckView("handshake", 0, "handshake.burst", "A burst").has_class("check", "-pending", "-collapsed")
+    assert KeyedItem(title="open", collapsed=False, classes="cause").classes == {"cause"}
+
+
+async def test_a_closed_item_mounts_closed() -> None:
+    app = OneCheck()
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        view = app.query_one(CheckView)
+        assert view.collapsed and view.has_class("-collapsed")
+        assert not view.query_one(CheckView.Contents).display
+        view.collapsed = False
+        await pilot.pause()
+        assert not view.has_class("-collapsed") and view.query_one(CheckView.Contents).display
+
