@@ -3,9 +3,13 @@ the screen, and the line reads as the title would make it; an item mounts in its
 
 from __future__ import annotations
 
+import gc
+from typing import Any
+
 from textual.app import App, ComposeResult
 from textual.widgets.collapsible import CollapsibleTitle
 
+from tests.ui.helpers import make_app, run_all, until
 from wizard.ui.widgets.checkview import CheckView
 from wizard.ui.widgets.items import KeyedItem
 
@@ -68,3 +72,20 @@ async def test_a_closed_item_mounts_closed() -> None:
         await pilot.pause()
         assert not view.has_class("-collapsed") and view.query_one(CheckView.Contents).display
 
+
+async def test_the_heap_is_frozen_while_a_run_runs_and_given_back_after() -> None:
+    app = make_app()
+    frozen_during: list[int] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert gc.get_freeze_count() == 0
+        real = app.engine.run_groups
+
+        async def watched(*args: Any, **kw: Any) -> Any:
+            frozen_during.append(gc.get_freeze_count())
+            return await real(*args, **kw)
+
+        app.engine.run_groups = watched  # type: ignore[method-assign]
+        await run_all(pilot)
+        assert frozen_during and frozen_during[0] > 0  # what was there before the run: frozen
+        await until(pilot, lambda: gc.get_freeze_count() == 0)  # collected as usual after it
+        assert app.screen.query(".verdict")

@@ -268,6 +268,10 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     # ----- workers ------------------------------------------------------------------------
     @work(exclusive=True, group="run")
     async def start_run(self, target: str, answers: dict[str, Any], server: str, then_all: bool) -> None:
+        with self.heap_frozen():
+            await self._start_run(target, answers, server, then_all)
+
+    async def _start_run(self, target: str, answers: dict[str, Any], server: str, then_all: bool) -> None:
         self.load_run_css()  # the identify panel's styles (the form is out by now anyway)
         session = await self._prepare(target, answers, server)
         if session is None:
@@ -344,11 +348,13 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
 
     @work(exclusive=True, group="run")
     async def run_remaining(self) -> None:
-        await self._run_remaining()
+        with self.heap_frozen():
+            await self._run_remaining()
 
     @work(exclusive=True, group="run")
     async def run_one_step(self, step_id: str, only: int | None = None) -> None:
-        await self._run_steps([step_id], only)
+        with self.heap_frozen():
+            await self._run_steps([step_id], only)
 
     def rerun_check(self, step_id: str, index: int) -> None:
         if self._busy():

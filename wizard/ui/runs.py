@@ -5,6 +5,9 @@ as the one before ends; the screens follow the runner's messages."""
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
@@ -25,6 +28,32 @@ else:
 
 class StepRuns(AppBase):
     """Running steps through the engine and showing what they did."""
+
+    #: runs under way that froze the heap (heap_frozen)
+    _frozen = 0
+
+    @contextmanager
+    def heap_frozen(self) -> Iterator[None]:
+        """No full garbage collection of what was there before a run, while it runs.
+
+        The heap at a run's start (Textual, the checks, pydantic, scapy: some 100 MB of
+        objects) is made permanent (gc.freeze) for the run, and given back once the screen
+        shows where the run ended (gc.unfreeze: collected as usual from then on). A full
+        collection walks every object and holds the interpreter throughout: two of them fell
+        in a run to the verdict, 80-130 ms each, with the engine's thread stopped too. The
+        run's own garbage is still collected: a collection walks only what the run made."""
+        self._frozen += 1
+        gc.freeze()
+        try:
+            yield
+        finally:
+            self._frozen -= 1
+            if not self._frozen:
+                self.call_after_refresh(self._thaw)
+
+    def _thaw(self) -> None:
+        if not self._frozen:
+            gc.unfreeze()
 
     if TYPE_CHECKING:
         controller: WizardController
