@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
+
+from wizard.model import cachefile
 
 CACHE_FORMAT = 1
 
@@ -27,9 +28,7 @@ CACHE_FORMAT = 1
 def cache_path(text: str) -> tuple[str, str]:
     """(where the parse of ``text`` is kept or "" when none is, the text's SHA-256)."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    base = os.environ.get("RESET_WIZARD_CACHE_DIR")
-    if base is None:
-        base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    base = cachefile.cache_dir(__file__)
     return (os.path.join(base, f"yaml-{digest[:24]}.json") if base else ""), digest
 
 
@@ -45,7 +44,7 @@ def _load(path: str, digest: str) -> tuple[bool, Any]:
 
 
 def _save(path: str, digest: str, data: Any) -> None:
-    if sys.dont_write_bytecode and "RESET_WIZARD_CACHE_DIR" not in os.environ:
+    if not cachefile.may_write():
         return
     try:
         text = json.dumps({"format": CACHE_FORMAT, "sha256": digest, "data": data}, allow_nan=False)
@@ -54,11 +53,7 @@ def _save(path: str, digest: str, data: Any) -> None:
     if json.loads(text)["data"] != data:  # a key JSON turned into a string
         return
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        cachefile.write_whole(path, text.encode("utf-8"))
     except OSError:
         pass
 

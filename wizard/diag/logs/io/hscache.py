@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
+
+from wizard.model import cachefile
 
 CACHE_FORMAT = 10
 NAMES = ("db", "line", "nfa", "all")
@@ -23,10 +24,7 @@ NAMES = ("db", "line", "nfa", "all")
 
 def cache_dir() -> str:
     """The directory of the kept databases; "" when none is kept."""
-    chosen = os.environ.get("RESET_WIZARD_CACHE_DIR")
-    if chosen is not None:
-        return chosen
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    return cachefile.cache_dir(__file__)
 
 
 def cache_path(hs: Any, regexes: Sequence[str]) -> str:
@@ -61,16 +59,12 @@ def load(hs: Any, path: str) -> tuple[dict, dict[str, Any]] | None:
 
 
 def save(hs: Any, path: str, meta: dict, dbs: dict[str, Any]) -> None:
-    if not path or (sys.dont_write_bytecode and "RESET_WIZARD_CACHE_DIR" not in os.environ):
+    if not path or not cachefile.may_write():
         return
     try:
         blobs = [hs.dumpb(dbs[name]) if dbs.get(name) is not None else b"" for name in NAMES]
         head = json.dumps({**meta, "sizes": [len(b) for b in blobs]}).encode()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(head + b"\n" + b"".join(blobs))
-        os.replace(tmp, path)
+        cachefile.write_whole(path, head + b"\n" + b"".join(blobs))
     except (OSError, hs.error):
         pass
 
