@@ -9,12 +9,12 @@ whole-file scan, a limit, a start, and the scan of a file in chunks and halves."
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.unit.test_hsmatch import reference as re_reference
 from wizard.diag.logs.io import hsmatch
 from wizard.diag.logs.io import scan as logscan
 from wizard.diag.logs.io.hsmatch import matcher
@@ -68,15 +68,7 @@ def hostile_log(lines: int, seed: int, final_newline: bool) -> bytes:
 
 def reference(data: bytes) -> list[tuple[int, tuple[int, ...]]]:
     """(line start, the regexes re.search finds in it), line by line."""
-    compiled = [re.compile(rx, re.I) for rx in REGEXES]
-    out, off = [], 0
-    for raw in data.split(b"\n"):
-        text = raw.rstrip(b"\r").decode("utf-8", "replace")
-        ids = tuple(i for i, rx in enumerate(compiled) if rx.search(text))
-        if ids:
-            out.append((off, ids))
-        off += len(raw) + 1
-    return out
+    return re_reference(data, REGEXES)
 
 
 def _counts(rows: list[tuple[int, tuple[int, ...]]]) -> dict[int, int]:
