@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from textual.widgets import DataTable, Sparkline, Static
 
@@ -22,6 +23,28 @@ def session_of(tmp_path, endings) -> Session:
 
 def text(app: ObserveApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
+
+
+def live(done: Session, events) -> tuple[Session, asyncio.Event, object]:
+    """A watch's empty start, and a watch that pushes ``events`` at once, then ends with
+    ``done`` when the returned event is set."""
+    start = done.model_copy(deep=True)
+    start.observation.events = []  # type: ignore[union-attr]
+    go = asyncio.Event()
+
+    async def watch(push):
+        for ev in events:
+            push(ev)
+        await go.wait()
+        return done
+
+    return start, go, watch
+
+
+def ten_a_second(done: Session, n: int) -> list:
+    """``n`` copies of ``done``'s first reset, numbered 1..n, ten a second."""
+    first = done.observation.events[0]  # type: ignore[union-attr]
+    return [first.model_copy(update={"n": i + 1, "at": first.at + timedelta(seconds=i // 10)}) for i in range(n)]
 
 
 async def test_a_saved_session_lists_every_reset_and_shows_the_selected_ladder(tmp_path):
@@ -72,30 +95,20 @@ async def test_a_long_live_watch_costs_the_same_per_reset_at_its_end_as_at_its_s
     """Each pushed reset is added to the views it changes (a row, the counts): the sparkline
     and the head are refreshed once a second from running counts, never by going over every
     event again (that made a watch's TUI cost grow with the number of resets it had seen)."""
-    from datetime import timedelta
 
     from wizard.model.observed import Observation
     from wizard.ui.observe import app as observe
 
     done = session_of(tmp_path, ["server-app"])
     assert done.observation is not None
-    first = done.observation.events[0]
-    many = [first.model_copy(update={"n": i + 1, "at": first.at + timedelta(seconds=i // 10)}) for i in range(300)]
-    start = done.model_copy(deep=True)
-    start.observation.events = []  # type: ignore[union-attr]
+    many = ten_a_second(done, 300)
+    start, go, watch = live(done, many)
     walks = {"per_second": 0, "count": 0}
     real_per_second, real_count = observe.per_second, Observation.count
     monkeypatch.setattr(observe, "per_second", lambda *a, **k: walks.__setitem__("per_second", walks["per_second"] + 1)
                         or real_per_second(*a, **k))
     monkeypatch.setattr(Observation, "count", lambda self: walks.__setitem__("count", walks["count"] + 1)
                         or real_count(self))
-    go = asyncio.Event()
-
-    async def watch(push):
-        for ev in many:
-            push(ev)
-        await go.wait()
-        return done
 
     app = ObserveApp(start, watch, export_dir=tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -186,24 +199,14 @@ async def test_open_shows_an_analyze_session_file_read_only_and_exports_its_repo
 async def test_a_live_watch_keeps_its_newest_rows_and_counts_every_reset(tmp_path, monkeypatch):
     """The table of a live watch holds its newest LIVE_ROWS resets (the watch's session keeps
     every one); the head and the rate count them all."""
-    from datetime import timedelta
 
     from wizard.ui.observe import app as observe
 
     monkeypatch.setattr(observe, "LIVE_ROWS", 40)
     done = session_of(tmp_path, ["server-app"])
     assert done.observation is not None
-    first = done.observation.events[0]
-    many = [first.model_copy(update={"n": i + 1, "at": first.at + timedelta(seconds=i // 10)}) for i in range(200)]
-    start = done.model_copy(deep=True)
-    start.observation.events = []  # type: ignore[union-attr]
-    go = asyncio.Event()
-
-    async def watch(push):
-        for ev in many:
-            push(ev)
-        await go.wait()
-        return done
+    many = ten_a_second(done, 200)
+    start, go, watch = live(done, many)
 
     app = ObserveApp(start, watch, export_dir=tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
