@@ -197,9 +197,10 @@ def one_round(args: argparse.Namespace) -> dict[str, float]:
     caught = [e for e in events if e.get("type") == "reset" and e.get("toward") == "client"]
     right = [e for e in caught if e.get("sender") == "server-app"]
     reasons = [e for e in right if e.get("kernel_reason")]
+    lost = next((e.get("lost_packets") for e in events if e.get("type") == "end"), None)
     print(f"  round: {made} requests in {wall:.1f}s ({made / wall:.0f}/s), {seen} resets seen by the client, "
           f"{len(caught)} caught, {len(right)} attributed to the server's application ({len(reasons)} with the "
-          f"kernel's reason); watcher {cpu:.2f}s CPU, tcpdump {dump_cpu:.2f}s, peak {peak:.0f} MiB; "
+          f"kernel's reason); packets the capture lost: {lost}; watcher {cpu:.2f}s CPU, tcpdump {dump_cpu:.2f}s, peak {peak:.0f} MiB; "
           f"kernel: {events[0].get('kernel')}", flush=True)
     shares = intervals.shares
     print(f"  CPU share per {INTERVAL_S:.0f} s: " + " ".join(f"{x:.1%}" for x in shares)

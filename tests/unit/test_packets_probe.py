@@ -495,8 +495,8 @@ def test_the_sniffer_takes_the_kernels_arrival_time_not_the_reading_time() -> No
     import socket
     import struct
 
-    from wizard.diag.packets.io.sniff import SO_TIMESTAMPNS, _stamp
+    from wizard.diag.packets.io.live import SO_TIMESTAMPNS, arrival
 
     stamp = struct.pack("qq", 1_700_000_000, 250_000_000)
-    assert _stamp([(socket.SOL_SOCKET, SO_TIMESTAMPNS, stamp)]) == 1_700_000_000.25
-    assert abs(_stamp([]) - __import__("time").time()) < 5  # no stamp: now
+    assert arrival([(socket.SOL_SOCKET, SO_TIMESTAMPNS, stamp)]) == 1_700_000_000.25
+    assert abs(arrival([]) - __import__("time").time()) < 5  # no stamp: now

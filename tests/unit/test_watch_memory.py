@@ -11,6 +11,7 @@ import tracemalloc
 from collections.abc import Iterator
 from typing import ClassVar
 
+from wizard.diag.packets.io.live import Tally
 from wizard.diag.packets.parse.frames import ETHERNET, Segment, decode
 from wizard.engine import watch as engine
 from wizard.engine.watch import WATCH_FLOWS, WatchPlan, WatchState
@@ -31,13 +32,15 @@ def _template(ending: str) -> list[Segment]:
 
 class _Capture:
     """LiveCapture's interface, its packets made up: connections ending in a reset of the
-    server's application or of the path (the senders alternate), a batch per read."""
+    server's application or of the path (the senders alternate), a batch per read; its kernel
+    says it dropped some packets (a queue that was full once)."""
 
     opened: ClassVar[list[_Capture]] = []
 
     def __init__(self, expression: str) -> None:
         self.shapes = [_template("server-app"), _template("path")]
         self.made = 0
+        self.tally = Tally(kept=RESETS * 9, dropped=7)
         _Capture.opened.append(self)
 
     def open(self) -> _Capture:
@@ -120,3 +123,8 @@ def test_a_long_watch_keeps_every_event_in_a_bounded_heap(monkeypatch):
     for streamed in sampled:
         stored = events[int(streamed["n"]) - 1].model_dump(mode="json")  # type: ignore[call-overload]
         assert {"type": "reset", **stored} == streamed
+    # What the capture lost is said, in the session and in the check's summary.
+    source = state.observation.sources[0]
+    assert source.lost == 7 and any("dropped 7 of the 180000 packets" in note for note in source.notes)
+    summary = engine.observed_result(state.observation, "live capture").summary
+    assert summary.endswith("; 7 packets lost by the capture, resets among them not seen")

@@ -165,7 +165,8 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
         for extra in ev.signals:
             fact = f"reset {ev.n} ({ev.flow}): {ev.timing_detail or extra}"
             signals.setdefault(extra, Signal(id=extra, fact=fact))
-    notes = [["kernel", line] for line in observation.kernel] + [["logs", line] for line in observation.logs]
+    notes = [["kernel", line] for line in observation.kernel] + [["logs", line] for line in observation.logs] \
+        + [["capture", note] for src in observation.sources for note in src.notes]
     if notes:
         evidence.append(Evidence(kind="table", title="What the watch read besides the packets", source=where,
                                  data={"columns": ["source", "what it gave"], "rows": notes}))
@@ -174,11 +175,14 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
             + [f"- the flow's TCP state: {st}" for st in ev.states] + [f"- server log: {line}" for line in ev.logs]
         evidence.append(Evidence(kind="ladder", title=f"reset {ev.n}: {ev.flow}, {ev.sender_words}",
                                  source=ev.source, text="\n".join(lines), data=ev.ladder))
+    lost = sum(src.lost for src in observation.sources)
+    missed = f"; {plural(lost, 'packet')} lost by the capture, resets among them not seen" if lost else ""
     if not events:
         signals["rst.none_seen"] = Signal(id="rst.none_seen", fact=f"no RST in {where}")
         return CheckResult(id="packets.observed", title="Resets in the observed traffic", status=Status.PASS,
-                           summary="no reset in the traffic", evidence=evidence, signals=list(signals.values()))
+                           summary=f"no reset in the traffic{missed}", evidence=evidence,
+                           signals=list(signals.values()))
     senders = ", ".join(f"{v} {k}" for k, v in observation.by_sender.items())
     return CheckResult(id="packets.observed", title="Resets in the observed traffic", status=Status.FAIL,
-                       summary=f"{plural(len(events), 'reset')}: {senders}", evidence=evidence,
+                       summary=f"{plural(len(events), 'reset')}: {senders}{missed}", evidence=evidence,
                        signals=list(signals.values()))

@@ -115,6 +115,11 @@ async def watch(plan: WatchPlan, state: WatchState) -> None:
         capture.close()
         await run.close()
         summary.packets, summary.flows = run.tracker.packets, run.tracker.flows_seen
+        if lost := capture.tally.dropped:
+            summary.lost = lost
+            summary.notes.append(f"the kernel dropped {lost} of the {capture.tally.kept} packets its filter kept "
+                                 "for the capture (its queue was full: the watch read them too slowly); "
+                                 "resets among them were not seen")
         summary.resets = run.resets + len(run.tracker.sightings)
         state.observation.count()
 

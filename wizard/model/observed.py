@@ -57,6 +57,7 @@ class CaptureSummary(BaseModel):
     reader: str = ""  # libpcap with its BPF filter, dpkt, a live socket
     linktype: int | None = None
     packets: int = 0  # packets Python looked at (after the filter)
+    lost: int = 0  # a live capture's: packets the kernel kept for it and dropped, its queue full
     flows: int = 0
     resets: int = 0
     first: datetime | None = None

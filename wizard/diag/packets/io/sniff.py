@@ -12,18 +12,13 @@ packet passes twice (leaving and arriving): the leaving copy is dropped. Headers
 
 from __future__ import annotations
 
-import ctypes
 import socket
-import struct
 import threading
-import time
 
-from wizard.diag.packets.io.live import ETH_P_ALL, PACKET_OUTGOING, SNAPLEN, SO_ATTACH_FILTER, compile_filter
+from wizard.diag.packets.io.live import PACKET_OUTGOING, SNAPLEN, STAMP_SPACE, arrival, packet_socket
 from wizard.diag.packets.parse.frames import RAW, decode
 from wizard.engine.probes import PacketEvent
 
-SO_TIMESTAMPNS = 35  # also the control message's type (SCM_TIMESTAMPNS)
-_STAMP = struct.Struct("qq")  # struct timespec
 POLL_S = 0.01  # how often the reading thread looks at its stop flag (stop() waits for it)
 
 
@@ -40,18 +35,7 @@ class Sniffer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        program = compile_filter(self.bpf)
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-        try:
-            buf = ctypes.create_string_buffer(program)
-            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
-                            struct.pack("HL", len(program) // 8, ctypes.addressof(buf)))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            _discard_queued(sock)  # what arrived before the filter was attached is anyone's
-        except BaseException:
-            sock.close()
-            raise
+        sock = packet_socket(self.bpf)  # it queues nothing its filter does not keep
         sock.settimeout(POLL_S)
         self._sock = sock
         self._thread = threading.Thread(target=self._read, name="capture", daemon=True)
@@ -74,19 +58,18 @@ class Sniffer:
     def _read(self) -> None:
         sock = self._sock
         assert sock is not None
-        space = socket.CMSG_SPACE(_STAMP.size)
         while len(self.events) < self.max_packets:
             if self._stop.is_set():
                 sock.setblocking(False)  # the rest of the queue, without waiting
             try:
-                data, ancillary, _flags, address = sock.recvmsg(SNAPLEN, space)
+                data, ancillary, _flags, address = sock.recvmsg(SNAPLEN, STAMP_SPACE)
             except (TimeoutError, InterruptedError):
                 continue
             except (BlockingIOError, OSError):
                 return
             if address[0] == "lo" and address[2] == PACKET_OUTGOING:
                 continue
-            ts = _stamp(ancillary)
+            ts = arrival(ancillary)
             if ts - self.t0 > self.max_s:
                 return  # the capture's time bound
             seg = decode(RAW, ts, data)
@@ -99,20 +82,3 @@ class Sniffer:
                 df=seg.df, flags=seg.flags, seq=seg.seq, ack=seg.ack, window=seg.window,
                 options=seg.options, ts_val=seg.ts_val, ts_ecr=seg.ts_ecr, payload_len=seg.payload_len))
 
-
-def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
-    """The kernel's arrival time of a packet (seconds since the epoch), else now."""
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _STAMP.size:
-            sec, nsec = _STAMP.unpack_from(data)
-            return sec + nsec / 1e9
-    return time.time()
-
-
-def _discard_queued(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    for _ in range(10000):
-        try:
-            sock.recv(1)
-        except (BlockingIOError, OSError):
-            return
