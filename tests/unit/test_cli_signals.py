@@ -145,3 +145,40 @@ def test_run_async_does_not_wait_for_a_worker_thread_a_cancelled_call_left_behin
     finally:
         release.set()  # let the thread end (asyncio.run would have waited for it)
     assert took < 2.0, took
+
+
+def test_run_async_learns_of_ended_commands_by_pidfd_and_gives_the_default_watcher_back() -> None:
+    import os
+
+    from wizard.cli.signals import run_async
+
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        import pytest
+
+        pytest.skip("no pidfds here: the default watcher serves the run")
+
+    async def spawn() -> tuple[str, list[int], list[str]]:
+        watcher = type(asyncio.get_child_watcher()).__name__
+        procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", f"raise SystemExit({n})")
+                 for n in (0, 3)]
+        codes = [await p.wait() for p in procs]
+        return watcher, codes, [t.name for t in threading.enumerate()]
+
+    watcher, codes, threads = run_async(spawn())
+    assert watcher == "PidfdChildWatcher" and codes == [0, 3]
+    assert not [t for t in threads if t.startswith("waitpid-")]  # no thread per command
+    # afterwards (another loop, another thread) the policy's default serves again
+    assert type(asyncio.get_child_watcher()).__name__ == "ThreadedChildWatcher"
+
+    def in_thread(out: list[int]) -> None:
+        async def one() -> int:
+            return await (await asyncio.create_subprocess_exec("true")).wait()
+        out.append(asyncio.run(one()))
+
+    got: list[int] = []
+    worker = threading.Thread(target=in_thread, args=(got,))
+    worker.start()
+    worker.join(10)
+    assert got == [0]

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,16 +147,53 @@ def run_async(main: Coroutine[Any, Any, R]) -> R:
     waiting; its threads end with the process."""
     loop = asyncio.new_event_loop()
     try:
-        asyncio.set_event_loop(loop)
-        return loop.run_until_complete(main)
+        with _children_by_pidfd():
+            asyncio.set_event_loop(loop)
+            try:
+                return loop.run_until_complete(main)
+            finally:
+                _end_tasks(loop)
     finally:
-        try:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()  # shuts the default executor down without joining its threads
+        loop.close()  # shuts the default executor down without joining its threads
+
+
+def _end_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+@contextmanager
+def _children_by_pidfd() -> Iterator[None]:
+    """The loop learns that a command ended from a pidfd it polls (``PidfdChildWatcher``, what
+    Python 3.12 does by itself), not from a thread started for each command and blocked in
+    waitpid: that thread's start waits for the GIL, a few milliseconds each time the checks'
+    threads hold it, and a run starts dozens of commands from the loop. Python 3.11 only,
+    in the main thread, where the kernel has pidfds; the default watcher is back afterwards
+    (a test's process runs other loops, in other threads, which this one cannot serve)."""
+    usable = (sys.version_info < (3, 12) and threading.current_thread() is threading.main_thread()
+              and _pidfds_work())
+    if usable:
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())  # set_event_loop attaches it to the loop
+    try:
+        yield
+    finally:
+        if usable:
+            with warnings.catch_warnings():
+                # a command still running (killed, not yet reaped) is left to end with the
+                # process, as the default watcher's thread would be
+                warnings.simplefilter("ignore", RuntimeWarning)
+                # None: the policy makes its default one again when asked (typeshed omits it)
+                asyncio.set_child_watcher(None)  # type: ignore[arg-type]
+        asyncio.set_event_loop(None)
+
+
+def _pidfds_work() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):  # no pidfd_open (Linux < 5.3), or not allowed here
+        return False
+    return True
