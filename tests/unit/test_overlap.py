@@ -192,3 +192,122 @@ async def test_a_window_may_open_while_held_its_probe_waits_for_the_release() ->
     await traffic.release()
     await asyncio.gather(*tasks)
     assert seen == ["readings", "probe", "shared"]  # the window, opened first, goes first
+
+
+class _LookParams(WaitParams):
+    opens: bool = True  # for the opener: whether it asks for the shared bracket
+
+
+@register
+class _Look(Check[WaitParams]):
+    """Step 1's look at connections the run's probes would add to (as client.sockets)."""
+
+    id = "test.look.identify"
+    title = id
+    step = "identify"
+    Params = WaitParams
+    before_probes = True
+
+    async def run(self, ctx: CheckContext, params: WaitParams) -> CheckResult:
+        return await _wait(ctx, self.id, params)
+
+
+@register
+class _Opener(Check[_LookParams]):
+    """A check that asks for the shared bracket first thing (as firewall.rules)."""
+
+    id = "test.opener.firewall"
+    title = id
+    step = "firewall"
+    Params = _LookParams
+    needs_root = "server"
+
+    @classmethod
+    def opens_bracket(cls, params: object) -> bool:
+        return isinstance(params, _LookParams) and params.opens
+
+    async def run(self, ctx: CheckContext, params: _LookParams) -> CheckResult:
+        return await _wait(ctx, self.id, params)
+
+
+@register
+class _Busy(Check[WaitParams]):
+    """A check whose first step holds the loop (imports, parsing), as a real one's may."""
+
+    id = "test.busy.connectivity"
+    title = id
+    step = "connectivity"
+    Params = WaitParams
+
+    async def run(self, ctx: CheckContext, params: WaitParams) -> CheckResult:
+        LOG.append((self.id, "start", time.monotonic()))
+        time.sleep(params.seconds)  # noqa: ASYNC251 - blocking on purpose: CPU work on the loop
+        LOG.append((self.id, "end", time.monotonic()))
+        return Findings().result(Status.PASS, "busy")
+
+
+async def test_probes_wait_for_step_ones_look_at_the_sockets_not_for_the_whole_step() -> None:
+    LOG.clear()
+    specs = {"identify": [CheckSpec(check="test.look.identify", params={"seconds": 0.1}),
+                          CheckSpec(check="test.wait.identify", params={"seconds": 0.4})],
+             "connectivity": [CheckSpec(check="test.probe.connectivity", params={"seconds": 0.05, "mode": "shared"})],
+             "firewall": [CheckSpec(check="test.probe.firewall", params={"seconds": 0.05, "mode": "alone"})]}
+    runner, session = runner_with(specs)
+    await runner.run_all(session)
+    looked = span("test.look.identify")[1]
+    for probe in ("test.probe.connectivity", "test.probe.firewall"):
+        assert looked <= span(probe)[0] < span("test.wait.identify")[1]
+
+
+async def test_a_failed_look_still_lets_the_probes_go() -> None:
+    LOG.clear()
+
+    async def broken(self: Check[WaitParams], ctx: CheckContext, params: WaitParams) -> CheckResult:
+        raise RuntimeError("no socket table")
+
+    specs = {"identify": [CheckSpec(check="test.look.identify")],
+             "connectivity": [CheckSpec(check="test.probe.connectivity", params={"seconds": 0.05, "mode": "shared"})]}
+    runner, session = runner_with(specs)
+    original = _Look.run
+    _Look.run = broken  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(runner.run_all(session), 5)
+    finally:
+        _Look.run = original  # type: ignore[method-assign]
+    assert session.step("identify").checks[0].status == Status.ERROR
+    assert session.step("connectivity").checks[0].status == Status.PASS
+
+
+def _recording_begin(monkeypatch: object, begun: list[tuple[str, float]]) -> None:
+    import wizard.engine.runner as runner_module
+
+    def begin(ctx: CheckContext, check_id: str) -> None:
+        begun.append((check_id, time.monotonic()))
+
+    monkeypatch.setattr(runner_module, "begin_shared_bracket", begin)  # type: ignore[attr-defined]
+
+
+async def test_the_shared_bracket_begins_before_the_other_checks_first_steps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    LOG.clear()
+    begun: list[tuple[str, float]] = []
+    _recording_begin(monkeypatch, begun)
+    specs = {"identify": [CheckSpec(check="test.look.identify", params={"seconds": 0.05})],
+             "connectivity": [CheckSpec(check="test.busy.connectivity", params={"seconds": 0.2})],
+             "firewall": [CheckSpec(check="test.opener.firewall", params={"seconds": 0.05})]}
+    runner, session = runner_with(specs)
+    await runner.run_all(session)
+    # the busy check comes first in the checklist, and holds the loop 0.2 s in its first step
+    assert [c for c, _ in begun] == ["test.opener.firewall"]
+    assert begun[0][1] <= span("test.busy.connectivity")[0]
+
+
+async def test_no_bracket_begins_for_a_check_that_will_not_ask_for_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    begun: list[tuple[str, float]] = []
+    _recording_begin(monkeypatch, begun)
+    for params, root, stage in (({"opens": False}, True, 0), ({}, False, 0), ({}, True, 1)):
+        specs = {"identify": [CheckSpec(check="test.look.identify", params={"seconds": 0})],
+                 "firewall": [CheckSpec(check="test.opener.firewall", params={"seconds": 0, **params}, stage=stage)]}
+        runner, session = runner_with(specs)
+        runner.ctx.server_root = root  # without it the check is skipped: it asks for nothing
+        await runner.run_all(session)
+        assert begun == [], (params, root, stage)

@@ -194,6 +194,14 @@ async def shared_bracket(ctx: CheckContext, check_id: str) -> Bracketed[Any]:
     return Bracketed(shared.before[check_id], shared.probe, shared.after[check_id])
 
 
+def begin_shared_bracket(ctx: CheckContext, check_id: str) -> None:
+    """Start this pass's shared bracket now, for ``check_id``, which will ask for it first
+    thing (``Check.opens_bracket``): its first readings then start ahead of the other checks'
+    first steps. It is the very bracket ``shared_bracket(ctx, check_id)`` runs; the checks
+    that ask later share it."""
+    ctx.begin_once(f"bracket:{ctx.generation}", lambda: _run_shared(ctx, check_id))
+
+
 async def watched_probe(ctx: CheckContext, check_id: str) -> tuple[ExchangeOutcome, Any] | None:
     """The shared bracket's probe and what ``check_id``'s watch saw of it (the bracket of
     this pass is run if it has not been yet); None when the watch did not run (the check

@@ -168,11 +168,15 @@ class CheckContext:
 
     async def once(self, key: str, factory: Callable[[], Any]) -> Any:
         """Run ``factory()`` once per run and share its result between checks."""
+        return await asyncio.shield(self.begin_once(key, factory))
+
+    def begin_once(self, key: str, factory: Callable[[], Any]) -> asyncio.Future[Any]:
+        """``once`` started now, not awaited: the work ``once(key, ...)`` then shares."""
         fut = self._cache.get(key)
         if fut is None:
             fut = asyncio.ensure_future(factory())
             self._cache[key] = fut
-        return await asyncio.shield(fut)
+        return fut
 
     def shared_done(self, key: str) -> bool:
         """Whether ``once(key, ...)`` has run to a result (no failure) in this run."""
@@ -257,6 +261,9 @@ class Check(ABC, Generic[P]):
     reads_server: ClassVar[bool] = False
     emits: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: probes to the target wait for this check's end when step 1 runs beside the steps after
+    #: it (``Runner.run_groups``): it looks at connections the run's own probes would add to
+    before_probes: ClassVar[bool] = False
 
     @staticmethod
     async def read_state(ctx: CheckContext) -> Any:
@@ -268,6 +275,13 @@ class Check(ABC, Generic[P]):
     @classmethod
     def reads_state(cls) -> bool:
         return cls.read_state is not Check.read_state
+
+    @classmethod
+    def opens_bracket(cls, params: Any) -> bool:
+        """Whether this check, run with ``params``, asks for the pass's shared bracket first
+        thing (``engine.bracket.shared_bracket`` before any other work): the runner then begins
+        the bracket as the run starts, ahead of the other checks' first steps."""
+        return False
 
     @staticmethod
     def time_budget(ctx: CheckContext, params: Any) -> float | None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wizard import __version__, analysis
+from wizard.engine.bracket import begin_shared_bracket
 from wizard.engine.contract import STAGE_GATE, Check, CheckContext, Probes
 from wizard.engine.discovery import get_check, load
 from wizard.hosts.base import Host
@@ -93,6 +94,7 @@ class Runner:
         self.checklist = ctx.checklist
         self.emit = emit or (lambda event: None)
         self._ran: set[str] = set()  # steps run in this pass
+        self._held_for: set[str] = set()  # checks whose end step 1's hold on probes waits for
 
     async def preflight(self, cls: type[Check[Any]]) -> CheckResult | None:
         """A skip result when the check cannot run here, else None."""
@@ -148,6 +150,7 @@ class Runner:
         result = result.model_copy(update={
             "id": cls.id, "title": cls.title, "started_at": started_at,
             "duration_ms": int((time.monotonic() - started) * 1000)})
+        await self._looked(cls.id)
         self.emit(CheckFinished(step_id, index, result))
         return result
 
@@ -205,19 +208,47 @@ class Runner:
     async def _identify_beside(self, session: Session, group: list[str]) -> None:
         """Step 1 beside the group after it: the group's readings (logs, rules, listeners)
         start at once, its probes wait until step 1 has looked at the client's sockets to
-        the target (``ctx.traffic`` held), so the run's own connections never show there."""
+        the target (``ctx.traffic`` held until its ``before_probes`` checks end), so the run's
+        own connections never show there. The shared bracket, when a check of the group asks
+        for it first thing, begins right after step 1's checks, ahead of the group's."""
         self.ctx.traffic.hold()
+        self._held_for = {s.check for s in self.checklist.step("identify").checks
+                          if get_check(s.check).before_probes}
 
         async def identify() -> None:
             try:
                 await self.run_step(session, "identify")
             finally:
+                self._held_for = set()
                 await asyncio.shield(self.ctx.traffic.release())
 
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(identify())
+            tasks.create_task(self._open_bracket(group))
             for step_id in group:
                 tasks.create_task(self.run_step(session, step_id))
+
+    async def _looked(self, check_id: str) -> None:
+        """A check that step 1's hold waits for has ended: the last of them lets probes go."""
+        if check_id in self._held_for:
+            self._held_for.discard(check_id)
+            if not self._held_for:
+                await asyncio.shield(self.ctx.traffic.release())
+
+    async def _open_bracket(self, step_ids: list[str]) -> None:
+        """Begin the pass's shared bracket if a first-stage check of these steps that will run
+        asks for it first thing (``Check.opens_bracket``): the other checks' first steps (their
+        imports, parsing and process starts) would otherwise all come before its readings."""
+        for step_id in step_ids:
+            for spec in self.checklist.step(step_id).checks:
+                cls = get_check(spec.check)
+                try:
+                    opens = spec.stage == 0 and cls.opens_bracket(cls.Params.model_validate(spec.params))
+                except Exception:  # its run_check says what is wrong with it
+                    continue
+                if opens and await self.preflight(cls) is None:
+                    begin_shared_bracket(self.ctx, cls.id)
+                    return
 
     def _warm_packets(self) -> None:
         """Start importing scapy in a thread, if the shared bracket's captured probe has not

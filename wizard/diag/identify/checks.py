@@ -223,6 +223,7 @@ class ClientSocketsCheck(Check[NoParams]):
     title = "Local sockets to the target"
     step = "identify"
     Params = NoParams
+    before_probes = True  # the run's own connections must not show among these sockets
     description = ("Processes on this machine holding TCP sockets to the target's addresses and "
                    "port, with their states (a CLOSE_WAIT pile-up means the app does not close).")
 

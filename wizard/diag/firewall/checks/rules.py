@@ -80,6 +80,10 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
                    "connection to the port may meet (following jumps, ending with the policy), "
                    "and reads their counters before and after one probe.")
 
+    @classmethod
+    def opens_bracket(cls, params: Any) -> bool:
+        return isinstance(params, FirewallRulesParams) and params.probe  # run() asks at once
+
     @staticmethod
     async def read_state(ctx: CheckContext) -> Collected:
         """The rules with their counters (the part of the shared bracket this check reads)."""
