@@ -311,3 +311,19 @@ async def test_no_bracket_begins_for_a_check_that_will_not_ask_for_one(monkeypat
         runner.ctx.server_root = root  # without it the check is skipped: it asks for nothing
         await runner.run_all(session)
         assert begun == [], (params, root, stage)
+
+
+async def test_a_failing_look_ahead_for_the_bracket_leaves_the_run_to_the_checks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    begun: list[tuple[str, float]] = []
+    _recording_begin(monkeypatch, begun)
+
+    async def unreachable(self: Runner, cls: type) -> None:
+        raise OSError("ssh: connection refused")
+
+    specs = {"identify": [CheckSpec(check="test.look.identify", params={"seconds": 0})],
+             "firewall": [CheckSpec(check="test.opener.firewall", params={"seconds": 0})]}
+    runner, session = runner_with(specs)
+    monkeypatch.setattr(Runner, "preflight", unreachable)
+    await runner.run_all(session)  # the look-ahead's failure does not end the run
+    assert begun == []
+    assert session.step("firewall").checks[0].status == Status.ERROR  # its run_check says why

@@ -244,9 +244,10 @@ class Runner:
                 cls = get_check(spec.check)
                 try:
                     opens = spec.stage == 0 and cls.opens_bracket(cls.Params.model_validate(spec.params))
-                except Exception:  # its run_check says what is wrong with it
+                    runs = opens and await self.preflight(cls) is None
+                except Exception:  # its own run_check says what is wrong (bad params, a host error)
                     continue
-                if opens and await self.preflight(cls) is None:
+                if runs:
                     begin_shared_bracket(self.ctx, cls.id)
                     return
 
