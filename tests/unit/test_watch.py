@@ -5,7 +5,7 @@ settle before a reset is attributed and emitted."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import Counter
 
 from wizard.diag.kernel.io.tracepipe import TracePipe
 from wizard.diag.logs.io.follow import LogFollower
@@ -29,8 +29,7 @@ STATE = ("python3-21719   [000] .....  4955.664500: inet_sock_set_state: family=
 
 def pipe_with(*lines: str) -> TracePipe:
     pipe = TracePipe.__new__(TracePipe)
-    pipe.rest, pipe.seen = b"", Counter()
-    pipe.recent, pipe.drops, pipe.states = deque(), deque(), deque()
+    pipe.empty()
     for line in lines:
         pipe.add(line)
     pipe.poll = lambda: None  # type: ignore[method-assign]  (no trace_pipe to read here)
@@ -151,3 +150,23 @@ def test_a_sessions_export_redacts_its_resets_log_lines_and_with_addresses_its_f
     assert "10.1.0.2" not in render_json(session, redact_addresses=True) + render_report(session, redact_addresses=True)
     assert [ev.logs for ev in session.observation.events] == [[line], [line]]  # the session itself is not touched
     assert "password=hunter2 from 10.1.0.2" in session.to_json()  # unredacted, as --no-redact writes it
+
+
+def test_a_busy_ports_lines_do_not_push_a_resets_own_line_out_before_it_is_matched():
+    # a reset is matched some 0.3 s after it; at 600 resets a second thousands of other
+    # flows' lines come in between (each reset: a sent and a received line, state changes)
+    from wizard.diag.kernel.io import tracepipe
+
+    lines = [LINE.format(port=40001), STATE.format(port=40001)]
+    for port in range(41000, 41000 + 3000):
+        lines += [LINE.format(port=port), RECEIVED.format(port=port), STATE.format(port=port)]
+    pipe = pipe_with(*lines)
+    view = pipe.view("10.1.0.2:40001", "10.2.0.2:8080", "client", 4955.7)
+    assert view.reason is not None and "reason TCP_ABORT_ON_CLOSE" in view.reason
+    assert view.states == ["10.2.0.2:8080 TCP_ESTABLISHED -> TCP_CLOSE"]
+    # and what is kept stays bounded: the oldest flows go first
+    more = pipe_with(*[LINE.format(port=1024 + i % 60000) for i in range(tracepipe.FLOWS + 500)])
+    assert len(more.recent.flows) == tracepipe.FLOWS
+    assert more.reason_for("10.1.0.2:1024", "10.2.0.2:8080", "client") is None  # the oldest, gone
+    last = 1024 + (tracepipe.FLOWS + 499) % 60000
+    assert more.reason_for(f"10.1.0.2:{last}", "10.2.0.2:8080", "client") is not None

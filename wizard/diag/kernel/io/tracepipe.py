@@ -14,13 +14,21 @@ drops of every namespace are seen (hence "in that second", never "of this flow")
 from __future__ import annotations
 
 import os
-from collections import Counter, deque
+import re
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from wizard.diag.kernel.io.tracing import KernelTrace
 from wizard.diag.kernel.parse.tracelines import TraceEvent, parse_line
 
-RING = 256  # trace events of each kind kept to match resets against
+RING = 256  # the kernel's drops kept to match resets against
+#: flows whose reset lines and state changes are kept (the oldest flow goes first): as many
+#: as watch's flow tracker keeps, seconds of a busy port's connections (a reset is matched
+#: some 0.3 s after it)
+FLOWS = 4096
+T = TypeVar("T")
+_PORTS = re.compile(r"\bsport=(\d+) dport=(\d+)")
 DROP_BEFORE_S = 1.0  # a drop this long before the RST is "of that second"
 DROP_AFTER_S = 0.3
 MAX_STATES = 6  # state changes quoted per flow
@@ -44,10 +52,17 @@ class TracePipe:
 
     def __init__(self, trace: KernelTrace) -> None:
         self.fd = os.open(f"{trace.path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        self.empty()
+
+    def empty(self) -> None:
+        """No line read yet. Reset lines and state changes are kept by their flow's two ports,
+        not in one ring of the latest: a busy port makes thousands a second, and a reset is
+        matched to them some 0.3 s after it (watch's settle time), when one ring of a few
+        hundred would long have let its lines go."""
         self.rest = b""
-        self.recent: deque[TraceEvent] = deque(maxlen=RING)  # resets sent and received
+        self.recent: _ByFlow[str] = _ByFlow(4)  # resets sent and received (a port reused), as lines
         self.drops: deque[TraceEvent] = deque(maxlen=RING)
-        self.states: deque[str] = deque(maxlen=RING)  # the lines, unparsed
+        self.states: _ByFlow[str] = _ByFlow(MAX_STATES)  # the lines, unparsed
         self.seen: Counter[str] = Counter()  # events read, by tracepoint
 
     def poll(self) -> None:
@@ -68,14 +83,16 @@ class TracePipe:
         several): they are kept as text and parsed only when a reset of their ports asks."""
         if " inet_sock_set_state: " in line:
             self.seen["inet_sock_set_state"] += 1
-            self.states.append(line)
+            if m := _PORTS.search(line):
+                self.states.add(frozenset((int(m[1]), int(m[2]))), line)
             return
         ev = parse_line(line)
         if ev is None:
             return
         self.seen[ev.event] += 1
         if ev.event in ("tcp_send_reset", "tcp_receive_reset"):
-            self.recent.append(ev)
+            if ev.local and ev.remote:
+                self.recent.add(frozenset((ev.local.port, ev.remote.port)), line)  # a line weighs less
         elif ev.event == "kfree_skb":
             self.drops.append(ev)
 
@@ -91,8 +108,9 @@ class TracePipe:
         src, dst = (_port(server), _port(client)) if toward == "client" else (_port(client), _port(server))
         ports = {src, dst}
         found = None
-        for t in reversed(self.recent):
-            if not (t.local and t.remote and {t.local.port, t.remote.port} == ports):
+        for line in reversed(self.recent.of(frozenset(ports))):
+            t = parse_line(line)
+            if not (t and t.local and t.remote and {t.local.port, t.remote.port} == ports):
                 continue
             if t.event == "tcp_send_reset" and t.local.port == src:
                 found = t
@@ -115,13 +133,34 @@ class TracePipe:
 
     def states_of(self, client: str, server: str) -> list[str]:
         ports = {_port(client), _port(server)}
-        mark = f"port={_port(client)} "  # the client's port, as sport or dport: most lines fail this cheaply
         out = []
-        for line in self.states:
-            t = parse_line(line) if mark in line else None
+        for line in self.states.of(frozenset(ports)):
+            t = parse_line(line)
             if t and t.local and t.remote and {t.local.port, t.remote.port} == ports:
                 out.append(f"{t.local.display} {t.fields.get('oldstate', '?')} -> {t.fields.get('newstate', '?')}")
         return out[-MAX_STATES:]
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class _ByFlow(Generic[T]):
+    """Lines by their flow's two ports: the last ``per_flow`` of each flow, of at most FLOWS
+    flows (the flow least recently added to goes first), so memory is bounded whatever the rate."""
+
+    def __init__(self, per_flow: int) -> None:
+        self.per_flow = per_flow
+        self.flows: OrderedDict[frozenset[int], deque[T]] = OrderedDict()
+
+    def add(self, key: frozenset[int], item: T) -> None:
+        kept = self.flows.get(key)
+        if kept is None:
+            if len(self.flows) >= FLOWS:
+                self.flows.popitem(last=False)
+            kept = self.flows[key] = deque(maxlen=self.per_flow)
+        else:
+            self.flows.move_to_end(key)
+        kept.append(item)
+
+    def of(self, key: frozenset[int]) -> deque[T] | tuple[()]:
+        return self.flows.get(key, ())
