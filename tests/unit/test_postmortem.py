@@ -214,3 +214,37 @@ def test_every_check_of_the_demo_is_in_the_folded_evidence() -> None:
         for c in step.checks:
             assert f"#### `{c.id}` " in folded
     assert all(c.status != Status.ERROR for s in session.steps for c in s.checks)
+
+
+def test_a_busy_watchs_thousands_of_resets_are_counted_not_listed_row_by_row() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from wizard.engine.observe import observed_result
+    from wizard.model import Context, ToolInfo, parse_target
+    from wizard.model.observed import Observation, ResetEvent
+
+    t0 = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
+    n = 3000
+    obs = Observation(events=[
+        ResetEvent(n=i + 1, at=t0 + timedelta(milliseconds=3 * i), source="live",
+                   flow=f"10.0.0.1:{20000 + i} -> 10.0.0.2:443", client="10.0.0.1", server="10.0.0.2",
+                   toward="client", flags="R", sender="server-app",
+                   sender_words="sent by the server's application", reasons=["SO_LINGER 0"], ttl=64,
+                   hop_distance=0) for i in range(n)])
+    obs.count()
+    session = Session(tool=ToolInfo(version="t"), started_at=t0 - timedelta(seconds=1), mode="watch",
+                      target=parse_target("10.0.0.2:443"), context=Context(client="c", server="local"),
+                      observation=obs)
+    session.step("handshake").checks.append(observed_result(obs, "live capture"))
+    conclude(load(), session)
+    session.finished_at = t0 + timedelta(seconds=10)
+    text = render_report(session)
+    timeline = section(text, "Timeline")
+    rows = [line for line in timeline.splitlines() if "RST toward the client" in line]
+    assert len(rows) == 4  # the first two and the last two
+    assert f"… {n - 4} more resets until 22:00:08.991" in timeline
+    appendix = section(text, "Appendix")
+    kept = [line for line in appendix.splitlines() if "RST toward the client" in line]
+    assert len(kept) == 100 and ":20000 " in kept[0] and f":{20000 + n - 1} " in kept[-1]
+    assert "more resets until" in appendix and "session's JSON" in appendix
+    assert len(text) < 120_000, len(text)  # one row per reset would be about 1 MB

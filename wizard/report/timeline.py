@@ -18,6 +18,9 @@ STATUS_LABEL = {Status.PASS: "pass", Status.WARN: "warn", Status.FAIL: "FAIL", S
 EVENT_CHARS = 140
 #: a run of more log lines of one source than this keeps its first and last two
 LOG_RUN = 5
+#: the appendix's timeline keeps every log line, and of a run of resets a watch or an analysis
+#: saw (thousands on a busy port) its first and last RUN_KEPT // 2: the session has them all
+RUN_KEPT = 100
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Row:
     what: str  # Markdown for the "event" cell
     approx: bool = False
     log: str = ""  # the log's source, for log rows
+    seen: str = ""  # the watch or analysis that saw it, for the resets of real traffic
 
 
 def _name(source: str) -> str:
@@ -54,7 +58,9 @@ def rows(session: Session) -> list[Row]:
                        what="the reset, at the time given with `--at`"))
     out += [_log_row(line) for line in log_lines(session) if line.at is not None]
     out.append(Row(at=utc(session.started_at), order=2, who="reset-wizard", what="the wizard starts probing"))
-    out += [Row(at=r.at, order=3, who=f"probe {code_cell(r.check)}", what=cell(_cut(r.what)), approx=r.approx)
+    seen = session.mode if session.observation is not None else ""
+    out += [Row(at=r.at, order=3, who=f"probe {code_cell(r.check)}", what=cell(_cut(r.what)), approx=r.approx,
+                seen=seen if r.check == seen else "")
             for r in probe_resets(session)]
     return sorted(out, key=lambda r: (r.at, r.order))
 
@@ -74,24 +80,43 @@ def _during(session: Session, all_rows: list[Row]) -> list[Row]:
     return out
 
 
+def _run_of(row: Row) -> str:
+    return row.log or (f"seen {row.seen}" if row.seen else "")
+
+
+def _between(hidden: list[Row]) -> Row:
+    """The row that stands for ``hidden``, a run of one log's lines or of resets a watch saw."""
+    first = hidden[0]
+    noun, more = ("more line", "") if first.log else ("more reset", " (every one is in the session's JSON)")
+    return Row(at=first.at, order=first.order, who=first.who, log=first.log, seen=first.seen,
+               what=f"… {plural(len(hidden), noun)} until {stamp(hidden[-1].at, date=False)}{more}")
+
+
 def _folded(before: list[Row]) -> list[Row]:
-    """Runs of more than LOG_RUN lines of one log: their first two, a count, their last two."""
+    """Runs of more than LOG_RUN rows of one log, or of resets one watch or analysis saw:
+    their first two, a count, their last two."""
     out: list[Row] = []
     i = 0
     while i < len(before):
-        j = i
-        while j < len(before) and before[j].log and before[j].log == before[i].log:
+        j, kind = i, _run_of(before[i])
+        while j < len(before) and kind and _run_of(before[j]) == kind:
             j += 1
         run = before[i:j] if j > i else [before[i]]
-        if len(run) > LOG_RUN:
-            hidden = run[2:-2]
-            out += [*run[:2], Row(at=hidden[0].at, order=1, who=run[0].who, log=run[0].log,
-                                  what=f"… {plural(len(hidden), 'more line')} until "
-                                       f"{stamp(hidden[-1].at, date=False)}"), *run[-2:]]
-        else:
-            out += run
+        out += [*run[:2], _between(run[2:-2]), *run[-2:]] if len(run) > LOG_RUN else run
         i += len(run)
     return out
+
+
+def _thinned(every: list[Row]) -> list[Row]:
+    """Every row, but of the resets a watch or an analysis saw only the first and last
+    RUN_KEPT // 2 and one row for those between (log lines between them are all kept)."""
+    seen = [r for r in every if r.seen]
+    if len(seen) <= RUN_KEPT:
+        return every
+    half = RUN_KEPT // 2
+    hidden = seen[half:-half]
+    dropped = {id(r) for r in hidden}
+    return sorted([r for r in every if id(r) not in dropped] + [_between(hidden)], key=lambda r: (r.at, r.order))
 
 
 def _table(shown: list[Row]) -> list[str]:
@@ -114,8 +139,9 @@ def incident_timeline(session: Session) -> list[str]:
 
 
 def full_timeline(session: Session) -> list[str]:
-    """Every event of the incident's timeline, each log line on its own row."""
-    return _table(rows(session))
+    """Every event of the incident's timeline, each log line on its own row (of the resets a
+    watch or an analysis saw in a row, the first and last RUN_KEPT // 2)."""
+    return _table(_thinned(rows(session)))
 
 
 def run_timeline(session: Session) -> list[str]:
