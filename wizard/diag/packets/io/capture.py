@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from wizard.diag.packets.io.libpcap import libpcap_missing
-from wizard.diag.packets.io.live import CaptureError
+from wizard.diag.packets.io.live import CaptureError, close_aside
 from wizard.diag.packets.io.nftguard import SharedGuard
 from wizard.diag.packets.io.scapylib import scapy_modules, warm_scapy
 from wizard.diag.packets.io.sniff import Sniffer
@@ -161,8 +161,7 @@ class PacketProbe:
         return self._sockets[family]
 
     def close(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
+        close_aside(*self._sockets.values())  # each release waits on the kernel some milliseconds
         self._sockets.clear()
 
     async def aclose(self) -> None:

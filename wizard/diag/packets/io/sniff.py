@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from wizard.diag.packets.io.live import PACKET_OUTGOING, SNAPLEN, STAMP_SPACE, arrival, packet_socket
+from wizard.diag.packets.io.live import PACKET_OUTGOING, SNAPLEN, STAMP_SPACE, arrival, close_aside, packet_socket
 from wizard.diag.packets.parse.frames import RAW, decode
 from wizard.engine.probes import PacketEvent
 
@@ -51,7 +51,7 @@ class Sniffer:
         if self._thread is not None:
             self._thread.join(5)
         if self._sock is not None:
-            self._sock.close()
+            close_aside(self._sock)  # its release waits on the kernel: not on the critical path
             self._sock = None
         return self.events
 
