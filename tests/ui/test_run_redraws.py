@@ -7,9 +7,11 @@ import gc
 from typing import Any
 
 from textual.app import App, ComposeResult
+from textual.widgets import ProgressBar, Static
 from textual.widgets.collapsible import CollapsibleTitle
 
 from tests.ui.helpers import make_app, run_all, until
+from wizard.ui.screens.summary import CauseView
 from wizard.ui.widgets.checkview import CheckView
 from wizard.ui.widgets.items import KeyedItem
 
@@ -89,3 +91,24 @@ async def test_the_heap_is_frozen_while_a_run_runs_and_given_back_after() -> Non
         assert frozen_during and frozen_during[0] > 0  # what was there before the run: frozen
         await until(pilot, lambda: gc.get_freeze_count() == 0)  # collected as usual after it
         assert app.screen.query(".verdict")
+
+
+async def test_a_closed_cause_s_body_is_made_when_it_is_opened() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await run_all(pilot)
+        first, second, *_ = app.screen.query(CauseView)
+        # The first cause is open with its bar, summary and evidence; the closed ones hold
+        # their title line only until they are opened.
+        assert first.query(ProgressBar) and first.query(".cause-summary")
+        assert second.collapsed and not second.query(ProgressBar) and not second.query(".cause-summary")
+        second.collapsed = False
+        await until(pilot, lambda: bool(second.query(".cause-summary")))
+        summary = second.query_one(".cause-summary", Static)
+        assert str(summary.render()) == second.finding.summary
+        assert second.query_one(ProgressBar).progress == round(second.finding.confidence * 100)
+        second.collapsed = True
+        await pilot.pause()
+        second.collapsed = False  # opened again: the body made the first time, not a second one
+        await pilot.pause()
+        assert len(second.query(".cause-summary")) == 1

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Button, Header, ProgressBar, Static
 
 from wizard.model import NO_RESET
@@ -62,15 +63,20 @@ class CauseView(KeyedItem):
         diagnosed = bool(finding.diagnosed)
         word = _strength(finding)
         self.finding = finding
-        bar = ProgressBar(total=100, show_eta=False, show_percentage=True, classes="confidence")
-        bar.progress = round(finding.confidence * 100)
-        super().__init__(bar, *self._body(finding),
+        collapsed = rank > 1
+        # The first cause is open; the others' bodies (a bar, the evidence, the remedy) are
+        # made when they are opened: most are never, and they were half the verdict's widgets.
+        super().__init__(*([] if collapsed else self._body(finding)),
                          title=f"{rank}. {finding.title or finding.cause}  ·  {finding.confidence:.0%} {word}",
-                         collapsed=rank > 1, classes="cause " + ("-diagnosed" if diagnosed else "-weak"))
+                         collapsed=collapsed, classes="cause " + ("-diagnosed" if diagnosed else "-weak"))
+        if collapsed:
+            self.defer_body(lambda: self._body(finding))
 
     @staticmethod
-    def _body(f: Any) -> list[Static]:
-        out = [Static(Text(f.summary), classes="cause-summary")]
+    def _body(f: Any) -> list[Widget]:
+        bar = ProgressBar(total=100, show_eta=False, show_percentage=True, classes="confidence")
+        bar.progress = round(f.confidence * 100)
+        out: list[Widget] = [bar, Static(Text(f.summary), classes="cause-summary")]
         body = Text()
         if f.evidence:
             body.append("Evidence for\n", style="bold green")

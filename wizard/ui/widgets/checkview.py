@@ -11,7 +11,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.widget import AwaitMount
 from textual.widgets import Button, Collapsible, Static
 from textual.widgets.collapsible import CollapsibleTitle
 
@@ -56,8 +55,6 @@ class CheckView(KeyedItem):
         self.result: Any = None
         self.state = "pending"
         self._styled = ""
-        #: a result whose body waits until the check is opened (a closed check shows its title only)
-        self._unmounted: Any = None
         self._render_title()
 
     def compose(self) -> ComposeResult:
@@ -126,7 +123,7 @@ class CheckView(KeyedItem):
 
     def show_result(self, result: Any) -> None:
         body = self.query_children(Collapsible.Contents).first()
-        if (self.state == str(result.status) and (self._unmounted is not None or body.query_children(ResultBody))
+        if (self.state == str(result.status) and (self.has_deferred_body() or body.query_children(ResultBody))
                 and result == self.result):
             return  # shown already (a step's sync after each result arrived on its own)
         self.result = result
@@ -142,33 +139,12 @@ class CheckView(KeyedItem):
         # styled as it mounts anyway. A closed check's body (its evidence: tables, logs,
         # a ladder) is made when it is opened: most checks of a run pass and stay closed,
         # and making their bodies was a fifth of the UI thread's work in a run-all.
-        self._unmounted = None
+        self.defer_body(None)
         self.collapsed = self.state in ("pass", "skip")
         if self.collapsed:
-            self._unmounted = result
+            self.defer_body(lambda: [ResultBody(self.step, self.index, result)])
         else:
             body.mount(ResultBody(self.step, self.index, result))
-
-    def watch_collapsed(self, collapsed: bool) -> None:
-        if not collapsed and self._unmounted is not None:
-            # Opened by the person: Textual scrolls the check into view after the next
-            # refresh, when its new body may not be laid out yet; once it is, scrolled again.
-            self.call_later(self._opened, self._mount_body())
-
-    async def _opened(self, mounted: AwaitMount) -> None:
-        await mounted
-        self.call_after_refresh(self.scroll_visible)
-
-    async def make_body(self) -> None:
-        """Make the body of a closed check now, as if it were open (for snapshots of every
-        check opened at once: their scrolling then follows bodies already there)."""
-        if self._unmounted is not None:
-            await self._mount_body()
-
-    def _mount_body(self) -> AwaitMount:
-        result, self._unmounted = self._unmounted, None
-        body = self.query_children(Collapsible.Contents).first()
-        return body.mount(ResultBody(self.step, self.index, result))
 
 
 class ResultBody(Vertical):
