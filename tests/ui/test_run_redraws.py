@@ -3,15 +3,19 @@ the screen, and the line reads as the title would make it; an item mounts in its
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections import Counter
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import ProgressBar, Static
 from textual.widgets.collapsible import CollapsibleTitle
 
-from tests.ui.helpers import make_app, run_all, until
+from tests.ui.helpers import make_app, run_all, start, until
+from tests.ui.scripted import ScriptedEngine
 from wizard.ui.screens.summary import CauseView
+from wizard.ui.steps import STEP_IDS
 from wizard.ui.widgets.checkview import CheckView
 from wizard.ui.widgets.items import KeyedItem
 
@@ -112,3 +116,26 @@ async def test_a_closed_cause_s_body_is_made_when_it_is_opened() -> None:
         second.collapsed = False  # opened again: the body made the first time, not a second one
         await pilot.pause()
         assert len(second.query(".cause-summary")) == 1
+
+
+async def test_a_step_shown_as_it_ended_is_not_shown_again_when_the_run_ends() -> None:
+    engine = ScriptedEngine()
+    engine.step_gates["handshake"] = asyncio.Event()
+    app = make_app(engine)
+    done: Counter[str] = Counter()
+    async with app.run_test(size=(120, 40)) as pilot:
+        real = app.controller.step_done
+
+        def counted(step_id: str, result: Any) -> None:
+            done[step_id] += 1
+            real(step_id, result)
+
+        app.controller.step_done = counted  # type: ignore[method-assign]
+        await start(pilot, key="ctrl+g")
+        await until(pilot, lambda: all(app.step_states.get(s) not in ("running", "pending")
+                                       for s in STEP_IDS[:-1]))
+        engine.step_gates["handshake"].set()
+        await until(pilot, lambda: app.screen.name == "summary" and not app.run_in_progress())
+        # Each step's result was taken in once, as its StepFinished came (or, for one whose
+        # message came after the run's end, then); steps 1-5 were not redacted and synced again.
+        assert dict(done) == dict.fromkeys(STEP_IDS, 1)
