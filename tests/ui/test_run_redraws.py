@@ -139,3 +139,20 @@ async def test_a_step_shown_as_it_ended_is_not_shown_again_when_the_run_ends() -
         # Each step's result was taken in once, as its StepFinished came (or, for one whose
         # message came after the run's end, then); steps 1-5 were not redacted and synced again.
         assert dict(done) == dict.fromkeys(STEP_IDS, 1)
+
+
+async def test_the_verdict_s_screen_is_made_while_the_last_step_runs() -> None:
+    engine = ScriptedEngine()
+    last = len(engine.results["handshake"]) - 1
+    engine.gates[("handshake", last)] = asyncio.Event()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start(pilot, key="ctrl+g")
+        await until(pilot, lambda: app.screen.name == "step:handshake")
+        summary = app.get_screen("summary")
+        # Out of sight, before the step's last check has ended: composed, styled, laid out.
+        await until(pilot, lambda: summary.is_running and bool(summary.query("#stepper")) and summary.size.width)
+        assert app.run_in_progress() and app.screen.name == "step:handshake"
+        assert not summary.query(".verdict")  # the verdict itself is made when it is shown
+        engine.gates[("handshake", last)].set()
+        await until(pilot, lambda: app.screen is summary and bool(summary.query(".verdict")))
