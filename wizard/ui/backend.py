@@ -17,8 +17,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from wizard.model.cancel import within
-
 if TYPE_CHECKING:
     from wizard.model import Answers, Checklist, Session, StepResult
 
@@ -227,6 +225,10 @@ class RunnerEngine:
     def close(self) -> None:
         loop = self._loop
         if loop is not None:
+            # Here, not at the top: this module is loaded before the TUI's first frame, and
+            # wizard.model's package loads pydantic (the engine has loaded it by now).
+            from wizard.model.cancel import within
+
             ctx = self._ctx
 
             async def shut() -> None:

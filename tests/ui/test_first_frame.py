@@ -1,0 +1,88 @@
+"""The first frame of the TUI (issue 16): what is loaded by the time step 1's target field
+can be typed into. Each case starts the real app in a fresh interpreter, headless, and
+lists the modules and style sheets present at the first painted frame in which an Input
+has the focus (bench/startup.py's moment). What only a run needs (pydantic's models, the
+checklist, the engine and the checks, scapy, YAML) and the run screens' styles load after
+it; the test fails if the first screen's import graph regains any of them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: loaded only once the form is out (the checklist load) or once a run starts
+HEAVY = ("pydantic", "pydantic_core", "wizard.model.checklist", "wizard.model.session", "wizard.model.results",
+         "wizard.engine", "wizard.diag", "wizard.lab", "wizard.redact", "wizard.hosts", "wizard.report",
+         "scapy", "yaml", "psutil", "hyperscan", "asyncssh")
+
+HARNESS = r"""
+import json, os, sys
+from textual.app import App
+from textual.widgets import Input
+
+seen = {}
+display = App._display
+
+def _display(self, screen, renderable):
+    display(self, screen, renderable)
+    if seen or renderable is None or screen is not self.screen or not isinstance(self.focused, Input):
+        return
+    seen["focused"] = self.focused.id
+    seen["modules"] = sorted(sys.modules)
+    seen["css"] = sorted(os.path.basename(path) for path, _ in self.stylesheet.source if path.endswith(".tcss"))
+    print(json.dumps(seen), flush=True)
+    os._exit(0)  # nothing after the first frame matters here (the demo would start its server)
+
+App._display = _display
+run = App.run
+App.run = lambda self, *a, **k: run(self, headless=True, size=(120, 40))
+which, args = sys.argv[1], sys.argv[2:]
+if which == "app":
+    from wizard.ui.app import ResetWizardApp
+
+    ResetWizardApp(*args).run()
+else:  # the command line, as `reset-wizard ARGS` runs it
+    sys.argv = ["reset-wizard", *args]
+    from wizard.entry import run as entry
+
+    entry()
+raise SystemExit("no first frame")
+"""
+
+
+def first_frame(which: str, *args: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", HARNESS, which, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    seen: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return seen
+
+
+def heavy(modules: object) -> list[str]:
+    assert isinstance(modules, list)
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
+@pytest.mark.parametrize(("which", "args"), [("app", ())], ids=["app"])
+def test_the_first_frame_loads_only_the_form(which: str, args: tuple[str, ...]) -> None:
+    seen = first_frame(which, *args)
+    assert seen["focused"] == "target"
+    assert heavy(seen["modules"]) == []
+    assert "wizard.ui.screens.target" in seen["modules"]  # the harness did see the form
+    assert seen["css"] == ["wizard.tcss"]  # run.tcss loads with what needs it
+
+
+def test_a_heavy_module_before_the_first_frame_is_seen() -> None:
+    """The check above can fail: an app that loads the checklist before its first frame."""
+    code = HARNESS.replace("from wizard.ui.app import ResetWizardApp\n",
+                           "from wizard.ui.app import ResetWizardApp\n    import wizard.model.checklist\n")
+    done = subprocess.run([sys.executable, "-c", code, "app"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "wizard.model.checklist" in heavy(json.loads(done.stdout.strip().splitlines()[-1])["modules"])
+
