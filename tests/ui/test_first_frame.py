@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input, Static
+
+from tests.ui.helpers import SIZE, make_app, until
+from tests.ui.scripted import ScriptedEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +73,8 @@ def heavy(modules: object) -> list[str]:
     return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
 
 
-@pytest.mark.parametrize(("which", "args"), [("app", ())], ids=["app"])
+@pytest.mark.parametrize(("which", "args"), [("app", ()), ("app", ("127.0.0.1:8080",))],
+                         ids=["app", "app-target"])
 def test_the_first_frame_loads_only_the_form(which: str, args: tuple[str, ...]) -> None:
     seen = first_frame(which, *args)
     assert seen["focused"] == "target"
@@ -86,3 +91,25 @@ def test_a_heavy_module_before_the_first_frame_is_seen() -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     assert "wizard.model.checklist" in heavy(json.loads(done.stdout.strip().splitlines()[-1])["modules"])
 
+
+async def test_a_given_target_is_checked_once_the_form_is_out() -> None:
+    """A target from the command line is validated after the first frame, with the same
+    message beside it and the same refusal to start as a typed one; a good one shows none."""
+    engine = ScriptedEngine()
+    app = make_app(engine, target="example.com")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.complete and app.checklist is not None)
+        assert "has no port" in str(app.screen.query_one("#err-target", Static).render())
+        assert app.screen.query_one("#row-target").has_class("-invalid")
+        assert app.screen.query_one("#target", Input).has_class("-invalid")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert engine.prepared is None and app.session is None
+        await pilot.press("end", *":8080")  # fixed as typed: the problem goes
+        assert str(app.screen.query_one("#err-target", Static).render()) == ""
+        assert not app.screen.query_one("#row-target").has_class("-invalid")
+    app = make_app(target="127.0.0.1:8080")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.complete)
+        assert str(app.screen.query_one("#err-target", Static).render()) == ""
+        assert app.screen.query_one("#target", Input).has_class("-valid")

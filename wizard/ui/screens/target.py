@@ -90,7 +90,9 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
             yield Static("Step 1 of 6 · What failed, and where?", classes="step-title")
             yield Static("", id="root-notice", classes="notice")
             with Vertical(id="form"):
-                yield self._row(*FIELDS[0])
+                # A target given on the command line is checked once the form is out: its
+                # parser's model loads pydantic, which the first frame does without.
+                yield self._row(*FIELDS[0], check=not self.values.get("target"))
             yield Vertical(id="identify-slot")
         yield WizardFooter()
 
@@ -119,14 +121,15 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
                                classes="form-row form-buttons"))
         return rows
 
-    def _row(self, name: str, label: str, placeholder: str, parse: Callable[[str], Any]) -> Horizontal:
+    def _row(self, name: str, label: str, placeholder: str, parse: Callable[[str], Any], *,
+             check: bool = True) -> Horizontal:
         browse = [Button("Browse…", id="browse", compact=True, tooltip="Pick a log file")] if name == "logs" else []
         return Horizontal(
             Label(label, classes="form-label"),
             # The value given (a pre-filled target) is kept when the field takes the focus:
             # the first key typed edits it instead of replacing it.
             FormInput(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
-                  validators=[FieldValidator(parse)], validate_on=["changed", "submitted"],
+                  validators=[FieldValidator(parse)] if check else [], validate_on=["changed", "submitted"],
                   select_on_focus=False),
             *browse,
             Static("", id=f"err-{name}", classes="field-error"),
@@ -139,6 +142,10 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         await self.query_one("#form").mount_all(self._rest())
         if not self.is_attached:  # the app quit within its first frame
             return
+        target = self.query_one("#target", Input)
+        if not target.validators:  # the given target (compose), checked as if just typed
+            target.validators.append(FieldValidator(fields.target))
+            self.show_problem("target", target.validate(target.value))
         # The nav bar too: it sits at the bottom, under the form's focus, and its four
         # buttons each cost two restyles.
         await self.mount(nav_bar(first=True), before=self.query_one(WizardFooter))
