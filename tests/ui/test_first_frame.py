@@ -1,5 +1,6 @@
 """The first frame of the TUI (issue 16): what is loaded by the time step 1's target field
-can be typed into. Each case starts the real app in a fresh interpreter, headless, and
+can be typed into. Each case starts the real app in a fresh interpreter, headless (the
+app itself, or `reset-wizard [TARGET]` through the command line's entry point), and
 lists the modules and style sheets present at the first painted frame in which an Input
 has the focus (bench/startup.py's moment). What only a run needs (pydantic's models, the
 checklist, the engine and the checks, scapy, YAML) and the run screens' styles load after
@@ -73,8 +74,9 @@ def heavy(modules: object) -> list[str]:
     return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
 
 
-@pytest.mark.parametrize(("which", "args"), [("app", ()), ("app", ("127.0.0.1:8080",))],
-                         ids=["app", "app-target"])
+@pytest.mark.parametrize(("which", "args"), [("app", ()), ("app", ("127.0.0.1:8080",)),
+                                             ("cli", ()), ("cli", ("127.0.0.1:8080",))],
+                         ids=["app", "app-target", "cli", "cli-target"])
 def test_the_first_frame_loads_only_the_form(which: str, args: tuple[str, ...]) -> None:
     seen = first_frame(which, *args)
     assert seen["focused"] == "target"

@@ -31,3 +31,21 @@ def test_headless_modules_import_neither_textual_rich_nor_scapy() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-4000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_wizard_model_names_load_with_their_submodule_only() -> None:
+    """wizard.model's names resolve lazily to their submodule's objects, every one listed;
+    a submodule without models (errors, questions) loads without pydantic, as the command
+    line's parser and the TUI's first frame need."""
+    code = (
+        "import importlib, json, sys\n"
+        "import wizard.model.errors, wizard.model.questions\n"
+        "light = 'pydantic' in sys.modules\n"
+        "import wizard.model as m\n"
+        "wrong = [n for n in m.__all__ if getattr(m, n) is not getattr(importlib.import_module(\n"
+        "         'wizard.model.' + m._WHERE[n]), n)]\n"
+        "print(json.dumps([light, sorted(m.__all__) == sorted(m._WHERE), wrong, hasattr(m, 'nothing')]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, [], False]
