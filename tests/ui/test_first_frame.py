@@ -82,6 +82,8 @@ def test_the_first_frame_loads_only_the_form(which: str, args: tuple[str, ...]) 
     assert seen["focused"] == "target"
     assert heavy(seen["modules"]) == []
     assert "wizard.ui.screens.target" in seen["modules"]  # the harness did see the form
+    # a run's widgets (the checks' and causes' collapsible items) load with the run
+    assert "wizard.ui.widgets.items" not in seen["modules"]
     assert seen["css"] == ["wizard.tcss"]  # run.tcss loads with what needs it
 
 

@@ -33,7 +33,6 @@ from wizard.ui.keys import KeyActions
 from wizard.ui.navigation import NavActions
 from wizard.ui.runs import StepRuns
 from wizard.ui.screens.target import TargetScreen
-from wizard.ui.widgets.items import focus_first_item
 
 if TYPE_CHECKING:
     from wizard.model import Answers, Checklist, Session
@@ -301,6 +300,8 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
             await self._show("summary")
 
     async def _focus_identify(self, shown: Awaitable[StepPanel]) -> None:
+        from wizard.ui.widgets.items import focus_first_item  # with the run's widgets (loaded by now)
+
         panel = await shown
         # Off the form: the step keys (1-6, j/k, q) work now, instead of typing into a field.
         if not focus_first_item(panel):
