@@ -59,6 +59,7 @@ async def test_a_saved_session_lists_every_reset_and_shows_the_selected_ladder(t
         assert "something on the path" in text(app, "#reasons")
         assert "path" in text(app, "#ladder")
         assert "read-only" in text(app, "#observe-head") and "2 resets" in text(app, "#observe-head")
+        assert "lost by the capture" not in text(app, "#observe-head")  # a capture file loses nothing
         await pilot.press("e")
         await pilot.pause()
         assert type(app.screen).__name__ == "ExportModal"
@@ -140,7 +141,7 @@ async def test_a_live_watch_shows_the_counters_over_time_and_each_resets_kernel_
 
     async def watch(push):
         for moved in ({"TcpOutRsts": 2, "TcpInSegs": 40}, {"TcpInSegs": 12}, {"TcpOutRsts": 5, "TcpEstabResets": 1}):
-            app.sample_seen(moved)
+            app.sample_seen(moved, lost=0 if moved.get("TcpInSegs") else 31)
         push(ev)
         await go.wait()
         return done
@@ -154,6 +155,7 @@ async def test_a_live_watch_shows_the_counters_over_time_and_each_resets_kernel_
         assert app.query_one("#counters", Sparkline).data == [0.0, 2.0, 0.0, 5.0]
         label = text(app, "#counters-label")
         assert "TcpOutRsts +5" in label and "TcpEstabResets +1" in label and "TcpInSegs" not in label
+        assert "the capture lost 31 packets so far (its queue was full)" in label  # said as it happens
         reasons = text(app, "#reasons")
         # shown as written: a log line's brackets are not taken for markup
         assert "[error] worker aborted the request" in reasons
@@ -221,3 +223,12 @@ async def test_a_live_watch_keeps_its_newest_rows_and_counts_every_reset(tmp_pat
         assert "200 resets: 200 server-app" in text(app, "#observe-head")
         assert sum(app.query_one("#rate", Sparkline).data) == 200
         go.set()
+
+
+async def test_a_saved_watch_that_lost_packets_says_so_in_its_head(tmp_path):
+    session = Session.from_json(session_of(tmp_path, ["server-app"]).to_json())
+    assert session.observation is not None
+    session.observation.sources[0].lost = 12
+    app = ObserveApp(session, export_dir=tmp_path)
+    async with app.run_test(size=(140, 40)):
+        assert "12 packets lost by the capture" in text(app, "#observe-head")

@@ -62,6 +62,9 @@ class _Capture:
         self.made = min(self.made + 300, RESETS)
         return batch
 
+    def stats(self) -> Tally:
+        return self.tally
+
     def close(self) -> None:
         pass
 

@@ -213,7 +213,7 @@ async def live_tui(plan: object, state: object, outputs: object, args: argparse.
 
     async def run_watch(push: object) -> object:
         plan.on_reset = push  # type: ignore[attr-defined]
-        plan.on_sample = app.sample_seen  # type: ignore[attr-defined]
+        plan.on_sample = lambda moved: app.sample_seen(moved, state.lost)  # type: ignore[attr-defined]
         try:
             await watch(plan, state)  # type: ignore[arg-type]
         except asyncio.CancelledError:

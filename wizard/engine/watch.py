@@ -82,6 +82,7 @@ class WatchState:
     counters: dict[str, int] = field(default_factory=dict)  # the last second's deltas
     probes: int = 0
     interrupted: bool = False
+    lost: int = 0  # packets the kernel dropped from the capture's full queue so far (each second)
 
 
 async def watch(plan: WatchPlan, state: WatchState) -> None:
@@ -162,6 +163,7 @@ class _Run:
                 await self.poll_logs()  # the lines of the reset's second, before it is emitted
             if now >= next_sample or due:
                 after = await _counters(plan.server)
+                state.lost = capture.stats().dropped
                 state.counters = _moved(self.before, after)
                 self.before, next_sample = after, now + SAMPLE_S
                 plan.on_sample(state.counters)

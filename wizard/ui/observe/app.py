@@ -42,9 +42,10 @@ class ResetSeen(Message):
 class CountersSampled(Message):
     """A live watch sampled the server's TCP counters (what moved in the last second)."""
 
-    def __init__(self, moved: dict[str, int]) -> None:
+    def __init__(self, moved: dict[str, int], lost: int = 0) -> None:
         super().__init__()
         self.moved = moved
+        self.lost = lost  # packets the capture lost so far (its queue was full)
 
 
 #: the counter the live sparkline follows, and the words that pick the ones named beside it
@@ -52,10 +53,12 @@ SPARK_COUNTER = "TcpOutRsts"
 RESET_WORDS = ("Rst", "Reset", "Abort", "Drop", "Overflow", "Fail")
 
 
-def counters_line(moved: dict[str, int]) -> str:
+def counters_line(moved: dict[str, int], lost: int = 0) -> str:
     named = [f"{k} +{v}" for k, v in moved.items() if any(w in k for w in RESET_WORDS)]
+    missed = (f" · the capture lost {plural(lost, 'packet')} so far (its queue was full): resets among them "
+              "are not seen") if lost else ""
     return (f"RSTs the server's kernel sent per second ({SPARK_COUNTER}); last second: "
-            + (", ".join(named) if named else "no reset, abort or drop counter moved"))
+            + (", ".join(named) if named else "no reset, abort or drop counter moved") + missed)
 
 
 class WatchEnded(Message):
@@ -98,8 +101,10 @@ def summary_line(session: Session, live: bool, counted: tuple[int, dict[str, int
     where = ", ".join(s.source for s in obs.sources) if obs and obs.sources else session.mode
     verdict = session.diagnosis[0].title or session.diagnosis[0].cause if session.diagnosis else ""
     state = "watching live" if live else f"saved {session.mode} session, read-only"
+    lost = sum(s.lost for s in obs.sources) if obs and not live else 0
     return f"{session.target.display()} · {state} · {where}\n{plural(n, 'reset')}: {senders}" + \
-        (f" · leading cause: {verdict}" if verdict and not live else "")
+        (f" · leading cause: {verdict}" if verdict and not live else "") + \
+        (f" · {plural(lost, 'packet')} lost by the capture" if lost else "")
 
 
 class ObserveApp(App[int]):
@@ -239,16 +244,16 @@ class ObserveApp(App[int]):
         self.query_one("#rate", Sparkline).data = rate_of(self.seconds)
         self._refresh_head(live=True)
 
-    def sample_seen(self, moved: dict[str, int]) -> None:
+    def sample_seen(self, moved: dict[str, int], lost: int = 0) -> None:
         """The watch's callback for each second's counters (from the watch's worker)."""
-        self.post_message(CountersSampled(dict(moved)))
+        self.post_message(CountersSampled(dict(moved), lost))
 
     def on_counters_sampled(self, message: CountersSampled) -> None:
         if not self.query("#counters"):
             return
         self.samples.append(float(message.moved.get(SPARK_COUNTER, 0)))
         self.query_one("#counters", Sparkline).data = list(self.samples)
-        self.query_one("#counters-label", Static).update(counters_line(message.moved))
+        self.query_one("#counters-label", Static).update(counters_line(message.moved, message.lost))
 
     def on_watch_ended(self, message: WatchEnded) -> None:
         self.session = message.session
