@@ -106,7 +106,7 @@ def _end_event(session: Session, interrupted: bool, signal: str | None) -> dict[
     obs = session.observation
     return {"type": "end", "at": session.finished_at.isoformat() if session.finished_at else None,
             "resets": len(obs.events) if obs else 0, "by_sender": obs.by_sender if obs else {},
-            "lost_packets": sum(src.lost for src in obs.sources) if obs else 0,
+            "lost_packets": obs.lost_packets if obs else 0,
             "interrupted": interrupted, "signal": signal}
 
 

@@ -175,7 +175,7 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
             + [f"- the flow's TCP state: {st}" for st in ev.states] + [f"- server log: {line}" for line in ev.logs]
         evidence.append(Evidence(kind="ladder", title=f"reset {ev.n}: {ev.flow}, {ev.sender_words}",
                                  source=ev.source, text="\n".join(lines), data=ev.ladder))
-    lost = sum(src.lost for src in observation.sources)
+    lost = observation.lost_packets
     missed = f"; {plural(lost, 'packet')} lost by the capture, resets among them not seen" if lost else ""
     if not events:
         signals["rst.none_seen"] = Signal(id="rst.none_seen", fact=f"no RST in {where}")

@@ -85,6 +85,11 @@ class Observation(BaseModel):
     kernel: list[str] = Field(default_factory=list)  # what the kernel's tracepoints gave (watch)
     logs: list[str] = Field(default_factory=list)  # the logs followed and what could not be (watch)
 
+    @property
+    def lost_packets(self) -> int:
+        """Packets the live captures' kernel queues dropped (a capture file loses none)."""
+        return sum(src.lost for src in self.sources)
+
     def count(self) -> None:
         """Recount by_sender and by_proof from the events."""
         counts = getattr(self.events, "counts", None)  # an EventLog keeps them as it is filled

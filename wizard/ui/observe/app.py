@@ -101,7 +101,7 @@ def summary_line(session: Session, live: bool, counted: tuple[int, dict[str, int
     where = ", ".join(s.source for s in obs.sources) if obs and obs.sources else session.mode
     verdict = session.diagnosis[0].title or session.diagnosis[0].cause if session.diagnosis else ""
     state = "watching live" if live else f"saved {session.mode} session, read-only"
-    lost = sum(s.lost for s in obs.sources) if obs and not live else 0
+    lost = obs.lost_packets if obs and not live else 0
     return f"{session.target.display()} · {state} · {where}\n{plural(n, 'reset')}: {senders}" + \
         (f" · leading cause: {verdict}" if verdict and not live else "") + \
         (f" · {plural(lost, 'packet')} lost by the capture" if lost else "")
