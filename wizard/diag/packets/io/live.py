@@ -201,11 +201,9 @@ class LiveCapture:
             deadline = float("inf")  # drain what is queued, without waiting
         while len(out) < max_packets:
             try:
-                data, ancillary, _flags, address = sock.recvmsg(self.snaplen, STAMP_SPACE)
+                data, ancillary, _flags, _address = sock.recvmsg(self.snaplen, STAMP_SPACE)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 break
-            if address[0] == "lo" and address[2] == PACKET_OUTGOING:
-                continue
             seg = decode(RAW, arrival(ancillary), data)
             if seg is not None:
                 out.append(seg)

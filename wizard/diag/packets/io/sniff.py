@@ -6,7 +6,7 @@ second), so a capture can start as soon as a check wants it. Packets are read by
 from the moment the socket is open (the kernel queues what the filter lets through), each
 stamped by the kernel when it arrived (SO_TIMESTAMPNS), not when Python read it: the delays
 the attribution weighs do not grow with the machine's load. On the loopback interface each
-packet passes twice (leaving and arriving): the leaving copy is dropped. Headers only
+packet passes twice (leaving and arriving): the leaving copy is dropped by the kernel's filter. Headers only
 (``SNAPLEN``): the payload's length comes from the IP header.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from wizard.diag.packets.io.live import PACKET_OUTGOING, SNAPLEN, STAMP_SPACE, arrival, close_aside, packet_socket
+from wizard.diag.packets.io.live import SNAPLEN, STAMP_SPACE, arrival, close_aside, packet_socket
 from wizard.diag.packets.parse.frames import RAW, decode
 from wizard.engine.probes import PacketEvent
 
@@ -67,8 +67,6 @@ class Sniffer:
                 continue
             except (BlockingIOError, OSError):
                 return
-            if address[0] == "lo" and address[2] == PACKET_OUTGOING:
-                continue
             ts = arrival(ancillary)
             if ts - self.t0 > self.max_s:
                 return  # the capture's time bound
