@@ -23,8 +23,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wizard.lab import holder, real
-from wizard.lab.netns import LabError, run
+from wizard.lab import dumps, holder, real
+from wizard.lab.netns import NETNS_DIR, LabError, delete_netns, run
 from wizard.lab.scenarios import Scenario, all_scenarios
 
 READY_TIMEOUT = 10.0
@@ -80,8 +80,10 @@ class Lab:
     """One running scenario. ``up()`` builds it (and removes all of it if anything fails or
     is interrupted); ``down()`` removes it; ``diagnose_argv`` is the command to run."""
 
-    def __init__(self, scenario: Scenario, tag: str = "rwlab", root: Path | None = None) -> None:
+    def __init__(self, scenario: Scenario, tag: str = "rwlab", root: Path | None = None,
+                 record: bool = False) -> None:
         self.scenario = scenario
+        self.record = record  # the trigger's packets kept at both ends (``trigger_captures``)
         suffix = secrets.token_hex(3)
         name = f"{tag}-{_short(scenario.id)}-{suffix}"
         self.suffix = suffix
@@ -274,10 +276,31 @@ class Lab:
         raise LabError(f"lab {role} {' '.join(mode)} did not start: {out_path.read_text()[-1000:]}")
 
 
+    @property
+    def trigger_captures(self) -> tuple[Path, Path]:
+        """Where a recording lab keeps the trigger's packets: tcpdump's pcap files from the
+        client's interface and from the server's (the backend's, behind a port forward)."""
+        return Path(self.state.dir) / "trigger-client.pcap", Path(self.state.dir) / "trigger-server.pcap"
+
     def _trigger(self) -> None:
         """One request from the client namespace, as the application's client makes it: the
         fault happens once before anyone diagnoses it, so the server's log holds its lines and
-        the error the client met becomes `--error`, as a person would paste it."""
+        the error the client met becomes `--error`, as a person would paste it. A recording
+        lab captures it at both ends, every TCP packet (the lab's namespaces carry nothing else)."""
+        if not self.record:
+            self._request()
+            return
+        taken: list[subprocess.Popen[str]] = []
+        try:
+            for ns, path in zip((self.state.client, self.state.server), self.trigger_captures, strict=True):
+                taken.append(dumps.start(ns, path, "tcp"))
+            self._request()
+            time.sleep(0.5)  # a reset that follows the client's last packet reaches both captures
+        finally:
+            for dump in taken:
+                dumps.stop(dump)
+
+    def _request(self) -> None:
         s, st = self.scenario, self.state
         argv = ["ip", "netns", "exec", st.client, sys.executable, "-m", "wizard.lab.servers", "client",
                 "--address", self.server_address, "--port", str(s.port), "--hold", f"{s.hold:g}"]
@@ -302,47 +325,6 @@ def _source_root() -> str:
     here = str(Path(__file__).resolve().parents[2])
     extra = os.environ.get("PYTHONPATH", "")
     return f"{here}:{extra}" if extra else here
-
-
-def _kill_inside(ns: str) -> None:
-    pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(int(pid), sig)
-            except (ProcessLookupError, ValueError):
-                pass
-        deadline = time.monotonic() + 2.0
-        while pids and time.monotonic() < deadline:
-            pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
-            if pids:
-                time.sleep(0.05)
-        if not pids:
-            return
-
-
-NETNS_DIR = Path("/run/netns")
-DELETE_TRIES = 5
-
-
-def delete_netns(ns: str) -> str:
-    """Delete one namespace; "" when it is gone, else why not (after a few tries).
-
-    Whether it exists is read from /run/netns itself, not from `ip netns list`, which races
-    with concurrent deletes. A namespace whose file is still mounted in another mount
-    namespace (a short-lived private one, say) cannot be unlinked yet: retried with backoff.
-    """
-    problem = ""
-    for attempt in range(DELETE_TRIES):
-        if not (NETNS_DIR / ns).exists():
-            return ""
-        _kill_inside(ns)
-        done = run(["ip", "netns", "delete", ns], check=False)
-        if done.returncode == 0 and not (NETNS_DIR / ns).exists():
-            return ""
-        problem = done.stderr.strip()[:300] or "still present after ip netns delete"
-        time.sleep(0.2 * (attempt + 1))
-    return problem
 
 
 def teardown(state: LabState) -> list[str]:

@@ -14,8 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from wizard.lab.build import delete_netns
-from wizard.lab.netns import READY_TIMEOUT, LabError, run
+from wizard.lab.netns import READY_TIMEOUT, LabError, delete_netns, run
 
 
 @dataclass

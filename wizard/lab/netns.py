@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 COMMAND_TIMEOUT = 10.0
@@ -206,3 +207,44 @@ if __name__ == "__main__":
         raise SystemExit(serve(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     print("usage: python -m wizard.lab.netns serve listen|linger0 ADDRESS PORT", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _kill_inside(ns: str) -> None:
+    pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(int(pid), sig)
+            except (ProcessLookupError, ValueError):
+                pass
+        deadline = time.monotonic() + 2.0
+        while pids and time.monotonic() < deadline:
+            pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+            if pids:
+                time.sleep(0.05)
+        if not pids:
+            return
+
+
+NETNS_DIR = Path("/run/netns")
+DELETE_TRIES = 5
+
+
+def delete_netns(ns: str) -> str:
+    """Delete one namespace; "" when it is gone, else why not (after a few tries).
+
+    Whether it exists is read from /run/netns itself, not from `ip netns list`, which races
+    with concurrent deletes. A namespace whose file is still mounted in another mount
+    namespace (a short-lived private one, say) cannot be unlinked yet: retried with backoff.
+    """
+    problem = ""
+    for attempt in range(DELETE_TRIES):
+        if not (NETNS_DIR / ns).exists():
+            return ""
+        _kill_inside(ns)
+        done = run(["ip", "netns", "delete", ns], check=False)
+        if done.returncode == 0 and not (NETNS_DIR / ns).exists():
+            return ""
+        problem = done.stderr.strip()[:300] or "still present after ip netns delete"
+        time.sleep(0.2 * (attempt + 1))
+    return problem

@@ -55,10 +55,12 @@ def wizard_argv() -> list[str]:
 
 
 def run_scenario(scenario: Scenario, *, tag: str = "rwlab", root: Path | None = None,
-                 keep: Path | None = None, before: Callable[[Lab], Any] | None = None) -> Outcome:
-    """Build, (``before``: look at the built lab first), diagnose, judge, tear down."""
+                 keep: Path | None = None, before: Callable[[Lab], Any] | None = None,
+                 record: bool = False) -> Outcome:
+    """Build (``record``: the trigger captured at both ends), (``before``: look at the built
+    lab first), diagnose, judge, tear down."""
     out = Outcome(scenario)
-    lab = Lab(scenario, tag=tag, root=root)
+    lab = Lab(scenario, tag=tag, root=root, record=record)
     with tempfile.TemporaryDirectory(prefix=f"{tag}-run-") as tmp:
         work = keep or Path(tmp)
         try:
@@ -103,12 +105,12 @@ def run_scenario(scenario: Scenario, *, tag: str = "rwlab", root: Path | None = 
 
 def run_all(scenarios: Iterable[Scenario], *, parallel: int = 4, tag: str = "rwlab", root: Path | None = None,
             on_done: Callable[[Outcome], None] | None = None,
-            before: Callable[[Lab], Any] | None = None) -> list[Outcome]:
+            before: Callable[[Lab], Any] | None = None, record: bool = False) -> list[Outcome]:
     scenarios = list(scenarios)
     results: dict[str, Outcome] = {}
 
     def one(s: Scenario) -> None:
-        results[s.id] = run_scenario(s, tag=tag, root=root, before=before)
+        results[s.id] = run_scenario(s, tag=tag, root=root, before=before, record=record)
         if on_done:
             on_done(results[s.id])
 

@@ -9,17 +9,15 @@ reuse, a raw socket for Redis, psql for PostgreSQL.
 
 from __future__ import annotations
 
-import signal
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from wizard.lab import dumps
 from wizard.lab.build import Lab
-from wizard.lab.netns import LabError
-
-CAPTURE_READY_S = 5.0
 
 # Python's own HTTP client, reusing one connection after an idle hold (a pooled connection).
 _KEEPALIVE = """\
@@ -99,6 +97,7 @@ class Wire:
     resets: int        # RSTs from the target's port that reached the client
     packets: int       # packets of the port captured
     fins: int = 0      # FINs from the target's port (the server closed its side)
+    captures: tuple[Path, ...] = ()  # tcpdump's files, near the client and near the server, when kept
 
 
 def _url(lab: Lab, tls: bool) -> str:
@@ -126,49 +125,32 @@ def client_argv(lab: Lab) -> list[str]:
             s.path or "/" if kind == "burst" else kind]
 
 
-def observe(lab: Lab) -> Wire:
-    """Run the scenario's real client in the client namespace under tcpdump; count the resets."""
+def observe(lab: Lab, keep: Path | None = None) -> Wire:
+    """Run the scenario's real client in the client namespace under tcpdump at both ends (the
+    client's interface, the server's); count the resets that reached the client. ``keep``: a
+    directory the two captures are copied into (the lab's own is removed with it)."""
     st, port = lab.state, lab.scenario.port
-    pcap = Path(st.dir) / "wire.pcap"
-    dump = subprocess.Popen(["ip", "netns", "exec", st.client, "tcpdump", "-i", "eth0", "-nn", "-U",
-                             "--immediate-mode", "-w", str(pcap), f"tcp port {port}"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pcap, near_server = Path(st.dir) / "wire.pcap", Path(st.dir) / "wire-server.pcap"
+    taken = [dumps.start(st.client, pcap, f"tcp port {port}", snaplen=262144)]
     try:
-        _wait_listening(dump)
+        taken.append(dumps.start(st.server, near_server, "tcp", snaplen=262144))
         done = subprocess.run(["ip", "netns", "exec", st.client, *client_argv(lab)], capture_output=True,
                               text=True, timeout=lab.scenario.hold + 20, stdin=subprocess.DEVNULL)
         time.sleep(1.0)  # the last packets (a reset after the client gave up) reach the capture
     finally:
-        stop_capture(dump)
+        for dump in taken:
+            dumps.stop(dump)
     lines = (done.stdout + done.stderr).strip().splitlines()
     said = lines[-1] if lines else f"exit {done.returncode}"
     if done.returncode:
         said += f" (exit {done.returncode})"
     resets, packets, fins = count_resets(pcap, port)
-    return Wire(said=said, resets=resets, packets=packets, fins=fins)
-
-
-def stop_capture(dump: subprocess.Popen[str]) -> None:
-    """Stop a tcpdump so that it writes out what it holds (SIGINT), killing it if it hangs."""
-    if dump.poll() is None:
-        dump.send_signal(signal.SIGINT)
-        try:
-            dump.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            dump.kill()
-            dump.wait(timeout=5)
-
-
-def _wait_listening(dump: subprocess.Popen[str]) -> None:
-    assert dump.stderr is not None
-    deadline = time.monotonic() + CAPTURE_READY_S
-    while time.monotonic() < deadline:
-        line = dump.stderr.readline()
-        if "listening on" in line:
-            return
-        if not line and dump.poll() is not None:
-            break
-    raise LabError("tcpdump did not start in the client namespace")
+    kept: tuple[Path, ...] = ()
+    if keep is not None:
+        into = keep / st.name
+        into.mkdir(parents=True)
+        kept = tuple(Path(shutil.copy(p, into / p.name)) for p in (pcap, near_server))
+    return Wire(said=said, resets=resets, packets=packets, fins=fins, captures=kept)
 
 
 def count_resets(pcap: Path, port: int) -> tuple[int, int, int]:
