@@ -16,8 +16,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -66,10 +68,11 @@ def lab_root() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(lab_root: Path) -> dict[str, Outcome]:
+def outcomes(lab_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     _require_lab()
     _require_software()
-    done = run_all(REAL_SCENARIOS, parallel=PARALLEL, tag=TAG, root=lab_root, before=observe)
+    keep = tmp_path_factory.mktemp("rwrs-captures")
+    done = run_all(REAL_SCENARIOS, parallel=PARALLEL, tag=TAG, root=lab_root, before=partial(observe, keep=keep))
     return {o.scenario.id: o for o in done}
 
 
@@ -85,6 +88,48 @@ def test_the_incident_really_happens_on_the_wire(scenario: Scenario, outcomes: d
         assert o.wire.resets == 0, f"{o.wire.resets} RSTs reached the client ({o.wire.said})"
     if scenario.closed:
         assert o.wire.fins >= 1, f"the server's FIN never reached the client ({o.wire.said})"
+
+
+# Who sends each real server's reset, from how it comes about: the application aborting its
+# socket (a reject, a limit, a timeout that closes with SO_LINGER 0 or with unread data), or,
+# after the server closed the connection (FIN), its kernel refusing the client's late write,
+# which a capture tells from a reject rule's reset only by the server's counters: its host.
+APP_RESET = {"real-haproxy/src-reject", "real-nginx/deny-drop", "real-haproxy/conn-rate-limit",
+             "real-nginx/limit-req-drop", "real-haproxy/client-timeout-nolinger", "real-nginx/header-timeout",
+             "real-redis/maxclients"}
+AFTER_FIN = {s.id for s in REAL_SCENARIOS if s.cause == "keepalive-race" and s.rst} | {"real-postgres/backend-killed"}
+# Redis writes its refusal and closes at once, racing the client's first command: read before
+# the close, that command makes the close an abort (the application's); read after, it meets
+# a closed socket (the kernel's answer). Both are the server's end, never the path.
+RACING = {"real-redis/maxclients": {("sent", "server-app", None), ("sent", "server-host", None)}}
+
+
+def test_every_real_reset_has_its_sender() -> None:
+    assert {s.id for s in REAL_SCENARIOS if s.rst} == APP_RESET | AFTER_FIN and not APP_RESET & AFTER_FIN
+
+
+@pytest.mark.parametrize("scenario", REAL_SCENARIOS, ids=IDS)
+def test_analyze_of_the_two_captures_names_who_sent_each_reset(scenario: Scenario, outcomes: dict[str, Outcome]
+                                                                ) -> None:
+    o = outcomes[scenario.id]
+    assert o.wire is not None and o.wire.captures, o.error
+    out = subprocess.run([sys.executable, "-m", "wizard", "analyze", *map(str, o.wire.captures), "--json", "-"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    session = json.loads(out.stdout)
+    events = [e for e in session["observation"]["events"] if e["toward"] == "client"]
+    assert len(events) == o.wire.resets, [e["reasons"] for e in events]
+    if not scenario.rst:
+        return
+    # Proved sent at the server's end: no device between the two captures made it.
+    want = ("sent", "server-app", None) if scenario.id in APP_RESET else ("sent", "server-host", "reset-after-server-fin")
+    got = {(e["proof"], e["sender"], e["timing"] if want[2] else None) for e in events}
+    assert len(got) == 1 and got <= RACING.get(scenario.id, {want}), [e["reasons"] for e in events]
+    top = [d["cause"] for d in session["diagnosis"][:2]]
+    if scenario.id in AFTER_FIN:
+        # The packets show a connection written into after the server closed it: a keep-alive
+        # reused late, unless the server's process ended (a crash closes its sockets the same way).
+        assert top == ["keepalive-race", "server-crash"], session["diagnosis"][:3]
 
 
 @pytest.mark.parametrize("scenario", REAL_SCENARIOS, ids=IDS)

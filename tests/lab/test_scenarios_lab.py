@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from wizard.lab.scenarios import SCENARIOS, Scenario, by_id
 from wizard.lab.tracestate import left_behind, owner, tracefs_mounted, wizard_instances
 
 TAG = "rwlb"
+ROOT = Path(__file__).resolve().parents[2]
 PARALLEL = int(os.environ.get("RESET_WIZARD_LAB_PARALLEL", "6"))
 
 
@@ -56,9 +58,23 @@ def tracing_before() -> tuple[bool, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(lab_root: Path, tracing_before: tuple[bool, set[str]]) -> dict[str, Outcome]:
+def captures_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rwlb-captures")
+
+
+@pytest.fixture(scope="module")
+def outcomes(lab_root: Path, captures_root: Path, tracing_before: tuple[bool, set[str]]) -> dict[str, Outcome]:
+    """Every scenario diagnosed; each one's trigger (the client's request that meets the fault
+    before the diagnosis) captured by tcpdump at the client's interface and at the server's,
+    the captures kept as ``Outcome.wire`` for `analyze`."""
     _require_lab()
-    done = run_all(SCENARIOS, parallel=PARALLEL, tag=TAG, root=lab_root)
+
+    def keep(lab: Lab) -> tuple[Path, Path]:
+        into = captures_root / lab.state.name
+        into.mkdir()
+        return tuple(Path(shutil.copy(p, into / p.name)) for p in lab.trigger_captures)  # type: ignore[return-value]
+
+    done = run_all(SCENARIOS, parallel=PARALLEL, tag=TAG, root=lab_root, record=True, before=keep)
     return {o.scenario.id: o for o in done}
 
 
@@ -129,6 +145,62 @@ def test_a_syn_refused_by_a_full_accept_queue_is_said_to_leave_no_drop_reason(
     check = _kernel_resets(o.session)
     assert "ktrace.drop_listen_overflow" not in {sig["id"] for sig in check["signals"]}
     assert "no TCP_LISTEN_OVERFLOW drop traced: a SYN that a full accept queue refuses" in o.report
+
+
+# What each scenario's trigger puts on the wire, from how the lab builds its fault: every RST
+# toward the client as (the two-ended proof, its sender). A capture has no counters, so the
+# server kernel's stateless reply and a reject rule's are one sender: the server's host. Set
+# empty: the trigger meets its fault without a reset (a drop, a full queue, a FIN, a limit
+# that one request stays under), or there is no fault.
+HOST, APP, PATH = ("sent", "server-host"), ("sent", "server-app"), ("injected", "path")
+TRIGGER_RESETS: dict[str, set[tuple[str, str]]] = {
+    "port-closed": {HOST}, "port-closed/v6": {HOST}, "port-closed/loopback-bind": {HOST},
+    "port-forward/dead-backend": {HOST}, "port-forward/v6-dead-backend": {HOST},
+    "firewall-reject": {HOST}, "firewall-reject/v6-ip6-table": {HOST},
+    "conntrack-table-full/v6-reject": {HOST}, "conntrack-invalid": {HOST},
+    "keepalive-race": {HOST}, "keepalive-race/v6-2.5s": {HOST},
+    "abortive-close": {APP}, "abortive-close/v6-text": {APP}, "unread-data-close": {APP},
+    "unread-data-close/v6-upload": {APP}, "server-crash/v6-segfault": {APP}, "protocol-mismatch": {APP},
+    "middlebox-reset": {PATH}, "middlebox-reset/v6-keyword": {PATH}, "idle-timeout": {PATH},
+    "idle-timeout/v6-5s": {PATH},
+    **{sid: set() for sid in ("firewall-drop", "firewall-drop/v6-policy", "listen-backlog-overflow",
+                              "listen-backlog-overflow/v6-abort", "server-crash", "rate-limit",
+                              "rate-limit/v6-router", "protocol-mismatch/v6-tls-to-plain",
+                              "conntrack-table-full", "conntrack-invalid/v6-drop", "path-mtu-blackhole",
+                              "path-mtu-blackhole/v6", "no-reset-observed", "no-reset-observed/v6-hold")},
+}
+# Where the packets alone decide the cause: the path's resets, and a keep-alive connection
+# written into after the server's FIN.
+DECIDED_BY_PACKETS = {"middlebox-reset", "idle-timeout", "keepalive-race"}
+
+
+def test_every_scenario_says_what_its_trigger_puts_on_the_wire() -> None:
+    assert set(TRIGGER_RESETS) == {s.id for s in SCENARIOS}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
+def test_analyze_names_the_sender_of_every_reset_in_the_triggers_two_captures(
+        scenario: Scenario, outcomes: dict[str, Outcome]) -> None:
+    o = outcomes[scenario.id]
+    assert o.wire is not None, o.error
+    client_cap, server_cap = o.wire
+    out = subprocess.run([sys.executable, "-m", "wizard", "analyze", str(client_cap), str(server_cap), "--json", "-"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode in (0, 1), out.stderr
+    session = json.loads(out.stdout)
+    events = session["observation"]["events"]
+    assert all(src["flows"] for src in session["observation"]["sources"]), "a capture without the trigger's flow"
+    toward_client = {(e["proof"], e["sender"]) for e in events if e["toward"] == "client"}
+    assert toward_client == TRIGGER_RESETS[scenario.id], [e["reasons"] for e in events]
+    # An RST toward the server is the client's own (it gave up, or closed with unread data).
+    assert {(e["proof"], e["sender"]) for e in events if e["toward"] == "server"} <= {("sent", "client")}
+    top = session["diagnosis"][0]
+    if scenario.base in DECIDED_BY_PACKETS:
+        assert (top["cause"], top["confidence"] >= 0.5) == (scenario.cause, True), session["diagnosis"][:3]
+    elif HOST in toward_client and all(e["timing"] == "reset-to-syn" for e in events):
+        # A refused SYN: nothing listens, or a rule rejects; only the server's counters tell.
+        assert {d["cause"] for d in session["diagnosis"][:2]} == {"port-closed", "firewall-reject"}
+        assert top["confidence"] < 0.5, session["diagnosis"][:3]
 
 
 def test_the_lab_leaves_nothing_behind(outcomes: dict[str, Outcome], lab_root: Path) -> None:

@@ -46,8 +46,10 @@ def test_a_frame_decodes_to_the_segment_attribution_reads():
 def test_every_rst_of_one_capture_gets_its_sender(tmp_path):
     path = capture(tmp_path / "c.pcap", ["fin", "server-app", "path", "server-kernel", "fin"])
     session = analyze_captures([str(path)], None, load())
+    # A capture has no counters: the kernel's stateless RST is the server's host (its kernel
+    # or a reject rule of its firewall: one packet).
     assert senders(session) == [("10.1.0.2:40001", "server-app"), ("10.1.0.2:40002", "path"),
-                                ("10.1.0.2:40003", "server-kernel")]
+                                ("10.1.0.2:40003", "server-host")]
     path_ev = session.observation.events[1]
     assert path_ev.hop_distance == 1 and path_ev.toward == "client"
     assert any("TTL 63" in r and "the server is 2" in r for r in path_ev.reasons)
@@ -70,7 +72,7 @@ def test_the_two_ended_proof_tells_injected_resets_from_the_servers(tmp_path):
     session = analyze_captures([str(client), str(server)], None, load())
     proofs = [(e.client, e.proof, e.sender) for e in session.observation.events]
     assert proofs == [("10.1.0.2:40001", "sent", "server-app"), ("10.1.0.2:40002", "injected", "path"),
-                      ("10.1.0.2:40003", "sent", "server-kernel"), ("10.1.0.2:40004", "injected", "path")]
+                      ("10.1.0.2:40003", "sent", "server-host"), ("10.1.0.2:40004", "injected", "path")]
     assert session.observation.by_proof == {"sent": 2, "injected": 2}
     # A server's RST is read at the server's end, where its TTL is the one it was sent with.
     assert session.observation.events[0].ttl == 64
@@ -99,18 +101,22 @@ def refused(path: Path, near: str, acks: list[int]) -> Path:
     return path
 
 
-def test_a_closed_ports_answer_proved_sent_names_the_servers_kernel(tmp_path):
+def test_a_closed_ports_answer_proved_sent_names_the_servers_host_not_a_closed_port_alone(tmp_path):
     acks = [1, 1, 5]  # the last RST-ACK acknowledges no SYN of its connection
     client, server = refused(tmp_path / "c.pcap", "client", acks), refused(tmp_path / "s.pcap", "server", acks)
     session = analyze_captures([str(client), str(server)], None, load())
     events = session.observation.events
-    assert [(e.proof, e.sender) for e in events] == [("sent", "server-kernel"), ("sent", "server-kernel"),
+    assert [(e.proof, e.sender) for e in events] == [("sent", "server-host"), ("sent", "server-host"),
                                                      ("sent", "unknown")]
     kernel = events[0]
-    assert kernel.sender_words == "the server's kernel (a closed port: no socket listened)"
+    # A closed port's answer and a `reject with tcp reset` rule's are the same packet.
+    assert kernel.sender_words.startswith("the server's host refused the connection: nothing listens")
+    assert "reject rule" in kernel.sender_words
     assert kernel.timing == "reset-to-syn" and kernel.ttl == 64
     assert any("ack = its seq + 1" in r for r in kernel.reasons)
-    assert any("a firewall reject on the server host has the same shape" in r for r in kernel.reasons)
+    assert any("the server's TCP and rule counters would tell which" in r for r in kernel.reasons)
+    top = [d.cause for d in session.diagnosis[:2]]
+    assert set(top) == {"port-closed", "firewall-reject"}, session.diagnosis
     assert not any("ack = its seq + 1" in r for r in events[2].reasons)
     # One capture alone cannot tell the server's answer from one injected on the path.
     alone = analyze_captures([str(client)], None, load())

@@ -135,13 +135,15 @@ def test_stateless_rst_at_server_distance_with_still_counters_is_a_server_host_f
     assert att.sender == "server-firewall"
 
 
-def test_stateless_rst_at_server_distance_without_counters_is_the_server_kernel():
+def test_stateless_rst_at_server_distance_without_counters_is_the_server_host_kernel_or_firewall():
+    # Without the server's counters the kernel's stateless reply and a reject rule's are one packet.
     f = Flow().handshake()
     f.add(1.0, True, "PA", payload=b"hello")
     rst = f.rst(1.2, window=0, ip_id=0, options=[])
     att = attribute(rst, f.events, server_shape(f.events), None)
-    assert att.sender == "server-kernel"
-    assert any("firewall" in r for r in att.reasons)
+    assert att.sender == "server-host"
+    assert att.signals[0] == "rst.from_server_host"
+    assert any("a reject rule of its firewall send this same packet" in r for r in att.reasons)
 
 
 def test_ipv6_path_rst_is_told_apart_by_hop_limit():
@@ -163,6 +165,31 @@ def test_reset_on_the_first_send_after_an_idle_hold_is_timed_as_after_hold():
     t = timing(f.events)
     assert t.kind == "reset-after-hold"
     assert t.idle_s == pytest.approx(7.0, abs=0.1)
+
+
+def test_a_write_into_a_connection_the_server_closed_after_an_exchange_is_the_keep_alive_shape():
+    f = Flow().handshake()
+    f.add(1.0, True, "PA", payload=b"GET / HTTP/1.1\r\n\r\n")
+    f.add(1.5, False, "PA", payload=b"HTTP/1.1 200 OK\r\n\r\n")
+    f.add(1501.5, False, "FA")  # the server's keep-alive timeout closes the idle connection
+    f.add(1502.0, True, "A")
+    f.add(3000.0, True, "PA", payload=b"GET / HTTP/1.1\r\n\r\n")
+    f.rst(3000.2, ttl=64, window=0, ip_id=0, options=[])
+    t = timing(f.events)
+    assert t.kind == "reset-after-server-fin"
+    assert t.idle_s == pytest.approx(1.5, abs=0.01)
+    assert "FIN at 1.5 s" in t.detail
+
+
+def test_a_server_fin_before_any_request_is_not_the_keep_alive_shape():
+    # The server's own idle timeout closed a connection nothing was sent on yet (idle-timeout's
+    # shape): no exchange passed, so nothing was kept alive and reused.
+    f = Flow().handshake()
+    f.add(1500.0, False, "FA")
+    f.add(1500.5, True, "A")
+    f.add(3000.0, True, "PA", payload=b"GET / HTTP/1.1\r\n\r\n")
+    f.rst(3000.2, ttl=64, window=0, ip_id=0, options=[])
+    assert timing(f.events).kind == "reset-after-first-data"
 
 
 def test_reset_after_several_segments_counts_the_bytes():

@@ -32,7 +32,8 @@ from wizard.model.wording import plural
 MAX_EVENTS = 10_000  # events kept in a session; past it they are counted
 MAX_LADDERS = 20  # ladders in the report's evidence
 SIGNAL_OF = {"server-kernel": "rst.from_server_kernel", "server-app": "rst.from_server_app",
-             "server-firewall": "rst.from_server_firewall", "path": "rst.from_path",
+             "server-firewall": "rst.from_server_firewall", "server-host": "rst.from_server_host",
+             "path": "rst.from_path",
              "unknown": "rst.unattributed"}
 
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, WrapSerial
 
 Mode = Literal["diagnose", "watch", "analyze"]
 # Who sent an RST, as the packets tell it.
-ObservedSender = Literal["server-app", "server-kernel", "server-firewall", "path", "client", "unknown"]
+ObservedSender = Literal["server-app", "server-kernel", "server-firewall", "server-host", "path", "client",
+                         "unknown"]
 # Where the two-ended proof places an RST: seen leaving its sender and arriving (sent),
 # seen arriving but never leaving the other end (injected), seen leaving but never arriving
 # (lost), or the other capture does not cover that moment of that flow (not-covered).

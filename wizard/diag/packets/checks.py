@@ -111,10 +111,12 @@ class PacketsCaptureCheck(Check[CaptureParams]):
     needs_root = "client"
     reads_server = True
     emits = ("rst.from_server_kernel", "rst.from_server_app", "rst.from_server_firewall",
-             "rst.from_path", "rst.from_beyond", "rst.unattributed", "rst.ttl_mismatch", "rst.no_timestamps",
+             "rst.from_server_host", "rst.from_path", "rst.from_beyond", "rst.unattributed", "rst.ttl_mismatch",
+             "rst.no_timestamps",
              "rst.after_hold_from_path", "rst.none_seen", "rst.path_hop", "timing.reset_to_syn",
              "timing.reset_before_data", "timing.reset_after_first_data", "timing.reset_after_bytes",
-             "timing.reset_after_hold", "timing.reset_beyond_nth", "timing.no_answer")
+             "timing.reset_after_hold", "timing.reset_after_server_fin", "timing.reset_beyond_nth",
+             "timing.no_answer")
     description = ("Sniffs the target's address and port while a payload probe (and its idle hold) "
                    "runs, draws the ladder from the real packets, and says for every RST who sent "
                    "it (server kernel, server application, server firewall or the path) and when."

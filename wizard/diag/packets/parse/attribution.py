@@ -16,9 +16,10 @@ from wizard.diag.kernel.parse.counters import parse_proc_counters
 from wizard.engine.probes import PacketEvent, initial_ttl
 from wizard.model.wording import plural
 
-Sender = Literal["server-kernel", "server-app", "server-firewall", "path", "beyond", "unknown"]
+Sender = Literal["server-kernel", "server-app", "server-firewall", "server-host", "path", "beyond", "unknown"]
 TimingClass = Literal["reset-to-syn", "reset-before-data", "reset-after-first-data", "reset-after-bytes",
-                      "reset-after-hold", "reset-beyond-nth", "no-answer", "closed", "ok"]
+                      "reset-after-hold", "reset-after-server-fin", "reset-beyond-nth", "no-answer",
+                      "closed", "ok"]
 
 ABORT_COUNTERS = ("TcpExtTCPAbortOnData", "TcpExtTCPAbortOnClose", "TcpExtTCPAbortOnMemory",
                   "TcpExtTCPAbortOnTimeout", "TcpExtTCPAbortOnLinger")
@@ -70,6 +71,8 @@ SENDER_WORDS: dict[str, str] = {
     "server-kernel": "the server's kernel (no socket matched)",
     "server-app": "the server's application (a live socket aborted)",
     "server-firewall": "the server host's firewall (the server's TCP stack sent nothing)",
+    # Without the server's counters a closed port's reply and a reject rule's are one packet.
+    "server-host": "the server's host: its kernel (no socket matched) or a reject rule of its firewall",
     "path": "something on the path, not the server",
     "beyond": "a host beyond the target (farther than it: a port forward, a DNAT or a load "
               "balancer's backend), not by the target nor by a device on the path",
@@ -129,7 +132,8 @@ def attribute(rst: PacketEvent, flow: list[PacketEvent], shape: ServerShape | No
     sender = _sender(ttl_match, deltas, bool(moved_abort), out_rsts, live, stateless, shape, reasons,
                      hop_distance)
     signals.insert(0, {"server-kernel": "rst.from_server_kernel", "server-app": "rst.from_server_app",
-                       "server-firewall": "rst.from_server_firewall", "path": "rst.from_path",
+                       "server-firewall": "rst.from_server_firewall", "server-host": "rst.from_server_host",
+                       "path": "rst.from_path",
                        "beyond": "rst.from_beyond",
                        "unknown": "rst.unattributed"}[sender])
     return Attribution(rst, sender, tuple(reasons), tuple(dict.fromkeys(signals)), hop_distance,
@@ -214,8 +218,9 @@ def _sender(ttl_match: bool | None, deltas: dict[str, int] | None, moved_abort: 
     if live:
         return "server-app"
     if stateless and shape is not None:
-        reasons.append("a firewall reject on the server host has the same shape; its counters would tell")
-        return "server-kernel"
+        reasons.append("the server's kernel (no socket) and a reject rule of its firewall send this same "
+                       "packet; the server's TCP and rule counters would tell which (diagnose with --server)")
+        return "server-host"
     if shape is None:
         reasons.append("unattributed: no SYN-ACK to compare with and no server counters; the "
                        "server's kernel, its firewall and a device on the path look alike here")
@@ -263,6 +268,13 @@ def timing(flow: list[PacketEvent]) -> Timing:
     if not data_out:
         return Timing("reset-before-data", f"RST {rst.ms:.1f} ms after the handshake, before any data was sent")
     last_data = data_out[-1]
+    fin = next((e for e in before if e.direction == "in" and e.is_fin and e.ms < last_data.ms), None)
+    if fin is not None and data_out[0].ms < fin.ms:
+        # An exchange passed, the server closed its side, and the client wrote into the closed
+        # connection later: a pooled keep-alive connection reused after the server let it go.
+        return Timing("reset-after-server-fin", f"the server closed the connection (FIN at {fin.ms / 1000:.1f} s); "
+                      f"the client wrote {(last_data.ms - fin.ms) / 1000:.1f} s later and that was reset", sent,
+                      round((last_data.ms - fin.ms) / 1000, 2))
     # The silence before the segment that drew the RST: an idle hold if long enough.
     earlier = [e for e in before if e.ms < last_data.ms]
     gap = (last_data.ms - earlier[-1].ms) / 1000 if earlier else 0.0

@@ -25,7 +25,10 @@ from wizard.model.observed import ObservedSender, ResetEvent
 
 CLIENT_WORDS = "the client itself (its TTL and shape match the client's SYN)"
 CLOSED_PORT_WORDS = "the server's kernel (a closed port: no socket listened)"
-REFUSED_REASON = "an RST-ACK answering the client's SYN (ack = its seq + 1), no SYN-ACK: what a closed port answers"
+REFUSED_WORDS = ("the server's host refused the connection: nothing listens on the port, or a reject rule of "
+                 "its firewall (the same packet)")
+REFUSED_REASON = ("an RST-ACK answering the client's SYN (ack = its seq + 1), no SYN-ACK: what a closed port, "
+                  "or a rule rejecting with a reset, answers")
 # An RST that answers a SYN has no SYN-ACK to be weighed against. Proved sent from the
 # server's end by the two-ended proof, it is at the server's distance: the live capture's
 # rules then weigh it as they weigh one against a SYN-ACK from elsewhere.
@@ -100,10 +103,12 @@ def to_event(n: int, s: Sighting, source: str, from_server_end: bool = False) ->
     when = timing(events) if not from_client else None
     if when is not None and when.kind not in ("ok", "closed"):
         signals.append(f"timing.{when.kind.replace('-', '_')}")
+        if sender == "path" and when.kind == "reset-after-hold":  # as the live capture check says it
+            signals.append("rst.after_hold_from_path")
     words = CLIENT_WORDS if sender == "client" else SENDER_WORDS.get(sender, sender)
     if refused:
         reasons.insert(0, REFUSED_REASON)
-        words = CLOSED_PORT_WORDS if sender == "server-kernel" else words
+        words = {"server-kernel": CLOSED_PORT_WORDS, "server-host": REFUSED_WORDS}.get(sender, words)
     if from_client and sender == "path":
         words = "something on the path, not the client (toward the server)"
     lad = ladder([_client_view(e, from_client) for e in events], [])
