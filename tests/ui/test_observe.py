@@ -232,3 +232,29 @@ async def test_a_saved_watch_that_lost_packets_says_so_in_its_head(tmp_path):
     app = ObserveApp(session, export_dir=tmp_path)
     async with app.run_test(size=(140, 40)):
         assert "12 packets lost by the capture" in text(app, "#observe-head")
+
+
+async def test_on_an_80_column_terminal_the_list_sits_above_the_reset_whose_ladder_never_wraps(tmp_path):
+    session = Session.from_json(session_of(tmp_path, ["server-app", "fin", "path"]).to_json())
+    app = ObserveApp(session, export_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table, pane = app.query_one("#events", DataTable), app.query_one("#detail-pane")
+        assert table.region.bottom <= pane.region.y, (table.region, pane.region)  # stacked, not side by side
+        # the sender and the proof are the first columns after the time: they are on screen
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[2:4] == ["sender", "proof"]
+        widths = [c.get_render_width(table) for c in table.columns.values()]
+        assert sum(widths[:4]) <= table.region.width
+        ladder = app.query_one("#ladder", Static)
+        lines = text(app, "#ladder").splitlines()
+        assert any("RST" in line for line in lines)
+        # each ladder line is one row of the view: the notes went under their arrows
+        assert ladder.region.height == len(lines)
+        assert max(len(line) for line in lines) <= pane.scrollable_content_region.width
+    wide = ObserveApp(session, export_dir=tmp_path)
+    async with wide.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app = wide
+        table, pane = app.query_one("#events", DataTable), app.query_one("#detail-pane")
+        assert table.region.right <= pane.region.x  # wide: side by side

@@ -27,7 +27,9 @@ from wizard.model.wording import plural
 from wizard.ui.widgets.ladder import render_ladder
 
 HERE = Path(__file__).resolve().parent
-COLUMNS = ("#", "time", "flow", "toward", "sender", "proof")
+# Who sent it and the proof first: on a narrow terminal the flow's tail is what is cut.
+COLUMNS = ("#", "time", "sender", "proof", "toward", "flow")
+STACKED_BELOW = 120  # columns under which the list sits above the selected reset, not beside it
 LIVE_ROWS = 1000  # a live watch's rows: the newest (its session keeps every event, compactly)
 
 
@@ -133,6 +135,7 @@ class ObserveApp(App[int]):
         self.seconds: Counter[int] = Counter()
         self.by_sender: Counter[str] = Counter()
         self.stale = False
+        self.shown: ResetEvent | None = None  # the reset whose ladder and reasons are on view
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -171,12 +174,25 @@ class ObserveApp(App[int]):
 
     def _add_row(self, ev: ResetEvent) -> None:
         self.query_one("#events", DataTable).add_row(
-            str(ev.n), f"{ev.at:%H:%M:%S.%f}"[:-3], ev.flow, ev.toward, ev.sender, ev.proof or "", key=str(ev.n))
+            str(ev.n), f"{ev.at:%H:%M:%S.%f}"[:-3], ev.sender, ev.proof or "", ev.toward, ev.flow, key=str(ev.n))
+
+    def on_resize(self) -> None:
+        self.query_one("#observe-body").set_class(self.size.width < STACKED_BELOW, "-stacked")
+        self.call_after_refresh(self._reshow)  # the ladder laid out for the pane's new width
+
+    def _reshow(self) -> None:
+        if self.shown is not None and self.screen.query("#ladder"):
+            self.show(self.shown)
 
     def show(self, ev: ResetEvent) -> None:
+        self.shown = ev
         lanes = ev.ladder.get("lanes") or ["client", "server"]
-        self.query_one("#ladder", Static).update(render_ladder(list(lanes), list(ev.ladder.get("events") or [])))
+        # Notes beside their arrows only where the pane has room; the ladder never wraps.
+        fit = self.query_one("#detail-pane").scrollable_content_region.width or None
+        self.query_one("#ladder", Static).update(render_ladder(list(lanes), list(ev.ladder.get("events") or []), fit))
         text = [f"reset {ev.n}: {ev.flow}, toward the {ev.toward}", f"sent by {ev.sender_words}", ""]
+        if ev.timing_detail:
+            text += [f"when: {ev.timing_detail}", ""]
         text += [f"- {r}" for r in ev.reasons]
         if ev.kernel_reason:
             text += ["", f"kernel: {ev.kernel_reason}"]
