@@ -192,6 +192,8 @@ CASES: list[Case] = [
     ("watch-probe-every-longer", raw("watch", T, "--for", "10s", "--probe-every", "1m"), "bad probe interval"),
     ("watch-json-exists", lambda f: ["watch", T, "--json", str(f["existing"])], "json exists"),
     ("watch-report-dir", lambda f: ["watch", T, "--report", str(f["dir"])], "bad report path"),
+    ("watch-tui-json-stdout", raw("watch", T, "--tui", "--json", "-"), "bad option"),
+    ("watch-tui-report-stdout", raw("watch", T, "--tui", "--report", "-"), "bad option"),
     # open: the session is read and checked before the TUI opens
     ("open-no-session", raw("open"), "bad option"),
     ("open-missing-session", raw("open", "/nonexistent/rwbi/s.json"), "unreadable session"),

@@ -170,3 +170,21 @@ def test_a_busy_ports_lines_do_not_push_a_resets_own_line_out_before_it_is_match
     assert more.reason_for("10.1.0.2:1024", "10.2.0.2:8080", "client") is None  # the oldest, gone
     last = 1024 + (tracepipe.FLOWS + 499) % 60000
     assert more.reason_for(f"10.1.0.2:{last}", "10.2.0.2:8080", "client") is not None
+
+
+def test_a_reset_is_a_line_on_the_terminal_unless_quiet_or_the_tui_draws_there(capsys):
+    import io
+
+    from wizard.cli.watch import emitter
+
+    event = {"type": "reset", "n": 3, "at": "2026-12-07T01:40:16Z", "flow": "10.0.0.2:4000 -> 10.0.0.1:80",
+             "flags": "RA", "toward": "client", "sender_words": "the server's application"}
+    shown, hidden = io.StringIO(), io.StringIO()
+    emitter(False, shown, quiet=False)(event)
+    emitter(False, hidden, quiet=True)(event)
+    emitter(False, hidden, quiet=True)({"type": "end", "resets": 3})
+    assert shown.getvalue() == ("   3  2026-12-07T01:40:16Z  10.0.0.2:4000 -> 10.0.0.1:80  RA  toward the client: "
+                                "the server's application\n")
+    assert hidden.getvalue() == ""
+    emitter(True, hidden, quiet=True)(event)  # NDJSON goes to stdout whatever else is asked
+    assert '"n":3' in capsys.readouterr().out and hidden.getvalue() == ""

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from wizard.cli.console import say
 from wizard.cli.status import ExitStatus
@@ -121,6 +121,9 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
 
     duration, every = durations(args)
     parse_target(args.target)  # a typo is told before any output path is looked at
+    if args.tui and STDOUT in (args.json, args.report):
+        raise WizardError("bad option", "--tui draws on the terminal, which --json - and --report - "
+                          "would write into: give them a file")
     args.journal = parse_journal(args.journal)
     streaming = args.json == STDOUT
     json_arg = args.json
@@ -132,15 +135,7 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
         say("reset-wizard: watch needs root (a packet socket and tracefs); fix: sudo reset-wizard watch ...")
         return ExitStatus.FAILED
     stream = sys.stderr if streaming or outputs.report == STDOUT else sys.stdout
-
-    def emit(event: Mapping[str, object]) -> None:
-        if streaming:
-            sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
-        elif event.get("type") == "reset" and not args.quiet:
-            print(f"{event['n']:>4}  {event['at']}  {event['flow']}  {event['flags']:<3} toward the "
-                  f"{event['toward']}: {event['sender_words']}", file=stream, flush=True)
-
+    emit = emitter(streaming, stream, quiet=args.quiet or args.tui)  # the TUI shows the resets itself
     plan = _plan(args, target, duration, every, emit)
     state = WatchState()
     if args.tui:
@@ -169,6 +164,21 @@ async def main(args: argparse.Namespace, probes: object = None) -> int:
             ExitStatus.DIAGNOSED if diagnosed_causes(session, checklist) else ExitStatus.OK
         caught.finished(status)
         return status
+
+
+def emitter(streaming: bool, stream: TextIO, quiet: bool) -> Callable[[Mapping[str, object]], None]:
+    """Where a watch's events go: NDJSON on stdout when streaming, else a line per reset on
+    ``stream`` unless ``quiet`` (--quiet, or --tui, which draws on that terminal)."""
+
+    def emit(event: Mapping[str, object]) -> None:
+        if streaming:
+            sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+        elif event.get("type") == "reset" and not quiet:
+            print(f"{event['n']:>4}  {event['at']}  {event['flow']}  {event['flags']:<3} toward the "
+                  f"{event['toward']}: {event['sender_words']}", file=stream, flush=True)
+
+    return emit
 
 
 def _plan(args: argparse.Namespace, target: object, duration: float, every: float,
@@ -205,6 +215,7 @@ def _plan(args: argparse.Namespace, target: object, duration: float, every: floa
 
 async def live_tui(plan: object, state: object, outputs: object, args: argparse.Namespace) -> int:
     """The watch in the observation viewer: the engine runs in the app's worker."""
+    from wizard.analysis import diagnosed_causes
     from wizard.cli.diagnose import checklist_for, write_outputs
     from wizard.engine.watch import watch, watch_session
     from wizard.ui.observe.app import ObserveApp
@@ -226,4 +237,7 @@ async def live_tui(plan: object, state: object, outputs: object, args: argparse.
     session = watch_session(plan, state, checklist)  # type: ignore[arg-type]
     for name in write_outputs(session, outputs, not args.no_redact, args.redact_addresses):  # type: ignore[arg-type]
         say(f"wrote {name}")
-    return ExitStatus.OK
+    # The exit status says what the session says, as a watch without the TUI does.
+    if state.interrupted:  # type: ignore[attr-defined]
+        return ExitStatus.FAILED
+    return ExitStatus.DIAGNOSED if diagnosed_causes(session, checklist) else ExitStatus.OK
