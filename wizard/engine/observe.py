@@ -7,14 +7,17 @@ signals of all of them, and whose diagnosis is the usual analysis of those signa
 
 from __future__ import annotations
 
+import re
 import socket
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from wizard import __version__
 from wizard.analysis import conclude
+from wizard.diag.kernel.parse.counters import moved_signals
+from wizard.diag.logs.parse.servers import line_signal
 from wizard.diag.packets.io.gather import gather
 from wizard.diag.packets.io.pcaplib import CaptureError
 from wizard.diag.packets.io.prefetch import take
@@ -22,8 +25,9 @@ from wizard.diag.packets.parse.flows import Tracker
 from wizard.diag.packets.parse.sightings import to_event
 from wizard.diag.packets.parse.twoends import FlowIndex, judge
 from wizard.model import CheckResult, Evidence, Session, Signal, Status, ToolInfo
-from wizard.model.checklist import Checklist
+from wizard.model.checklist import Checklist, Signature
 from wizard.model.errors import WizardError
+from wizard.model.linear import compile_linear, search
 from wizard.model.observed import CaptureSummary, Observation, ResetEvent
 from wizard.model.session import Context
 from wizard.model.target import Target
@@ -35,6 +39,12 @@ SIGNAL_OF = {"server-kernel": "rst.from_server_kernel", "server-app": "rst.from_
              "server-firewall": "rst.from_server_firewall", "server-host": "rst.from_server_host",
              "path": "rst.from_path",
              "unknown": "rst.unattributed"}
+# A watch samples the server's counters once a second: the second of a reset holds the rest of
+# the host's traffic too, so what moved in it speaks for the reset less than a probe's bracket.
+SECOND_STRENGTH = 0.7
+NAMES_ADDRESS, NAMES_NOBODY = 0.8, 0.5  # a log line of a reset's second that names its client's address only, or nobody
+SAMPLED_EVENTS = 300  # the resets whose counters and log lines are weighed: all, or an even sample
+MAX_LINE = 8192  # the part of a log line the signatures are run on
 
 
 class Deadline:
@@ -91,7 +101,7 @@ def analyze_captures(paths: list[str], port: int | None, checklist: Checklist,
     session = Session(tool=ToolInfo(version=__version__), started_at=started, target=_target(tracked, port),
                       context=Context(client=socket.gethostname(), server="capture"), mode="analyze",
                       observation=observation)
-    session.step("handshake").checks.append(observed_result(observation, "capture"))
+    session.step("handshake").checks.append(observed_result(observation, "capture", checklist))
     conclude(checklist, session)
     session.finished_at = datetime.now(UTC)
     return session
@@ -150,8 +160,68 @@ def _target(tracked: list[tuple[Tracker, CaptureSummary]], port: int | None) -> 
     return Target(host=host, port=server_port, addresses=[host])
 
 
-def observed_result(observation: Observation, where: str) -> CheckResult:
-    """The observation as one result of the handshake step: its signals feed the analysis."""
+def evidence_signals(observation: Observation, checklist: Checklist | None) -> list[Signal]:
+    """What came with the resets besides their packets, weighed as diagnose weighs it: the
+    server's counters that moved in a reset's second, and the server's log lines of that
+    second that match a signature of ``checklist``, each quoted with its source. A signal's
+    strength is the share of the resets it came with (of an even sample of them), so that a
+    line beside one reset in a hundred does not outweigh the line beside every one, and a line
+    that names the reset's client (its address and port) counts more than one of that second
+    that names nobody (``_nearness``)."""
+    events = observation.events
+    sample = events[::max(1, -(-len(events) // SAMPLED_EVENTS))]
+    compiled = [(sig, compile_linear(sig.regex)) for sig in checklist.signatures] if checklist else []
+    said: dict[str, dict[str, tuple[str, float]]] = {}  # a line -> what it raises: signal -> (fact, strength)
+    found: dict[str, tuple[str, float]] = {}  # signal -> its first fact, its strength
+    times: Counter[str] = Counter()  # signal -> resets of the sample it came with
+    weight: defaultdict[str, float] = defaultdict(float)  # signal -> its strengths summed over those resets
+    for ev in sample:
+        own = {sid: (fact, SECOND_STRENGTH)
+               for sid, fact in moved_signals(ev.counters, f"in the second of reset {ev.n} ({ev.flow})")}
+        for line in ev.logs:
+            if line not in said:
+                said[line] = _line_signals(line[:MAX_LINE], compiled)
+            near = _nearness(line, ev)
+            for sid, (fact, strength) in said[line].items():
+                if strength * near > own.get(sid, ("", 0.0))[1]:
+                    own[sid] = (fact, strength * near)
+        for sid, hit in own.items():
+            if hit[1] > found.get(sid, ("", 0.0))[1]:
+                found[sid] = hit  # the fact quoted is the line that weighs most
+            weight[sid] += hit[1]
+            times[sid] += 1
+    out = []
+    for sid, (fact, _) in found.items():
+        with_n = "" if times[sid] == len(sample) else f"; beside {times[sid]} of {plural(len(sample), 'reset')}"
+        out.append(Signal(id=sid, fact=fact + with_n, strength=round(max(0.01, weight[sid] / len(sample)), 3)))
+    return out
+
+
+def _nearness(line: str, ev: ResetEvent) -> float:
+    """How surely a log line of a reset's second is about that reset: it names the reset's
+    client with its port, its address only, or nobody (the second's other traffic)."""
+    if ev.client in line:
+        return 1.0
+    address = ev.client.rpartition(":")[0].strip("[]")
+    return NAMES_ADDRESS if address and address in line else NAMES_NOBODY
+
+
+def _line_signals(line: str, compiled: list[tuple[Signature, re.Pattern[str]]]) -> dict[str, tuple[str, float]]:
+    """The signals one log line raises through the signatures it matches, with the line quoted."""
+    out: dict[str, tuple[str, float]] = {}
+    for sig, rx in compiled:
+        if not search(rx, line):
+            continue
+        sid, meaning = line_signal(sig.id, sig.cls, line)
+        if sid and sid not in out:
+            quoted = line if len(line) <= 300 else line[:299] + "…"
+            out[sid] = (f"{quoted} ({sig.id}{': ' + meaning if meaning else ''})", 1.0)
+    return out
+
+
+def observed_result(observation: Observation, where: str, checklist: Checklist | None = None) -> CheckResult:
+    """The observation as one result of the handshake step: its signals feed the analysis,
+    with what the events' counters and log lines say (:func:`evidence_signals`)."""
     events = observation.events
     rows = [[k, v] for k, v in observation.by_sender.items()]
     evidence = [Evidence(kind="table", title=f"{plural(len(events), 'reset')} by sender", source=where,
@@ -166,6 +236,8 @@ def observed_result(observation: Observation, where: str) -> CheckResult:
         for extra in ev.signals:
             fact = f"reset {ev.n} ({ev.flow}): {ev.timing_detail or extra}"
             signals.setdefault(extra, Signal(id=extra, fact=fact))
+    for said in evidence_signals(observation, checklist):
+        signals.setdefault(said.id, said)
     notes = [["kernel", line] for line in observation.kernel] + [["logs", line] for line in observation.logs] \
         + [["capture", note] for src in observation.sources for note in src.notes]
     if notes:

@@ -354,7 +354,7 @@ def watch_session(plan: WatchPlan, state: WatchState, checklist: Checklist) -> S
     session = Session(tool=ToolInfo(version=__version__), started_at=state.started, target=plan.target,
                       context=Context(client=socket.gethostname(), server="local"), mode="watch",
                       observation=state.observation, interrupted=state.interrupted)
-    session.step("handshake").checks.append(observed_result(state.observation, "live capture"))
+    session.step("handshake").checks.append(observed_result(state.observation, "live capture", checklist))
     conclude(checklist, session)
     session.finished_at = datetime.now(UTC)
     return session

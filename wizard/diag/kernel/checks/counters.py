@@ -13,6 +13,7 @@ from wizard.diag.kernel.io.counters import (
     read_counters,
     read_sysctl,
 )
+from wizard.diag.kernel.parse.counters import moved_signals
 from wizard.engine.bracket import shared_bracket
 from wizard.engine.contract import (
     Check,
@@ -183,23 +184,13 @@ class KernelCountersCheck(Check[CheckParams]):
             f.add(f"the server context {ctx.server.spec} is the client's own network namespace: "
                   "the counters include the probe's client side (and any other local traffic)")
         d = delta.get
-        if d("TcpOutRsts", 0) > 0:
-            f.signal("server.rst_sent", f"TcpOutRsts +{d('TcpOutRsts')} during the probe", strength)
-        elif p.kind in ("reset", "refused") and not any(d(k, 0) for k in ABORTS):
+        if d("TcpOutRsts", 0) <= 0 and p.kind in ("reset", "refused") and not any(d(k, 0) for k in ABORTS):
             f.signal("server.no_rst_sent",
                      f"the probe was {p.kind} but TcpOutRsts and every TCPAbortOn* stayed still: "
                      "the server's kernel did not send it (a firewall or a device on the path did)",
                      strength)
-        for key, sid in (("TcpExtTCPAbortOnData", "server.abort_on_data"),
-                         ("TcpExtTCPAbortOnClose", "server.abort_on_close"),
-                         ("TcpExtTCPAbortOnMemory", "server.abort_on_memory")):
-            if d(key, 0) > 0:
-                f.signal(sid, f"{key.removeprefix('TcpExt')} +{d(key)} during the probe", strength)
-        overflow = d("TcpExtListenOverflows", 0) + d("TcpExtListenDrops", 0)
-        if overflow > 0:
-            f.signal("server.listen_overflow",
-                     f"ListenOverflows +{d('TcpExtListenOverflows', 0)}, ListenDrops "
-                     f"+{d('TcpExtListenDrops', 0)} during the probe", strength)
+        for sid, fact in moved_signals(delta, "during the probe"):
+            f.signal(sid, fact, strength)
         bad = {"server.no_rst_sent", "server.abort_on_data", "server.abort_on_close",
                "server.abort_on_memory", "server.listen_overflow", "server.rst_sent"}
         status = Status.WARN if any(s.id in bad for s in f.signals) else Status.PASS

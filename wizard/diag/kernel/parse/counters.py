@@ -19,3 +19,20 @@ def parse_proc_counters(text: str) -> dict[str, int]:
             except ValueError:
                 continue
     return out
+
+
+# The counters that say who ended connections, and the signal each raises when it moved.
+MOVED_SIGNALS = (("TcpOutRsts", "server.rst_sent"), ("TcpExtTCPAbortOnData", "server.abort_on_data"),
+                 ("TcpExtTCPAbortOnClose", "server.abort_on_close"),
+                 ("TcpExtTCPAbortOnMemory", "server.abort_on_memory"))
+
+
+def moved_signals(delta: dict[str, int], during: str) -> list[tuple[str, str]]:
+    """(signal, fact) for each telling counter that moved ``during`` (e.g. "during the probe"):
+    the server's stack sent resets, aborted live sockets, or overflowed a listen queue."""
+    out = [(sid, f"{key.removeprefix('TcpExt')} +{delta[key]} {during}")
+           for key, sid in MOVED_SIGNALS if delta.get(key, 0) > 0]
+    overflows, drops = delta.get("TcpExtListenOverflows", 0), delta.get("TcpExtListenDrops", 0)
+    if overflows > 0 or drops > 0:
+        out.append(("server.listen_overflow", f"ListenOverflows +{overflows}, ListenDrops +{drops} {during}"))
+    return out
