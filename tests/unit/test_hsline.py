@@ -168,3 +168,37 @@ async def test_scan_counts_past_the_kept_lines_as_a_brute_force_count(
     assert res.counts == {sigs[i][0]: n for i, n in Counter(i for _, ids in want for i in ids).items()}
     assert res.candidates == len(want) and len(res.lines) == 40
     assert [n for n, _, _ in res.lines] == [data.count(b"\n", 0, s) + 1 for s, _ in want[:40]]
+
+
+TAILED = [(rx, hsline.tail_regex(rx)) for rx in REGEXES if hsline.tail_regex(rx) is not None]
+
+
+def test_a_signature_without_a_literal_at_its_start_gets_a_tail_that_starts_with_one() -> None:
+    # haproxy-termination starts with \s and classes: its tail is from the first "/" on
+    by_rx = dict(TAILED)
+    term = next(s.regex for s in load_checklist(checklist_path()).signatures if s.id == "haproxy-termination")
+    assert by_rx[term].startswith(r"\x2f")
+    for rx, tail in TAILED:
+        assert re.match(r"\\x[0-9a-f]{2}|[0-9A-Za-z]", tail), (rx, tail)  # a literal first
+    # one that starts with a literal, or has none at its top level, has no tail
+    assert hsline.tail_regex(r'"\s408\s(?:\d+|-)\s') is None
+    assert hsline.tail_regex(r"(\d+|x)\s+(a|b)") is None
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(LINE, min_size=1, max_size=8), st.integers(0, 1 << 16))
+def test_every_line_a_signature_matches_holds_its_tail(parts: list[str], flips: int) -> None:
+    # the tail is looked for first and a block without it is not scanned: it must be in
+    # every line the whole signature matches (re reads the tail's Hyperscan spelling as is)
+    text = _case(" ".join(parts), flips)
+    for rx, tail in TAILED:
+        if re.search(rx, text, re.I):
+            assert re.search(tail, text, re.I), (rx, text)
+
+
+@pytest.mark.parametrize("text", ["x fe be/web1 0/0/1/2/3 502 0 - - SD-- 12/12/3/1/0 0/0 y",
+                                  "a -b  1/2/3/4/+5 b", "\tcD\t0/0/0/0/0\x0b"])
+def test_a_planted_termination_holds_the_tail(text: str) -> None:
+    term = next(s.regex for s in load_checklist(checklist_path()).signatures if s.id == "haproxy-termination")
+    assert re.search(term, text, re.I)
+    assert re.search(dict(TAILED)[term], text, re.I)

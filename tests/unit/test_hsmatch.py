@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard.diag.logs.io import hscache, hsmatch
+from wizard.diag.logs.io import hscache, hsdb, hsmatch
 from wizard.diag.logs.io import scan as logscan
 from wizard.diag.logs.io.hsmatch import Matcher, matcher
 from wizard.diag.logs.io.scan import scan_file
@@ -362,3 +362,42 @@ async def test_the_buffered_local_read_and_the_host_read_give_the_same_scan(
     other = await scan_file(ReadThroughHost(), str(path), SIGS)
     assert local.counts == other.counts != {} and local.lines == other.lines
     assert local.candidates == other.candidates and not local.error and not other.error
+
+
+def sparse_terminations(lines: int, every: int, seed: int) -> bytes:
+    """nginx-like lines with a HAProxy termination state (a signature without a literal,
+    looked for by its tail) on every ``every``-th line only, near misses of its tail (the
+    timers' slashes with no state before them) elsewhere: blocks without one, blocks with."""
+    rnd = random.Random(seed)
+    out = []
+    for n in range(lines):
+        line = f"2026/11/22 03:{n // 60 % 60:02d}:{n % 60:02d} [info] *{n} GET /api/items/{n} HTTP/1.1"
+        if n % every == 0:
+            line += f" be/web{n % 8} 0/0/1/{n % 90}/{n % 90 + 1} 502 0 - - {rnd.choice(['SD--', 'cD--', 'sQ'])} 3/3/1/0/0 x"
+        elif n % 7 == 0:
+            line += f" be/web{n % 8} 0/0/1/{n % 90}/{n % 90 + 1} 200 512 - - ---- 3/3/1/0/0 x"
+        if rnd.random() < 0.05:
+            line += " " + _case(PLANTS["timeout"], rnd)
+        out.append(line)
+    return "\n".join(out).encode() + b"\n"
+
+
+@pytest.mark.parametrize(("block", "every"), [(256, 5), (4096, 300), (128 << 10, 2000), (256, 1)])
+def test_a_regex_looked_for_by_its_tail_finds_every_line_re_finds(
+        monkeypatch: pytest.MonkeyPatch, block: int, every: int) -> None:
+    # haproxy-termination has no literal: its tail (from the first "/" on) is looked for
+    # block by block, and only the blocks holding it are scanned for the whole form; blocks
+    # small and large, hits rare and on every line, the lines found are re's
+    monkeypatch.setattr(hsdb, "BLOCK", block)
+    regexes = [rx for _, rx in SIGS]
+    m = matcher(regexes)
+    ids = {sid: k for k, (sid, _) in enumerate(SIGS)}
+    term = ids["haproxy-termination"]
+    assert term in m.tailed and term in m.nfa and "pre" in m.dbs and "post" in m.dbs
+    data = sparse_terminations(6000, every, 3)
+    want = reference(data, regexes)
+    assert sum(term in found for _, found in want) >= 6000 // every // 2  # it really occurs
+    assert [(h.start, h.ids) for h in m.lines(data)] == want
+    got = m.count(data)
+    assert got.lines == len(want)
+    assert got.counts == dict(Counter(i for _, found in want for i in found))

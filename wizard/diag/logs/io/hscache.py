@@ -18,8 +18,8 @@ from typing import Any
 
 from wizard.model import cachefile
 
-CACHE_FORMAT = 10
-NAMES = ("db", "line", "nfa", "all")
+CACHE_FORMAT = 11
+NAMES = ("db", "line", "nfa", "all", "pre", "post")
 
 
 def cache_dir() -> str:

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 _hs: Any
 try:
@@ -23,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover - the matcher says so and falls back
     _hs = None
 
+BLOCK = 128 << 10  # bytes looked at for a tail at a time (``confirmed``)
 DRIVE = 4  # a literal this long lets Hyperscan skip to the candidates (shorter: an automaton)
 _POOL: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
@@ -85,16 +86,76 @@ def scan_ends(db: Any, scratch: Any, data: Any, width: int) -> Ends:
     return lists
 
 
-def beside(db: Any, scratch: Any, data: Any, width: int) -> Callable[[], Ends]:
-    """``scan_ends`` started in the worker thread (or here, without one); the returned
-    call waits for its reports."""
+class Tail(NamedTuple):
+    """The regexes looked for by a tail first (``hsline.tail_regex``): the database of
+    their tails (each reporting once a scan) and the one of their whole line forms."""
+
+    pre: Any
+    pre_scratch: Any
+    post: Any
+    post_scratch: Any
+
+
+def confirmed(tail: Tail, base: bytes | bytearray, a: int, b: int, width: int) -> Ends:
+    """``scan_ends`` of ``tail.post`` over ``base[a:b]`` (a and b line starts; ends relative
+    to ``a``), scanned only in the blocks of about ``BLOCK`` bytes (cut after a newline:
+    no line crosses two) where ``tail.pre`` finds a tail: a block without one holds no
+    line these regexes match. The tail of a regex without a literal has one (a few bytes
+    Hyperscan skips to), so a block is looked at at memory speed, and one where the tail
+    shows is scanned whole, for the cost of the scan without the tail."""
+    block = BLOCK
+    lists: Ends = [[] for _ in range(width)]
+    sinks = [x.append for x in lists]
+    pre_scratch, post_scratch = tail.pre_scratch.clone(), tail.post_scratch.clone()
+    seen: list[int] = []
+    at = [0]
+
+    def on_tail(sid: int, _frm: int, _to: int, _flags: int, _ctx: object) -> None:
+        seen.append(sid)
+
+    def on_match(sid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+        sinks[sid](to + at[0])
+
+    view = memoryview(base)
+    try:
+        s = a
+        while s < b:
+            e = b if b - s <= block else base.find(b"\n", s + block - 1, b) + 1
+            e = b if e <= s else e
+            tail.pre.scan(view[s:e], match_event_handler=on_tail, scratch=pre_scratch)
+            if seen:
+                seen.clear()
+                at[0] = s - a
+                tail.post.scan(view[s:e], match_event_handler=on_match, scratch=post_scratch)
+            s = e
+    finally:
+        view.release()
+    for x in lists:
+        x.sort()
+    return lists
+
+
+def _worker_scan(db: Any, scratch: Any, data: Any, width: int, tail: Tail | None,
+                 base: bytes | bytearray, a: int) -> Ends:
+    got = scan_ends(db, scratch, data, width) if db is not None else [[] for _ in range(width)]
+    if tail is not None:
+        more = confirmed(tail, base, a, a + len(data), width)
+        got = [x or y for x, y in zip(got, more, strict=True)]  # (each regex is in one of them)
+    return got
+
+
+def beside(db: Any, scratch: Any, data: Any, width: int, tail: Tail | None = None,
+           base: bytes | bytearray = b"", a: int = 0) -> Callable[[], Ends]:
+    """``scan_ends`` started in the worker thread (or here, without one), with the
+    ``confirmed`` reports of ``tail``'s regexes (``data`` is ``base[a:]``'s view); the
+    returned call waits for its reports."""
     pool = _pool()
-    if db is None:
+    if db is None and tail is None:
         return list
     if pool is None:
-        got = scan_ends(db, scratch, data, width)
+        got = _worker_scan(db, scratch, data, width, tail, base, a)
         return lambda: got
-    fut: Future[Ends] = pool.submit(scan_ends, db, scratch, data, width)
+    fut: Future[Ends] = pool.submit(_worker_scan, db, scratch, data, width, tail, base, a)
     return fut.result
 
 
@@ -120,4 +181,5 @@ def compiles(rx: str, flags: int) -> bool:
     return True
 
 
-__all__ = ["DRIVE", "beside", "compiles", "database", "hs_literal", "scan_ends", "scan_events", "scan_with"]
+__all__ = ["BLOCK", "DRIVE", "Tail", "beside", "compiles", "confirmed", "database", "hs_literal", "scan_ends",
+           "scan_events", "scan_with"]

@@ -157,6 +157,27 @@ def line_regex(rx: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def tail_regex(rx: str) -> str | None:
+    """A necessary part of ``rx`` for Hyperscan to look for first: the Hyperscan form of
+    the items of its top-level sequence from the first literal character on, when items
+    without a literal come before it (a class such as ``\\s`` or ``\\d+`` at the start makes
+    Hyperscan run an automaton over every byte; a literal lets it skip). A line ``rx``
+    matches in holds a match of every tail of ``rx``'s sequence (the end of ``rx``'s match),
+    so a piece of text without a match of the tail holds no line ``rx`` matches. None: no
+    such tail (``rx`` starts with a literal, has none at its top level, or no exact form)."""
+    if line_regex(rx) is None:
+        return None
+    try:
+        items = list(_p.parse(rx))
+        first = next((k for k, (op, _av) in enumerate(items) if str(op) == "LITERAL"), None)
+        if not first:  # None (no literal at the top level) or 0 (it starts with one)
+            return None
+        return _emit(items[first:])
+    except (_Untranslatable, re.error, RecursionError, ValueError, TypeError):
+        return None
+
+
 def special_lines(data: bytes | bytearray, limit: int) -> list[tuple[int, int]]:
     """(start, end) of the lines of ``data[:limit]`` only ``re`` decides (see SPECIAL)."""
     out: list[tuple[int, int]] = []
@@ -277,5 +298,6 @@ __all__ = [
     "line_regex",
     "line_starts",
     "special_lines",
+    "tail_regex",
     "tally",
 ]

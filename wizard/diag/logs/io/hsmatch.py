@@ -63,12 +63,14 @@ class Matcher:
         self.literals: list[tuple[bytes, ...] | None] = []  # lowered; None: no required one
         self.exact: list[int] = []  # decided by the line databases alone
         self.nfa: list[int] = []  # those of them without a literal to drive Hyperscan ("nfa")
+        self.tailed: list[int] = []  # those of them looked for by their tail first ("pre", "post")
         self.approx: list[int] = []  # in the candidate database (as is or prefiltered)
         self.python: list[int] = []  # in no database
         self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         self.all_owners: list[tuple[int, ...]] = []  # the same for every regex's literals
-        # "line" (and literals), "nfa" (exact regexes without a literal), "db" (candidates
-        # without one), "all"
+        # "line" (and literals), "nfa" (exact regexes without a literal), "pre" and "post"
+        # (their tails and line forms, for those with a tail), "db" (candidates without
+        # one), "all"
         self.dbs: dict[str, object] = {}
         if _hs is None:
             self.python = list(range(len(self.regexes)))
@@ -81,6 +83,8 @@ class Matcher:
             hscache.save(_hs, path, self._meta(), self.dbs)
         self._scratch = {name: _hs.Scratch(db) for name, db in self.dbs.items()}
         self._no_literal = {i for i, lits in enumerate(self.literals) if lits is None}
+        self._tail = (hsdb.Tail(self.dbs["pre"], self._scratch["pre"], self.dbs["post"], self._scratch["post"])
+                      if "pre" in self.dbs and "post" in self.dbs else None)
 
     def _literals(self) -> list[tuple[bytes, ...] | None]:
         from wizard.diag.logs.io.scan import required_literals
@@ -92,7 +96,8 @@ class Matcher:
         return out
 
     def _meta(self) -> dict:
-        return {"exact": self.exact, "nfa": self.nfa, "approx": self.approx, "python": self.python,
+        return {"exact": self.exact, "nfa": self.nfa, "tailed": self.tailed, "approx": self.approx,
+                "python": self.python,
                 "lit_owners": self.lit_owners, "all_owners": self.all_owners,
                 "literals": [None if x is None else [b.hex() for b in x] for x in self.literals]}
 
@@ -101,7 +106,7 @@ class Matcher:
             return False
         meta, self.dbs = got
         self.exact, self.approx, self.python = meta["exact"], meta["approx"], meta["python"]
-        self.nfa = meta["nfa"]
+        self.nfa, self.tailed = meta["nfa"], meta["tailed"]
         self.lit_owners = [tuple(o) for o in meta["lit_owners"]]
         self.all_owners = [tuple(o) for o in meta["all_owners"]]
         self.literals = [None if x is None else tuple(bytes.fromhex(h) for h in x) for x in meta["literals"]]
@@ -118,6 +123,7 @@ class Matcher:
         base = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_MULTILINE
         exact: list[bytes] = []
         nfa: list[bytes] = []
+        tails: list[tuple[int, bytes, bytes]] = []  # (regex, tail, line form)
         candidates: list[tuple[int, int]] = []  # (regex, flags) of the candidate database
         for i, rx in enumerate(self.regexes):
             line = hsline.line_regex(rx)
@@ -125,7 +131,12 @@ class Matcher:
                 need = self.literals[i]
                 if need is None or min(map(len, need)) < hsdb.DRIVE:
                     self.nfa.append(i)
-                    nfa.append(line.encode())
+                    tail = hsline.tail_regex(rx)
+                    if tail is not None and _compiles(tail, base | _hs.HS_FLAG_SINGLEMATCH):
+                        self.tailed.append(i)
+                        tails.append((i, tail.encode(), line.encode()))
+                    else:
+                        nfa.append(line.encode())
                 else:
                     self.exact.append(i)
                     exact.append(line.encode())
@@ -144,7 +155,10 @@ class Matcher:
         # (a literal's id: its number after the regexes' ids)
         self.dbs["line"] = _database(exact + lits, self.exact + [len(self.regexes) + k for k in range(len(lits))],
                                      [base] * len(exact) + [_hs.HS_FLAG_CASELESS] * len(lits))
-        self.dbs["nfa"] = _database(nfa, self.nfa, [base] * len(nfa))
+        self.dbs["nfa"] = _database(nfa, [i for i in self.nfa if i not in self.tailed], [base] * len(nfa))
+        self.dbs["pre"] = _database([t for _, t, _ in tails], self.tailed,
+                                    [base | _hs.HS_FLAG_SINGLEMATCH] * len(tails))
+        self.dbs["post"] = _database([ln for _, _, ln in tails], self.tailed, [base] * len(tails))
         self.exact += self.nfa
         self.dbs["db"] = _database([self.regexes[i].encode() for i, _ in candidates],
                                    [i for i, _ in candidates], [f for _, f in candidates])
@@ -170,13 +184,14 @@ class Matcher:
         db = self.dbs.get(name)
         return [] if db is None else hsdb.scan_events(db, self._scratch[name], data, at)
 
-    def _line_scan(self, data: memoryview, at: int,
-                   last: int) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
+    def _line_scan(self, data: memoryview, at: int, last: int,
+                   base: bytes | bytearray) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
         """The line databases' reports in ``data``: each regex's line ends (relative to
         ``at``, not past ``last``) and (literal, end); the literal-less regexes' database
-        scanned in another thread meanwhile."""
+        scanned in another thread meanwhile (``data`` is ``base[at:]``'s view)."""
         n = len(self.regexes)
-        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, n)
+        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, n, self._tail,
+                          base, at)
         db = self.dbs.get("line")
         try:
             got = hsdb.scan_ends(db, self._scratch["line"], data, n + len(self.lit_owners)) if db is not None else []
@@ -200,7 +215,7 @@ class Matcher:
                 b = len(data) if b <= 0 else b
                 last = data.find(b"\n", limit - 1) if b >= limit else b - 1  # lines ending here start before limit
                 last = len(data) if last < 0 else last
-                events, lits = self._line_scan(view[a:b], a, last)
+                events, lits = self._line_scan(view[a:b], a, last, data)
                 yield _Piece(a, b, last, clean, events, lits)
                 a = b
         finally:
