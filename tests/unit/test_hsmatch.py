@@ -9,6 +9,7 @@ import random
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from wizard.diag.logs.io.hsmatch import Matcher, matcher
 from wizard.diag.logs.io.scan import scan_file
 from wizard.engine.discovery import checklist_path
 from wizard.hosts.local import LocalHost
-from wizard.model import load_checklist
+from wizard.model import linear, load_checklist
 
 _hs = hsmatch._hs
 
@@ -401,3 +402,23 @@ def test_a_regex_looked_for_by_its_tail_finds_every_line_re_finds(
     got = m.count(data)
     assert got.lines == len(want)
     assert got.counts == dict(Counter(i for _, found in want for i in found))
+
+
+def _long_special() -> bytes:
+    """A line longer than re's bound with a non-ASCII byte (re decides it: clipped)."""
+    return ("x" * (linear.MAX_LINE + 10) + " é " + PLANTS["timeout"] + "\n").encode()
+
+
+@pytest.mark.parametrize("make", [lambda: dense_log(20_000, 11), lambda: sparse_terminations(5000, 3, 5),
+                                  lambda: make_log(4000, 9), lambda: make_log(4000, 8) + _long_special()])
+def test_found_gives_the_lines_of_lines_as_columns(make: Callable[[], bytes]) -> None:
+    # the excerpt takes the matches as two lists (no tuple per line): the same lines, in
+    # order, with the same regexes, and clipped as soon as one line is
+    regexes = [rx for _, rx in SIGS]
+    m = matcher(regexes)
+    data = make()
+    hits = m.lines(data)
+    assert len(hits) > 100
+    starts, ids, clipped = m.found(data)
+    assert list(zip(starts, ids, strict=True)) == [(h.start, h.ids) for h in hits]
+    assert clipped == any(h.clipped for h in hits)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Coroutine, Sequence
+from itertools import repeat
 from typing import Any
 
 from wizard.diag.logs.io import hsmatch
@@ -66,12 +67,14 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
             return done
     if cut.capped:
         win.notes.append(f"stopped after reading {reader.cap >> 20} MiB (the per-file cap)")
-    found_ids = await _hits(cut.data, regexes, win, remote)
+    starts, ids = await _hits(cut.data, regexes, win, remote)
     total = cut.lines  # counted once: a window can be tens of MiB
-    if not found_ids:
+    if not starts:
         return win, total
-    if keep is not None and len(found_ids) > keep:
-        found_ids, win.more = await off_loop(functools.partial(_split, reader, cut, found_ids, keep))
+    if keep is not None and len(starts) > keep:
+        found_ids, win.more = await off_loop(functools.partial(_split, reader, cut, starts, ids, keep))
+    else:
+        found_ids = dict(zip(starts, ids, strict=True))
     win.lines = await _excerpt_lines(reader, cut, found_ids, margin, total)
     return win, total
 
@@ -116,13 +119,13 @@ async def _remote_window(reader: LogReader, cut: WindowCut, regexes: Sequence[st
     return None
 
 
-def _split(reader: LogReader, cut: WindowCut, found_ids: dict[int, tuple[int, ...]], keep: int,
+def _split(reader: LogReader, cut: WindowCut, starts: list[int], ids: list[tuple[int, ...]], keep: int,
            stop: Stop) -> tuple[dict[int, tuple[int, ...]], list[tuple[float | None, tuple[int, ...]]]]:
-    """The first ``keep`` matches, and the time and signatures of each later one."""
-    starts = sorted(found_ids)
-    head = {s: found_ids[s] for s in starts[:keep]}
+    """The first ``keep`` of the matches (``starts`` ascending, the signatures of each in
+    ``ids``), and the time and signatures of each later one."""
+    head = dict(zip(starts[:keep], ids[:keep], strict=True))
     if cut.format is None:
-        return head, [(None, found_ids[s]) for s in starts[keep:]]
+        return head, list(zip(repeat(None), ids[keep:]))
     tf, ctx, data = format_named(cut.format), reader.time_context(cut.mtime), cut.data
     memo: dict[str, float | None] = {}
 
@@ -152,14 +155,24 @@ def _split(reader: LogReader, cut: WindowCut, found_ids: dict[int, tuple[int, ..
         return ts
 
     more: list[tuple[float | None, tuple[int, ...]]] = []
-    add, later, known = more.append, starts[keep:], by_head.get
+    later, later_ids, known = starts[keep:], ids[keep:], by_head.get
     for at in range(0, len(later), 4096):
         stop.check()
-        for s in later[at:at + 4096]:
-            ts = known(data[s:s + reach], _NOT_SEEN) if reach is not None else _NOT_SEEN
-            if ts is _NOT_SEEN:
-                ts = timed(s)
-            add((ts if ts is not None else _owner_ts(data, s, ts_of), found_ids[s]))
+        chunk = later[at:at + 4096]
+        if reach is not None:
+            # each distinct head timed once, by one of its lines; every line then looked up
+            keys = [data[s:s + reach] for s in chunk]
+            one = dict(zip(keys, chunk, strict=True))
+            for key in one.keys() - by_head.keys():
+                timed(one[key])
+            tss: list[Any] = list(map(known, keys, repeat(_NOT_SEEN)))
+        else:
+            tss = [_NOT_SEEN] * len(chunk)
+        if _NOT_SEEN in tss or None in tss:  # a line with no stamp of its own: one by one
+            for k, got in enumerate(tss):
+                ts = timed(chunk[k]) if got is _NOT_SEEN else got
+                tss[k] = ts if ts is not None else _owner_ts(data, chunk[k], ts_of)
+        more += zip(tss, later_ids[at:at + 4096], strict=True)
     return head, more
 
 
@@ -244,21 +257,24 @@ def untimed_note(start: int, cap: int) -> str:
             "(its lines cannot be placed in time)")
 
 
-async def _hits(data: bytes, regexes: Sequence[str], win: LogWindow, remote: bool) -> dict[int, tuple[int, ...]]:
-    """Offsets of the window's matching lines and the regexes each matches, found off the
-    event loop (a cancellation or a check's timeout stops the search within milliseconds)."""
+async def _hits(data: bytes, regexes: Sequence[str], win: LogWindow,
+                remote: bool) -> tuple[list[int], list[tuple[int, ...]]]:
+    """Offsets of the window's matching lines (ascending) and the regexes each matches,
+    found off the event loop (a cancellation or a check's timeout stops the search within
+    milliseconds)."""
     m = hsmatch.matcher(regexes)
     if m is not None:  # the window's bytes are in memory: one Hyperscan pass, exact lines
-        hits = await off_loop(lambda stop: m.lines(data, None, stop))
-        if any(h.clipped for h in hits):
+        starts, ids, clipped = await off_loop(lambda stop: m.found(data, stop))
+        if clipped:
             win.notes.append(CLIPPED_NOTE)
-        return {h.start: h.ids for h in hits}
+        return starts, ids
     if not remote:  # the literal prefilter is built only here: parsing 42 regexes costs ~10 ms
         win.notes.append(hsmatch.NO_ENGINE_NOTE)
     sel = Selector.of(regexes)
     starts = await sel.fast_starts(data)
-    ids = await off_loop(lambda stop: sel.ids([_text(data, s) for s in starts], stop))
-    return {s: i for s, i in zip(starts, ids, strict=True) if i}
+    found = await off_loop(lambda stop: sel.ids([_text(data, s) for s in starts], stop))
+    hit = [k for k, i in enumerate(found) if i]
+    return [starts[k] for k in hit], [found[k] for k in hit]
 
 
 CLIPPED_NOTE = (f"lines longer than {linear.MAX_LINE} characters were matched on their first "

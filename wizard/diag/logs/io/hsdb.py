@@ -95,6 +95,20 @@ class Tail(NamedTuple):
     post: Any
     post_scratch: Any
 
+    @classmethod
+    def of(cls, dbs: dict[str, Any], scratch: dict[str, Any]) -> Tail | None:
+        if "pre" not in dbs or "post" not in dbs:
+            return None
+        return cls(dbs["pre"], scratch["pre"], dbs["post"], scratch["post"])
+
+
+def tail_databases(tails: list[tuple[int, bytes, bytes]], flags: int) -> tuple[object | None, object | None]:
+    """The databases of ``Tail`` from (regex id, its tail, its line form) triples: each tail
+    reports once a scan (all a block needs to know)."""
+    ids = [i for i, _, _ in tails]
+    return (database([t for _, t, _ in tails], ids, [flags | _hs.HS_FLAG_SINGLEMATCH] * len(tails)),
+            database([ln for _, _, ln in tails], ids, [flags] * len(tails)))
+
 
 def confirmed(tail: Tail, base: bytes | bytearray, a: int, b: int, width: int) -> Ends:
     """``scan_ends`` of ``tail.post`` over ``base[a:b]`` (a and b line starts; ends relative
@@ -182,4 +196,4 @@ def compiles(rx: str, flags: int) -> bool:
 
 
 __all__ = ["BLOCK", "DRIVE", "Tail", "beside", "compiles", "confirmed", "database", "hs_literal", "scan_ends",
-           "scan_events", "scan_with"]
+           "scan_events", "scan_with", "tail_databases"]

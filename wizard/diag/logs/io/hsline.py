@@ -268,6 +268,30 @@ def hits(data: bytes | bytearray, a: int, ends: dict[int, list[int]], skip: set[
     return list(map(tuple.__new__, repeat(LineHit), zip(starts, at, ids, repeat(False))))
 
 
+def hit_columns(data: bytes | bytearray, a: int, ends: dict[int, list[int]],
+                skip: set[int]) -> tuple[list[int], list[tuple[int, ...]]]:
+    """What ``hits`` finds as two lists, the lines' starts and their regexes: no tuple made
+    per line (a dense window's are counted and timed, a few quoted)."""
+    ids: list[tuple[int, ...]]
+    if len(ends) == 1:
+        ((sid, only),) = ends.items()
+        rel = only if not skip else [e for e in only if e not in skip]
+        ids = [(sid,)] * len(rel)
+    else:
+        rel, ids = _ids_by_end(ends, skip)
+    rfind = data.rfind
+    return [rfind(b"\n", 0, e + a) + 1 for e in rel], ids
+
+
+def with_decided(starts: list[int], ids: list[tuple[int, ...]],
+                 decided: dict[int, Decided]) -> tuple[list[int], list[tuple[int, ...]], bool]:
+    """``hit_columns``'s lists with the matching lines ``re`` decided put in their places,
+    and whether one of those was clipped."""
+    mine = [d for d in decided.values() if d.ids]
+    rows = sorted([*zip(starts, ids, strict=True), *((d.start, tuple(sorted(d.ids))) for d in mine)])
+    return [r[0] for r in rows], [r[1] for r in rows], any(d.clipped for d in mine)
+
+
 def _ids_by_end(ends: dict[int, list[int]], skip: set[int]) -> tuple[list[int], list[tuple[int, ...]]]:
     """The distinct ends (ascending) and the regexes (ascending) reported at each: the
     regex with the most reports kept as a list, the others looked up by their few ends."""
@@ -294,10 +318,12 @@ __all__ = [
     "Piece",
     "by_regex",
     "has",
+    "hit_columns",
     "hits",
     "line_regex",
     "line_starts",
     "special_lines",
     "tail_regex",
     "tally",
+    "with_decided",
 ]

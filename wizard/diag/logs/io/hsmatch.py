@@ -69,8 +69,7 @@ class Matcher:
         self.lit_owners: list[tuple[int, ...]] = []  # literal id -> the regexes it may find
         self.all_owners: list[tuple[int, ...]] = []  # the same for every regex's literals
         # "line" (and literals), "nfa" (exact regexes without a literal), "pre" and "post"
-        # (their tails and line forms, for those with a tail), "db" (candidates without
-        # one), "all"
+        # (tails and line forms of those with a tail), "db" (candidates without one), "all"
         self.dbs: dict[str, object] = {}
         if _hs is None:
             self.python = list(range(len(self.regexes)))
@@ -83,8 +82,7 @@ class Matcher:
             hscache.save(_hs, path, self._meta(), self.dbs)
         self._scratch = {name: _hs.Scratch(db) for name, db in self.dbs.items()}
         self._no_literal = {i for i, lits in enumerate(self.literals) if lits is None}
-        self._tail = (hsdb.Tail(self.dbs["pre"], self._scratch["pre"], self.dbs["post"], self._scratch["post"])
-                      if "pre" in self.dbs and "post" in self.dbs else None)
+        self._tail = hsdb.Tail.of(self.dbs, self._scratch)
 
     def _literals(self) -> list[tuple[bytes, ...] | None]:
         from wizard.diag.logs.io.scan import required_literals
@@ -97,8 +95,7 @@ class Matcher:
 
     def _meta(self) -> dict:
         return {"exact": self.exact, "nfa": self.nfa, "tailed": self.tailed, "approx": self.approx,
-                "python": self.python,
-                "lit_owners": self.lit_owners, "all_owners": self.all_owners,
+                "python": self.python, "lit_owners": self.lit_owners, "all_owners": self.all_owners,
                 "literals": [None if x is None else [b.hex() for b in x] for x in self.literals]}
 
     def _load(self, got: tuple[dict, dict] | None) -> bool:
@@ -156,9 +153,7 @@ class Matcher:
         self.dbs["line"] = _database(exact + lits, self.exact + [len(self.regexes) + k for k in range(len(lits))],
                                      [base] * len(exact) + [_hs.HS_FLAG_CASELESS] * len(lits))
         self.dbs["nfa"] = _database(nfa, [i for i in self.nfa if i not in self.tailed], [base] * len(nfa))
-        self.dbs["pre"] = _database([t for _, t, _ in tails], self.tailed,
-                                    [base | _hs.HS_FLAG_SINGLEMATCH] * len(tails))
-        self.dbs["post"] = _database([ln for _, _, ln in tails], self.tailed, [base] * len(tails))
+        self.dbs["pre"], self.dbs["post"] = hsdb.tail_databases(tails, base)
         self.exact += self.nfa
         self.dbs["db"] = _database([self.regexes[i].encode() for i, _ in candidates],
                                    [i for i, _ in candidates], [f for _, f in candidates])
@@ -190,8 +185,7 @@ class Matcher:
         ``at``, not past ``last``) and (literal, end); the literal-less regexes' database
         scanned in another thread meanwhile (``data`` is ``base[at:]``'s view)."""
         n = len(self.regexes)
-        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, n, self._tail,
-                          base, at)
+        nfa = hsdb.beside(self.dbs.get("nfa"), self._scratch.get("nfa"), data, n, self._tail, base, at)
         db = self.dbs.get("line")
         try:
             got = hsdb.scan_ends(db, self._scratch["line"], data, n + len(self.lit_owners)) if db is not None else []
@@ -245,6 +239,24 @@ class Matcher:
                 found.sort(key=_END)
             out += found
         return out, len(data) if limit is None else limit
+
+    def found(self, data: bytes | bytearray,
+              stop: Stop | None = None) -> tuple[list[int], list[tuple[int, ...]], bool]:
+        """``lines`` of the whole of ``data`` as columns: the lines' starts, the regexes of
+        each, and whether any was clipped (no object per line but a shared tuple of ids)."""
+        stop = stop or Stop()
+        starts: list[int] = []
+        ids: list[tuple[int, ...]] = []
+        clipped = False  # some line re decided was clipped
+        for piece in self._pieces(data, None, stop):
+            decided = self._decided(data, piece, stop)
+            s, i = hsline.hit_columns(data, piece.a, piece.ends, {e - piece.a for e in decided})
+            if decided:
+                s, i, clip = hsline.with_decided(s, i, decided)
+                clipped = clipped or clip
+            starts += s
+            ids += i
+        return starts, ids, clipped
 
     def count(self, data: bytes | bytearray, limit: int | None = None,
               stop: Stop | None = None, start: int = 0) -> LineCounts:
