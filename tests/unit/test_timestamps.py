@@ -155,3 +155,26 @@ def test_local_times_read_as_astimezone_reads_them_across_gaps_and_folds(zone: s
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize("where", ["local", "context"])
+def test_a_minute_with_a_change_of_offset_inside_it_is_read_second_by_second(
+        where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stamps of one minute are read as its second 0 plus the second (timestamps._minute) only
+    # where the offset holds all minute: Monrovia went from -0:44:30 to GMT on 1972-01-07 at
+    # 00:00 local, so local 00:44:00-00:44:29 lie in the gap and :30 on in the new offset.
+    zone = ZoneInfo("Africa/Monrovia")
+    if where == "local":
+        monkeypatch.setenv("TZ", "Africa/Monrovia")
+        time.tzset()
+    try:
+        tf = format_named("nginx-error")
+        ctx = TimeContext() if where == "local" else TimeContext(tz=zone)
+        start = datetime(1972, 1, 6, 23, 58)
+        for s in range(0, 2 * 3600):
+            w = start + timedelta(seconds=s)
+            want = w.astimezone().timestamp() if where == "local" else w.replace(tzinfo=zone).timestamp()
+            assert tf.parse(f"{w:%Y/%m/%d %H:%M:%S} [error] x", ctx) == want, w
+    finally:
+        monkeypatch.undo()
+        time.tzset()

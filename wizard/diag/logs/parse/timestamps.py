@@ -37,6 +37,7 @@ def _frac(text: str | None) -> float:
     return float("0." + text) if text else 0.0
 
 
+@functools.lru_cache(maxsize=64)  # a file's lines carry one zone or two: read once each
 def _zone(text: str | None) -> tzinfo | None:
     if not text:
         return None
@@ -52,18 +53,50 @@ def _zone(text: str | None) -> tzinfo | None:
 
 def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: float,
            zone: tzinfo | None, ctx: TimeContext) -> float | None:
+    if 0 <= s <= 59:
+        tz = None if zone is not None else ctx.tz
+        # (the local zone's names in the key: a time.tzset() in between is not answered from before it)
+        base = _minute(y, mo, d, h, mi, zone, tz, time.tzname if zone is None and tz is None else None)
+        if base is not _UNEVEN:
+            return None if base is None else base + s + frac
+    return _epoch_exact(y, mo, d, h, mi, s, frac, zone, ctx.tz)
+
+
+_UNEVEN: Any = object()
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute(y: int, mo: int, d: int, h: int, mi: int, zone: tzinfo | None, tz: tzinfo | None,
+            _local: tuple[str, str] | None) -> Any:
+    """The time of second 0 of a minute, when every second of it is that plus the second
+    (the same offset from UTC all minute, as every zone's is but around a change that
+    falls inside one): a dense log's stamps of one minute are then read by one addition
+    each, not a datetime and its zone's rules. None for a date that does not exist;
+    _UNEVEN when the offset is not the same at both ends of the minute or either end is
+    in a local-time gap (each second is then read on its own)."""
+    first = _epoch_exact(y, mo, d, h, mi, 0, 0.0, zone, tz, strict=True)
+    if first is None:
+        return None
+    last = _epoch_exact(y, mo, d, h, mi, 59, 0.0, zone, tz, strict=True)
+    return first if first is not _UNEVEN and last is not _UNEVEN and last == first + 59 else _UNEVEN
+
+
+def _epoch_exact(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: float,
+                 zone: tzinfo | None, tz: tzinfo | None, strict: bool = False) -> Any:
     try:
         naive = datetime(y, mo, d, h, mi, s)
     except ValueError:
         return None
     if zone is not None:
         aware = naive.replace(tzinfo=zone)
-    elif ctx.tz is not None:
-        aware = naive.replace(tzinfo=ctx.tz)
+    elif tz is not None:
+        aware = naive.replace(tzinfo=tz)
     else:
         local = _local_seconds(naive)
         if local is not None:
             return local + frac
+        if strict:
+            return _UNEVEN  # a gap the local clock jumps over: astimezone() decides each second
         aware = naive.astimezone()  # a naive datetime's astimezone() means local time
     return aware.timestamp() + frac
 
