@@ -56,18 +56,29 @@ def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: float,
     if 0 <= s <= 59:
         tz = None if zone is not None else ctx.tz
         # (the local zone's names in the key: a time.tzset() in between is not answered from before it)
-        base = _minute(y, mo, d, h, mi, zone, tz, time.tzname if zone is None and tz is None else None)
-        if base is not _UNEVEN:
-            return None if base is None else base + s + frac
+        key = (y, mo, d, h, mi, zone, tz, time.tzname if zone is None and tz is None else None)
+        base = _MINUTES.get(key, _NEW)
+        if base is _NEW:  # a minute seen once (a binary search's probe) is read as it is
+            if len(_MINUTES) >= MINUTES_KEPT:
+                _MINUTES.clear()
+            _MINUTES[key] = _ONCE
+        elif base is _ONCE:
+            base = _MINUTES[key] = _minute(y, mo, d, h, mi, zone, tz)
+        if base is None:
+            return None
+        if base is not _NEW and base is not _ONCE and base is not _UNEVEN:
+            return base + s + frac
     return _epoch_exact(y, mo, d, h, mi, s, frac, zone, ctx.tz)
 
 
 _UNEVEN: Any = object()
+_NEW: Any = object()
+_ONCE: Any = object()
+MINUTES_KEPT = 4096  # minutes remembered (a day of a log's is 1440)
+_MINUTES: dict[tuple[Any, ...], Any] = {}
 
 
-@functools.lru_cache(maxsize=4096)
-def _minute(y: int, mo: int, d: int, h: int, mi: int, zone: tzinfo | None, tz: tzinfo | None,
-            _local: tuple[str, str] | None) -> Any:
+def _minute(y: int, mo: int, d: int, h: int, mi: int, zone: tzinfo | None, tz: tzinfo | None) -> Any:
     """The time of second 0 of a minute, when every second of it is that plus the second
     (the same offset from UTC all minute, as every zone's is but around a change that
     falls inside one): a dense log's stamps of one minute are then read by one addition
