@@ -165,6 +165,8 @@ class WindowCut:
     error: str = ""
     fallback: str = ""  # why this file needs LogReader.window instead
     binary: bool = False  # its first bytes are not text: skipped
+    # what ``_around`` reads just outside the window, when the cut read it already (None: not)
+    around: tuple[bytes, bytes] | None = field(default=None, repr=False)
 
     @property
     def lines(self) -> int:
@@ -197,11 +199,12 @@ async def _edge(sc: _Scanner, target: float, strict: bool) -> int:
 
 
 async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
-                     read_data: bool = True, probe: int = LOCAL_PROBE) -> WindowCut:
+                     read_data: bool = True, probe: int = LOCAL_PROBE, around: bool = False) -> WindowCut:
     """The bytes of ``path`` inside [start, end] by two binary searches; ``fallback`` says why
     not (gzip, small, unknown format, out of order), and then nothing else is set. Without
     ``read_data`` only the edges are found (the window is searched where the file is); a
-    small ``probe`` makes each search step read less (a few hundred bytes over SSH)."""
+    small ``probe`` makes each search step read less (a few hundred bytes over SSH). With
+    ``around``, the bytes ``_around`` looks at for context are read too (``cut.around``)."""
     cut = WindowCut(path)
     if is_gzip(path):
         cut.fallback = "gzip"
@@ -241,6 +244,8 @@ async def cut_window(reader: LogReader, path: str, start: float, end: float, *,
         elif cut.start <= COUNT_PREFIX:
             cut.first_number = (await budget.read(0, cut.start)).count(b"\n") + 1
         cut.data = await _window_bytes(budget, cut)
+        if around:  # (in the cut's thread, two reads more; each was a hop to a thread later)
+            cut.around = await _prefetch(reader.host, path, cut)
     except HostError as exc:
         cut.error = exc.message
     cut.bytes_read, cut.capped = budget.used, budget.capped
@@ -286,23 +291,40 @@ async def _window_bytes(budget: _Budget, cut: WindowCut, chunk: int = CUT_CHUNK)
     return b"".join(parts)
 
 
+async def _around_bytes(host: Host, path: str, cut: WindowCut) -> tuple[bytes, bytes]:
+    """The bytes just before the window (up to PROBE_BYTES) and just after it (as many)."""
+    before = after = b""
+    if cut.start > 0:
+        off = max(0, cut.start - PROBE_BYTES)
+        before = await host.read(path, off, cut.start - off)
+    if cut.end < cut.size:
+        after = await host.read(path, cut.end, PROBE_BYTES)
+    return before, after
+
+
+async def _prefetch(host: Host, path: str, cut: WindowCut) -> tuple[bytes, bytes] | None:
+    """``_around_bytes`` now; None when they cannot be read (``_around`` tries again, and says so)."""
+    try:
+        return await _around_bytes(host, path, cut)
+    except HostError:
+        return None
+
+
 async def _around(host: Host, path: str, cut: WindowCut, margin: int) -> tuple[list[bytes], list[bytes]]:
     """Up to ``margin`` whole lines just before and just after the window."""
     if margin <= 0:
         return [], []
+    data_before, data_after = cut.around if cut.around is not None else await _around_bytes(host, path, cut)
     before: list[bytes] = []
     if cut.start > 0:
-        off = max(0, cut.start - PROBE_BYTES)
-        data = await host.read(path, off, cut.start - off)
-        lines = data.split(b"\n")[:-1]  # the window starts a line: data ends with "\n"
-        if off > 0:
+        lines = data_before.split(b"\n")[:-1]  # the window starts a line: data ends with "\n"
+        if cut.start > PROBE_BYTES:
             lines = lines[1:]  # the first piece may be the tail of a longer line
         before = lines[-margin:]
     after: list[bytes] = []
     if cut.end < cut.size:
-        data = await host.read(path, cut.end, PROBE_BYTES)
-        lines = data.split(b"\n")
-        if cut.end + len(data) < cut.size:
+        lines = data_after.split(b"\n")
+        if cut.end + len(data_after) < cut.size:
             lines = lines[:-1]
         after = list(lines[:margin])
     return before, after

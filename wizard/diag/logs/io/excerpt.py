@@ -84,7 +84,7 @@ async def _local_cut(reader: LogReader, path: str, start: float, end: float) -> 
 
     def make(host: DirectLocal) -> Coroutine[Any, Any, WindowCut]:
         return cut_window(LogReader(host, cap_bytes=reader.cap, tz=reader.tz), path, start, end,
-                          probe=LOCAL_PROBE)
+                          probe=LOCAL_PROBE, around=True)
 
     try:
         return await in_one_thread(path, make)
