@@ -164,3 +164,32 @@ async def test_the_kernel_trace_watches_the_bracket_probe(journal: list[str],
     result = await resets.KernelResetsCheck().run(ctx, resets.KernelTraceParams())
     assert seen == ["start@0", "stop@1"] and exchanges(ctx) == 1
     assert any(e.title.startswith("traced in tracefs instance i") for e in result.evidence)
+
+
+
+async def test_the_readings_after_start_as_the_exchange_ends_and_the_capture_settles_inside(
+        journal: list[str]) -> None:
+    # A capture waits a while for late packets after its probe's connection is over: the
+    # readings after the probe do not wait for that, but the bracket ends only once the
+    # capture has, so no later probe can land in it.
+    import asyncio
+
+    from tests.unit.test_packets_probe import FakePackets
+    from wizard.engine.probes import Capture
+
+    class Settling(FakePackets):
+        async def capture(self, address, port, action, **kw) -> Capture:  # type: ignore[no-untyped-def]
+            result = await action()
+            kw["over"]()  # the probe's connection is over
+            await asyncio.sleep(0.05)  # the grace for late packets
+            journal.append("capture settled")
+            return Capture(self.events, result, "lo", f"tcp and host {address} and port {port}", 0.0)
+
+    ctx = make_ctx(probes=FakeProbes(packets=Settling()))
+    b = await shared_bracket(ctx, KernelCountersCheck.id)
+    assert (b.before, b.after) == (("kernel.counters", 0), ("kernel.counters", 1))
+    assert exchanges(ctx) == 1  # the captured exchange was the bracket's probe
+    settled = journal.index("capture settled")  # the bracket returned after it
+    assert all(journal.index(f"{c.id}@1") < settled for c in PARTS)
+    assert any(ctx.shared_done(k) for k in ctx._cache if k.startswith("packets.capture"))
+    assert not ctx.traffic.busy

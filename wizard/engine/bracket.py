@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from wizard.engine.contract import CheckContext, payload_for, probe_address, registered
 from wizard.engine.probes import ExchangeOutcome
@@ -40,14 +40,23 @@ async def bracket(ctx: CheckContext, read: Callable[[], Awaitable[T]]) -> Bracke
     return Bracketed(before, probe, after)
 
 
+class Probed(NamedTuple):
+    """A probe runner's answer while it still works on the probe: the outcome, and what it
+    still does with the probe (a capture's wait for late packets), awaited before the
+    bracket's window closes but beside the readings after the probe."""
+
+    outcome: ExchangeOutcome
+    rest: Awaitable[Any]
+
+
 #: how the bracket's probe may be run by an area that sees more of it (the packet capture):
-#: each returns the outcome, or None when it cannot here (then the plain exchange runs)
-_PROBE_RUNNERS: list[Callable[[CheckContext], Awaitable[ExchangeOutcome | None]]] = []
+#: each returns the outcome (or a ``Probed``), or None when it cannot here (then the plain
+#: exchange runs)
+ProbeRunner = Callable[[CheckContext], Awaitable["ExchangeOutcome | Probed | None"]]
+_PROBE_RUNNERS: list[ProbeRunner] = []
 
 
-def runs_bracket_probe(
-        runner: Callable[[CheckContext], Awaitable[ExchangeOutcome | None]],
-) -> Callable[[CheckContext], Awaitable[ExchangeOutcome | None]]:
+def runs_bracket_probe(runner: ProbeRunner) -> ProbeRunner:
     """Decorator: ``runner`` runs the shared bracket's probe when it can (the engine imports
     no area, so the area registers itself)."""
     if runner not in _PROBE_RUNNERS:
@@ -55,18 +64,21 @@ def runs_bracket_probe(
     return runner
 
 
-async def _bracket_probe(ctx: CheckContext) -> ExchangeOutcome:
-    """The shared bracket's probe: an area's (the captured exchange), else a plain one. A
-    runner that fails leaves the plain exchange to answer (it reports its failure itself)."""
+async def _bracket_probe(ctx: CheckContext) -> tuple[ExchangeOutcome, Awaitable[Any] | None]:
+    """The shared bracket's probe: an area's (the captured exchange), else a plain one, and
+    what the area still does with it (``Probed.rest``). A runner that fails leaves the plain
+    exchange to answer (it reports its failure itself)."""
     for runner in _PROBE_RUNNERS:
         try:
             got = await runner(ctx)
         except Exception:
             got = None
+        if isinstance(got, Probed):
+            return got.outcome, got.rest
         if got is not None:
-            return got
+            return got, None
     payload, _ = payload_for(ctx)
-    return await ctx.probes.tcp.exchange(probe_address(ctx), ctx.target.port, payload, ctx.answers.timeout_s)
+    return await ctx.probes.tcp.exchange(probe_address(ctx), ctx.target.port, payload, ctx.answers.timeout_s), None
 
 
 #: what an area watches the bracket's probe with (the kernel trace), by the id of the check
@@ -111,23 +123,23 @@ def _watchers(ctx: CheckContext) -> dict[str, Callable[[CheckContext], Awaitable
     return found
 
 
-async def _watched(ctx: CheckContext, errors: dict[str, BaseException], watched: dict[str, Any]) -> ExchangeOutcome:
-    """The bracket's probe inside every watch that could start; what each saw in ``watched``,
-    a watch that failed in ``errors``."""
-    stops: dict[str, Stop] = {}
+async def _start_watches(ctx: CheckContext, stops: dict[str, Stop], errors: dict[str, BaseException]) -> None:
+    """Start every watch that can start here: each one's stop in ``stops`` as it starts (so
+    a cancelled bracket still stops it), a watch that failed in ``errors``."""
     for name, start in _watchers(ctx).items():
         try:
             stops[name] = await start(ctx)
         except Exception as exc:
             errors[name] = exc
-    try:
-        return await _bracket_probe(ctx)
-    finally:
-        for name, stop in stops.items():
-            try:
-                watched[name] = await asyncio.shield(stop())
-            except Exception as exc:
-                errors[name] = exc
+
+
+async def _stop_watches(stops: dict[str, Stop], errors: dict[str, BaseException], watched: dict[str, Any]) -> None:
+    """Stop the started watches; what each saw in ``watched``, a stop that failed in ``errors``."""
+    for name, stop in stops.items():
+        try:
+            watched[name] = await asyncio.shield(stop())
+        except Exception as exc:
+            errors[name] = exc
 
 
 def _bracket_parts(ctx: CheckContext, asking: str) -> dict[str, Callable[[CheckContext], Awaitable[Any]]]:
@@ -159,7 +171,8 @@ async def _read_parts(ctx: CheckContext, parts: dict[str, Callable[[CheckContext
 
 
 async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
-    """The pass's bracket: every part's reading, the watched probe, every reading again."""
+    """The pass's bracket: every part's reading (the watches starting meanwhile), the watched
+    probe, every reading again."""
     parts = _bracket_parts(ctx, asking)
     before: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
@@ -167,12 +180,28 @@ async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
     # readings may begin while step 1 holds every probe back (they send nothing to the
     # target); the probe waits for its release.
     async with ctx.traffic.alone(while_held=True):
-        await _read_parts(ctx, parts, before, errors)
-        await ctx.traffic.unheld()
+        stops: dict[str, Stop] = {}
         watched: dict[str, Any] = {}
-        probe = await _watched(ctx, errors, watched)
+        # The watches (the kernel trace) start beside the first readings, not after them:
+        # neither sends anything to the target, and the probe waits for both.
+        starting = asyncio.ensure_future(_start_watches(ctx, stops, errors))
+        try:
+            await _read_parts(ctx, parts, before, errors)
+            await starting
+            await ctx.traffic.unheld()
+            probe, rest = await _bracket_probe(ctx)
+        finally:
+            if not starting.done():  # the readings failed or were cancelled: no watch is left on
+                starting.cancel()
+                await asyncio.wait([starting])
+            await _stop_watches(stops, errors, watched)
         shared = _Shared(probe, before, {}, errors, watched)
+        # The readings after the probe start as its exchange ends, as they do after a plain
+        # exchange; a capture's wait for late packets goes on beside them, and ends before
+        # the window does (no later probe may land in it). Its failure is its own check's to say.
         await _read_parts(ctx, parts, shared.after, errors)
+        if rest is not None:
+            await asyncio.wait([asyncio.ensure_future(rest)])
     return shared
 
 

@@ -3,6 +3,7 @@ check (which attributes its resets) and the exchange check (which times its ladd
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from pydantic import Field
 
 from wizard.diag.packets.io.capture import PacketProbe
 from wizard.diag.packets.parse.attribution import counter_deltas, flows, parse_counters
-from wizard.engine.bracket import runs_bracket_probe
+from wizard.engine.bracket import Probed, runs_bracket_probe
 from wizard.engine.contract import CheckContext, CheckParams, PacketProbing, payload_for, probe_address
 from wizard.engine.probes import Capture, ExchangeOutcome, PacketEvent
 from wizard.hosts.base import HostError
@@ -36,14 +37,20 @@ async def server_counters(ctx: CheckContext) -> dict[str, int] | None:
     return values
 
 
-async def _capture_probe(ctx: CheckContext, params: CaptureParams) -> tuple[Capture[Any], dict[str, int] | None]:
+async def _capture_probe(ctx: CheckContext, params: CaptureParams,
+                         answered: asyncio.Future[ExchangeOutcome] | None = None,
+                         ) -> tuple[Capture[Any], dict[str, int] | None]:
     """The capture around the payload probe (and its burst), and how the server's counters
-    moved meanwhile (None when the server context does not own the target)."""
+    moved meanwhile (None when the server context does not own the target). ``answered``
+    gets the probe's outcome once its connection is over, before the capture's grace for
+    late packets and its stop."""
     addr, port = probe_address(ctx), ctx.target.port
     payload, _ = payload_for(ctx)
     hold = ctx.answers.hold_s if params.hold_s is None else params.hold_s
     owns = await ctx.server_has_target()
     before = await server_counters(ctx) if owns else None
+
+    done: list[ExchangeOutcome] = []
 
     async def action() -> Any:
         probe = ctx.probes.packets
@@ -53,13 +60,18 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams) -> tuple[Capt
         outcome = await ctx.probes.tcp.exchange(addr, port, payload, ctx.answers.timeout_s, hold=hold)
         for _ in range(params.burst):
             await ctx.probes.tcp.connect(addr, port, ctx.answers.timeout_s)
+        done.append(outcome)
         return outcome
+
+    def over() -> None:  # the probe's connection is over: the capture's grace needs no one else
+        if answered is not None and done and not answered.done():
+            answered.set_result(done[0])
 
     pcap = ""
     if params.pcap_dir:
         pcap = f"{params.pcap_dir.rstrip('/')}/handshake-{addr.replace(':', '_')}-{port}-{int(time.time())}.pcap"
     cap = await packet_probe(ctx).capture(addr, port, action, max_packets=params.max_packets,
-                                          max_s=params.max_s, pcap_path=pcap)
+                                          max_s=params.max_s, pcap_path=pcap, over=over)
     after = await server_counters(ctx) if before is not None else None
     deltas = counter_deltas(before, after) if before is not None and after is not None else None
     return cap, deltas
@@ -107,14 +119,23 @@ async def captured_exchange(ctx: CheckContext) -> tuple[Capture[Any], list[Packe
 
 
 @runs_bracket_probe
-async def bracket_probe(ctx: CheckContext) -> ExchangeOutcome | None:
+async def bracket_probe(ctx: CheckContext) -> ExchangeOutcome | Probed | None:
     """The shared bracket's probe as the run's captured exchange, when the run captures one
     with no hold and nothing after it (the bracket's probe has neither): the rule counters,
     the TCP counters, the capture and the exchange check then all see one connection."""
     params = _run_captures(ctx)
     if params is None or params.burst or ctx.answers.hold_s:
         return None
-    cap, _ = await shared_capture(ctx, params)
+    answered: asyncio.Future[ExchangeOutcome] = asyncio.get_running_loop().create_future()
+    capture = ctx.begin_once(_capture_key(ctx, params), lambda: _capture_probe(ctx, params, answered))
+    # The outcome once the probe's connection is over (an RST, or FIN both ways): the
+    # bracket's readings after it then start beside the capture's grace for late packets and
+    # its stop, which the bracket awaits before its window closes.
+    await asyncio.wait([answered, capture], return_when=asyncio.FIRST_COMPLETED)
+    if answered.done():
+        return Probed(answered.result(), capture)
+    answered.cancel()
+    cap, _ = capture.result()  # the probe failed (the capture's check says why): a plain one then
     return cap.result if isinstance(cap.result, ExchangeOutcome) else None
 
 

@@ -89,13 +89,16 @@ def flows_over(events: list[PacketEvent]) -> bool:
     return bool(events) and all(p in reset or len(d) == 2 for p, d in fins.items())
 
 
-async def _settle(events: list[PacketEvent], settle_s: float) -> None:
+async def _settle(events: list[PacketEvent], settle_s: float, over: Callable[[], None] | None = None) -> None:
     """Late RSTs and FINs of the action's last packets: wait until every connection seen is
-    over (RST, or FIN both ways), then a short grace; ``settle_s`` bounds it."""
+    over (RST, or FIN both ways), then a short grace; ``settle_s`` bounds it. ``over`` is
+    called between the two (the connections are over; the grace is for the capture alone)."""
     deadline = time.monotonic() + settle_s
     # The sniffer's thread fills ``events``: a short poll, bounded by the deadline.
     while time.monotonic() < deadline and not flows_over(events):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
+    if over is not None:
+        over()
     await asyncio.sleep(max(0.0, min(GRACE_S, deadline - time.monotonic())))
 
 
@@ -195,8 +198,9 @@ class PacketProbe:
     # -- passive capture ---------------------------------------------------------------
     async def capture(self, address: str, port: int, action: Callable[[], Awaitable[T]], *,
                       max_packets: int = 500, max_s: float = 60.0, settle_s: float = 0.3,
-                      pcap_path: str = "") -> Capture[T]:
-        """Sniff the target's address and port while ``action`` runs (bounded in packets and time).
+                      pcap_path: str = "", over: Callable[[], None] | None = None) -> Capture[T]:
+        """Sniff the target's address and port while ``action`` runs (bounded in packets and time);
+        ``over`` is called once the action's connections are over, before the grace for late packets.
 
         A packet socket reads the headers (no scapy: the capture starts at once); scapy's
         sniffer only when the packets are to be saved (``pcap_path``), or when the packet
@@ -213,17 +217,18 @@ class PacketProbe:
                 action_ms = round((time.time() - t0) * 1000, 2)
                 try:
                     result = await action()
-                    await _settle(sniffer.events, settle_s)
+                    await _settle(sniffer.events, settle_s, over)
                 finally:
                     events = await asyncio.to_thread(sniffer.stop)
                 truncated = len(events) >= max_packets or (time.time() - t0) >= max_s
                 return Capture(sorted(events, key=lambda e: e.ms), result, sniffer.iface or "any", bpf,
                                action_ms, truncated, reader="packet socket")
         return await self._capture_scapy(address, port, action, bpf, max_packets=max_packets, max_s=max_s,
-                                         settle_s=settle_s, pcap_path=pcap_path)
+                                         settle_s=settle_s, pcap_path=pcap_path, over=over)
 
     async def _capture_scapy(self, address: str, port: int, action: Callable[[], Awaitable[T]], bpf: str, *,
-                             max_packets: int, max_s: float, settle_s: float, pcap_path: str) -> Capture[T]:
+                             max_packets: int, max_s: float, settle_s: float, pcap_path: str,
+                             over: Callable[[], None] | None = None) -> Capture[T]:
         sc = await asyncio.to_thread(scapy_modules)
         v6 = _is_v6(address)
         iface = str((sc.conf.route6 if v6 else sc.conf.route).route(address)[0])
@@ -258,7 +263,7 @@ class PacketProbe:
         action_ms = round((time.time() - t0) * 1000, 2)
         try:
             result = await action()
-            await _settle(events, settle_s)
+            await _settle(events, settle_s, over)
         finally:
             if sniffer.running:
                 await asyncio.to_thread(sniffer.stop, True)
