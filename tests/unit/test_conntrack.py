@@ -166,6 +166,18 @@ async def test_still_counters_and_room_say_ok():
     assert "dport=7070" in flow.text
 
 
+async def test_the_ports_entries_are_listed_after_the_probe_only():
+    # Before the probe only the statistics are compared: `conntrack -L` (the slowest reading
+    # of the bracket, which the probe waits for) runs once, in the reading after it.
+    h = host(sysctls(), {("conntrack", "-S"): stats_line(invalid=7), ("conntrack", "-L"): ENTRY},
+             modules="nf_conntrack_netlink 1 0\n")
+    result = await run(h)
+    listed = [c for c in h.calls if c[:2] == ("conntrack", "-L")]
+    assert len(listed) == 1 and sum(1 for c in h.calls if c[:2] == ("conntrack", "-S")) == 2
+    flow = next(e for e in result.evidence if e.kind == "command")
+    assert "dport=7070" in flow.text and set(signals(result)) == {"conntrack.ok"}
+
+
 async def test_short_established_timeout_with_the_flow_tracked_here_points_to_idle_timeout():
     h = host(sysctls(**{"net.netfilter.nf_conntrack_tcp_timeout_established": "5"}),
              {("conntrack", "-S"): stats_line(), ("conntrack", "-L"): ENTRY}, modules="nf_conntrack_netlink 1 0\n")

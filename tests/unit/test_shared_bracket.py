@@ -35,6 +35,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     for cls in PARTS:
         monkeypatch.setattr(cls, "read_state", reader(cls.id))
+        monkeypatch.setattr(cls, "read_before", reader(cls.id))
     return events
 
 
@@ -70,6 +71,7 @@ async def test_a_failing_reading_fails_only_its_own_check(monkeypatch: pytest.Mo
         raise HostError("cannot read /proc/net/stat/nf_conntrack: permission denied")
 
     monkeypatch.setattr(ConntrackStateCheck, "read_state", staticmethod(broken))
+    monkeypatch.setattr(ConntrackStateCheck, "read_before", staticmethod(broken))
     ctx = make_ctx(probes=FakeProbes())
     with pytest.raises(HostError, match="nf_conntrack"):
         await shared_bracket(ctx, ConntrackStateCheck.id)

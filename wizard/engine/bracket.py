@@ -142,23 +142,27 @@ async def _stop_watches(stops: dict[str, Stop], errors: dict[str, BaseException]
             errors[name] = exc
 
 
-def _bracket_parts(ctx: CheckContext, asking: str) -> dict[str, Callable[[CheckContext], Awaitable[Any]]]:
-    """The ``read_state`` of each check in the checklist that declares one and may run here
-    (server root where it needs it), and always the asking check's."""
+Reads = dict[str, Callable[[CheckContext], Awaitable[Any]]]
+
+
+def _bracket_parts(ctx: CheckContext, asking: str) -> tuple[Reads, Reads]:
+    """The readings before the probe (``read_before``) and after it (``read_state``) of each
+    check in the checklist that declares them and may run here (server root where it needs
+    it), and always the asking check's."""
     known = registered()
-    parts: dict[str, Callable[[CheckContext], Awaitable[Any]]] = {}
+    before: Reads = {}
+    after: Reads = {}
     for step in ctx.checklist.steps:
         for spec in step.checks:
             cls = known.get(spec.check)
             if cls is None or not cls.reads_state():
                 continue
             if cls.id == asking or not (cls.needs_root == "server" and not ctx.server_root):
-                parts[cls.id] = cls.read_state
-    return parts
+                before[cls.id], after[cls.id] = cls.read_before, cls.read_state
+    return before, after
 
 
-async def _read_parts(ctx: CheckContext, parts: dict[str, Callable[[CheckContext], Awaitable[Any]]],
-                      into: dict[str, Any], errors: dict[str, BaseException]) -> None:
+async def _read_parts(ctx: CheckContext, parts: Reads, into: dict[str, Any], errors: dict[str, BaseException]) -> None:
     names = [n for n in parts if n not in errors]
     got = await asyncio.gather(*(parts[n](ctx) for n in names), return_exceptions=True)
     for name, value in zip(names, got, strict=False):
@@ -173,7 +177,7 @@ async def _read_parts(ctx: CheckContext, parts: dict[str, Callable[[CheckContext
 async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
     """The pass's bracket: every part's reading (the watches starting meanwhile), the watched
     probe, every reading again."""
-    parts = _bracket_parts(ctx, asking)
+    parts, parts_after = _bracket_parts(ctx, asking)
     before: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
     # Steps overlap: no other probe to the target between the two readings. The first
@@ -199,7 +203,7 @@ async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
         # The readings after the probe start as its exchange ends, as they do after a plain
         # exchange; a capture's wait for late packets goes on beside them, and ends before
         # the window does (no later probe may land in it). Its failure is its own check's to say.
-        await _read_parts(ctx, parts, shared.after, errors)
+        await _read_parts(ctx, parts_after, shared.after, errors)
         if rest is not None:
             await asyncio.wait([asyncio.ensure_future(rest)])
     return shared

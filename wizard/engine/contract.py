@@ -273,6 +273,12 @@ class Check(ABC, Generic[P]):
         raise NotImplementedError
 
     @classmethod
+    async def read_before(cls, ctx: CheckContext) -> Any:
+        """The reading before the shared probe: ``read_state``, unless the check reads less
+        there (what only the reading after the probe is used for)."""
+        return await cls.read_state(ctx)
+
+    @classmethod
     def reads_state(cls) -> bool:
         return cls.read_state is not Check.read_state
 

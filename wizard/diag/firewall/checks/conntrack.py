@@ -66,14 +66,14 @@ class ConntrackStateCheck(Check[ConntrackStateParams]):
         """The statistics, the table's fill and the port's entries (the part of the shared
         bracket this check reads): the entries are read with the counters, so the reading
         after the probe has them and the handshake's burst need not wait for a listing of its own."""
-        use_tool = await _use_tool(ctx)
-        stats, (source, entries, problems) = await asyncio.gather(
-            read_stats(ctx.server, use_tool), read_entries(ctx.server, ctx.target.port, use_tool))
-        try:
-            count = int((await ctx.server.read_text("/proc/sys/net/netfilter/nf_conntrack_count", 64)).strip())
-        except (ValueError, HostError):  # a bad value or the module gone: unknown
-            count = None
-        return Reading(stats, count, entries, source, problems)
+        return await _reading(ctx, entries=True)
+
+    @classmethod
+    async def read_before(cls, ctx: CheckContext) -> Reading:
+        """Before the probe only the statistics are compared: the port's entries (conntrack
+        -L, the slowest of the bracket's readings, which the probe waits for) are listed in
+        the reading after it alone."""
+        return await _reading(ctx, entries=False)
 
     async def run(self, ctx: CheckContext, params: ConntrackStateParams) -> CheckResult:
         f = Findings()
@@ -193,6 +193,23 @@ def _forwarded(f: Findings, ctx: CheckContext, entries: list[ConntrackEntry]) ->
              f"reply comes from {example.forwarded_to}, state {example.state or '?'}): the connection ends "
              f"beyond the target, not in this context; diagnose the backend next (--server for the host "
              f"of {targets[0]})")
+
+
+async def _reading(ctx: CheckContext, *, entries: bool) -> Reading:
+    """The statistics and the table's fill, and with ``entries`` the port's entries."""
+    use_tool = await _use_tool(ctx)
+    stats, (source, found, problems) = await asyncio.gather(
+        read_stats(ctx.server, use_tool),
+        read_entries(ctx.server, ctx.target.port, use_tool) if entries else _no_entries())
+    try:
+        count = int((await ctx.server.read_text("/proc/sys/net/netfilter/nf_conntrack_count", 64)).strip())
+    except (ValueError, HostError):  # a bad value or the module gone: unknown
+        count = None
+    return Reading(stats, count, found, source, problems)
+
+
+async def _no_entries() -> tuple[str, list[ConntrackEntry], list[str]]:
+    return "", [], []
 
 
 async def _use_tool(ctx: CheckContext) -> bool:
