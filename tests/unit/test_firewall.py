@@ -544,3 +544,30 @@ async def test_a_dnat_of_the_port_says_the_target_forwards_it_and_quotes_the_rul
     # Another port is not forwarded.
     other, _ = await run_check("10.213.10.1:8443", host, probe=False)
     assert "target.forwarded" not in signals(other)
+
+
+async def test_the_backends_are_asked_beside_the_look_at_what_is_loaded():
+    # The first reading of the rules asks iptables-save -V while it reads what the kernel has
+    # loaded, not before: the shared bracket's probe waits for this reading.
+    import asyncio
+
+    reading = asyncio.Event()
+
+    class Host(FakeHost):
+        async def read(self, path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
+            reading.set()
+            return await super().read(path, offset, max_bytes)
+
+        async def run(self, argv, timeout=5.0, max_bytes=1 << 20):  # type: ignore[no-untyped-def,override]
+            if tuple(argv)[1:] == ("-V",):
+                async with asyncio.timeout(1):
+                    await reading.wait()  # the look at what is loaded has begun meanwhile
+            return await super().run(argv, timeout, max_bytes)
+
+    h = Host(commands={("iptables-save", "-V"): "iptables-save v1.8.9 (nf_tables)\n",
+                       ("ip6tables-save", "-V"): "ip6tables-save v1.8.9 (nf_tables)\n",
+                       ("iptables-save", "-c"): "", ("ip6tables-save", "-c"): "", ("nft",): "{}"},
+             files={"/proc/modules": "nf_tables 1 0\n"})
+    got = await FirewallRulesCheck.read_state(make_ctx(server=h))
+    assert ("iptables-save", "-c") in h.calls and ("ip6tables-save", "-c") in h.calls
+    assert not any("not installed" in n for n in got.notes)

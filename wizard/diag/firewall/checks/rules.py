@@ -86,8 +86,9 @@ class FirewallRulesCheck(Check[FirewallRulesParams]):
 
     @staticmethod
     async def read_state(ctx: CheckContext) -> Collected:
-        """The rules with their counters (the part of the shared bracket this check reads)."""
-        backends = await ctx.once("fw.backends", lambda: backends_of(ctx.server))
+        """The rules with their counters (the part of the shared bracket this check reads).
+        The first reading asks for the tools' backends beside its look at what is loaded."""
+        backends = ctx.once("fw.backends", lambda: backends_of(ctx.server))
         return await collect(ctx.server, backends)
 
     async def run(self, ctx: CheckContext, params: FirewallRulesParams) -> CheckResult:

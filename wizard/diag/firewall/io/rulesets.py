@@ -5,7 +5,9 @@ kernel module to look."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import cast
 
 from wizard.diag.firewall.parse.fronts import (
     FrontEnd,
@@ -72,24 +74,28 @@ def _usable(host: Host, out: CommandOutput, into: Collected) -> CommandOutput | 
     return out
 
 
-async def collect(host: Host, backends: dict[str, str]) -> Collected:
+async def collect(host: Host, backends: dict[str, str] | Awaitable[dict[str, str]]) -> Collected:
     """nft (JSON for structure, text for exact quotes), then iptables-save for both families.
 
     ``backends`` maps iptables-save/ip6tables-save to the backend its ``-V`` named, asked once
-    per run: a legacy tool only runs where legacy tables exist, an nf_tables one only where
+    per run (an awaitable while it is being asked: it is awaited beside the look at what is
+    loaded): a legacy tool only runs where legacy tables exist, an nf_tables one only where
     nf_tables is loaded, so reading never loads a kernel module. The commands run side by
     side (the shared bracket waits on this reading before and after its probe); their
     outputs are folded, and their problems noted, in the order above.
     """
     got = Collected()
-    nft_loaded, *legacy = await asyncio.gather(
-        _nf_tables_present(host), *(_loaded(host, names) for _, _, names in _IPTABLES))
+    asked = [] if isinstance(backends, dict) else [backends]
+    nft_loaded, *loaded = await asyncio.gather(
+        _nf_tables_present(host), *(_loaded(host, names) for _, _, names in _IPTABLES), *asked)
+    known = backends if isinstance(backends, dict) else cast("dict[str, str]", loaded.pop())
+    legacy = [bool(x) for x in loaded]
     argvs: dict[str, list[str]] = {}  # what is run, by what its output is
     if nft_loaded:
         argvs["nft-json"] = ["nft", "-j", "list", "ruleset"]
         argvs["nft-text"] = ["nft", "-a", "list", "ruleset"]
     for (tool, _, _), legacy_there in zip(_IPTABLES, legacy, strict=True):
-        backend = backends.get(tool, "")
+        backend = known.get(tool, "")
         if backend != "missing" and ((backend == "legacy" and legacy_there) or (backend != "legacy" and nft_loaded)):
             argvs[tool] = [tool, "-c"]
         # Legacy tables apply alongside nftables ones and only the legacy tool shows them.
@@ -114,7 +120,7 @@ async def collect(host: Host, backends: dict[str, str]) -> Collected:
         combine(got.ruleset, nft_rs)
     for tool, family, _ in _IPTABLES:
         source = tool.removesuffix("-save")
-        if backends.get(tool, "") == "missing":
+        if known.get(tool, "") == "missing":
             got.notes.append(f"{tool} is not installed in {host.spec}")
         elif out := usable(tool):
             nf = said_nft(out.text)
