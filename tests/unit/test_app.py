@@ -108,6 +108,22 @@ def test_interface_suffixes_are_split_off() -> None:
     assert (b.address, b.interface, b.port) == ("fe80::1", "eth0", 8080)
 
 
+async def test_listings_asked_together_share_one_ss_and_a_later_one_lists_again() -> None:
+    # listen.sockets, process.listener and the running servers' settings all list the
+    # listeners as a run starts: one ss -p (it walks every process's fds) serves them.
+    from wizard.diag.kernel.io.counters import listeners
+
+    later = SS.replace("LISTEN 0      5      127.0.0.1:18433", "LISTEN 3      5      127.0.0.1:18433")
+    h = FakeHost(commands={("ss", "-Hltnp"): [SS, later]})
+    first, second = await asyncio.gather(listeners(h), listeners(h))
+    assert first is second and h.calls == [("ss", "-Hltnp")]
+    assert [s.port for s in first[1]] == [18433, 18435, 2024, 18432, 18434, 18431]
+    _, again = await listeners(h)  # the first listing has ended: a fresh one
+    assert len(h.calls) == 2 and next(s for s in again if s.port == 18433).recv_q == 3
+    other = FakeHost(commands={("ss", "-Hltnp"): ""})  # another context lists its own
+    assert (await asyncio.gather(listeners(h), listeners(other)))[1][1] == [] and len(h.calls) == 3
+
+
 def test_proc_counter_files_parse_with_nstat_names() -> None:
     c = parse_proc_counters(SNMP + NETSTAT)
     assert c["TcpOutRsts"] == 27 and c["TcpEstabResets"] == 14

@@ -6,6 +6,7 @@ The parsers are pure functions of the text, so tests feed them real captured out
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -94,7 +95,24 @@ def parse_ss_listeners(text: str) -> list[Listener]:
     return out
 
 
+#: the listings of listening sockets in flight, by (event loop, host)
+_LISTING: dict[tuple[int, int], asyncio.Future[tuple[CommandOutput, list[Listener]]]] = {}
+
+
 async def listeners(host: Host) -> tuple[CommandOutput, list[Listener]]:
+    """The host's listening sockets (``ss -Hltnp``). A call while a listing of the same host
+    is in flight shares it (the checks of a run that read them start together, and ss -p
+    walks every process's fds); one made after it has ended lists again."""
+    key = (id(asyncio.get_running_loop()), id(host))
+    listing = _LISTING.get(key)
+    if listing is None:
+        listing = asyncio.ensure_future(_list(host))
+        _LISTING[key] = listing
+        listing.add_done_callback(lambda done: _LISTING.pop(key) if _LISTING.get(key) is done else None)
+    return await asyncio.shield(listing)
+
+
+async def _list(host: Host) -> tuple[CommandOutput, list[Listener]]:
     out = await host.run(["ss", "-Hltnp"], timeout=5, max_bytes=4 << 20)
     return out, parse_ss_listeners(out.text) if out.ok else []
 
