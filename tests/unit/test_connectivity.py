@@ -134,6 +134,28 @@ def test_ping_statistics_are_parsed() -> None:
     assert parse_ping("ping: unknown host") is None
 
 
+async def test_one_address_is_pinged_at_once_not_after_the_other_checks_first_steps() -> None:
+    # The ping's length is fixed (count x interval) and counts from its start: a run's other
+    # checks, started beside it, must not delay that start by their first steps.
+    import asyncio
+
+    order: list[str] = []
+
+    class Client(FakeHost):
+        async def run(self, argv, timeout=5.0, max_bytes=1 << 20):  # type: ignore[no-untyped-def,override]
+            order.append(argv[0])
+            return await super().run(argv, timeout, max_bytes)
+
+    async def neighbour() -> None:  # another check's first step, started just after the ping's
+        order.append("neighbour")
+
+    ctx = make_ctx("127.0.0.1:80", client=Client(commands={("ping",): PING_OK}))
+    ping = asyncio.ensure_future(IcmpPingCheck().run(ctx, PingParams()))
+    other = asyncio.ensure_future(neighbour())
+    result, _ = await asyncio.gather(ping, other)
+    assert order == ["ping", "neighbour"] and result.status == Status.PASS
+
+
 async def test_ping_answered_passes_and_uses_the_params() -> None:
     client = FakeHost(commands={("ping",): PING_OK})
     ctx = make_ctx("127.0.0.1:80", client=client)
