@@ -52,6 +52,8 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
         win = LogWindow(path, cut.size, cut.mtime, method="none", bytes_read=cut.bytes_read)
         win.notes.append(BINARY_NOTE)
         return win, 0
+    if cut.fallback and type(reader.host) is LocalHost and cut.fallback != "gzip":
+        return await _local_fallback(reader, path, start, end, regexes, margin)
     if cut.fallback:
         return await _fallback_excerpt(reader, path, start, end, regexes, margin)
     win = LogWindow(path, cut.size, cut.mtime, cut.format, cut.format_has_zone,
@@ -90,6 +92,19 @@ async def _local_cut(reader: LogReader, path: str, start: float, end: float) -> 
         return await in_one_thread(path, make)
     except HostError as exc:
         return WindowCut(path, error=exc.message)
+
+
+async def _local_fallback(reader: LogReader, path: str, start: float, end: float,
+                          regexes: Sequence[str], margin: int) -> tuple[LogWindow, int]:
+    """A small or unordered file on this machine: ``_fallback_excerpt`` run whole in one
+    worker thread, so that reading, timing and matching it keep off the event loop (a run's
+    probes wait on that loop meanwhile)."""
+
+    def make(host: DirectLocal) -> Coroutine[Any, Any, tuple[LogWindow, int]]:
+        return _fallback_excerpt(LogReader(host, cap_bytes=reader.cap, tz=reader.tz), path, start, end, regexes,
+                                 margin)
+
+    return await in_one_thread(path, make)
 
 
 async def _remote_window(reader: LogReader, cut: WindowCut, regexes: Sequence[str], margin: int,
