@@ -18,10 +18,11 @@ from wizard.diag.logs.checks.matching import (
     source_title,
     trim_line,
 )
-from wizard.diag.logs.io.excerpt import excerpt_window, match_window
+from wizard.diag.logs.io.excerpt import excerpt_window
 from wizard.diag.logs.io.journal import is_journal_file, journal_window
 from wizard.diag.logs.io.reader import LogLine, LogReader, LogWindow
 from wizard.diag.logs.io.rotated import rotated_in_window
+from wizard.diag.logs.io.whole import match_window
 from wizard.diag.logs.parse.servers import line_signal
 from wizard.diag.process.checks.settings import running_servers
 from wizard.engine.contract import Check, CheckContext, CheckParams, Findings, register

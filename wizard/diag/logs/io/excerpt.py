@@ -4,7 +4,6 @@ it has python3, so only the matches cross the link."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Coroutine, Sequence
 from itertools import repeat
@@ -23,11 +22,11 @@ from wizard.diag.logs.io.cut import (
 from wizard.diag.logs.io.direct import DirectLocal, in_one_thread
 from wizard.diag.logs.io.reader import COUNT_PREFIX, LogLine, LogReader, LogWindow, _Budget
 from wizard.diag.logs.io.remote import is_remote, remote_rows
+from wizard.diag.logs.io.whole import CLIPPED_NOTE, local_fallback, match_window, whole_excerpt
 from wizard.diag.logs.parse.timestamps import byte_stamp, format_named, stamp_reach
 from wizard.hosts.base import Host, HostError
 from wizard.hosts.cpu import off_loop
 from wizard.hosts.local import LocalHost
-from wizard.model import linear
 from wizard.model.cancel import Stop
 
 REMOTE_CHUNK = 4 << 20  # a read over SSH: each must finish within the read timeout
@@ -53,9 +52,9 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
         win.notes.append(BINARY_NOTE)
         return win, 0
     if cut.fallback and type(reader.host) is LocalHost and cut.fallback != "gzip":
-        return await _local_fallback(reader, path, start, end, regexes, margin)
+        return await local_fallback(reader, path, start, end, regexes, margin)
     if cut.fallback:
-        return await _fallback_excerpt(reader, path, start, end, regexes, margin)
+        return await whole_excerpt(reader, path, start, end, regexes, margin)
     win = LogWindow(path, cut.size, cut.mtime, cut.format, cut.format_has_zone,
                     method="bisect" if cut.format else "scan",
                     bytes_read=cut.bytes_read, capped=cut.capped, error=cut.error)
@@ -92,19 +91,6 @@ async def _local_cut(reader: LogReader, path: str, start: float, end: float) -> 
         return await in_one_thread(path, make)
     except HostError as exc:
         return WindowCut(path, error=exc.message)
-
-
-async def _local_fallback(reader: LogReader, path: str, start: float, end: float,
-                          regexes: Sequence[str], margin: int) -> tuple[LogWindow, int]:
-    """A small or unordered file on this machine: ``_fallback_excerpt`` run whole in one
-    worker thread, so that reading, timing and matching it keep off the event loop (a run's
-    probes wait on that loop meanwhile)."""
-
-    def make(host: DirectLocal) -> Coroutine[Any, Any, tuple[LogWindow, int]]:
-        return _fallback_excerpt(LogReader(host, cap_bytes=reader.cap, tz=reader.tz), path, start, end, regexes,
-                                 margin)
-
-    return await in_one_thread(path, make)
 
 
 async def _remote_window(reader: LogReader, cut: WindowCut, regexes: Sequence[str], margin: int,
@@ -290,43 +276,6 @@ async def _hits(data: bytes, regexes: Sequence[str], win: LogWindow,
     found = await off_loop(lambda stop: sel.ids([_text(data, s) for s in starts], stop))
     hit = [k for k, i in enumerate(found) if i]
     return [starts[k] for k in hit], [found[k] for k in hit]
-
-
-CLIPPED_NOTE = (f"lines longer than {linear.MAX_LINE} characters were matched on their first "
-                f"and last {linear.HALF} where a signature needed Python's re")
-
-
-async def match_window(win: LogWindow, regexes: Sequence[str]) -> None:
-    """Each of ``win``'s lines in the window not matched yet gets the regexes it matches."""
-    todo = [k for k, ln in enumerate(win.lines) if ln.sigs is None and ln.in_window]
-    win.lines = [ln if ln.in_window or ln.sigs is not None else dataclasses.replace(ln, sigs=())
-                 for ln in win.lines]
-    if not todo:
-        return
-    texts = [win.lines[k].text for k in todo]
-    m = hsmatch.matcher(regexes)
-    if m is not None:
-        ids = await off_loop(functools.partial(m.match_texts, texts))
-    else:
-        sel = Selector.of(regexes)
-        ids = await off_loop(functools.partial(sel.ids, texts))
-    if any(linear.is_long(t) for t in texts):
-        win.notes.append(CLIPPED_NOTE)
-    for k, found in zip(todo, ids, strict=True):
-        win.lines[k] = dataclasses.replace(win.lines[k], sigs=found)
-
-
-async def _fallback_excerpt(reader: LogReader, path: str, start: float, end: float,
-                            regexes: Sequence[str], margin: int) -> tuple[LogWindow, int]:
-    """A file the fast path cannot cut (gzip, small, out of order): read by
-    ``reader.window``, every line of the window matched, the hits and their context kept."""
-    win = await reader.window(path, start, end, margin)
-    inside = sum(1 for ln in win.lines if ln.in_window)
-    await match_window(win, regexes)
-    hits = {i for i, ln in enumerate(win.lines) if ln.in_window and ln.sigs}
-    keep = sorted({j for i in hits for j in range(max(0, i - margin), min(len(win.lines), i + margin + 1))})
-    win.lines = [win.lines[j] for j in keep]
-    return win, inside
 
 
 async def _remote_excerpt(reader: LogReader, cut: WindowCut, sel: Selector, regexes: Sequence[str],
