@@ -41,6 +41,24 @@ async def steady(pilot: Pilot) -> None:
     await pilot.wait_for_scheduled_animations()
 
 
+def drawn_stepper(pilot: Pilot) -> str:
+    """The stepper's line as it is drawn on the screen in sight."""
+    from wizard.ui.widgets.stepper import Stepper
+
+    return pilot.app.screen.query_one(Stepper).render_line(0).text
+
+
+async def click_tab(pilot: Pilot, step_id: str, cell: int | None = None) -> None:
+    """Click a step's tab, found where the stepper draws its text: at ``cell`` of its text
+    (-1: the blank before it, len(text): the blank after it), by default its middle."""
+    from wizard.ui.widgets.stepper import Stepper
+
+    stepper = pilot.app.screen.query_one(Stepper)
+    text = stepper.tab_text(step_id)
+    x = drawn_stepper(pilot).index(text) + (len(text) // 2 if cell is None else cell)
+    await pilot.click(stepper, offset=(stepper.gutter.left + x, 0))
+
+
 async def type_target(pilot: Pilot, text: str = "127.0.0.1:8080") -> None:
     await pilot.click("#target")
     await pilot.press(*text)

@@ -9,6 +9,8 @@ from textual.widgets import Button, Input, Static, TextArea
 
 from tests.ui.helpers import (
     SIZE,
+    click_tab,
+    drawn_stepper,
     make_app,
     open_export,
     run_all,
@@ -273,7 +275,7 @@ async def test_run_all_ends_on_the_verdict_even_when_the_skipped_checks_notice_w
 async def test_jumping_before_step_one_is_refused_with_a_hint() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.click("#tab-firewall")
+        await click_tab(pilot, "firewall")
         await pilot.pause()
         assert app.screen.name == "target"
 
@@ -326,27 +328,29 @@ def test_the_forms_validators_fail_with_the_clis_message_for_every_bad_value() -
 
 async def test_the_verdicts_tab_shows_the_verdicts_state_in_a_shape_not_only_a_colour() -> None:
     from wizard.ui.steps import GLYPHS
-    from wizard.ui.widgets.stepper import StepTab
+    from wizard.ui.widgets.stepper import Stepper
 
-    def tab() -> StepTab:
-        return app.screen.query_one("#tab-summary", StepTab)
+    def verdict_tab() -> str:
+        """The verdict's tab as the stepper in sight draws it."""
+        text = app.screen.query_one(Stepper).tab_text("summary")
+        return text if text in drawn_stepper(pilot) else f"not drawn: {text}"
 
     engine = ScriptedEngine()
     app = make_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.checklist is not None)
-        assert str(tab().render()).startswith(GLYPHS["pending"])  # not yet
+        assert verdict_tab().startswith(GLYPHS["pending"])  # not yet
         await run_all(pilot)
         await until(pilot, lambda: app.screen.name == "summary")
         assert app.session is not None and app.session.verdict is not None
         assert app.session.verdict.kind == "cause"
-        await until(pilot, lambda: str(tab().render()) == "★ Verdict")
-        assert "a cause diagnosed" in str(tab().tooltip)
+        await until(pilot, lambda: verdict_tab() == "★ Verdict")
+        assert "a cause diagnosed" in app.screen.query_one(Stepper).tip("summary")
         # Rerunning a step makes the verdict stale until it is shown again...
         await pilot.press("6")
         await until(pilot, lambda: app.screen.name == "step:handshake")
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: str(tab().render()) == "· Verdict")
+        await until(pilot, lambda: verdict_tab() == "· Verdict")
         await until(pilot, lambda: not app.run_in_progress())
         # ...and a run cancelled part-way gives an interrupted verdict, a shape of its own.
         import asyncio
@@ -360,5 +364,5 @@ async def test_the_verdicts_tab_shows_the_verdicts_state_in_a_shape_not_only_a_c
         await pilot.press("ctrl+n")
         await until(pilot, lambda: app.screen.name == "summary")
         kind = app.session.verdict.kind
-        await until(pilot, lambda: str(tab().render()) == f"{GLYPHS[{'cause': 'diagnosed'}.get(kind, kind)]} Verdict")
+        await until(pilot, lambda: verdict_tab() == f"{GLYPHS[{'cause': 'diagnosed'}.get(kind, kind)]} Verdict")
     assert len({GLYPHS[s] for s in ("pending", "diagnosed", "no-cause", "no-reset", "interrupted")}) == 5
