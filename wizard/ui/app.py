@@ -25,7 +25,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from wizard.ui import fields, keys, messages, steps
+from wizard.ui import fields, keys, messages, steps, styles
 from wizard.ui.commands import WizardCommands
 from wizard.ui.controller import WizardController
 from wizard.ui.dialogs import DialogActions
@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     """The wizard. Tests inject ``engine`` (scripted results), ``clock`` and ``monotonic``."""
 
-    CSS_PATH = Path(__file__).with_name("wizard.tcss")  # step 1's form: parsed before its first frame
+    CSS_PATH = styles.FIRST_FRAME  # step 1's first frame: parsed before it (wizard.ui.styles)
     #: the rest (a step's checks, the verdict, the dialogs): parsed once the form is out
-    RUN_CSS_PATH = Path(__file__).with_name("run.tcss")
+    RUN_CSS_PATH = styles.RUN
     TITLE = "reset-wizard"
     SUB_TITLE = "why was the connection reset?"
     BINDINGS = keys.BINDINGS
@@ -148,10 +148,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
 
     def load_run_css(self) -> None:
         """Add the styles of what follows step 1's form (parsed as the next widget is styled)."""
-        path = str(self.RUN_CSS_PATH.resolve())
-        if not self.stylesheet.has_source(path, ""):
-            # add_source, not read: read leaves Textual's rule map as it was
-            self.stylesheet.add_source(self.RUN_CSS_PATH.read_text(encoding="utf-8"), read_from=(path, ""))
+        styles.add(self.stylesheet, styles.FORM, styles.RUN)  # form.tcss first: their cascade
 
     def _load_screen_css(self, screen: Screen[Any]) -> None:
         # Textual's hook as any screen is shown: any but step 1's needs the rest of the styles.

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
-from wizard.ui import fields
+from wizard.ui import fields, styles
 from wizard.ui.widgets.footer import WizardFooter
 from wizard.ui.widgets.navbar import NavButtons, nav_bar
 from wizard.ui.widgets.stepper import Stepper, StepperScreen
@@ -88,12 +88,10 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         yield Stepper("identify", self.step_states)
         with VerticalScroll(id="body"):
             yield Static("Step 1 of 6 · What failed, and where?", classes="step-title")
-            yield Static("", id="root-notice", classes="notice")
             with Vertical(id="form"):
                 # A target given on the command line is checked once the form is out: its
                 # parser's model loads pydantic, which the first frame does without.
                 yield self._row(*FIELDS[0], check=not self.values.get("target"))
-            yield Vertical(id="identify-slot")
         yield WizardFooter()
 
     def _rest(self) -> list[Horizontal]:
@@ -139,9 +137,15 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         self.call_after_refresh(self._complete)
 
     async def _complete(self) -> None:
+        styles.add(self.app.stylesheet, styles.FORM)  # the styles of what mounts now
         await self.query_one("#form").mount_all(self._rest())
         if not self.is_attached:  # the app quit within its first frame
             return
+        # Below the title, the notice (hidden until there is one); below the form, the slot of
+        # the identify step's checks: neither is in sight in the first frame.
+        body = self.query_one("#body")
+        await body.mount(Static("", id="root-notice", classes="notice"), after=body.query_one(".step-title"))
+        await body.mount(Vertical(id="identify-slot"))
         target = self.query_one("#target", Input)
         if not target.validators:  # the given target (compose), checked as if just typed
             target.validators.append(FieldValidator(fields.target))
