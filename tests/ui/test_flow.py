@@ -71,6 +71,7 @@ async def test_an_invalid_target_is_explained_beside_the_field_and_nothing_start
 async def test_a_bad_number_is_explained_beside_its_field_in_the_clis_words() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.complete)  # the field mounts after the first frame
         await pilot.click("#attempts")
         await pilot.press("0")
         # the line `reset-wizard diagnose --attempts 0` prints after "bad attempts: "
@@ -251,6 +252,7 @@ async def test_without_root_the_skipped_checks_are_announced_with_the_fix() -> N
                 "sudo reset-wizard …, or grant cap_net_raw,cap_net_admin")
     app = make_app(ScriptedEngine(skips=[skip], root_skips=[skip]))
     async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.complete)  # the notice mounts with the form
         await until(pilot, lambda: "Kernel counters" in str(app.screen.query_one("#root-notice", Static).render()))
         await type_target(pilot)
         await pilot.press("enter")

@@ -32,7 +32,7 @@ from wizard.ui.dialogs import DialogActions
 from wizard.ui.keys import KeyActions
 from wizard.ui.navigation import NavActions
 from wizard.ui.runs import StepRuns
-from wizard.ui.screens.target import TargetScreen
+from wizard.ui.screens.target import TargetScreen, first_screen
 
 if TYPE_CHECKING:
     from wizard.model import Answers, Checklist, Session
@@ -132,9 +132,10 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
         return [s for s in installed if isinstance(s, StepperScreen)]
 
     # ----- start-up -------------------------------------------------------------------
+    def get_default_screen(self) -> Screen[Any]:
+        return first_screen(self, self.initial)  # step 1, not pushed over Textual's default one
+
     def on_mount(self) -> None:
-        self.install_screen(TargetScreen(self.initial), "target")
-        self.push_screen("target")
         self._ticker = self.set_interval(0.1, self._tick, pause=True)
 
     def on_target_screen_form_complete(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -265,3 +265,16 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
     def panel(self) -> StepPanel | None:
         found = self.query(".step-panel")
         return found.first() if found else None  # type: ignore[return-value]
+
+
+def first_screen(app: App[Any], values: dict[str, str]) -> TargetScreen:
+    """Step 1 as the app's first screen, installed as "target" (a run leaves it and comes
+    back). Pushed over Textual's default screen, it cost that one's compose, styles and
+    layout (its tooltip and toast rack too) before the first frame."""
+    screen = TargetScreen(values)
+    app.install_screen(screen, "target")
+    # Private, as nothing public does it: the result callback that push_screen gives a screen
+    # and switch_screen pops from the one it leaves (Textual's default screen is never left:
+    # without it, leaving step 1 raised IndexError with the screen stack left empty).
+    screen._push_result_callback(screen, None)
+    return screen
