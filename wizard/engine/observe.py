@@ -7,7 +7,6 @@ signals of all of them, and whose diagnosis is the usual analysis of those signa
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from collections import Counter, defaultdict
@@ -17,17 +16,19 @@ from pathlib import Path
 from wizard import __version__
 from wizard.analysis import conclude
 from wizard.diag.kernel.parse.counters import moved_signals
+from wizard.diag.logs.io.cut import Selector
 from wizard.diag.logs.parse.servers import line_signal
 from wizard.diag.packets.io.gather import gather
 from wizard.diag.packets.io.pcaplib import CaptureError
 from wizard.diag.packets.io.prefetch import take
+from wizard.diag.packets.parse.attribution import SENDER_SIGNAL
 from wizard.diag.packets.parse.flows import Tracker
 from wizard.diag.packets.parse.sightings import to_event
 from wizard.diag.packets.parse.twoends import FlowIndex, judge
 from wizard.model import CheckResult, Evidence, Session, Signal, Status, ToolInfo
-from wizard.model.checklist import Checklist, Signature
+from wizard.model.cancel import Stop
+from wizard.model.checklist import Checklist
 from wizard.model.errors import WizardError
-from wizard.model.linear import compile_linear, search
 from wizard.model.observed import CaptureSummary, Observation, ResetEvent
 from wizard.model.session import Context
 from wizard.model.target import Target
@@ -35,16 +36,11 @@ from wizard.model.wording import plural
 
 MAX_EVENTS = 10_000  # events kept in a session; past it they are counted
 MAX_LADDERS = 20  # ladders in the report's evidence
-SIGNAL_OF = {"server-kernel": "rst.from_server_kernel", "server-app": "rst.from_server_app",
-             "server-firewall": "rst.from_server_firewall", "server-host": "rst.from_server_host",
-             "path": "rst.from_path",
-             "unknown": "rst.unattributed"}
 # A watch samples the server's counters once a second: the second of a reset holds the rest of
 # the host's traffic too, so what moved in it speaks for the reset less than a probe's bracket.
 SECOND_STRENGTH = 0.7
 NAMES_ADDRESS, NAMES_NOBODY = 0.8, 0.5  # a log line of a reset's second that names its client's address only, or nobody
 SAMPLED_EVENTS = 300  # the resets whose counters and log lines are weighed: all, or an even sample
-MAX_LINE = 8192  # the part of a log line the signatures are run on
 
 
 class Deadline:
@@ -170,8 +166,7 @@ def evidence_signals(observation: Observation, checklist: Checklist | None) -> l
     that names nobody (``_nearness``)."""
     events = observation.events
     sample = events[::max(1, -(-len(events) // SAMPLED_EVENTS))]
-    compiled = [(sig, compile_linear(sig.regex)) for sig in checklist.signatures] if checklist else []
-    said: dict[str, dict[str, tuple[str, float]]] = {}  # a line -> what it raises: signal -> (fact, strength)
+    said = _lines_signals(list(dict.fromkeys(line for ev in sample for line in ev.logs)), checklist)
     found: dict[str, tuple[str, float]] = {}  # signal -> its first fact, its strength
     times: Counter[str] = Counter()  # signal -> resets of the sample it came with
     weight: defaultdict[str, float] = defaultdict(float)  # signal -> its strengths summed over those resets
@@ -179,12 +174,10 @@ def evidence_signals(observation: Observation, checklist: Checklist | None) -> l
         own = {sid: (fact, SECOND_STRENGTH)
                for sid, fact in moved_signals(ev.counters, f"in the second of reset {ev.n} ({ev.flow})")}
         for line in ev.logs:
-            if line not in said:
-                said[line] = _line_signals(line[:MAX_LINE], compiled)
             near = _nearness(line, ev)
-            for sid, (fact, strength) in said[line].items():
-                if strength * near > own.get(sid, ("", 0.0))[1]:
-                    own[sid] = (fact, strength * near)
+            for sid, fact in said[line].items():
+                if near > own.get(sid, ("", 0.0))[1]:
+                    own[sid] = (fact, near)
         for sid, hit in own.items():
             if hit[1] > found.get(sid, ("", 0.0))[1]:
                 found[sid] = hit  # the fact quoted is the line that weighs most
@@ -206,16 +199,21 @@ def _nearness(line: str, ev: ResetEvent) -> float:
     return NAMES_ADDRESS if address and address in line else NAMES_NOBODY
 
 
-def _line_signals(line: str, compiled: list[tuple[Signature, re.Pattern[str]]]) -> dict[str, tuple[str, float]]:
-    """The signals one log line raises through the signatures it matches, with the line quoted."""
-    out: dict[str, tuple[str, float]] = {}
-    for sig, rx in compiled:
-        if not search(rx, line):
-            continue
-        sid, meaning = line_signal(sig.id, sig.cls, line)
-        if sid and sid not in out:
-            quoted = line if len(line) <= 300 else line[:299] + "…"
-            out[sid] = (f"{quoted} ({sig.id}{': ' + meaning if meaning else ''})", 1.0)
+def _lines_signals(lines: list[str], checklist: Checklist | None) -> dict[str, dict[str, str]]:
+    """What each log line raises through the signatures it matches (step 3's Python matcher,
+    ``Selector.ids``, and its ``line_signal``): signal -> the line quoted with its signature."""
+    if not lines or checklist is None:
+        return {line: {} for line in lines}
+    signatures = checklist.signatures
+    matched = Selector.of([sig.regex for sig in signatures]).ids(lines, Stop())
+    out: dict[str, dict[str, str]] = {}
+    for line, ids in zip(lines, matched, strict=True):
+        raised = out[line] = {}
+        for k in ids:
+            sid, meaning = line_signal(signatures[k].id, signatures[k].cls, line)
+            if sid and sid not in raised:
+                quoted = line if len(line) <= 300 else line[:299] + "…"
+                raised[sid] = f"{quoted} ({signatures[k].id}{': ' + meaning if meaning else ''})"
     return out
 
 
@@ -228,7 +226,7 @@ def observed_result(observation: Observation, where: str, checklist: Checklist |
                          data={"columns": ["sender", "resets"], "rows": rows})]
     signals: dict[str, Signal] = {}
     for ev in events:
-        sig = SIGNAL_OF.get(ev.sender)
+        sig = SENDER_SIGNAL.get(ev.sender)  # a client's own RST raises none
         if sig and sig not in signals:
             n = observation.by_sender[ev.sender]
             signals[sig] = Signal(id=sig, fact=f"{n} of {plural(len(events), 'reset')} {ev.sender_words}; the first: "

@@ -67,6 +67,11 @@ class Attribution:
         return f"sent by {SENDER_WORDS[self.sender]}"
 
 
+# The signal each sender raises (the live capture's and an observation's alike).
+SENDER_SIGNAL: dict[str, str] = {
+    "server-kernel": "rst.from_server_kernel", "server-app": "rst.from_server_app",
+    "server-firewall": "rst.from_server_firewall", "server-host": "rst.from_server_host", "path": "rst.from_path",
+    "beyond": "rst.from_beyond", "unknown": "rst.unattributed"}
 SENDER_WORDS: dict[str, str] = {
     "server-kernel": "the server's kernel (no socket matched)",
     "server-app": "the server's application (a live socket aborted)",
@@ -131,11 +136,7 @@ def attribute(rst: PacketEvent, flow: list[PacketEvent], shape: ServerShape | No
     reasons += _counters_reasons(deltas, moved_abort, out_rsts)
     sender = _sender(ttl_match, deltas, bool(moved_abort), out_rsts, live, stateless, shape, reasons,
                      hop_distance)
-    signals.insert(0, {"server-kernel": "rst.from_server_kernel", "server-app": "rst.from_server_app",
-                       "server-firewall": "rst.from_server_firewall", "server-host": "rst.from_server_host",
-                       "path": "rst.from_path",
-                       "beyond": "rst.from_beyond",
-                       "unknown": "rst.unattributed"}[sender])
+    signals.insert(0, SENDER_SIGNAL[sender])
     return Attribution(rst, sender, tuple(reasons), tuple(dict.fromkeys(signals)), hop_distance,
                        compared=shape is not None)
 
