@@ -64,17 +64,12 @@ EXPECTED = {
 def captured_at_both_ends(lab: Lab, requests: int, tmp: Path) -> tuple[Path, Path]:
     s, st = lab.scenario, lab.state
     caps = (tmp / "client.pcap", tmp / "server.pcap")
-    taken = [dumps.start(st.client, caps[0], f"tcp port {s.port}"),
-             dumps.start(st.server, caps[1], f"tcp port {s.port}")]
-    try:
+    with dumps.recording([(st.client, caps[0], f"tcp port {s.port}"), (st.server, caps[1], f"tcp port {s.port}")]):
         payload = s.payload if s.payload is not None else "GET / HTTP/1.0\\r\\nHost: lab\\r\\n\\r\\n"
         subprocess.run(["ip", "netns", "exec", st.client, PY, "-c", CLIENT, lab.server_address, str(s.port),
                         f"{s.hold + 1 if s.hold else 0:g}", payload, str(requests)],
                        check=True, timeout=120, stdin=subprocess.DEVNULL)
         time.sleep(1.0)  # the last resets reach both captures
-    finally:
-        for dump in taken:
-            dumps.stop(dump)
     return caps
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from wizard import __version__
 from wizard.lab.build import Lab
-from wizard.lab.netns import lab_unavailable
+from wizard.lab.netns import lab_unavailable, stop_process
 from wizard.lab.realscenarios import REAL_SCENARIOS
 from wizard.lab.runs import Outcome, run_all
 from wizard.lab.scenarios import SCENARIOS, Scenario
@@ -54,12 +54,7 @@ def cpu_load(on: bool) -> Iterator[None]:
         time.sleep(1.0)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=10)
 
 
 def _wire(lab: Lab) -> Wire | None:

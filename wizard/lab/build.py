@@ -275,7 +275,6 @@ class Lab:
             time.sleep(0.05)
         raise LabError(f"lab {role} {' '.join(mode)} did not start: {out_path.read_text()[-1000:]}")
 
-
     @property
     def trigger_captures(self) -> tuple[Path, Path]:
         """Where a recording lab keeps the trigger's packets: tcpdump's pcap files from the
@@ -290,15 +289,10 @@ class Lab:
         if not self.record:
             self._request()
             return
-        taken: list[subprocess.Popen[str]] = []
-        try:
-            for ns, path in zip((self.state.client, self.state.server), self.trigger_captures, strict=True):
-                taken.append(dumps.start(ns, path, "tcp"))
+        near_client, near_server = self.trigger_captures
+        with dumps.recording([(self.state.client, near_client, "tcp"), (self.state.server, near_server, "tcp")]):
             self._request()
             time.sleep(0.5)  # a reset that follows the client's last packet reaches both captures
-        finally:
-            for dump in taken:
-                dumps.stop(dump)
 
     def _request(self) -> None:
         s, st = self.scenario, self.state

@@ -10,9 +10,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from wizard.lab.netns import LabError
+from wizard.lab.netns import LabError, stop_process
 
 READY_S = 5.0
 SNAPLEN = 200  # headers and the first bytes of a payload, as `tcpdump -s` is used in the field
@@ -35,14 +37,22 @@ def start(ns: str, path: Path, bpf: str, dev: str = "eth0", snaplen: int = SNAPL
     raise LabError(f"tcpdump did not start in {ns}")
 
 
+@contextmanager
+def recording(captures: Iterable[tuple[str, Path, str]], snaplen: int = SNAPLEN) -> Iterator[None]:
+    """tcpdump on each (namespace, file, filter) while the block runs, every one stopped after
+    it (also those started before one that failed to start)."""
+    taken: list[subprocess.Popen[str]] = []
+    try:
+        for ns, path, bpf in captures:
+            taken.append(start(ns, path, bpf, snaplen=snaplen))
+        yield
+    finally:
+        for dump in taken:
+            stop(dump)
+
+
 def stop(dump: subprocess.Popen[str]) -> None:
     """Stop a tcpdump so that it writes out what it holds (SIGINT), killing it if it hangs."""
-    if dump.poll() is None:
-        dump.send_signal(signal.SIGINT)
-        try:
-            dump.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            dump.kill()
-            dump.wait(timeout=5)
+    stop_process(dump, signal.SIGINT, timeout=5)
     if dump.stderr is not None:
         dump.stderr.close()

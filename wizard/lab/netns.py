@@ -44,6 +44,18 @@ def lab_unavailable() -> str:
     return ""
 
 
+def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes], sig: int = signal.SIGTERM,
+                 timeout: float = 3.0) -> None:
+    """End ``proc`` with ``sig``, killing it if it has not ended ``timeout`` seconds later."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
 def run(argv: list[str], *, stdin: str | None = None, timeout: float = COMMAND_TIMEOUT,
         check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
@@ -132,13 +144,7 @@ class LabNet:
 
     def down(self) -> None:
         for proc in self.processes:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=3)
+            stop_process(proc)
         self.processes.clear()
         for ns in reversed(self._made):
             # Anything still running inside (a stray child) goes with its namespace.

@@ -131,15 +131,10 @@ def observe(lab: Lab, keep: Path | None = None) -> Wire:
     directory the two captures are copied into (the lab's own is removed with it)."""
     st, port = lab.state, lab.scenario.port
     pcap, near_server = Path(st.dir) / "wire.pcap", Path(st.dir) / "wire-server.pcap"
-    taken = [dumps.start(st.client, pcap, f"tcp port {port}", snaplen=262144)]
-    try:
-        taken.append(dumps.start(st.server, near_server, "tcp", snaplen=262144))
+    with dumps.recording([(st.client, pcap, f"tcp port {port}"), (st.server, near_server, "tcp")], snaplen=262144):
         done = subprocess.run(["ip", "netns", "exec", st.client, *client_argv(lab)], capture_output=True,
                               text=True, timeout=lab.scenario.hold + 20, stdin=subprocess.DEVNULL)
         time.sleep(1.0)  # the last packets (a reset after the client gave up) reach the capture
-    finally:
-        for dump in taken:
-            dumps.stop(dump)
     lines = (done.stdout + done.stderr).strip().splitlines()
     said = lines[-1] if lines else f"exit {done.returncode}"
     if done.returncode:
