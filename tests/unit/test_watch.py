@@ -152,6 +152,19 @@ def test_a_sessions_export_redacts_its_resets_log_lines_and_with_addresses_its_f
     assert "password=hunter2 from 10.1.0.2" in session.to_json()  # unredacted, as --no-redact writes it
 
 
+def test_a_watch_session_names_the_server_context_its_counters_and_logs_were_read_in():
+    # the report's "server evidence from ..." and the rerun command come from it
+    from wizard.cli.diagnose import checklist_for
+    from wizard.engine.watch import watch_session
+    from wizard.hosts.local import NetnsHost
+
+    target = Target(host="10.2.0.2", port=8080)
+    session = watch_session(WatchPlan(target, server=NetnsHost("web1")), WatchState(), checklist_for(False))
+    assert session.context.server == "netns:web1"
+    assert session.rerun_argv()[-2:] == ["--server", "netns:web1"]
+    assert watch_session(WatchPlan(target), WatchState(), checklist_for(False)).context.server == "local"
+
+
 def test_a_busy_ports_lines_do_not_push_a_resets_own_line_out_before_it_is_matched():
     # a reset is matched some 0.3 s after it; at 600 resets a second thousands of other
     # flows' lines come in between (each reset: a sent and a received line, state changes)

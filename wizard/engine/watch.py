@@ -352,7 +352,7 @@ def watch_session(plan: WatchPlan, state: WatchState, checklist: Checklist) -> S
     """The session of a finished (or interrupted) watch."""
     state.observation.count()
     session = Session(tool=ToolInfo(version=__version__), started_at=state.started, target=plan.target,
-                      context=Context(client=socket.gethostname(), server="local"), mode="watch",
+                      context=Context(client=socket.gethostname(), server=plan.server.spec), mode="watch",
                       observation=state.observation, interrupted=state.interrupted)
     session.step("handshake").checks.append(observed_result(state.observation, "live capture", checklist))
     conclude(checklist, session)
