@@ -33,6 +33,9 @@ from pathlib import Path
 
 import pytest
 
+from wizard.lab import dumps
+from wizard.lab.netns import stop_process
+
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
@@ -234,31 +237,26 @@ def watch_while(lab: Lab, port: int, tmp: Path, traffic, *extra: str, logs: tupl
     """Run watch in the client namespace and tcpdump at both ends while ``traffic()`` runs
     (it returns the times of the resets the client met); the NDJSON events, the captures."""
     caps = {"client": tmp / f"client-{port}.pcap", "server": tmp / f"server-{port}.pcap"}
-    dumps = [subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "-s", "200", "-w", str(path),
-                               "-i", "any", f"tcp port {port}"], stderr=subprocess.DEVNULL)
-             for ns, path in ((lab.client, caps["client"]), (lab.server, caps["server"]))]
-    watcher = subprocess.Popen(["ip", "netns", "exec", lab.client, PY, "-m", "wizard", "watch",
-                                f"{SERVER}:{port}", "--for", "90s", "--json", "-", "--allow-tracefs-mount",
-                                *(logs or ("--log", str(lab.log))), *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    lab.watchers.append(watcher.pid)
-    try:
-        assert watcher.stdout is not None
-        ready, _, _ = select.select([watcher.stdout], [], [], 30)
-        first = watcher.stdout.readline() if ready else ""
-        assert first and json.loads(first)["type"] == "start", first + (watcher.stderr.read() if watcher.stderr else "")
-        time.sleep(0.5)  # tcpdump is up long before the watcher
-        resets_at = traffic()
-        time.sleep(1.0)
-        watcher.terminate()  # SIGTERM: a clean end, with its end event
-        rest, err = watcher.communicate(timeout=30)
-        assert watcher.returncode == 3, err  # interrupted by a signal
-    finally:
-        for p in (watcher, *dumps):
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
+    with dumps.recording([(ns, path, f"tcp port {port}") for ns, path in ((lab.client, caps["client"]),
+                                                                          (lab.server, caps["server"]))], dev="any"):
+        watcher = subprocess.Popen(["ip", "netns", "exec", lab.client, PY, "-m", "wizard", "watch",
+                                    f"{SERVER}:{port}", "--for", "90s", "--json", "-", "--allow-tracefs-mount",
+                                    *(logs or ("--log", str(lab.log))), *extra],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        lab.watchers.append(watcher.pid)
+        try:
+            assert watcher.stdout is not None
+            ready, _, _ = select.select([watcher.stdout], [], [], 30)
+            first = watcher.stdout.readline() if ready else ""
+            assert first and json.loads(first)["type"] == "start", first + (watcher.stderr.read() if watcher.stderr else "")
+            resets_at = traffic()
+            time.sleep(1.0)
+            watcher.terminate()  # SIGTERM: a clean end, with its end event
+            rest, err = watcher.communicate(timeout=30)
+            assert watcher.returncode == 3, err  # interrupted by a signal
+        finally:
+            stop_process(watcher, timeout=10)
     events = [json.loads(first)] + [json.loads(line) for line in rest.splitlines() if line.strip()]
     assert events[-1]["type"] == "end" and events[-1]["signal"] == "SIGTERM"
     assert events[-1]["resets"] == len([e for e in events if e["type"] == "reset"])

@@ -45,13 +45,13 @@ def start(ns: str, path: Path, bpf: str, dev: str = "eth0", snaplen: int = SNAPL
 
 
 @contextmanager
-def recording(captures: Iterable[tuple[str, Path, str]], snaplen: int = SNAPLEN) -> Iterator[None]:
+def recording(captures: Iterable[tuple[str, Path, str]], snaplen: int = SNAPLEN, dev: str = "eth0") -> Iterator[None]:
     """tcpdump on each (namespace, file, filter) while the block runs, every one stopped after
     it (also those started before one that failed to start)."""
     taken: list[tuple[str, Path, subprocess.Popen[str]]] = []
     try:
         for ns, path, bpf in captures:
-            taken.append((ns, path, start(ns, path, bpf, snaplen=snaplen)))
+            taken.append((ns, path, start(ns, path, bpf, dev=dev, snaplen=snaplen)))
         yield
         settle([path for _ns, path, _dump in taken])
     except BaseException:
