@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import pytest
 from pydantic import Field
 
 from tests.unit.fakes import make_ctx
@@ -55,6 +56,8 @@ def _waiter(check_id: str, step_id: str) -> type[Check[WaitParams]]:
 for _step in STEP_IDS:
     _waiter(f"test.wait.{_step}", _step)
     _waiter(f"test.probe.{_step}", _step)
+_waiter("test.echo.connectivity", "connectivity").beside_next_steps = True  # as the ping's ICMP echo
+_waiter("test.settings.app-errors", "app-errors").after_bracket_probe = True  # as a process's settings
 
 
 def runner_with(specs: dict[str, list[CheckSpec]], events: list | None = None) -> tuple[Runner, Session]:
@@ -92,6 +95,56 @@ async def test_steps_two_to_five_run_side_by_side_and_the_handshake_after_them()
     finished = [e.step for e in events if isinstance(e, StepFinished)]
     assert sorted(finished) == sorted(STEP_IDS) and {e.step for e in events if isinstance(e, StepStarted)} == set(STEP_IDS)
     assert all(session.step(s).checks[0].status == Status.PASS for s in STEP_IDS)
+
+
+async def test_the_handshake_starts_beside_a_check_that_sends_nothing_to_the_port_and_the_run_waits_for_it() -> None:
+    LOG.clear()
+    events: list = []
+    specs = {"connectivity": [CheckSpec(check="test.echo.connectivity", params={"seconds": 0.7}),
+                              CheckSpec(check="test.probe.connectivity", params={"seconds": 0.1, "mode": "shared"})],
+             "firewall": [CheckSpec(check="test.probe.firewall", params={"seconds": 0.2, "mode": "alone"})],
+             "handshake": [CheckSpec(check="test.probe.handshake", params={"seconds": 0.1, "mode": "shared"})]}
+    runner, session = runner_with(specs, events)
+    await runner.run_all(session)
+    handshake = span("test.probe.handshake")
+    assert handshake[0] >= max(span("test.probe.connectivity")[1], span("test.probe.firewall")[1])
+    assert handshake[0] < span("test.echo.connectivity")[1]  # it did not wait for the echo
+    assert session.step("connectivity").checks[0].status == Status.PASS  # the run waited for it
+    finished = [e.step for e in events if isinstance(e, StepFinished)]
+    assert finished.index("handshake") < finished.index("connectivity")
+
+
+async def test_a_reading_no_probe_changes_starts_once_the_shared_bracket_has_sent_its_probe(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bracket's readings before its probe are a run's critical path: a reading that
+    # takes no part in it starts only once the probe is on its way.
+    from wizard.diag.firewall.checks.rules import FirewallRulesCheck
+
+    LOG.clear()
+    sent: list[float] = []
+
+    async def slow_read(ctx: CheckContext) -> int:
+        await asyncio.sleep(0.2)
+        return 0
+
+    monkeypatch.setattr(FirewallRulesCheck, "read_state", staticmethod(slow_read))
+    monkeypatch.setattr(FirewallRulesCheck, "read_before", classmethod(lambda cls, ctx: slow_read(ctx)))
+    specs = {"identify": [CheckSpec(check="test.wait.identify", params={"seconds": 0.0})],
+             "firewall": [CheckSpec(check="firewall.rules")],
+             "app-errors": [CheckSpec(check="test.settings.app-errors", params={"seconds": 0.0}),
+                            CheckSpec(check="test.wait.app-errors", params={"seconds": 0.0})]}
+    runner, session = runner_with(specs)
+    real = runner.ctx.probes.tcp.exchange
+
+    async def exchange(*args, **kw):  # type: ignore[no-untyped-def]
+        sent.append(time.monotonic())  # the bracket's probe goes out
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(runner.ctx.probes.tcp, "exchange", exchange)
+    await runner.run_all(session)
+    assert len(sent) == 1
+    assert span("test.settings.app-errors")[0] >= sent[0]
+    assert span("test.wait.app-errors")[0] < sent[0]  # any other reading starts at once
 
 
 async def test_no_probe_of_steps_two_to_five_starts_before_step_one_has_ended() -> None:
