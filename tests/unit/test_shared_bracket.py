@@ -239,3 +239,34 @@ async def test_the_capture_starts_beside_the_readings_before_and_its_probe_waits
     assert exchanges(ctx) == 1 and "firewall.rules@1" in journal  # one probe, after the readings before
     got = await captured_exchange(ctx)
     assert got is not None and got[0].action_ms >= 5.0 + 90  # it waited ~0.1 s for the readings
+
+
+async def test_a_bracket_cancelled_before_its_probe_leaves_no_capture_waiting(
+        journal: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from tests.unit.test_packets_probe import FakePackets
+    from wizard.engine.probes import Capture
+
+    class Sniffing(FakePackets):
+        async def capture(self, address, port, action, **kw) -> Capture:  # type: ignore[no-untyped-def]
+            try:
+                result = await action()
+            finally:
+                journal.append("sniffer closed")
+            return Capture(self.events, result, "lo", "", 0.0)
+
+    async def stalled(ctx: CheckContext) -> tuple[str, int]:
+        await asyncio.sleep(10)
+        return "firewall.rules", 0
+
+    monkeypatch.setattr(FirewallRulesCheck, "read_before", staticmethod(stalled))
+    ctx = make_ctx(probes=FakeProbes(packets=Sniffing()))
+    bracket = asyncio.ensure_future(shared_bracket(ctx, KernelCountersCheck.id))
+    await asyncio.sleep(0.05)
+    shared = [f for k, f in ctx._cache.items() if k.startswith("bracket:")]
+    shared[0].cancel()  # the run is cancelled while the readings before the probe go on
+    await asyncio.wait([bracket])
+    await asyncio.sleep(0.01)
+    assert "sniffer closed" in journal and exchanges(ctx) == 0
+    assert all(f.done() for k, f in ctx._cache.items() if k.startswith("packets.capture:") and ":over" not in k)

@@ -194,7 +194,12 @@ async def bracket_probe(ctx: CheckContext, go: asyncio.Event) -> ExchangeOutcome
     # bracket's readings after it then start beside the reading of the TCP counters after it,
     # which the bracket awaits before its window closes; the capture's grace for late packets
     # and its stop go on beside what follows (the flows that begin then are left out of it).
-    await asyncio.wait([answered, capture], return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait([answered, capture], return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        if not go.is_set():  # the bracket ended before its probe: no sniffer is left waiting for it
+            capture.cancel()
+        raise
     if answered.done():
         return Probed(answered.result(), counted)
     answered.cancel()
