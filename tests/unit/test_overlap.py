@@ -6,7 +6,6 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-import pytest
 from pydantic import Field
 
 from tests.unit.fakes import make_ctx
@@ -57,7 +56,6 @@ for _step in STEP_IDS:
     _waiter(f"test.wait.{_step}", _step)
     _waiter(f"test.probe.{_step}", _step)
 _waiter("test.echo.connectivity", "connectivity").beside_next_steps = True  # as the ping's ICMP echo
-_waiter("test.settings.app-errors", "app-errors").after_bracket_probe = True  # as a process's settings
 
 
 def runner_with(specs: dict[str, list[CheckSpec]], events: list | None = None) -> tuple[Runner, Session]:
@@ -112,39 +110,6 @@ async def test_the_handshake_starts_beside_a_check_that_sends_nothing_to_the_por
     assert session.step("connectivity").checks[0].status == Status.PASS  # the run waited for it
     finished = [e.step for e in events if isinstance(e, StepFinished)]
     assert finished.index("handshake") < finished.index("connectivity")
-
-
-async def test_a_reading_no_probe_changes_starts_once_the_shared_bracket_has_sent_its_probe(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # The bracket's readings before its probe are a run's critical path: a reading that
-    # takes no part in it starts only once the probe is on its way.
-    from wizard.diag.firewall.checks.rules import FirewallRulesCheck
-
-    LOG.clear()
-    sent: list[float] = []
-
-    async def slow_read(ctx: CheckContext) -> int:
-        await asyncio.sleep(0.2)
-        return 0
-
-    monkeypatch.setattr(FirewallRulesCheck, "read_state", staticmethod(slow_read))
-    monkeypatch.setattr(FirewallRulesCheck, "read_before", classmethod(lambda cls, ctx: slow_read(ctx)))
-    specs = {"identify": [CheckSpec(check="test.wait.identify", params={"seconds": 0.0})],
-             "firewall": [CheckSpec(check="firewall.rules")],
-             "app-errors": [CheckSpec(check="test.settings.app-errors", params={"seconds": 0.0}),
-                            CheckSpec(check="test.wait.app-errors", params={"seconds": 0.0})]}
-    runner, session = runner_with(specs)
-    real = runner.ctx.probes.tcp.exchange
-
-    async def exchange(*args, **kw):  # type: ignore[no-untyped-def]
-        sent.append(time.monotonic())  # the bracket's probe goes out
-        return await real(*args, **kw)
-
-    monkeypatch.setattr(runner.ctx.probes.tcp, "exchange", exchange)
-    await runner.run_all(session)
-    assert len(sent) == 1
-    assert span("test.settings.app-errors")[0] >= sent[0]
-    assert span("test.wait.app-errors")[0] < sent[0]  # any other reading starts at once
 
 
 async def test_no_probe_of_steps_two_to_five_starts_before_step_one_has_ended() -> None:

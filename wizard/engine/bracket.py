@@ -13,7 +13,6 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from wizard.engine.contract import CheckContext, payload_for, probe_address, registered
 from wizard.engine.probes import ExchangeOutcome
-from wizard.model.cancel import within
 
 T = TypeVar("T")
 
@@ -178,33 +177,9 @@ async def _read_parts(ctx: CheckContext, parts: Reads, into: dict[str, Any], err
             into[name] = value
 
 
-def _probe_sent(ctx: CheckContext) -> None:
-    out = ctx.flag(f"bracket-probe:{ctx.generation}")
-    if not out.done():
-        out.set_result(None)
-
-
-async def bracket_probe_sent(ctx: CheckContext, at_most: float) -> None:
-    """Return once this pass's shared bracket has begun its probe or ended, or after
-    ``at_most`` seconds; at once when no bracket has begun in this pass."""
-    if f"bracket:{ctx.generation}" not in ctx._cache:
-        return
-    try:
-        await within(asyncio.shield(ctx.flag(f"bracket-probe:{ctx.generation}")), at_most)
-    except TimeoutError:
-        pass
-
-
 async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
     """The pass's bracket: every part's reading (the watches starting meanwhile), the watched
     probe, every reading again."""
-    try:
-        return await _run_shared_parts(ctx, asking)
-    finally:
-        _probe_sent(ctx)  # a bracket that failed before its probe keeps no one waiting
-
-
-async def _run_shared_parts(ctx: CheckContext, asking: str) -> _Shared:
     parts, parts_after = _bracket_parts(ctx, asking)
     before: dict[str, Any] = {}
     errors: dict[str, BaseException] = {}
@@ -224,7 +199,6 @@ async def _run_shared_parts(ctx: CheckContext, asking: str) -> _Shared:
             await _read_parts(ctx, parts, before, errors)
             await starting
             await ctx.traffic.unheld()
-            _probe_sent(ctx)
             go.set()
             probe, rest = await probing
         finally:

@@ -280,11 +280,6 @@ class Check(ABC, Generic[P]):
     #: ping's ICMP echo): the next group of steps (the handshake's burst) starts without
     #: waiting for its end, which the run still waits for
     beside_next_steps: ClassVar[bool] = False
-    #: it reads the server, takes part in no bracket and gates no probe, and what it reads no
-    #: probe changes (a process's settings): when steps overlap it starts once the pass's
-    #: shared bracket has sent its probe (``Runner.run_check``), whose readings before it,
-    #: the critical path of a run, then have a small machine's CPU to themselves
-    after_bracket_probe: ClassVar[bool] = False
 
     @staticmethod
     async def read_state(ctx: CheckContext) -> Any:

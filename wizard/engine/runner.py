@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wizard import __version__, analysis
-from wizard.engine.bracket import begin_shared_bracket, bracket_probe_sent
+from wizard.engine.bracket import begin_shared_bracket
 from wizard.engine.contract import STAGE_GATE, Check, CheckContext, Probes
 from wizard.engine.discovery import get_check, load
 from wizard.engine.stages import run_stages
@@ -98,8 +98,6 @@ class Runner:
         self._held_for: set[str] = set()  # checks whose end step 1's hold on probes waits for
         self._left: set[tuple[str, int]] = set()  # checks of the running group the next one waits for
         self._ready = asyncio.Event()  # set once they have ended
-        self._opening = asyncio.Event()  # set once _open_bracket has begun the bracket or not
-        self._opening.set()
 
     async def preflight(self, cls: type[Check[Any]]) -> CheckResult | None:
         """A skip result when the check cannot run here, else None."""
@@ -130,8 +128,6 @@ class Runner:
 
     async def run_check(self, step_id: str, index: int, spec: CheckSpec) -> CheckResult:
         cls = get_check(spec.check)
-        if cls.after_bracket_probe:
-            await self._bracket_probe_sent()
         self.emit(CheckStarted(step_id, index, cls.id, cls.title))
         started = time.monotonic()
         started_at = datetime.now(UTC)
@@ -263,15 +259,7 @@ class Runner:
                 await asyncio.shield(self.ctx.traffic.release())
 
         tasks.create_task(identify())
-        self._opening.clear()  # until _open_bracket has decided
         await self._until_ready(session, group, tasks, also=self._open_bracket(group))
-
-    async def _bracket_probe_sent(self) -> None:
-        """Wait until ``_open_bracket`` has decided, then for the bracket's probe if it began one
-        (``Check.after_bracket_probe``): never more than a second, so a bracket whose readings
-        stall (a slow server context) does not hold the check up for long."""
-        await self._opening.wait()
-        await bracket_probe_sent(self.ctx, 1.0)
 
     async def _looked(self, check_id: str) -> None:
         """A check that step 1's hold waits for has ended: the last of them lets probes go."""
@@ -284,12 +272,6 @@ class Runner:
         """Begin the pass's shared bracket if a first-stage check of these steps that will run
         asks for it first thing (``Check.opens_bracket``): the other checks' first steps (their
         imports, parsing and process starts) would otherwise all come before its readings."""
-        try:
-            await self._begin_bracket(step_ids)
-        finally:
-            self._opening.set()
-
-    async def _begin_bracket(self, step_ids: list[str]) -> None:
         for step_id in step_ids:
             for spec in self.checklist.step(step_id).checks:
                 cls = get_check(spec.check)

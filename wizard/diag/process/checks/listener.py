@@ -41,7 +41,6 @@ class ProcessListenerCheck(Check[ProcessParams]):
     Params = ProcessParams
     needs_tools = (Tool("ss", where="server", package="iproute2"),)
     reads_server = True
-    after_bracket_probe = True  # no probe changes which process listens, or its settings
     emits = ("process.fd_near_limit", "process.fd_ok", "process.restarted")
     description = ("The processes that own the listener (/proc in the server context: command, "
                    "start time, open fds against Max open files) and the client's sockets "

@@ -167,7 +167,6 @@ class ProcessSettingsCheck(Check[NoParams]):
     step = "app-errors"
     Params = NoParams
     reads_server = True
-    after_bracket_probe = True  # no probe changes which process listens, or its settings
     needs_tools = (Tool("ss", where="server", package="iproute2"),)
     emits = ("proxy.limit_reached", "server.keepalive_short", "server.keepalive_ok", "server.reset_timedout",
              "server.own_timeout", "proxy.reject_rule", "proxy.rules_clear", "proxy.limit_rule",
