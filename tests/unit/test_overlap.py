@@ -55,6 +55,7 @@ def _waiter(check_id: str, step_id: str) -> type[Check[WaitParams]]:
 for _step in STEP_IDS:
     _waiter(f"test.wait.{_step}", _step)
     _waiter(f"test.probe.{_step}", _step)
+_waiter("test.echo.connectivity", "connectivity").beside_next_steps = True  # as the ping's ICMP echo
 
 
 def runner_with(specs: dict[str, list[CheckSpec]], events: list | None = None) -> tuple[Runner, Session]:
@@ -92,6 +93,23 @@ async def test_steps_two_to_five_run_side_by_side_and_the_handshake_after_them()
     finished = [e.step for e in events if isinstance(e, StepFinished)]
     assert sorted(finished) == sorted(STEP_IDS) and {e.step for e in events if isinstance(e, StepStarted)} == set(STEP_IDS)
     assert all(session.step(s).checks[0].status == Status.PASS for s in STEP_IDS)
+
+
+async def test_the_handshake_starts_beside_a_check_that_sends_nothing_to_the_port_and_the_run_waits_for_it() -> None:
+    LOG.clear()
+    events: list = []
+    specs = {"connectivity": [CheckSpec(check="test.echo.connectivity", params={"seconds": 0.7}),
+                              CheckSpec(check="test.probe.connectivity", params={"seconds": 0.1, "mode": "shared"})],
+             "firewall": [CheckSpec(check="test.probe.firewall", params={"seconds": 0.2, "mode": "alone"})],
+             "handshake": [CheckSpec(check="test.probe.handshake", params={"seconds": 0.1, "mode": "shared"})]}
+    runner, session = runner_with(specs, events)
+    await runner.run_all(session)
+    handshake = span("test.probe.handshake")
+    assert handshake[0] >= max(span("test.probe.connectivity")[1], span("test.probe.firewall")[1])
+    assert handshake[0] < span("test.echo.connectivity")[1]  # it did not wait for the echo
+    assert session.step("connectivity").checks[0].status == Status.PASS  # the run waited for it
+    finished = [e.step for e in events if isinstance(e, StepFinished)]
+    assert finished.index("handshake") < finished.index("connectivity")
 
 
 async def test_no_probe_of_steps_two_to_five_starts_before_step_one_has_ended() -> None:

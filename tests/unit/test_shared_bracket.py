@@ -169,29 +169,104 @@ async def test_the_kernel_trace_watches_the_bracket_probe(journal: list[str],
 
 
 
-async def test_the_readings_after_start_as_the_exchange_ends_and_the_capture_settles_inside(
+async def test_the_window_closes_as_the_readings_after_end_and_the_capture_keeps_only_its_flows(
         journal: list[str]) -> None:
-    # A capture waits a while for late packets after its probe's connection is over: the
-    # readings after the probe do not wait for that, but the bracket ends only once the
-    # capture has, so no later probe can land in it.
+    # A capture waits a while for late packets after its probe's connection is over: neither
+    # the readings after the probe nor the bracket's window wait for that (the next step's
+    # burst may start), and the flows that begin after the probe was over are not the capture's.
     import asyncio
 
-    from tests.unit.test_packets_probe import FakePackets
+    from tests.unit.test_packets_probe import FakePackets, ev
+    from wizard.diag.packets.capturing import captured_exchange, exchange_captured
     from wizard.engine.probes import Capture
 
     class Settling(FakePackets):
         async def capture(self, address, port, action, **kw) -> Capture:  # type: ignore[no-untyped-def]
+            started = asyncio.get_running_loop().time()
+
+            def now() -> float:
+                return (asyncio.get_running_loop().time() - started) * 1000
+
             result = await action()
+            own = [ev(now(), True, "S", cport=40000), ev(now(), False, "R", cport=40000)]
             kw["over"]()  # the probe's connection is over
-            await asyncio.sleep(0.05)  # the grace for late packets
+            await asyncio.sleep(0.02)
+            late = [ev(now(), True, "A", cport=40000), ev(now(), True, "S", cport=40001)]
+            await asyncio.sleep(0.03)  # the rest of the grace for late packets
             journal.append("capture settled")
-            return Capture(self.events, result, "lo", f"tcp and host {address} and port {port}", 0.0)
+            return Capture(own + late, result, "lo", f"tcp and host {address} and port {port}", 0.0)
 
     ctx = make_ctx(probes=FakeProbes(packets=Settling()))
     b = await shared_bracket(ctx, KernelCountersCheck.id)
     assert (b.before, b.after) == (("kernel.counters", 0), ("kernel.counters", 1))
     assert exchanges(ctx) == 1  # the captured exchange was the bracket's probe
-    settled = journal.index("capture settled")  # the bracket returned after it
-    assert all(journal.index(f"{c.id}@1") < settled for c in PARTS)
-    assert any(ctx.shared_done(k) for k in ctx._cache if k.startswith("packets.capture"))
+    assert "capture settled" not in journal  # the window closed before the capture's grace ended
     assert not ctx.traffic.busy
+    assert exchange_captured(ctx)  # the handshake's exchange check sends nothing of its own
+    got = await captured_exchange(ctx)
+    assert got is not None and "capture settled" in journal
+    cap, _ = got
+    assert [(e.client_port, e.flags) for e in cap.events] == [(40000, "S"), (40000, "R"), (40000, "A")]
+
+
+async def test_the_capture_starts_beside_the_readings_before_and_its_probe_waits_for_them(
+        journal: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sniffer's start is no traffic: it overlaps the readings before the probe, and the
+    # probe still goes out only after the last of them; the action's start on the capture's
+    # clock is when it went, not when the capture called it.
+    import asyncio
+
+    from tests.unit.test_packets_probe import FakePackets
+    from wizard.diag.packets.capturing import captured_exchange
+    from wizard.engine.probes import Capture
+
+    class Sniffing(FakePackets):
+        async def capture(self, address, port, action, **kw) -> Capture:  # type: ignore[no-untyped-def]
+            journal.append("sniffing")
+            result = await action()
+            kw["over"]()
+            return Capture(self.events, result, "lo", f"tcp and host {address} and port {port}", 5.0)
+
+    async def slow(ctx: CheckContext) -> tuple[str, int]:
+        await asyncio.sleep(0.1)
+        journal.append("slow reading")
+        return "firewall.rules", 0
+
+    monkeypatch.setattr(FirewallRulesCheck, "read_before", staticmethod(slow))
+    ctx = make_ctx(probes=FakeProbes(packets=Sniffing()))
+    await shared_bracket(ctx, KernelCountersCheck.id)
+    assert journal.index("sniffing") < journal.index("slow reading")
+    assert exchanges(ctx) == 1 and "firewall.rules@1" in journal  # one probe, after the readings before
+    got = await captured_exchange(ctx)
+    assert got is not None and got[0].action_ms >= 5.0 + 90  # it waited ~0.1 s for the readings
+
+
+async def test_a_bracket_cancelled_before_its_probe_leaves_no_capture_waiting(
+        journal: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from tests.unit.test_packets_probe import FakePackets
+    from wizard.engine.probes import Capture
+
+    class Sniffing(FakePackets):
+        async def capture(self, address, port, action, **kw) -> Capture:  # type: ignore[no-untyped-def]
+            try:
+                result = await action()
+            finally:
+                journal.append("sniffer closed")
+            return Capture(self.events, result, "lo", "", 0.0)
+
+    async def stalled(ctx: CheckContext) -> tuple[str, int]:
+        await asyncio.sleep(10)
+        return "firewall.rules", 0
+
+    monkeypatch.setattr(FirewallRulesCheck, "read_before", staticmethod(stalled))
+    ctx = make_ctx(probes=FakeProbes(packets=Sniffing()))
+    bracket = asyncio.ensure_future(shared_bracket(ctx, KernelCountersCheck.id))
+    await asyncio.sleep(0.05)
+    shared = [f for k, f in ctx._cache.items() if k.startswith("bracket:")]
+    shared[0].cancel()  # the run is cancelled while the readings before the probe go on
+    await asyncio.wait([bracket])
+    await asyncio.sleep(0.01)
+    assert "sniffer closed" in journal and exchanges(ctx) == 0
+    assert all(f.done() for k, f in ctx._cache.items() if k.startswith("packets.capture:") and ":over" not in k)

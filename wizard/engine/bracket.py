@@ -42,8 +42,9 @@ async def bracket(ctx: CheckContext, read: Callable[[], Awaitable[T]]) -> Bracke
 
 class Probed(NamedTuple):
     """A probe runner's answer while it still works on the probe: the outcome, and what it
-    still does with the probe (a capture's wait for late packets), awaited before the
-    bracket's window closes but beside the readings after the probe."""
+    still reads of it (the capture's TCP counters after it), awaited before the bracket's
+    window closes but beside the readings after the probe. What goes on after the window
+    (a capture's grace for late packets) is the runner's to keep apart from later probes."""
 
     outcome: ExchangeOutcome
     rest: Awaitable[Any]
@@ -51,8 +52,9 @@ class Probed(NamedTuple):
 
 #: how the bracket's probe may be run by an area that sees more of it (the packet capture):
 #: each returns the outcome (or a ``Probed``), or None when it cannot here (then the plain
-#: exchange runs)
-ProbeRunner = Callable[[CheckContext], Awaitable["ExchangeOutcome | Probed | None"]]
+#: exchange runs). It is called beside the readings before the probe, so that what it sets
+#: up (a sniffer) is ready as they end; it sends nothing before the event it is given is set.
+ProbeRunner = Callable[[CheckContext, asyncio.Event], Awaitable["ExchangeOutcome | Probed | None"]]
 _PROBE_RUNNERS: list[ProbeRunner] = []
 
 
@@ -64,19 +66,20 @@ def runs_bracket_probe(runner: ProbeRunner) -> ProbeRunner:
     return runner
 
 
-async def _bracket_probe(ctx: CheckContext) -> tuple[ExchangeOutcome, Awaitable[Any] | None]:
+async def _bracket_probe(ctx: CheckContext, go: asyncio.Event) -> tuple[ExchangeOutcome, Awaitable[Any] | None]:
     """The shared bracket's probe: an area's (the captured exchange), else a plain one, and
     what the area still does with it (``Probed.rest``). A runner that fails leaves the plain
-    exchange to answer (it reports its failure itself)."""
+    exchange to answer (it reports its failure itself). Nothing is sent before ``go``."""
     for runner in _PROBE_RUNNERS:
         try:
-            got = await runner(ctx)
+            got = await runner(ctx, go)
         except Exception:
             got = None
         if isinstance(got, Probed):
             return got.outcome, got.rest
         if got is not None:
             return got, None
+    await go.wait()
     payload, _ = payload_for(ctx)
     return await ctx.probes.tcp.exchange(probe_address(ctx), ctx.target.port, payload, ctx.answers.timeout_s), None
 
@@ -189,19 +192,26 @@ async def _run_shared(ctx: CheckContext, asking: str = "") -> _Shared:
         # The watches (the kernel trace) start beside the first readings, not after them:
         # neither sends anything to the target, and the probe waits for both.
         starting = asyncio.ensure_future(_start_watches(ctx, stops, errors))
+        # The probe's runner sets up (a sniffer) beside them too; it sends once ``go`` is set.
+        go = asyncio.Event()
+        probing = asyncio.ensure_future(_bracket_probe(ctx, go))
         try:
             await _read_parts(ctx, parts, before, errors)
             await starting
             await ctx.traffic.unheld()
-            probe, rest = await _bracket_probe(ctx)
+            go.set()
+            probe, rest = await probing
         finally:
+            if not probing.done():  # the readings failed or were cancelled: nothing was sent
+                probing.cancel()
+                await asyncio.wait([probing])
             if not starting.done():  # the readings failed or were cancelled: no watch is left on
                 starting.cancel()
                 await asyncio.wait([starting])
             await _stop_watches(stops, errors, watched)
         shared = _Shared(probe, before, {}, errors, watched)
         # The readings after the probe start as its exchange ends, as they do after a plain
-        # exchange; a capture's wait for late packets goes on beside them, and ends before
+        # exchange; the runner's own reading after it goes on beside them, and ends before
         # the window does (no later probe may land in it). Its failure is its own check's to say.
         await _read_parts(ctx, parts_after, shared.after, errors)
         if rest is not None:

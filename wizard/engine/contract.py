@@ -178,6 +178,18 @@ class CheckContext:
             self._cache[key] = fut
         return fut
 
+    def flag(self, key: str) -> asyncio.Future[Any]:
+        """A future of this run, made on first use, that one part resolves and others await."""
+        fut = self._cache.get(key)
+        if fut is None:
+            fut = self._cache[key] = asyncio.get_running_loop().create_future()
+        return fut
+
+    def shared_failed(self, key: str) -> bool:
+        """Whether ``once(key, ...)`` has ended in a failure (or was cancelled) in this run."""
+        fut = self._cache.get(key)
+        return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
+
     def shared_done(self, key: str) -> bool:
         """Whether ``once(key, ...)`` has run to a result (no failure) in this run."""
         fut = self._cache.get(key)
@@ -264,6 +276,10 @@ class Check(ABC, Generic[P]):
     #: probes to the target wait for this check's end when step 1 runs beside the steps after
     #: it (``Runner.run_groups``): it looks at connections the run's own probes would add to
     before_probes: ClassVar[bool] = False
+    #: it sends nothing to the target's TCP port and reads nothing a TCP probe moves (the
+    #: ping's ICMP echo): the next group of steps (the handshake's burst) starts without
+    #: waiting for its end, which the run still waits for
+    beside_next_steps: ClassVar[bool] = False
 
     @staticmethod
     async def read_state(ctx: CheckContext) -> Any:

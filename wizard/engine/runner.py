@@ -19,6 +19,7 @@ from wizard import __version__, analysis
 from wizard.engine.bracket import begin_shared_bracket
 from wizard.engine.contract import STAGE_GATE, Check, CheckContext, Probes
 from wizard.engine.discovery import get_check, load
+from wizard.engine.stages import run_stages
 from wizard.hosts.base import Host
 from wizard.hosts.contexts import host_for, local_hostname
 from wizard.hosts.local import LocalHost
@@ -95,6 +96,8 @@ class Runner:
         self.emit = emit or (lambda event: None)
         self._ran: set[str] = set()  # steps run in this pass
         self._held_for: set[str] = set()  # checks whose end step 1's hold on probes waits for
+        self._left: set[tuple[str, int]] = set()  # checks of the running group the next one waits for
+        self._ready = asyncio.Event()  # set once they have ended
 
     async def preflight(self, cls: type[Check[Any]]) -> CheckResult | None:
         """A skip result when the check cannot run here, else None."""
@@ -174,7 +177,10 @@ class Runner:
 
         async def one(index: int, check: CheckSpec, gate: asyncio.Event) -> None:
             STAGE_GATE.set(gate)  # this task's: the check may let the next stage start early
-            record_result(step, spec, await self.run_check(step_id, index, check))
+            try:
+                record_result(step, spec, await self.run_check(step_id, index, check))
+            finally:
+                self._ended(step_id, index)
 
         indexes = range(len(spec.checks)) if only is None else [only]
         try:
@@ -195,17 +201,47 @@ class Runner:
         return [task.result() for task in running]
 
     async def run_groups(self, session: Session, groups: list[list[str]]) -> None:
-        """Groups of steps (``overlapping``'s) one after another, each as the one before ends;
-        step 1 followed by steps that overlap runs beside them (``_identify_beside``). The one
-        order of a whole run, headless and in the TUI alike."""
+        """Groups of steps (``overlapping``'s) one after another, each as the checks of the one
+        before that it waits for have ended (``Check.beside_next_steps``: the ping's echoes
+        go on beside the next group); step 1 followed by steps that overlap runs beside them
+        (``_identify_beside``). The one order of a whole run, headless and in the TUI alike;
+        it returns when every step has ended."""
         rest = list(groups)
-        if len(rest) > 1 and rest[0] == ["identify"] and set(rest[1]) <= OVERLAP:
-            await self._identify_beside(session, rest[1])
-            rest = rest[2:]
-        for group in rest:
-            await self.run_group(session, group)
+        async with asyncio.TaskGroup() as tasks:
+            if len(rest) > 1 and rest[0] == ["identify"] and set(rest[1]) <= OVERLAP:
+                await self._identify_beside(session, rest[1], tasks)
+                rest = rest[2:]
+            for group in rest:
+                await self._until_ready(session, group, tasks)
 
-    async def _identify_beside(self, session: Session, group: list[str]) -> None:
+    async def _until_ready(self, session: Session, step_ids: list[str], tasks: asyncio.TaskGroup,
+                           also: Coroutine[Any, Any, None] | None = None) -> None:
+        """Start the steps (and ``also``) as tasks of ``tasks``; return once every check of
+        theirs that the next group waits for has ended (they may still be running others)."""
+        self._left = {(step_id, index) for step_id in step_ids
+                      for index, spec in enumerate(self.checklist.step(step_id).checks)
+                      if not get_check(spec.check).beside_next_steps}
+        self._ready = ready = asyncio.Event()
+        if not self._left:
+            ready.set()
+        if also is not None:
+            tasks.create_task(also)
+        running = [tasks.create_task(self.run_step(session, step_id)) for step_id in step_ids]
+        # a step that ends without running all its checks (an error) must not keep the run here
+        waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(asyncio.wait(running))]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    def _ended(self, step_id: str, index: int) -> None:
+        """A check of the running group has ended: the last one the next group waits for lets it start."""
+        self._left.discard((step_id, index))
+        if not self._left:
+            self._ready.set()
+
+    async def _identify_beside(self, session: Session, group: list[str], tasks: asyncio.TaskGroup) -> None:
         """Step 1 beside the group after it: the group's readings (logs, rules, listeners)
         start at once, its probes wait until step 1 has looked at the client's sockets to
         the target (``ctx.traffic`` held until its ``before_probes`` checks end), so the run's
@@ -222,11 +258,8 @@ class Runner:
                 self._held_for = set()
                 await asyncio.shield(self.ctx.traffic.release())
 
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(identify())
-            tasks.create_task(self._open_bracket(group))
-            for step_id in group:
-                tasks.create_task(self.run_step(session, step_id))
+        tasks.create_task(identify())
+        await self._until_ready(session, group, tasks, also=self._open_bracket(group))
 
     async def _looked(self, check_id: str) -> None:
         """A check that step 1's hold waits for has ended: the last of them lets probes go."""
@@ -279,33 +312,6 @@ class Runner:
 
     def conclude(self, session: Session) -> None:
         conclude(self.checklist, session)
-
-
-async def run_stages(checks: list[tuple[int, int]],
-                     start: Callable[[int, asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run ``(stage, index)`` checks stage after stage, concurrently within one. A stage
-    starts when every check of the stage before has ended or let it start (its gate set by
-    ``CheckContext.let_next_stage_start``), and every check of the stages before that has
-    ended: a check that lets the next stage in early still ends before the one after it."""
-    async with asyncio.TaskGroup() as group:
-        ended: list[asyncio.Task[None]] = []  # the stages before the previous one
-        previous: list[tuple[asyncio.Task[None], asyncio.Event]] = []
-        for stage in sorted({s for s, _ in checks}):
-            if ended:
-                await asyncio.wait(ended)
-            for task, gate in previous:
-                if not task.done() and not gate.is_set():
-                    opened = asyncio.ensure_future(gate.wait())
-                    try:
-                        await asyncio.wait({task, opened}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        opened.cancel()
-            ended += [task for task, _ in previous]
-            previous = []
-            for s, index in checks:
-                if s == stage:
-                    gate = asyncio.Event()
-                    previous.append((group.create_task(start(index, gate)), gate))
 
 
 def record_result(step: StepResult, spec: Step, result: CheckResult) -> None:

@@ -4,6 +4,7 @@ check (which attributes its resets) and the exchange check (which times its ladd
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from typing import Any
@@ -37,22 +38,57 @@ async def server_counters(ctx: CheckContext) -> dict[str, int] | None:
     return values
 
 
+class _Cut:
+    """When the bracket's probe was over, on the monotonic clock and the capture's: the
+    bracket's window closes soon after, while the capture's grace for late packets goes on,
+    so the flows that begin after it (the next step's burst) are not the capture's."""
+
+    def __init__(self) -> None:
+        self.called = 0.0  # when the capture called its action (its action_ms, before any wait)
+        self.waited = 0.0  # how long the action waited for the bracket's go
+        self.over = 0.0  # when the probe's connection was over (0: not cut)
+
+    def capture_ms(self, cap: Capture[Any], at: float) -> float:
+        return cap.action_ms + (at - self.called) * 1000
+
+    def apply(self, cap: Capture[Any]) -> Capture[Any]:
+        """The capture with the action's start when it went, and without the flows first
+        seen after the cut."""
+        action_ms = round(cap.action_ms + self.waited * 1000, 2)
+        events = cap.events
+        if self.over:
+            cut_ms = self.capture_ms(cap, self.over)
+            seen = {e.client_port for e in events if e.ms <= cut_ms}
+            events = [e for e in events if e.ms <= cut_ms or e.client_port in seen]
+        return dataclasses.replace(cap, action_ms=action_ms, events=events)
+
+
 async def _capture_probe(ctx: CheckContext, params: CaptureParams,
                          answered: asyncio.Future[ExchangeOutcome] | None = None,
-                         ) -> tuple[Capture[Any], dict[str, int] | None]:
+                         go: asyncio.Event | None = None,
+                         counted: asyncio.Future[Any] | None = None) -> tuple[Capture[Any], dict[str, int] | None]:
     """The capture around the payload probe (and its burst), and how the server's counters
     moved meanwhile (None when the server context does not own the target). ``answered``
     gets the probe's outcome once its connection is over, before the capture's grace for
-    late packets and its stop."""
+    late packets and its stop; the counters after it are read then, and ``counted`` is
+    resolved once they are (the bracket's window may close: the flows that begin later are
+    left out of the capture). With ``go``, the counters are read and the sniffer started at
+    once, and the probe waits for it (the bracket's readings end meanwhile); the action's
+    start on the capture's clock is then when it went."""
     addr, port = probe_address(ctx), ctx.target.port
     payload, _ = payload_for(ctx)
     hold = ctx.answers.hold_s if params.hold_s is None else params.hold_s
     owns = await ctx.server_has_target()
     before = await server_counters(ctx) if owns else None
-
     done: list[ExchangeOutcome] = []
+    cut = _Cut()
+    reading: list[asyncio.Future[dict[str, int] | None]] = []
 
     async def action() -> Any:
+        cut.called = time.monotonic()
+        if go is not None:
+            await go.wait()
+            cut.waited = time.monotonic() - cut.called
         probe = ctx.probes.packets
         if probe is not None:
             # The raw-socket probes of the handshake need scapy: imported while this waits.
@@ -65,16 +101,35 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams,
 
     def over() -> None:  # the probe's connection is over: the capture's grace needs no one else
         if answered is not None and done and not answered.done():
+            cut.over = time.monotonic()
+            if before is not None:
+                reading.append(asyncio.ensure_future(server_counters(ctx)))
+            if counted is not None:
+                _chain(reading[0] if reading else None, counted)
             answered.set_result(done[0])
 
     pcap = ""
     if params.pcap_dir:
         pcap = f"{params.pcap_dir.rstrip('/')}/handshake-{addr.replace(':', '_')}-{port}-{int(time.time())}.pcap"
-    cap = await packet_probe(ctx).capture(addr, port, action, max_packets=params.max_packets,
-                                          max_s=params.max_s, pcap_path=pcap, over=over)
-    after = await server_counters(ctx) if before is not None else None
+    cap = cut.apply(await packet_probe(ctx).capture(addr, port, action, max_packets=params.max_packets,
+                                                    max_s=params.max_s, pcap_path=pcap, over=over))
+    if reading:
+        after = await reading[0]
+    else:
+        after = await server_counters(ctx) if before is not None else None
     deltas = counter_deltas(before, after) if before is not None and after is not None else None
     return cap, deltas
+
+
+def _chain(reading: asyncio.Future[Any] | None, counted: asyncio.Future[Any]) -> None:
+    """Resolve ``counted`` once ``reading`` (None: nothing to read) has ended, whatever its end."""
+    def resolve(_: object = None) -> None:
+        if not counted.done():
+            counted.set_result(None)
+    if reading is None:
+        resolve()
+    else:
+        reading.add_done_callback(resolve)
 
 
 async def shared_capture(ctx: CheckContext, params: CaptureParams) -> tuple[Capture[Any], dict[str, int] | None]:
@@ -88,10 +143,15 @@ def _capture_key(ctx: CheckContext, params: CaptureParams) -> str:
 
 
 def exchange_captured(ctx: CheckContext) -> bool:
-    """Whether this pass's payload exchange is captured already (the shared bracket's probe):
-    the handshake's exchange and capture checks then send nothing of their own."""
+    """Whether this pass's payload exchange is captured already (the shared bracket's probe,
+    over, its capture still in its grace for late packets or ended well): the handshake's
+    exchange and capture checks then send nothing of their own."""
     params = _run_captures(ctx)
-    return params is not None and ctx.shared_done(_capture_key(ctx, params))
+    if params is None:
+        return False
+    key = _capture_key(ctx, params)
+    capture = ctx.flag(f"{key}:over")
+    return ctx.shared_done(key) or (capture.done() and not ctx.shared_failed(key))
 
 
 def _run_captures(ctx: CheckContext) -> CaptureParams | None:
@@ -119,7 +179,7 @@ async def captured_exchange(ctx: CheckContext) -> tuple[Capture[Any], list[Packe
 
 
 @runs_bracket_probe
-async def bracket_probe(ctx: CheckContext) -> ExchangeOutcome | Probed | None:
+async def bracket_probe(ctx: CheckContext, go: asyncio.Event) -> ExchangeOutcome | Probed | None:
     """The shared bracket's probe as the run's captured exchange, when the run captures one
     with no hold and nothing after it (the bracket's probe has neither): the rule counters,
     the TCP counters, the capture and the exchange check then all see one connection."""
@@ -127,14 +187,23 @@ async def bracket_probe(ctx: CheckContext) -> ExchangeOutcome | Probed | None:
     if params is None or params.burst or ctx.answers.hold_s:
         return None
     answered: asyncio.Future[ExchangeOutcome] = asyncio.get_running_loop().create_future()
-    capture = ctx.begin_once(_capture_key(ctx, params), lambda: _capture_probe(ctx, params, answered))
+    key = _capture_key(ctx, params)
+    counted = ctx.flag(f"{key}:over")
+    capture = ctx.begin_once(key, lambda: _capture_probe(ctx, params, answered, go, counted))
     # The outcome once the probe's connection is over (an RST, or FIN both ways): the
-    # bracket's readings after it then start beside the capture's grace for late packets and
-    # its stop, which the bracket awaits before its window closes.
-    await asyncio.wait([answered, capture], return_when=asyncio.FIRST_COMPLETED)
+    # bracket's readings after it then start beside the reading of the TCP counters after it,
+    # which the bracket awaits before its window closes; the capture's grace for late packets
+    # and its stop go on beside what follows (the flows that begin then are left out of it).
+    try:
+        await asyncio.wait([answered, capture], return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        if not go.is_set():  # the bracket ended before its probe: no sniffer is left waiting for it
+            capture.cancel()
+        raise
     if answered.done():
-        return Probed(answered.result(), capture)
+        return Probed(answered.result(), counted)
     answered.cancel()
+    await go.wait()  # the plain probe sends only then
     cap, _ = capture.result()  # the probe failed (the capture's check says why): a plain one then
     return cap.result if isinstance(cap.result, ExchangeOutcome) else None
 

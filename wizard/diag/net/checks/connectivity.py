@@ -201,6 +201,7 @@ class IcmpPingCheck(Check[PingParams]):
     needs_tools = (Tool("ping", where="client", package="iputils-ping"),)
     emits = ("icmp.lost",)
     description = "The system ping to each address: loss and round-trip times."
+    beside_next_steps = True  # ICMP echo: no TCP probe's counters or packets see it
 
     async def run(self, ctx: CheckContext, params: PingParams) -> CheckResult:
         addresses = _addresses(ctx)[:MAX_PING_ADDRESSES]
