@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from wizard.diag.logs.io.newlines import newlines
 from wizard.diag.logs.io.reader import (
     COUNT_PREFIX,
     DEFAULT_CAP,
@@ -170,7 +171,7 @@ class WindowCut:
 
     @property
     def lines(self) -> int:
-        return self.data.count(b"\n") + (1 if self.data and not self.data.endswith(b"\n") else 0)
+        return newlines(self.data) + (1 if self.data and not self.data.endswith(b"\n") else 0)
 
 
 async def _edge(sc: _Scanner, target: float, strict: bool) -> int:

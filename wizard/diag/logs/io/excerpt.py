@@ -20,6 +20,7 @@ from wizard.diag.logs.io.cut import (
     cut_window,
 )
 from wizard.diag.logs.io.direct import DirectLocal, in_one_thread
+from wizard.diag.logs.io.newlines import newlines
 from wizard.diag.logs.io.reader import COUNT_PREFIX, LogLine, LogReader, LogWindow, _Budget
 from wizard.diag.logs.io.remote import is_remote, remote_rows
 from wizard.diag.logs.io.whole import CLIPPED_NOTE, local_fallback, match_window, whole_excerpt
@@ -227,7 +228,7 @@ async def _excerpt_lines(reader: LogReader, cut: WindowCut, found_ids: dict[int,
             off += len(b) + 1
             number = None if number is None else number + 1
 
-    need_before = max(0, margin - data.count(b"\n", 0, starts[0]))
+    need_before = max(0, margin - newlines(data, 0, starts[0]))
     if need_before and before:
         before = before[-need_before:]
         off = cut.start - sum(len(b) + 1 for b in before)
@@ -237,7 +238,7 @@ async def _excerpt_lines(reader: LogReader, cut: WindowCut, found_ids: dict[int,
         text = _text(data, s)
         own = ts_of(text)
         ts = own if own is not None or tf is None else _owner_ts(data, s, ts_of)
-        counted += data.count(b"\n", counted_to, s)
+        counted += newlines(data, counted_to, s)
         counted_to = s
         number = None if cut.first_number is None else cut.first_number + counted
         out.append(LogLine(number, cut.start + s, text, ts, own is not None, True, found_ids.get(s, ())))

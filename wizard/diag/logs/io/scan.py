@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wizard.diag.logs.io import halves, hsmatch
+from wizard.diag.logs.io.newlines import newlines
 from wizard.diag.logs.io.remote import is_remote
 from wizard.hosts.base import Host, HostError, in_thread
 from wizard.hosts.cpu import off_loop
@@ -231,7 +232,7 @@ def _record_hits(res: ScanResult, ids: list[str], data: bytes | bytearray, hits:
     the line number after it."""
     prev = 0
     for hit in hits:
-        number += data.count(b"\n", prev, hit.start)
+        number += newlines(data, prev, hit.start)
         prev = hit.start
         res.candidates += 1
         for i in hit.ids:
@@ -239,7 +240,7 @@ def _record_hits(res: ScanResult, ids: list[str], data: bytes | bytearray, hits:
         if len(res.lines) < MAX_SCAN_LINES:
             text = data[hit.start:hit.end].rstrip(b"\r").decode("utf-8", "replace")
             res.lines.append((number, text, [ids[i] for i in hit.ids]))
-    return number + data.count(b"\n", prev, limit)
+    return number + newlines(data, prev, limit)
 
 
 def _add_counts(res: ScanResult, ids: list[str], got: hsmatch.LineCounts) -> None:
