@@ -26,7 +26,8 @@ from wizard.diag.packets.io.halves import noted_cut, skim_halves
 from wizard.diag.packets.io.halves import start as second_half
 from wizard.diag.packets.io.libpcap import libpcap_path
 from wizard.diag.packets.io.pcapfile import is_tcp, read, sniff_format
-from wizard.diag.packets.io.pcaplib import CaptureError, Offline, Skim
+from wizard.diag.packets.io.pcaplib import CaptureError, Code, Offline, Skim
+from wizard.diag.packets.parse.bpfcode import splice
 from wizard.diag.packets.parse.dump import (
     FILE_HEADER,
     endpoints,
@@ -176,6 +177,7 @@ def _dump_pos_back(first: Skim, pos: int, span: int) -> int:
     return first.dumps[min(j, i)]
 
 
+MARKERS = (0xBEE1, 0xBEE3, 0xBEE5, 0xBEE7)  # the template's stand-ins for the port sets
 TREE_LEAF = 8  # ports compared one by one at the tree's leaves
 
 
@@ -192,6 +194,29 @@ def port_tree(ports: list[int], field: str) -> str:
             f"({field} >= {ports[m]} and {port_tree(ports[m:], field)}))")
 
 
+def _ports_filter(port: int | None, v4s: list[bool], test: Callable[[str], str]) -> str:
+    """The second pass's filter: ``test(field)`` of each port field of the families reset."""
+    # Only the families that were reset: libpcap's optimiser takes time quadratic in the filter
+    families = [f"(ip and ({test('tcp[0:2]')} or {test('tcp[2:2]')}))" if v4 else
+                f"(ip6 and ip6[6] == 6 and ({test('ip6[40:2]')} or {test('ip6[42:2]')}))" for v4 in v4s]
+    # Each family's test reads TCP's header (tcp[...] checks the protocol, as ip6[6] == 6
+    # does), so a leading 'tcp and' would keep the same packets and triple the compile time.
+    return (f"{bpf_for(port)} and " if port else "") + f"({' or '.join(families)})"
+
+
+def _spliced(off: Offline, bpf: str, v4s: list[bool], ports: list[int]) -> str | Code:
+    """The filter ``bpf`` as code: libpcap's of a template with a marker for each port field,
+    each marker's test made a search of ``ports`` (wizard.diag.packets.parse.bpfcode); ``bpf``
+    itself when the template is not as expected."""
+    markers = iter(MARKERS)
+    template = _ports_filter(None, v4s, lambda _field: f"{_field} = {next(markers)}")
+    try:
+        spliced = splice(off.compiled(template), dict.fromkeys(MARKERS[:2 * len(v4s)], ports))
+    except CaptureError:
+        return bpf
+    return Code(bpf, tuple(spliced)) if spliced is not None else bpf
+
+
 def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset], tracker: Tracker,
                  check: Check, cut: int | None) -> None:
     """Every packet on the client ports of the reset connections, filtered in libpcap (a
@@ -202,14 +227,11 @@ def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset],
     if not resets:
         return
     ports = sorted({r.client_port for r in resets})
-    # Only the families that were reset: libpcap's optimiser takes time quadratic in the filter
-    families = [f"(ip and ({port_tree(ports, 'tcp[0:2]')} or {port_tree(ports, 'tcp[2:2]')}))"
-                if v4 else f"(ip6 and ip6[6] == 6 and ({port_tree(ports, 'ip6[40:2]')} or "
-                f"{port_tree(ports, 'ip6[42:2]')}))" for v4 in sorted({":" not in r.seg.src for r in resets})]
-    # Each family's test reads TCP's header (tcp[...] checks the protocol, as ip6[6] == 6
-    # does), so a leading 'tcp and' would keep the same packets and triple the compile time.
-    bpf = (f"{bpf_for(port)} and " if port else "") + f"({' or '.join(families)})"
+    v4s = sorted({":" not in r.seg.src for r in resets})
+    text = _ports_filter(port, v4s, lambda field: port_tree(ports, field))
     with Offline(path) as off:
+        # (with --port, the optimiser may fold a marker's test into the port's: compiled whole)
+        bpf = _spliced(off, text, v4s, ports) if port is None else text
         later = second_half(path, bpf, cut, note=False, first=off)
         if later is None:
             off.set_filter(bpf)

@@ -21,7 +21,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from wizard.diag.packets.io.pcaplib import CaptureError, Copy, Offline, Skim, skim
+from wizard.diag.packets.io.pcaplib import CaptureError, Code, Copy, Offline, Skim, skim
 from wizard.diag.packets.parse.dump import FILE_HEADER, resync
 
 MIN_SIZE = 64 << 20  # smaller files are read whole
@@ -69,7 +69,7 @@ class Later:
     keeps copied by libpcap, and with ``note`` where each of them ends in the file and in
     the copy."""
 
-    def __init__(self, path: str, bpf: str, cut: int, note: bool, first: Offline | None = None) -> None:
+    def __init__(self, path: str, bpf: str | Code, cut: int, note: bool, first: Offline | None = None) -> None:
         self.off = Offline(path)
         try:
             self.off.set_filter(bpf, also=first)  # compiled once (a long filter takes tens of ms)
@@ -129,7 +129,7 @@ def noted_cut(first: Skim, share: float = SECOND_PASS_SHARE) -> int | None:
     return first.sources[i] if 0 < i < len(first.sources) - 1 else None
 
 
-def start(path: str, bpf: str, cut: int | None, note: bool, first: Offline | None = None) -> Later | None:
+def start(path: str, bpf: str | Code, cut: int | None, note: bool, first: Offline | None = None) -> Later | None:
     """The second half's thread, or None (no cut, or the file not readable from the cut);
     ``first``, the first half's handle, is given the same filter."""
     if cut is None:

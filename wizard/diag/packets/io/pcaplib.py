@@ -40,6 +40,18 @@ class Program(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint), ("insns", ctypes.c_void_p)]
 
 
+class BpfInsn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+
+@dataclass(frozen=True)
+class Code:
+    """A BPF program made here rather than compiled from text by libpcap."""
+
+    text: str  # what it keeps, as a filter expression (for messages)
+    insns: tuple[tuple[int, int, int, int], ...]  # code, jt, jf, k
+
+
 def _bind(lib: ctypes.CDLL, name: str, restype: object, *argtypes: object) -> None:
     fn = getattr(lib, name)
     fn.restype, fn.argtypes = restype, list(argtypes)
@@ -132,20 +144,42 @@ class Offline:
             self.libc.fclose(stream)
         return handle
 
-    def set_filter(self, bpf: str, optimize: bool = True, also: Offline | None = None) -> None:
-        """Compile ``bpf`` once and filter by it, here and on ``also`` (the same file opened again)."""
-        self.bpf = bpf
+    def set_filter(self, bpf: str | Code, optimize: bool = True, also: Offline | None = None) -> None:
+        """Filter by ``bpf`` (compiled once, unless it is code already), here and on ``also``
+        (the same file opened again)."""
+        text = bpf.text if isinstance(bpf, Code) else bpf
+        self.bpf = text
+        if isinstance(bpf, Code):
+            insns = (BpfInsn * len(bpf.insns))(*(BpfInsn(*insn) for insn in bpf.insns))
+            program = Program(len(bpf.insns), ctypes.cast(insns, c_void_p))
+        else:
+            program = self._compile(bpf, optimize)
+        try:  # libpcap keeps a copy of the program
+            ok = self.lib.pcap_setfilter(self.handle, ctypes.byref(program)) == 0
+            if ok and also is not None:
+                also.bpf = text
+                ok = self.lib.pcap_setfilter(also.handle, ctypes.byref(program)) == 0
+        finally:
+            if not isinstance(bpf, Code):
+                self.lib.pcap_freecode(ctypes.byref(program))
+        if not ok:
+            raise CaptureError("bad capture filter", f"{text!r}: {(self.lib.pcap_geterr(self.handle) or b'').decode()}")
+
+    def _compile(self, bpf: str, optimize: bool) -> Program:
         program = Program()
         if self.lib.pcap_compile(self.handle, ctypes.byref(program), bpf.encode(), int(optimize), 0xFFFFFFFF) != 0:
             why = (self.lib.pcap_geterr(self.handle) or b"").decode(errors="replace")
             raise CaptureError("bad capture filter", f"{bpf!r}: {why}")
-        ok = self.lib.pcap_setfilter(self.handle, ctypes.byref(program)) == 0
-        if ok and also is not None:
-            also.bpf = bpf
-            ok = self.lib.pcap_setfilter(also.handle, ctypes.byref(program)) == 0
-        self.lib.pcap_freecode(ctypes.byref(program))
-        if not ok:
-            raise CaptureError("bad capture filter", f"{bpf!r}: {(self.lib.pcap_geterr(self.handle) or b'').decode()}")
+        return program
+
+    def compiled(self, bpf: str) -> list[tuple[int, int, int, int]]:
+        """libpcap's optimised code of ``bpf`` for this capture, instruction by instruction."""
+        program = self._compile(bpf, True)
+        try:
+            insns = ctypes.cast(program.insns, ctypes.POINTER(BpfInsn))
+            return [(i.code, i.jt, i.jf, i.k) for i in (insns[n] for n in range(program.len))]
+        finally:
+            self.lib.pcap_freecode(ctypes.byref(program))
 
     def next(self) -> tuple[float, bytes] | None:
         """The next record the filter keeps, or None at the end (or a cut-off record)."""
