@@ -21,7 +21,7 @@ from wizard.diag.process.parse.settings import (
     pg_seconds,
 )
 from wizard.engine.contract import NoParams
-from wizard.model import Answers, Signal, Status
+from wizard.model import Answers, CheckResult, Signal, Status
 
 NGINX_MAIN = """# the lab's nginx
 worker_processes 2;
@@ -343,6 +343,36 @@ async def test_a_worker_replaced_during_the_probes_is_crash_evidence_with_a_stab
     await ProcessSettingsCheck().run(ctx, NoParams())
     result = await ProcessWorkersCheck().run(ctx, NoParams())
     assert {s.id for s in result.signals} == {"process.workers_stable"} and result.status == Status.PASS
+
+
+async def test_a_child_of_its_own_kind_that_ends_is_no_crash_but_a_worker_like_the_others_is() -> None:
+    # nginx's cache loader runs once and exits; PostgreSQL's backend of one connection and its
+    # autovacuum worker end on their own too: one of a kind, neither the master's command line
+    # nor another child's, nor that of a child started since.
+    from wizard.diag.process.checks.workers import ProcessWorkersCheck
+
+    async def across(before: str, after: str, roles: dict[str, bytes]) -> CheckResult:
+        host = nginx_host(extra={"/proc/4121/task/4121/children": before,
+                                 **{f"/proc/{pid}/cmdline": cmd for pid, cmd in roles.items()}})
+        ctx = make_ctx(server=host, client=client_at("127.0.0.1"))
+        await ProcessSettingsCheck().run(ctx, NoParams())  # before the probes
+        host.files["/proc/4121/task/4121/children"] = after.encode()
+        return await ProcessWorkersCheck().run(ctx, NoParams())
+
+    loader = await across("4122 4123 ", "4122 4190 ", {"4123": b"nginx: cache loader process",
+                                                      "4190": b"postgres: app app 10.0.0.7(41234) idle"})
+    assert not any(s.id == "process.worker_replaced" for s in loader.signals) and loader.status == Status.PASS
+    assert "worker pid 4123 ended, each one of a kind" in loader.evidence[-1].title
+    assert loader.evidence[-1].data["not_counted"] == [4123]
+    # a worker like the other: it ended and none took its place yet
+    worker = await across("4122 4123 ", "4122 ", {"4123": b"nginx: worker process"})
+    [sig] = [s for s in worker.signals if s.id == "process.worker_replaced"]
+    assert sig.strength == 0.6 and "worker pid 4123 ended during the probes" in sig.fact
+    # one of a kind, and a child with its command line started since: replaced
+    single = await across("4122 4123 ", "4122 4190 ", {"4123": b"nginx: cache manager process",
+                                                      "4190": b"nginx: cache manager process"})
+    [sig] = [s for s in single.signals if s.id == "process.worker_replaced"]
+    assert "4190 in their place" in sig.fact and single.status == Status.WARN
 
 
 async def test_a_per_client_cap_that_the_clients_open_connections_fill_is_reached() -> None:

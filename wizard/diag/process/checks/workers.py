@@ -22,6 +22,19 @@ async def trees_before(ctx: CheckContext) -> dict[int, Tree]:
     return await ctx.once("process.trees_before", read)
 
 
+def _steady(pid: int, first: Tree, now: Tree, new: list[int]) -> bool:
+    """Whether a child that ended was one of the master's steady workers: its command line
+    is the master's (gunicorn, Apache), another child's (nginx's workers), or that of a child
+    started since (its replacement). A child one of a kind (PostgreSQL's backend of one
+    connection, its autovacuum worker) ends on its own; one whose command line is unknown
+    counts, as every child did before command lines were read."""
+    role = first.roles.get(pid)
+    if not role:
+        return True
+    others = {r for q, r in first.roles.items() if q != pid} | {now.roles.get(n, "") for n in new}
+    return role in others
+
+
 def _pids(pids: list[int]) -> str:
     return ("worker pid " if len(pids) == 1 else "worker pids ") + ", ".join(map(str, pids))
 
@@ -56,10 +69,15 @@ class ProcessWorkersCheck(Check[NoParams]):
             if not now.alive:
                 f.signal("process.master_gone", f"{cfg.component}: the master is gone after the probes")
                 continue
-            gone, new = sorted(first.children - now.children), sorted(now.children - first.children)
+            ended, new = sorted(first.children - now.children), sorted(now.children - first.children)
+            gone = [pid for pid in ended if _steady(pid, first, now, new)]
+            passing = sorted(set(ended) - set(gone))
             f.add(f"{cfg.component}: {plural(len(first.children), 'worker')} before the probes "
-                  f"({', '.join(map(str, sorted(first.children))) or 'none'}), {len(now.children)} after",
-                  source=now.source, data={"before": sorted(first.children), "after": sorted(now.children)})
+                  f"({', '.join(map(str, sorted(first.children))) or 'none'}), {len(now.children)} after"
+                  + (f"; {_pids(passing)} ended, each one of a kind, neither the master's nor replaced "
+                     "(a connection's own process, a periodic task): not counted" if passing else ""),
+                  source=now.source, data={"before": sorted(first.children), "after": sorted(now.children),
+                                           "not_counted": passing})
             if gone and new:
                 replaced += 1
                 f.signal("process.worker_replaced", f"{cfg.component}: {_pids(gone)} "
