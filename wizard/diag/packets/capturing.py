@@ -82,7 +82,7 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams,
     before = await server_counters(ctx) if owns else None
     done: list[ExchangeOutcome] = []
     cut = _Cut()
-    reading: list[asyncio.Future[dict[str, int] | None]] = []
+    reading: asyncio.Future[dict[str, int] | None] | None = None  # the counters after the probe
 
     async def action() -> Any:
         cut.called = time.monotonic()
@@ -100,12 +100,13 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams,
         return outcome
 
     def over() -> None:  # the probe's connection is over: the capture's grace needs no one else
+        nonlocal reading
         if answered is not None and done and not answered.done():
             cut.over = time.monotonic()
             if before is not None:
-                reading.append(asyncio.ensure_future(server_counters(ctx)))
+                reading = asyncio.ensure_future(server_counters(ctx))
             if counted is not None:
-                _chain(reading[0] if reading else None, counted)
+                _chain(reading, counted)
             answered.set_result(done[0])
 
     pcap = ""
@@ -113,8 +114,8 @@ async def _capture_probe(ctx: CheckContext, params: CaptureParams,
         pcap = f"{params.pcap_dir.rstrip('/')}/handshake-{addr.replace(':', '_')}-{port}-{int(time.time())}.pcap"
     cap = cut.apply(await packet_probe(ctx).capture(addr, port, action, max_packets=params.max_packets,
                                                     max_s=params.max_s, pcap_path=pcap, over=over))
-    if reading:
-        after = await reading[0]
+    if reading is not None:
+        after = await reading
     else:
         after = await server_counters(ctx) if before is not None else None
     deltas = counter_deltas(before, after) if before is not None and after is not None else None
@@ -150,8 +151,7 @@ def exchange_captured(ctx: CheckContext) -> bool:
     if params is None:
         return False
     key = _capture_key(ctx, params)
-    capture = ctx.flag(f"{key}:over")
-    return ctx.shared_done(key) or (capture.done() and not ctx.shared_failed(key))
+    return ctx.shared_done(key) or (ctx.shared_done(f"{key}:over") and not ctx.shared_failed(key))
 
 
 def _run_captures(ctx: CheckContext) -> CaptureParams | None:
