@@ -86,6 +86,20 @@ def test_an_rst_the_client_side_never_saw_was_lost(tmp_path):
     assert [(e.proof, e.toward) for e in session.observation.events] == [("lost", "client")]
 
 
+def test_two_rsts_of_one_flow_with_the_same_sequence_number_each_find_their_own_twin(tmp_path):
+    # A server that aborts at once, then answers the client's bytes already on their way with
+    # the kernel's RST: two RSTs, one sequence number. Each is one event, proved sent once.
+    endings = ["fin", "server-app-then-kernel", "fin"]
+    client = capture(tmp_path / "client.pcap", endings, "client")
+    server = capture(tmp_path / "server.pcap", endings, "server")
+    events = analyze_captures([str(client), str(server)], None, load()).observation.events
+    assert [(e.client, e.proof) for e in events] == [("10.1.0.2:40001", "sent"), ("10.1.0.2:40001", "sent")]
+    # Only the first reached the client: the second left the server and was lost.
+    client = capture(tmp_path / "client1.pcap", ["fin", "server-app", "fin"], "client")
+    events = analyze_captures([str(client), str(server)], None, load()).observation.events
+    assert [(e.client, e.proof) for e in events] == [("10.1.0.2:40001", "sent"), ("10.1.0.2:40001", "lost")]
+
+
 def refused(path: Path, near: str, acks: list[int]) -> Path:
     """Connections to a closed port as captured ``near`` one end: a SYN, then the server's RST-ACK
     (window 0, no options, IP ID 0) acknowledging ``SYN seq + ack``: 1 is the kernel's answer."""

@@ -70,8 +70,10 @@ class Ends:
 def conversation(ends: Ends, cport: int, t0: float, ending: str, near: str = "client",
                  exchanges: int = 2, size: int = 1200) -> Iterator[tuple[float, bytes]]:
     """One connection as seen ``near`` the client or the server, ending in ``ending``:
-    fin, server-app, server-kernel or path (an RST injected toward the client, which
-    only the client-side capture sees)."""
+    fin, server-app, server-kernel, path (an RST injected toward the client, which
+    only the client-side capture sees) or server-app-then-kernel (the application's abort, the
+    client's next bytes already on their way, and the kernel's answer to them: a second RST
+    with the same sequence number, as a server that closes at once on accept sends)."""
     c, s, sp = ends.client, ends.server, ends.port
     c_ttl = 64 if near == "client" else 64 - ends.hops  # the client's packets as recorded here
     s_ttl = 64 - ends.hops if near == "client" else 64
@@ -96,6 +98,10 @@ def conversation(ends: Ends, cport: int, t0: float, ending: str, near: str = "cl
         yield t + 0.001, frame(s, c, sp, cport, "FA", sseq, cseq + 1, ttl=s_ttl, ip_id=sid + 1)
     elif ending == "server-app":  # a live socket's abort: window, timestamps, IP ID goes on
         yield t, frame(s, c, sp, cport, "RA", sseq, cseq, window=501, ttl=s_ttl, ip_id=sid + 1)
+    elif ending == "server-app-then-kernel":
+        yield t, frame(s, c, sp, cport, "RA", sseq, cseq, window=501, ttl=s_ttl, ip_id=sid + 1)
+        yield t + 0.0002, frame(c, s, cport, sp, "PA", cseq, sseq, ttl=c_ttl, ip_id=21, payload=100)
+        yield t + 0.0003, frame(s, c, sp, cport, "R", sseq, 0, window=0, ttl=s_ttl, ip_id=0, timestamps=False)
     elif ending == "server-kernel":  # no socket: window 0, no options, IP ID 0
         yield t, frame(s, c, sp, cport, "R", sseq, 0, window=0, ttl=s_ttl, ip_id=0, timestamps=False)
     elif ending == "path" and near == "client":
