@@ -127,6 +127,52 @@ def test_signals_after_the_verdict_exit_with_the_runs_own_status() -> None:
     assert time.monotonic() - start < 4
 
 
+def test_a_signal_as_the_run_hands_over_to_its_ending_handlers_never_meets_the_default_action() -> None:
+    # The main thread blocks the signals while the loop's handlers give way to the ending ones;
+    # a signal that comes then goes to another thread, where the default action (death by
+    # SIGTERM, exit -15) would apply if the handover ever went through it. Here a thread sends
+    # SIGTERM the moment any ending signal is set to its default action.
+    program = """
+        import asyncio, os, signal, sys, threading
+        from wizard import entry
+        from wizard.cli import signals
+        entry.CLI_PROCESS = True
+        go, sent = threading.Event(), threading.Event()
+
+        def sender():
+            go.wait()
+            os.kill(os.getpid(), signal.SIGTERM)
+            sent.set()
+
+        threading.Thread(target=sender, daemon=True).start()
+        real = signal.signal
+
+        def watched(sig, handler):
+            old = real(sig, handler)
+            if handler is signal.SIG_DFL and sig in entry.ENDING and not go.is_set():
+                go.set()
+                sent.wait(5)
+            return old
+
+        signal.signal = watched
+
+        async def body():
+            task = asyncio.ensure_future(asyncio.sleep(0))
+            with signals.cancel_on_signals(task) as caught:
+                await task
+                caught.finished(1)
+            if not go.is_set():  # the handover is over: the signal comes now
+                go.set()
+                sent.wait(5)
+            await asyncio.sleep(5)
+            return 0
+
+        sys.exit(signals.run_async(body()))
+    """
+    done = child(program)
+    assert done.returncode == 1, done
+
+
 def test_run_async_does_not_wait_for_a_worker_thread_a_cancelled_call_left_behind() -> None:
     from wizard.cli.signals import run_async
 

@@ -121,10 +121,12 @@ def cancel_on_signals(task: asyncio.Future[Any], signals: tuple[signal.Signals, 
     finally:
         # No gap in which the default action (death by the signal) or a KeyboardInterrupt
         # applies: the signals wait, blocked, while the loop's handlers give way to the last.
+        # Blocked in this thread only: one that comes meanwhile goes to another thread, so the
+        # handover must never pass through the default action, which asyncio's
+        # remove_signal_handler sets on its way; in the CLI's process the ending handlers
+        # replace the loop's in place instead.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if cli else None
         try:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
             if cli:
                 status = 3 if caught.status is None else caught.status
 
@@ -133,9 +135,31 @@ def cancel_on_signals(task: asyncio.Future[Any], signals: tuple[signal.Signals, 
 
                 for sig in signals:
                     signal.signal(sig, now)
+                _forget_handlers(loop, installed)
+            else:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
         finally:
             if blocked is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _forget_handlers(loop: asyncio.AbstractEventLoop, sigs: list[signal.Signals]) -> None:
+    """The loop's handlers of ``sigs`` dropped, the process's own left as they are. Private
+    asyncio state (``_signal_handlers``, as ``remove_signal_handler`` keeps it): no public call
+    removes a loop's handler without setting the default action first. Without that state,
+    the public call, then the process's handlers put back."""
+    handlers = getattr(loop, "_signal_handlers", None)
+    if not isinstance(handlers, dict):
+        kept = {sig: signal.getsignal(sig) for sig in sigs}
+        for sig in sigs:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, kept[sig])
+        return
+    for sig in sigs:
+        handlers.pop(sig, None)
+    if not handlers:
+        signal.set_wakeup_fd(-1)  # as remove_signal_handler does once none is left
 
 
 def run_async(main: Coroutine[Any, Any, R]) -> R:
