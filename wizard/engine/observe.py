@@ -109,22 +109,19 @@ def _two_ended(near_client: tuple[Tracker, CaptureSummary], near_server: tuple[T
     at_client = FlowIndex(list(ct.flows.values()), ct.sightings)
     at_server = FlowIndex(list(st.flows.values()), st.sightings)
     events: list[ResetEvent] = []
-    twins: set[int] = set()  # the server capture's RSTs matched by one of the client capture's
-    matched: set[int] = set()  # the client capture's RSTs that found their twin
+    paired: set[int] = set()  # the RSTs of either capture found at the other end
     for s in ct.sightings:
-        verdict = judge(s, "client", at_server, twins)
+        verdict = judge(s, "client", at_server, paired)
         # The sender is read where it sent from: the server's RSTs at the server's end.
         there = verdict.other if s.toward == "client" else None
         ev = to_event(len(events) + 1, there or s, ss.source if there else cs.source,
                       from_server_end=there is not None)
-        if verdict.other is not None:
-            matched.add(id(s))
         _prove(ev, verdict.proof, verdict.detail)
         events.append(ev)
     for s in st.sightings:
-        if id(s) in twins:
+        if id(s) in paired:
             continue
-        verdict = judge(s, "server", at_client, matched)
+        verdict = judge(s, "server", at_client, paired)
         # seen near the server only: toward the client, it left the server's end (lost on the way)
         ev = to_event(len(events) + 1, s, ss.source, from_server_end=s.toward == "client")
         _prove(ev, verdict.proof, verdict.detail)

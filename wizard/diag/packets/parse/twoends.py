@@ -2,11 +2,11 @@
 
 Flows are matched across the captures by their initial sequence numbers (which NAT keeps)
 and, failing those, by the server's port and the client's port. An RST is matched by its
-direction and sequence number, each RST of the other capture the twin of one RST at most (a
-flow can carry two with one sequence number: an application's abort and then the kernel's
-answer to the bytes already on their way). Toward the client: seen at both ends, the server sent it;
-at the client only, something between the two capture points injected it; at the server
-only, it was lost on the way. Toward the server the same with the roles turned.
+direction and sequence number, and each RST is paired once at most (a flow can carry two
+with one sequence number: an application's abort and then the kernel's answer to the bytes
+already on their way). Toward the client: seen at both ends, the server sent it; at the
+client only, something between the two capture points injected it; at the server only, it
+was lost on the way. Toward the server the same with the roles turned.
 """
 
 from __future__ import annotations
@@ -51,24 +51,24 @@ class FlowIndex:
     def find(self, flow: Flow) -> Flow | None:
         return next((self.by_key[k] for k in _flow_keys(flow) if k in self.by_key), None)
 
-    def same_rst(self, flow: Flow, s: Sighting, taken: set[int]) -> Sighting | None:
-        """The first RST of ``flow`` in this capture that is ``s`` and not already in ``taken``
-        (the ids of the RSTs found as twins so far)."""
-        return next((o for o in self.rsts.get(id(flow), []) if id(o) not in taken and o.toward == s.toward
+    def same_rst(self, flow: Flow, s: Sighting, paired: set[int]) -> Sighting | None:
+        """The first RST of ``flow`` in this capture that is ``s`` and not in ``paired`` (the
+        ids of the RSTs paired so far)."""
+        return next((o for o in self.rsts.get(id(flow), []) if id(o) not in paired and o.toward == s.toward
                      and o.rst.seq == s.rst.seq), None)
 
 
-def judge(s: Sighting, here: str, there: FlowIndex, taken: set[int]) -> Verdict:
-    """Where the RST ``s``, seen in the capture near ``here`` (client|server), came from;
-    ``taken``: the ids of the other capture's RSTs already matched, the twin found is added."""
+def judge(s: Sighting, here: str, there: FlowIndex, paired: set[int]) -> Verdict:
+    """Where the RST ``s``, seen in the capture near ``here`` (client|server), came from.
+    ``paired``: the ids of the RSTs of either capture paired so far; a pair found is added."""
     other_flow = there.find(s.flow)
     far = "server" if here == "client" else "client"
     if other_flow is None:
         return Verdict("not-covered", f"the {far}-side capture does not have this flow", None)
-    twin = there.same_rst(other_flow, s, taken)
+    twin = there.same_rst(other_flow, s, paired)
     arriving = s.toward == here  # the RST was going to the end this capture is near
     if twin is not None:
-        taken.add(id(twin))
+        paired.update((id(s), id(twin)))
         sender = far if arriving else here
         return Verdict("sent", f"seen at both ends (seq {s.rst.seq}): the {sender} sent it and it arrived", twin)
     if arriving:
