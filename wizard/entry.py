@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+from collections.abc import Callable
 
 #: True in the `reset-wizard` process itself (not when the CLI runs inside a test's process):
 #: only there may start-up and the end of a run take over the ending signals.
@@ -39,6 +40,17 @@ def collect_again() -> None:
     if CLI_PROCESS and not gc.isenabled():
         gc.freeze()
         gc.enable()
+
+
+def hold_collection() -> Callable[[], None]:
+    """For a command whose start-up goes on past ``end_start_up`` (the TUI: textual's imports,
+    the first frame, the checklist loaded behind it): the collector is off again until the
+    returned call, which freezes what that start-up made and turns the collector back on.
+    Outside the CLI's process (a test's), nothing changes and the call does nothing."""
+    if not CLI_PROCESS or not gc.isenabled():
+        return lambda: None
+    gc.disable()
+    return collect_again
 
 
 def end_start_up() -> None:

@@ -62,11 +62,14 @@ def demo_answers(demo: Any) -> Any:
 
 def _tui() -> int:
     """The TUI against the demo. Textual runs its own event loop: not inside asyncio.run."""
+    from wizard.entry import hold_collection
+
+    started = hold_collection()  # as `reset-wizard`: the collector off until the checklist is in
     from wizard.lab.demo import start_demo
     from wizard.ui.app import run_tui  # textual loads only here
 
     with start_demo() as demo:
-        return run_tui(demo.target, answers=demo_answers(demo), demo=True)
+        return run_tui(demo.target, answers=demo_answers(demo), demo=True, started=started)
 
 
 async def _headless(args: argparse.Namespace) -> int:

@@ -31,6 +31,9 @@ def options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, probes: object = None) -> int:
+    from wizard.entry import hold_collection
+
+    started = hold_collection()  # textual's imports and the first frame make no garbage either
     from wizard.ui.app import run_tui  # textual loads only here
 
-    return run_tui(args.target, server=args.server)
+    return run_tui(args.target, server=args.server, started=started)

@@ -66,8 +66,9 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
     def __init__(self, target: str | None = None, *, server: str = "local", answers: Answers | None = None,
                  demo: bool = False, engine: Engine | None = None,
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] | None = None,
-                 export_dir: Path | None = None) -> None:
+                 export_dir: Path | None = None, started: Callable[[], None] | None = None) -> None:
         super().__init__()
+        self._started = started
         self.initial = fields.form_values(answers, target, server)
         self.demo = demo
         self.demo_scenario: Any = None
@@ -171,6 +172,9 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
 
     def _loaded(self, checklist: Any, skips: list[Any]) -> None:
         self.controller.checklist = checklist
+        started, self._started = self._started, None
+        if started is not None:  # start-up is over: the CLI turns the collector back on
+            started()
         if skips:
             from wizard.model.wording import plural  # not before the first frame: wizard.model loads pydantic
 
@@ -389,8 +393,7 @@ class ResetWizardApp(KeyActions, NavActions, DialogActions, StepRuns, App[int]):
 
 
 def run_tui(target: str | None = None, *, server: str = "local", answers: Answers | None = None,
-            demo: bool = False) -> int:
-    """Open the wizard; returns the exit status for the CLI."""
-    app = ResetWizardApp(target, server=server, answers=answers, demo=demo)
-    result = app.run()
-    return int(result or 0)
+            demo: bool = False, started: Callable[[], None] | None = None) -> int:
+    """Open the wizard; the exit status for the CLI. ``started``: called once the checklist is in."""
+    app = ResetWizardApp(target, server=server, answers=answers, demo=demo, started=started)
+    return int(app.run() or 0)
