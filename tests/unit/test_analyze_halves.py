@@ -141,3 +141,33 @@ def test_the_command_reads_a_large_capture_in_halves_ahead_and_says_what_one_rea
         [tuple(getattr(e, f) for f in fields) for e in one.events]
     assert data["sources"][0]["packets"] == one.sources[0].packets
     assert data["sources"][0]["flows"] == one.sources[0].flows == 1100
+
+
+def test_the_second_halfs_records_handed_over_chunk_by_chunk_read_as_one_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(gather, "BATCH", 3)
+    monkeypatch.setattr(halves, "STREAM_STEP", 2)  # two kept records a chunk: many chunks
+    path = busy(tmp_path / "busy.pcap")
+    (_, _), one = read(path, monkeypatch, None, None)
+    for cut in boundaries(path)[1::5]:
+        (_, _), two = read(path, monkeypatch, None, cut)
+        assert facts(two) == facts(one), cut
+
+
+def test_a_second_half_thread_stopping_midway_is_read_on_from_its_last_chunk(tmp_path, monkeypatch):
+    monkeypatch.setattr(gather, "BATCH", 3)
+    monkeypatch.setattr(halves, "STREAM_STEP", 2)
+    path = busy(tmp_path / "busy.pcap")
+    (_, _), one = read(path, monkeypatch, None, None)
+    hand_over, given = halves.Later._hand_over, []
+
+    def failing(self, sent, end):
+        given.append(end)
+        if len(given) == 3:
+            self._stop.set()  # it ends after this chunk, before the end of the file
+        return hand_over(self, sent, end)
+
+    monkeypatch.setattr(halves.Later, "_hand_over", failing)
+    cut = boundaries(path)[40]
+    (_, _), two = read(path, monkeypatch, None, cut)
+    assert len(given) == 3  # three chunks fed, then the rest read from where the third ended
+    assert facts(two) == facts(one)

@@ -22,7 +22,7 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from wizard.diag.packets.io.halves import noted_cut, skim_halves
+from wizard.diag.packets.io.halves import Later, noted_cut, skim_halves
 from wizard.diag.packets.io.halves import start as second_half
 from wizard.diag.packets.io.libpcap import libpcap_path
 from wizard.diag.packets.io.pcapfile import is_tcp, read, sniff_format
@@ -30,6 +30,7 @@ from wizard.diag.packets.io.pcaplib import CaptureError, Code, Offline, Skim
 from wizard.diag.packets.parse.bpfcode import splice
 from wizard.diag.packets.parse.dump import (
     FILE_HEADER,
+    dumped_records,
     endpoints,
     find_packet,
     record_at,
@@ -222,32 +223,43 @@ def _second_pass(path: str, first: Skim, port: int | None, resets: list[_Reset],
     """Every packet on the client ports of the reset connections, filtered in libpcap (a
     search tree of ports), through the tracker: it sees each reset connection whole, as a
     pass of every packet would show it. With a ``cut`` (a record boundary the first pass
-    noted) the records from it on are copied by a thread meanwhile, and go through the
-    tracker after those before it, in the file's order."""
+    noted) the records from it on are copied by a thread meanwhile and handed over in
+    chunks as it goes: they go through the tracker after those before it, in the file's
+    order, while the thread reads on (the tracker's Python work beside libpcap's C)."""
     if not resets:
         return
     ports = sorted({r.client_port for r in resets})
     v4s = sorted({":" not in r.seg.src for r in resets})
     text = _ports_filter(port, v4s, lambda field: port_tree(ports, field))
+    resume = None
     with Offline(path) as off:
         # (with --port, the optimiser may fold a marker's test into the port's: compiled whole)
         bpf = _spliced(off, text, v4s, ports) if port is None else text
-        later = second_half(path, bpf, cut, note=False, first=off)
+        later = second_half(path, bpf, cut, note=False, first=off, stream=True)
         if later is None:
             off.set_filter(bpf)
         try:
             _feed(off, tracker, first.linktype, later.cut if later is not None else None, check)
-            rest = later.result() if later is not None else None
+            resume = _feed_stream(later, tracker, first.linktype, check) if later is not None else None
         finally:
             if later is not None:
                 later.drop()
-    if rest is not None:
-        _feed_records(records(rest), tracker, first.linktype)
-    elif later is not None:  # the thread failed: the second half read here
+    if resume is not None:  # the thread failed: the rest read here, from the last record it handed over
         with Offline(path) as off:
             off.set_filter(bpf)
-            off.seek(later.cut)
+            off.seek(resume)
             _feed(off, tracker, first.linktype, None, check)
+
+
+def _feed_stream(later: Later, tracker: Tracker, linktype: int, check: Check) -> int | None:
+    """The second half's records through the tracker as its thread hands them over (it reads
+    on meanwhile); None, or where to read on from when the thread did not read to the end."""
+    fed = later.cut
+    for data, end in later.chunks():
+        _feed_records(dumped_records(data), tracker, linktype)
+        fed = end
+        check()
+    return None if later.status is not None else fed
 
 
 def _feed(off: Offline, tracker: Tracker, linktype: int, cut: int | None, check: Check) -> None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import bisect
 import os
+import queue
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from wizard.diag.packets.io.pcaplib import CaptureError, Code, Copy, Offline, Skim, skim
 from wizard.diag.packets.parse.dump import FILE_HEADER, resync
@@ -29,6 +30,7 @@ WINDOW = 1 << 20  # bytes at the middle of the file where the cut is looked for
 # The second pass's first half is read by the thread that also feeds the tracker every
 # record, so it is given less of the file than the second half's thread.
 SECOND_PASS_SHARE = 0.4
+STREAM_STEP = 512  # records the second pass's thread copies between two chunks it hands over
 _MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 10**6), b"\xa1\xb2\xc3\xd4": (">", 10**6),
            b"\x4d\x3c\xb2\xa1": ("<", 10**9), b"\xa1\xb2\x3c\x4d": (">", 10**9)}
 
@@ -67,9 +69,10 @@ def cut_for(path: str) -> int | None:
 class Later:
     """The second half, from ``cut`` to the end, read in a thread: the records the filter
     keeps copied by libpcap, and with ``note`` where each of them ends in the file and in
-    the copy."""
+    the copy. With ``stream`` the copy is handed over as it grows, in chunks (``chunks``)."""
 
-    def __init__(self, path: str, bpf: str | Code, cut: int, note: bool, first: Offline | None = None) -> None:
+    def __init__(self, path: str, bpf: str | Code, cut: int, note: bool, first: Offline | None = None,
+                 stream: bool = False) -> None:
         self.off = Offline(path)
         try:
             self.off.set_filter(bpf, also=first)  # compiled once (a long filter takes tens of ms)
@@ -82,26 +85,54 @@ class Later:
         self.status: int | None = None  # set once the thread has read to the end
         self.sources: list[int] = []
         self.dumps: list[int] = []
+        self._stream: queue.SimpleQueue[tuple[bytes, int] | None] | None = queue.SimpleQueue() if stream else None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture-second-half", daemon=True)
+        self._thread = threading.Thread(target=self._main, name="capture-second-half", daemon=True)
         self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        finally:  # the end of the chunks, however the thread ends
+            if self._stream is not None:
+                self._stream.put(None)
 
     def _run(self) -> None:
         off, file, stop = self.off, self.off.file, self._stop
         dispatch, ftell, dump_tell = off.lib.pcap_dispatch, off.libc.ftell, off.lib.pcap_dump_ftell
         handle, fn, dumper = off.handle, self.copy.fn, self.copy.dumper
-        step = 1 if self.note else 4096  # ctypes lets go of the GIL in every call
+        # ctypes lets go of the GIL in every call
+        step = 1 if self.note else STREAM_STEP if self._stream is not None else 4096
         sources, dumps = self.sources, self.dumps
-        n = 0
+        n, sent = 0, FILE_HEADER
         while (n := dispatch(handle, step, fn, dumper)) > 0:
             if self.note:
                 sources.append(ftell(file))
                 dumps.append(dump_tell(dumper))
+            if self._stream is not None:
+                sent = self._hand_over(sent, int(ftell(file)))
             if stop.is_set():
                 break
         self.end = int(ftell(file))
         if n <= 0:  # 0: the end; -1: a record libpcap could not read (one read stops there too)
+            if self._stream is not None:
+                self._hand_over(sent, self.end)  # with -1, the records copied before it
             self.status = n
+
+    def _hand_over(self, sent: int, end: int) -> int:
+        """The records copied since ``sent`` (a position in the copy), handed over with ``end``,
+        where the last of them ends in the file; the copy's new end."""
+        data = self.copy.data_from(sent)
+        if data and self._stream is not None:
+            self._stream.put((data, end))
+        return sent + len(data)
+
+    def chunks(self) -> Iterator[tuple[bytes, int]]:
+        """With ``stream``: the records kept from the cut on, in pcap_dump's layout, chunk by
+        chunk as the thread copies them, each with where its last record ends in the file.
+        Once they are all given, ``status`` is None unless the thread read to the end."""
+        while self._stream is not None and (got := self._stream.get()) is not None:
+            yield got
 
     def result(self) -> bytes | None:
         """The copy (its own file header first) once the thread has read to the end; None
@@ -129,13 +160,14 @@ def noted_cut(first: Skim, share: float = SECOND_PASS_SHARE) -> int | None:
     return first.sources[i] if 0 < i < len(first.sources) - 1 else None
 
 
-def start(path: str, bpf: str | Code, cut: int | None, note: bool, first: Offline | None = None) -> Later | None:
+def start(path: str, bpf: str | Code, cut: int | None, note: bool, first: Offline | None = None,
+          stream: bool = False) -> Later | None:
     """The second half's thread, or None (no cut, or the file not readable from the cut);
     ``first``, the first half's handle, is given the same filter."""
     if cut is None:
         return None
     try:
-        return Later(path, bpf, cut, note, first)
+        return Later(path, bpf, cut, note, first, stream)
     except CaptureError:  # the first half then reads it all, as one read
         return None
 

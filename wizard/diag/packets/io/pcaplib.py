@@ -263,8 +263,13 @@ class Copy:
 
     def data(self) -> bytes:
         """Everything copied so far (its file header first)."""
+        return self.data_from(0)
+
+    def data_from(self, pos: int) -> bytes:
+        """What was copied from ``pos`` (a position in the copy) on."""
         self.off.lib.pcap_dump_flush(self.dumper)
-        return ctypes.string_at(self._buf, self._size.value)
+        size, start = self._size.value, self._buf.value
+        return ctypes.string_at(start + pos, size - pos) if start is not None and size > pos else b""
 
     def close(self) -> None:
         if self.dumper:

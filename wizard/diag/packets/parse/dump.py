@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from wizard.diag.packets.parse.frames import ip_offset
 
 FILE_HEADER = 24
+_DUMPED = struct.Struct("=IIII")  # a record's header as pcap_dump writes it: this machine's byte order
 _LINK_HEADERS = {1: (14, 18, 22), 113: (16,), 276: (20,), 0: (4,), 108: (4,)}  # else 0: raw IP
 
 
@@ -37,6 +38,19 @@ def records(dump: bytes, pos: int = FILE_HEADER, limit: int | None = None) -> It
     while (rec := record_at(dump, pos)) is not None and (limit is None or n < limit):
         yield rec[0], rec[1]
         pos, n = rec[2], n + 1
+
+
+def dumped_records(data: bytes) -> Iterator[tuple[float, bytes]]:
+    """(timestamp, frame) of each whole record in ``data``: records as pcap_dump writes them,
+    without a file header (a chunk of a copy)."""
+    pos, size, unpack = 0, len(data), _DUMPED.unpack_from
+    while pos + 16 <= size:
+        sec, usec, caplen, _len = unpack(data, pos)
+        end = pos + 16 + caplen
+        if end > size:
+            return
+        yield sec + usec / 1e6, data[pos + 16:end]
+        pos = end
 
 
 def endpoints(linktype: int, frame: bytes) -> tuple[int, bytes, bytes, bytes, bytes] | None:
