@@ -84,8 +84,8 @@ def checked_inputs(args: argparse.Namespace) -> tuple[list[str], int | None, flo
 async def analyze(args: argparse.Namespace) -> int:
     from wizard.analysis import diagnosed_causes
     from wizard.cli.diagnose import check_outputs, write_outputs
-    from wizard.engine.discovery import checklist_path
     from wizard.engine.observe import analyze_captures
+    from wizard.engine.shipped import checklist_path
     from wizard.model.checklist import load_checklist
 
     paths, port, timeout = checked_inputs(args)

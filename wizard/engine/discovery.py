@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from wizard.engine.contract import Check, registered
+from wizard.engine.shipped import DEFAULT_CHECKLIST, checklist_path
 from wizard.model import Checklist, load_checklist
 
+__all__ = ["DEFAULT_CHECKLIST", "all_checks", "checklist_path", "get_check", "load"]
+
 _LOADED = False
-DEFAULT_CHECKLIST = "connection-reset.yaml"
 
 
 def all_checks() -> dict[str, type[Check[Any]]]:
@@ -37,14 +38,6 @@ def _load_builtin() -> None:
         if len(parts) >= 4 and parts[3] == "checks":
             importlib.import_module(info.name)
     _LOADED = True
-
-
-def checklist_path(name: str = DEFAULT_CHECKLIST) -> Path:
-    """The shipped checklist: inside the wheel, or the repository's checklists/ in a checkout."""
-    packaged = resources.files("wizard").joinpath("_checklists", name)
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "checklists" / name
 
 
 def load(path: Path | None = None) -> Checklist:

@@ -16,8 +16,6 @@ from pathlib import Path
 from wizard import __version__
 from wizard.analysis import conclude
 from wizard.diag.kernel.parse.counters import moved_signals
-from wizard.diag.logs.io.cut import Selector
-from wizard.diag.logs.parse.servers import line_signal
 from wizard.diag.packets.io.gather import gather
 from wizard.diag.packets.io.pcaplib import CaptureError
 from wizard.diag.packets.io.prefetch import take
@@ -202,6 +200,10 @@ def _lines_signals(lines: list[str], checklist: Checklist | None) -> dict[str, d
     ``Selector.ids``, and its ``line_signal``): signal -> the line quoted with its signature."""
     if not lines or checklist is None:
         return {line: {} for line in lines}
+    # a capture's resets come with no log lines: the matcher loads only for a watch's
+    from wizard.diag.logs.io.cut import Selector
+    from wizard.diag.logs.parse.servers import line_signal
+
     signatures = checklist.signatures
     matched = Selector.of([sig.regex for sig in signatures]).ids(lines, Stop())
     out: dict[str, dict[str, str]] = {}
