@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from wizard.diag.logs.checks.matching import excerpt
@@ -129,3 +130,24 @@ def test_kept_lines_are_timed_as_their_own_lines_whatever_follows_the_stamp(tmp_
         assert win.method == "bisect" and len(win.lines) > 300 and any(not ln.sigs for ln in win.lines)  # context lines too
         assert [ln.ts for ln in win.lines] == [tf.parse(ln.text, ctx) for ln in win.lines]
     assert len({ln.ts for ln in part.lines[:40]}) > 5
+
+
+def test_later_matches_in_runs_broken_by_late_stamps_and_continuations_keep_their_own_times(tmp_path: Path) -> None:
+    # the later matches are timed by runs of lines that begin alike: a line stamped a second
+    # early inside a run, a run of one line, and unstamped continuations between stamped
+    # lines each get the time their own line (or its owner) gives
+    rows = []
+    for k in range(30_000):
+        when = START + timedelta(seconds=k * 3600 / 30_000 - (1 if k % 7 == 3 else 0))
+        rows.append(f"{when:%Y/%m/%d %H:%M:%S} [error] 4100#0: *{k} upstream timed out (110: Connection timed out)")
+        if k % 11 == 0:
+            rows.append("    continued: upstream timed out again")
+            rows.append("    continued: upstream timed out once more")
+    path = tmp_path / "error.log"
+    path.write_text("\n".join(rows) + "\n")
+    (full, n_full), (part, n_part) = _windows(path, 40)
+    hits_full = [(ln.ts, ln.sigs) for ln in full.lines if ln.in_window and ln.sigs]
+    times = [ts for ts, _ in hits_full[40:]]
+    assert n_full == n_part and len(times) > 5000
+    assert sum(1 for a, b in pairwise(times) if b < a) > 500  # the runs are broken
+    assert part.more == hits_full[40:]

@@ -5,8 +5,9 @@ it has python3, so only the matches cross the link."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Coroutine, Sequence
-from itertools import repeat
+from collections.abc import Callable, Coroutine, Sequence
+from itertools import compress, islice, pairwise, repeat
+from operator import ne
 from typing import Any
 
 from wizard.diag.logs.io import hsmatch
@@ -156,26 +157,39 @@ def _split(reader: LogReader, cut: WindowCut, starts: list[int], ids: list[tuple
             by_head[data[s:s + reach]] = ts
         return ts
 
-    more: list[tuple[float | None, tuple[int, ...]]] = []
-    later, later_ids, known = starts[keep:], ids[keep:], by_head.get
+    later = starts[keep:]
+    tss: list[Any] = []
     for at in range(0, len(later), 4096):
         stop.check()
         chunk = later[at:at + 4096]
-        if reach is not None:
-            # each distinct head timed once, by one of its lines; every line then looked up
-            keys = [data[s:s + reach] for s in chunk]
-            one = dict(zip(keys, chunk, strict=True))
-            for key in one.keys() - by_head.keys():
-                timed(one[key])
-            tss: list[Any] = list(map(known, keys, repeat(_NOT_SEEN)))
-        else:
-            tss = [_NOT_SEEN] * len(chunk)
-        if _NOT_SEEN in tss or None in tss:  # a line with no stamp of its own: one by one
-            for k, got in enumerate(tss):
-                ts = timed(chunk[k]) if got is _NOT_SEEN else got
-                tss[k] = ts if ts is not None else _owner_ts(data, chunk[k], ts_of)
-        more += zip(tss, later_ids[at:at + 4096], strict=True)
-    return head, more
+        if reach is None:
+            tss += _one_by_one(data, chunk, [_NOT_SEEN] * len(chunk), timed, ts_of)
+            continue
+        # Lines that begin alike come in runs (a second's lines): each run's head timed once,
+        # by its first line, and its lines given that time together.
+        keys = [data[s:s + reach] for s in chunk]
+        firsts = [0, *compress(range(1, len(keys)), map(ne, keys, islice(keys, 1, None))), len(keys)]
+        for a, b in pairwise(firsts):
+            ts = by_head.get(keys[a], _NOT_SEEN)
+            if ts is _NOT_SEEN:
+                timed(chunk[a])
+                ts = by_head.get(keys[a], _NOT_SEEN)
+            if ts is _NOT_SEEN or ts is None:  # no stamp of its own: line by line
+                tss += _one_by_one(data, chunk[a:b], [ts] * (b - a), timed, ts_of)
+            else:
+                tss += repeat(ts, b - a)
+    return head, list(zip(tss, ids[keep:], strict=True))
+
+
+def _one_by_one(data: bytes, chunk: list[int], got: list[Any], timed: Callable[[int], float | None],
+                ts_of: Callable[[str], float | None]) -> list[float | None]:
+    """The times of the lines at ``chunk`` whose head had none (``got``: _NOT_SEEN or None):
+    each line's own stamp, else that of the stamped line it continues."""
+    out: list[float | None] = []
+    for s, g in zip(chunk, got, strict=True):
+        ts = timed(s) if g is _NOT_SEEN else g
+        out.append(ts if ts is not None else _owner_ts(data, s, ts_of))
+    return out
 
 
 _NOT_SEEN: Any = object()
