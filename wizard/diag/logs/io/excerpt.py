@@ -21,6 +21,7 @@ from wizard.diag.logs.io.cut import (
     cut_window,
 )
 from wizard.diag.logs.io.direct import DirectLocal, in_one_thread
+from wizard.diag.logs.io.hsline import is_clean
 from wizard.diag.logs.io.newlines import newlines
 from wizard.diag.logs.io.reader import COUNT_PREFIX, LogLine, LogReader, LogWindow, _Budget
 from wizard.diag.logs.io.remote import is_remote, remote_rows
@@ -70,14 +71,10 @@ async def excerpt_window(reader: LogReader, path: str, start: float, end: float,
             return done
     if cut.capped:
         win.notes.append(f"stopped after reading {reader.cap >> 20} MiB (the per-file cap)")
-    starts, ids = await _hits(cut.data, regexes, win, remote)
+    found_ids, win.more = await _hits(cut.data, regexes, win, remote, functools.partial(_kept, reader, cut, keep))
     total = cut.lines  # counted once: a window can be tens of MiB
-    if not starts:
+    if not found_ids:
         return win, total
-    if keep is not None and len(starts) > keep:
-        found_ids, win.more = await off_loop(functools.partial(_split, reader, cut, starts, ids, keep))
-    else:
-        found_ids = dict(zip(starts, ids, strict=True))
     win.lines = await _excerpt_lines(reader, cut, found_ids, margin, total)
     return win, total
 
@@ -122,10 +119,22 @@ async def _remote_window(reader: LogReader, cut: WindowCut, regexes: Sequence[st
     return None
 
 
+Kept = tuple[dict[int, tuple[int, ...]], list[tuple[float | None, tuple[int, ...]]]]
+
+
+def _kept(reader: LogReader, cut: WindowCut, keep: int | None, starts: list[int], ids: list[tuple[int, ...]],
+          clean: bool | None, stop: Stop) -> Kept:
+    """The matches made into lines (their starts and signatures), and the later ones timed."""
+    if keep is not None and len(starts) > keep:
+        return _split(reader, cut, starts, ids, keep, stop, clean)
+    return dict(zip(starts, ids, strict=True)), []
+
+
 def _split(reader: LogReader, cut: WindowCut, starts: list[int], ids: list[tuple[int, ...]], keep: int,
-           stop: Stop) -> tuple[dict[int, tuple[int, ...]], list[tuple[float | None, tuple[int, ...]]]]:
+           stop: Stop, clean: bool | None = None) -> Kept:
     """The first ``keep`` of the matches (``starts`` ascending, the signatures of each in
-    ``ids``), and the time and signatures of each later one."""
+    ``ids``), and the time and signatures of each later one (``clean``: whether the
+    window has no special line, when the caller knows it: ``is_clean``)."""
     head = dict(zip(starts[:keep], ids[:keep], strict=True))
     if cut.format is None:
         return head, list(zip(repeat(None), ids[keep:]))
@@ -137,7 +146,8 @@ def _split(reader: LogReader, cut: WindowCut, starts: list[int], ids: list[tuple
 
     # A clean window's stamps are read from its bytes (the same text as from the decoded
     # line: byte_stamp), each stamp's time once: no line is decoded but for a new stamp.
-    stamp = byte_stamp(cut.format) if data.isascii() and data.find(b"\r") < 0 else None
+    clean = is_clean(data) if clean is None else clean
+    stamp = byte_stamp(cut.format) if clean else None
     # Lines that begin with the same ``reach`` bytes have the same stamp: a dense window's
     # lines of one second are told apart by one slice and one look-up, no match each.
     reach = stamp_reach(stamp.pattern) if stamp is not None else None
@@ -273,24 +283,32 @@ def untimed_note(start: int, cap: int) -> str:
             "(its lines cannot be placed in time)")
 
 
-async def _hits(data: bytes, regexes: Sequence[str], win: LogWindow,
-                remote: bool) -> tuple[list[int], list[tuple[int, ...]]]:
-    """Offsets of the window's matching lines (ascending) and the regexes each matches,
-    found off the event loop (a cancellation or a check's timeout stops the search within
-    milliseconds)."""
+async def _hits(data: bytes, regexes: Sequence[str], win: LogWindow, remote: bool,
+                kept: Callable[[list[int], list[tuple[int, ...]], bool | None, Stop], Kept]) -> Kept:
+    """The window's matching lines, made into ``kept(starts, ids, clean, stop)`` (their
+    offsets ascending, the regexes each matches), found off the event loop (a cancellation
+    or a check's timeout stops the search within milliseconds)."""
     m = hsmatch.matcher(regexes)
     if m is not None:  # the window's bytes are in memory: one Hyperscan pass, exact lines
-        starts, ids, clipped = await off_loop(lambda stop: m.found(data, stop))
+
+        def search(stop: Stop) -> tuple[Kept, bool]:
+            clean = is_clean(data)  # (looked at once, for the search and the times)
+            starts, ids, clipped = m.found(data, stop, clean)
+            return kept(starts, ids, clean, stop), clipped
+
+        got, clipped = await off_loop(search)  # one hop to a thread for both
         if clipped:
             win.notes.append(CLIPPED_NOTE)
-        return starts, ids
+        return got
     if not remote:  # the literal prefilter is built only here: parsing 42 regexes costs ~10 ms
         win.notes.append(hsmatch.NO_ENGINE_NOTE)
     sel = Selector.of(regexes)
     starts = await sel.fast_starts(data)
     found = await off_loop(lambda stop: sel.ids([_text(data, s) for s in starts], stop))
     hit = [k for k, i in enumerate(found) if i]
-    return [starts[k] for k in hit], [found[k] for k in hit]
+    if not hit:
+        return {}, []
+    return await off_loop(lambda stop: kept([starts[k] for k in hit], [found[k] for k in hit], None, stop))
 
 
 async def _remote_excerpt(reader: LogReader, cut: WindowCut, sel: Selector, regexes: Sequence[str],

@@ -178,10 +178,15 @@ def tail_regex(rx: str) -> str | None:
         return None
 
 
+def is_clean(data: bytes | bytearray) -> bool:
+    """Whether ``data`` has no line only ``re`` decides (all ASCII, no "\\r")."""
+    return data.isascii() and data.find(b"\r") < 0
+
+
 def special_lines(data: bytes | bytearray, limit: int) -> list[tuple[int, int]]:
     """(start, end) of the lines of ``data[:limit]`` only ``re`` decides (see SPECIAL)."""
     out: list[tuple[int, int]] = []
-    if data.isascii() and data.find(b"\r") < 0:
+    if is_clean(data):
         return out  # the usual case, in two passes at memory speed
     pos = 0
     while True:
@@ -320,6 +325,7 @@ __all__ = [
     "has",
     "hit_columns",
     "hits",
+    "is_clean",
     "line_regex",
     "line_starts",
     "special_lines",

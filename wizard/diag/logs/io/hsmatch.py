@@ -194,14 +194,14 @@ class Matcher:
         lits = [(k, to + at) for k, ends in enumerate(got[n:]) for to in ends]
         return hsline.by_regex(got[:n], more, last - at), lits
 
-    def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop, a: int = 0) -> Iterator[_Piece]:
+    def _pieces(self, data: bytes | bytearray, limit: int | None, stop: Stop, a: int = 0,
+                clean: bool | None = None) -> Iterator[_Piece]:
         """Slices [a, b) of ``data`` cut after a newline (the stop token is looked at
         between them) with the offset their lines' ends must not pass, whether ``data`` has
-        no special line, and the line database's reports in them."""
+        no special line (``clean``, if the caller knows), and the line database's reports."""
         limit = len(data) if limit is None else limit
         view = memoryview(data)
-        # no special line anywhere (the usual case): looked at once, at memory speed
-        clean = data.isascii() and data.find(b"\r") < 0
+        clean = hsline.is_clean(data) if clean is None else clean
         try:
             while a < limit:
                 stop.check()
@@ -240,15 +240,15 @@ class Matcher:
             out += found
         return out, len(data) if limit is None else limit
 
-    def found(self, data: bytes | bytearray,
-              stop: Stop | None = None) -> tuple[list[int], list[tuple[int, ...]], bool]:
+    def found(self, data: bytes | bytearray, stop: Stop | None = None,
+              clean: bool | None = None) -> tuple[list[int], list[tuple[int, ...]], bool]:
         """``lines`` of the whole of ``data`` as columns: the lines' starts, the regexes of
         each, and whether any was clipped (no object per line but a shared tuple of ids)."""
         stop = stop or Stop()
         starts: list[int] = []
         ids: list[tuple[int, ...]] = []
         clipped = False  # some line re decided was clipped
-        for piece in self._pieces(data, None, stop):
+        for piece in self._pieces(data, None, stop, clean=clean):
             decided = self._decided(data, piece, stop)
             s, i = hsline.hit_columns(data, piece.a, piece.ends, {e - piece.a for e in decided})
             if decided:
