@@ -202,3 +202,21 @@ def test_a_planted_termination_holds_the_tail(text: str) -> None:
     term = next(s.regex for s in load_checklist(checklist_path()).signatures if s.id == "haproxy-termination")
     assert re.search(term, text, re.I)
     assert re.search(dict(TAILED)[term], text, re.I)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 400), min_size=100, max_size=300, unique=True),
+       st.dictionaries(st.integers(1, 11), st.lists(st.integers(0, 400), max_size=300, unique=True), max_size=4),
+       st.sets(st.integers(0, 400), max_size=6))
+def test_the_regexes_of_each_line_end_are_those_that_reported_it(dense: list[int], others: dict[int, list[int]],
+                                                                skip: set[int]) -> None:
+    # one dense regex (0) with a few others put in its places, or several dense ones: the
+    # distinct ends ascending, each with the regexes (ascending) that reported it
+    ends = {i: sorted(x) for i, x in {0: dense, **others}.items() if x}
+    want: dict[int, list[int]] = {}
+    for i, x in sorted(ends.items()):
+        for e in x:
+            want.setdefault(e, []).append(i)
+    rel, ids = hsline._ids_by_end({i: list(x) for i, x in ends.items()}, set(skip))
+    assert rel == sorted(set(want) - skip)
+    assert ids == [tuple(want[e]) for e in rel]

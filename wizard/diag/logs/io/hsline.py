@@ -307,10 +307,21 @@ def _ids_by_end(ends: dict[int, list[int]], skip: set[int]) -> tuple[list[int], 
     for i in sorted(ends):
         for e in ends[i] if i != big else ():
             minor.setdefault(e, []).append(i)
+    solo: tuple[int, ...] = (big,)
+    if len(minor) * 16 <= len(ends[big]):  # a few others: put in the big list's places
+        big_ends = ends[big]
+        more = {e for e in minor if not has(big_ends, e)}
+        rel = sorted(big_ends + sorted(more)) if more else list(big_ends)  # (two sorted runs: a merge)
+        ids = [solo] * len(rel)
+        for e, v in minor.items():
+            ids[bisect.bisect_left(rel, e)] = tuple(v) if e in more else tuple(sorted([*v, big]))
+        if skip:
+            kept = [k for k, e in enumerate(rel) if e not in skip]
+            rel, ids = [rel[k] for k in kept], [ids[k] for k in kept]
+        return rel, ids
     within = set(ends[big])
     named = {e: tuple(sorted([*v, big])) if e in within else tuple(v) for e, v in minor.items()}
     rel = sorted(within.union(minor).difference(skip))
-    solo = (big,)
     return rel, [named.get(e, solo) for e in rel]
 
 
