@@ -22,35 +22,31 @@ def _header(dump: bytes) -> struct.Struct:
     return struct.Struct("<IIII" if dump[:4] == b"\xd4\xc3\xb2\xa1" else ">IIII")
 
 
-def record_at(dump: bytes, pos: int) -> tuple[float, bytes, int] | None:
-    """(timestamp, frame, where the next record starts) of the record at ``pos``."""
+def record_at(dump: bytes, pos: int, header: struct.Struct | None = None) -> tuple[float, bytes, int] | None:
+    """(timestamp, frame, where the next record starts) of the record at ``pos``; ``header``:
+    the records' header layout, by default the one the dump's file header gives."""
     if pos + 16 > len(dump):
         return None
-    sec, usec, caplen, _len = _header(dump).unpack_from(dump, pos)
+    sec, usec, caplen, _len = (header or _header(dump)).unpack_from(dump, pos)
     end = pos + 16 + caplen
     if end > len(dump):
         return None
     return sec + usec / 1e6, dump[pos + 16:end], end
 
 
-def records(dump: bytes, pos: int = FILE_HEADER, limit: int | None = None) -> Iterator[tuple[float, bytes]]:
-    n = 0
-    while (rec := record_at(dump, pos)) is not None and (limit is None or n < limit):
+def records(dump: bytes, pos: int = FILE_HEADER, limit: int | None = None,
+            header: struct.Struct | None = None) -> Iterator[tuple[float, bytes]]:
+    """(timestamp, frame) of each whole record from ``pos`` on (at most ``limit``)."""
+    header, n = header or _header(dump), 0
+    while (rec := record_at(dump, pos, header)) is not None and (limit is None or n < limit):
         yield rec[0], rec[1]
         pos, n = rec[2], n + 1
 
 
 def dumped_records(data: bytes) -> Iterator[tuple[float, bytes]]:
-    """(timestamp, frame) of each whole record in ``data``: records as pcap_dump writes them,
-    without a file header (a chunk of a copy)."""
-    pos, size, unpack = 0, len(data), _DUMPED.unpack_from
-    while pos + 16 <= size:
-        sec, usec, caplen, _len = unpack(data, pos)
-        end = pos + 16 + caplen
-        if end > size:
-            return
-        yield sec + usec / 1e6, data[pos + 16:end]
-        pos = end
+    """``records`` of ``data``: records as pcap_dump writes them, without a file header (a
+    chunk of a copy)."""
+    return records(data, 0, header=_DUMPED)
 
 
 def endpoints(linktype: int, frame: bytes) -> tuple[int, bytes, bytes, bytes, bytes] | None:
