@@ -42,10 +42,10 @@ def timed(App):
     # Headless, _display discards the frame, but it is handed the rendered update: the
     # frame exists at that moment.
     display, run = App._display, App.run
+    from textual.widgets import Input  # (both apps' first frame has one: loaded either way)
 
     def _display(self, screen, renderable):
         display(self, screen, renderable)
-        from textual.widgets import Input
         if renderable is None or screen is not self.screen or not isinstance(self.focused, Input):
             return
         now = time.perf_counter() - t0
