@@ -17,7 +17,12 @@ Every tool is timed on the command line as a person would run it, stdout to a pi
 `reset-wizard analyze F --quiet` (its bytecode compiled first, as an installed package's
 is). Goals: analyze/tshark <= 0.25, analyze/tcpdump <= 2.0, analyze's peak memory < 150 MB
 (the sum of the peaks of its processes: analyze reads a large capture in child processes
-while it loads). The capture is written under a temporary directory and removed
+while it loads). Time and memory are measured in separate runs: the memory is polled from
+/proc every few milliseconds by a thread of this process, and that poller takes CPU from
+whatever runs beside it, which costs a tool that keeps both processors busy (analyze, about
+20 ms a run on two cores) and not one that keeps one busy (tcpdump). So every round times
+each tool with nothing polling it, and one more run of each (before the timed rounds, its
+time not counted) gives the peak memory. The order of the tools turns by one each round. The capture is written under a temporary directory and removed
 afterwards (unless --keep names where to keep it; an existing file there is reused).
 """
 
@@ -172,15 +177,16 @@ class PeakMemory:
         return sum(self.peaks.values()) / 1024
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
-    """Seconds, exit status, stdout and peak memory (MB) of one run."""
+def timed(argv: list[str], env: dict[str, str], poll: bool = False) -> tuple[float, int, str, float]:
+    """Seconds, exit status, stdout and (with ``poll``) peak memory in MB of one run; without
+    ``poll`` nothing runs beside it but the wait for it to end."""
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=env)
-    peak = PeakMemory(proc.pid)
+    peak = PeakMemory(proc.pid) if poll else None
     out, _ = proc.communicate(timeout=TIMEOUT)
     seconds = time.monotonic() - started
-    return seconds, proc.returncode, out, peak.stop()
+    return seconds, proc.returncode, out, peak.stop() if peak is not None else 0.0
 
 
 def main() -> int:
@@ -208,17 +214,24 @@ def main() -> int:
             print(f"{missing}: not installed (apt install {missing}), its ratio is not measured")
         times: dict[str, list[float]] = {k: [] for k in tools}
         memory: dict[str, list[float]] = {k: [] for k in tools}
-        for _ in range(args.rounds):  # interleaved: each round runs every tool once
-            for name, argv in tools.items():
-                seconds, code, out, peak = timed(argv, env)
+        names = list(tools)
+        for n in range(args.rounds + 1):  # interleaved: each round runs every tool once
+            # in an order turned by one each round: no tool always follows the same one (a
+            # run right after tshark's minute at full load is slower, whichever tool it is)
+            for name in names[n % len(names):] + names[:n % len(names)]:
+                argv = tools[name]
+                seconds, code, out, peak = timed(argv, env, poll=n == 0)
                 if (code != 0 and name != "analyze") or code not in (0, 1):
                     print(f"{name} failed with exit {code}")
                     return 1
-                times[name].append(seconds)
-                memory[name].append(peak)
                 lines = out.strip().splitlines()
-                print(f"  {name}: {seconds:.2f}s, {peak:.0f} MB, "
-                      + (lines[0] if name == "analyze" and lines else f"{len(lines)} lines"))
+                what = lines[0] if name == "analyze" and lines else f"{len(lines)} lines"
+                if n == 0:  # the memory round (it also brings the file into the page cache)
+                    memory[name].append(peak)
+                    print(f"  {name}: peak memory {peak:.0f} MB ({seconds:.2f}s polled, not counted), {what}")
+                    continue
+                times[name].append(seconds)
+                print(f"  {name}: {seconds:.2f}s, {what}")
         medians = {k: statistics.median(v) for k, v in times.items()}
         for name, median in medians.items():
             print(f"{name:>8}: median {median:.2f}s over {len(times[name])} rounds "
