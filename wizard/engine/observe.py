@@ -61,9 +61,7 @@ def track(path: str, port: int | None, deadline: Deadline, every_flow: bool = Fa
     ``every_flow`` the flows without a reset are kept too (the two-ended proof needs them).
     A read begun at start-up (wizard.diag.packets.io.prefetch) is taken when it asked the same."""
     try:
-        got = take(path, port, every_flow, deadline.left())
-        if got is None:
-            got = gather(path, port, every_flow, deadline.check)
+        got = gather(path, port, every_flow, deadline.check, first=take(path, port, deadline.left()))
     except CaptureError as exc:
         raise WizardError(exc.title, exc.message) from None
     tracker = got.tracker

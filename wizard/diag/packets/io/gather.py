@@ -1,8 +1,9 @@
 """Every RST of one capture file and what attribution needs of its flow, read fast (I/O).
 
-Standard library and the pure packet parsers only (no model): this runs in the process
-that reads the capture while the command loads (wizard.diag.packets.io.prefetch), or in
-the command itself.
+Standard library and the pure packet parsers only (no model). The first pass is
+wizard.diag.packets.io.firstpass's: usually begun by a process forked as the command
+starts (wizard.diag.packets.io.prefetch), its result handed to ``gather``; the rest is read
+here, in the command.
 
 A plain pcap or pcapng file is read twice, both times filtered by BPF in libpcap's C:
 first the whole file, keeping only the SYNs, SYN-ACKs and RSTs (libpcap copies them into
@@ -22,6 +23,12 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from wizard.diag.packets.io.firstpass import (  # noqa: F401 (OPENERS_AND_RESETS named here too)
+    BATCH,
+    OPENERS_AND_RESETS,
+    bpf_for,
+    first_bpf,
+)
 from wizard.diag.packets.io.halves import Later, noted_cut, skim_halves
 from wizard.diag.packets.io.halves import start as second_half
 from wizard.diag.packets.io.libpcap import libpcap_path
@@ -39,13 +46,10 @@ from wizard.diag.packets.parse.dump import (
 from wizard.diag.packets.parse.flows import Tracker, opened_only
 from wizard.diag.packets.parse.frames import KNOWN_LINKTYPES, Segment, decode
 
-# SYNs, SYN-ACKs and RSTs (IPv6 without extension headers: its TCP flags at a fixed offset).
-OPENERS_AND_RESETS = "(tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x06 != 0))"
 RESETS = "(tcp[tcpflags] & tcp-rst != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x04 != 0))"
 SYNS = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02))"
 MAX_RESET_FLOWS = 1500  # reset connections the second pass filters for; beyond, one pass through the tracker
 LOOK_BACK = 64 << 20  # bytes of the capture before an RST where its SYN is looked for, at most
-BATCH = 16  # records of the first pass between two noted positions
 SAMPLE_SYNS = 1000  # SYNs read to name the busiest server, when the flows are not all kept
 
 Check = Callable[[], None]
@@ -61,18 +65,16 @@ class Gathered:
     format: str
 
 
-def bpf_for(port: int | None) -> str:
-    return "tcp" + (f" and port {port}" if port else "")
-
-
-def gather(path: str, port: int | None, every_flow: bool = False, check: Check = lambda: None) -> Gathered:
+def gather(path: str, port: int | None, every_flow: bool = False, check: Check = lambda: None,
+           first: Skim | None = None) -> Gathered:
     """Read one capture, always whole (a connection's first packet decides which end is its
     client, so no part of a file can be read apart from what comes before it); with
     ``every_flow`` the flows without a reset are kept too (their SYN: the two-ended proof
-    matches flows across captures by it)."""
+    matches flows across captures by it). ``first``: the first pass of this file with this
+    port (firstpass.first_pass), read already."""
     capture = sniff_format(path)
     if not capture.gzipped and libpcap_path() is not None:
-        done = _skimmed(path, capture.format, port, every_flow, check)
+        done = _skimmed(path, capture.format, port, every_flow, check, first)
         if done is not None:
             return done
     bpf = bpf_for(port)
@@ -105,9 +107,10 @@ class _Reset:
     client_port: int  # the SYN's source port; without one, the higher port (or the one not --port)
 
 
-def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check) -> Gathered | None:
-    bpf = f"{bpf_for(port)} and {OPENERS_AND_RESETS}"
-    first, _cut = skim_halves(path, bpf, BATCH, check)
+def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check,
+             ready: Skim | None = None) -> Gathered | None:
+    bpf = first_bpf(port)
+    first = ready if ready is not None else skim_halves(path, bpf, BATCH, check)[0]
     _known(path, first.linktype)
     resets = _resets(first, port)
     if resets is None:

@@ -15,7 +15,6 @@ import functools
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from wizard.diag.packets.io.libpcap import libpcap_path
 
@@ -44,12 +43,34 @@ class BpfInsn(ctypes.Structure):
     _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
 
 
-@dataclass(frozen=True)
-class Code:
+class _Value:
+    """Equality, hash and repr by the fields in ``__slots__``: what a dataclass would give,
+    without importing dataclasses (this module is read before anything heavy: the first
+    pass of analyze begins while the command loads, wizard.diag.packets.io.firstpass)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
+
+
+class Code(_Value):
     """A BPF program made here rather than compiled from text by libpcap."""
 
-    text: str  # what it keeps, as a filter expression (for messages)
-    insns: tuple[tuple[int, int, int, int], ...]  # code, jt, jf, k
+    __slots__ = ("insns", "text")
+
+    def __init__(self, text: str, insns: tuple[tuple[int, int, int, int], ...]) -> None:
+        self.text = text  # what it keeps, as a filter expression (for messages)
+        self.insns = insns  # code, jt, jf, k
 
 
 def _bind(lib: ctypes.CDLL, name: str, restype: object, *argtypes: object) -> None:
@@ -228,17 +249,20 @@ class Offline:
         self.close()
 
 
-@dataclass
-class Skim:
+class Skim(_Value):
     """The first pass: the records a filter kept, as a pcap file in memory, and where they were."""
 
-    linktype: int
-    dump: bytes  # a pcap file (24-byte header, host byte order) of the kept records
-    # Record boundaries, the same ones in both: offsets in the original and in ``dump``,
-    # before the first record and after every batch
-    sources: list[int]
-    dumps: list[int]
-    kept: int
+    __slots__ = ("dump", "dumps", "kept", "linktype", "sources")
+    __hash__ = None  # type: ignore[assignment]  # (its lists change)
+
+    def __init__(self, linktype: int, dump: bytes, sources: list[int], dumps: list[int], kept: int) -> None:
+        self.linktype = linktype
+        self.dump = dump  # a pcap file (24-byte header, host byte order) of the kept records
+        # Record boundaries, the same ones in both: offsets in the original and in ``dump``,
+        # before the first record and after every batch
+        self.sources = sources
+        self.dumps = dumps
+        self.kept = kept
 
 
 class Copy:

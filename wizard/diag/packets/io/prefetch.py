@@ -1,45 +1,48 @@
-"""Captures read in a child process from the start, while the command loads (I/O).
+"""Captures' first passes read in child processes from the start, while the command loads (I/O).
 
-`reset-wizard analyze` spends a few hundred milliseconds importing its model, its analysis
-and its checklist before it could open a capture, and libpcap's pass over a large capture
-takes about as long again. So the entry point hands the command line to ``start`` before
-it imports anything heavy; for each capture file named, ``start`` forks a child that runs
-``gather`` (standard library, libpcap and the pure parsers only) and leaves its result,
-pickled, in an anonymous memory file.
-``take`` gives the result to the command when it asks for the same file (unchanged since),
-port and kind of reading. Whenever anything is
-in doubt (a command line this does not read exactly, a failure in the child, a changed
-file) the command reads the capture itself: the answer never depends on the head start.
-The child writes nothing but its memory file, and dies with its parent (PR_SET_PDEATHSIG).
+`reset-wizard analyze` spends a couple of hundred milliseconds importing its model, its
+analysis and its checklist before it could open a capture, and libpcap's first pass over a
+large capture takes about as long again. So the entry point hands the command line to
+``start`` before it imports anything heavy; for each capture file named, ``start`` forks a
+child that runs the first pass (wizard.diag.packets.io.firstpass: the light part of the
+standard library, ctypes and libpcap, imported by the child in a few milliseconds) and
+leaves it, packed as bytes, in an anonymous memory file. This module imports no more than
+the child needs either (no typing, dataclasses or pickle): what is imported before the fork
+delays the child's start, and the other processor idles until then.
+``take`` gives the first pass to the command (wizard.diag.packets.io.gather reads the rest)
+when it asks for the same file (unchanged since) and port. Whenever anything is in doubt (a
+command line this does not read exactly, a failure in the child, a changed file) the command
+reads the capture itself: the answer never depends on the head start. The child writes
+nothing but its memory file, and dies with its parent (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import select
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # (typing's own is not imported for it: see above)
 if TYPE_CHECKING:
-    from wizard.diag.packets.io.gather import Gathered
+    from wizard.diag.packets.io.pcaplib import Skim
 
 VALUED = {"--port", "--timeout", "--json", "--report"}
 FLAGS = {"--force", "--no-redact", "--redact-addresses", "--quiet"}
 PR_SET_PDEATHSIG = 1
 
 
-@dataclass
 class _Child:
-    pid: int
-    done: int  # the read end of a pipe the child holds open until it ends
-    memory: int  # the memory file holding the pickled result
-    identity: tuple[int, ...]
+    __slots__ = ("done", "identity", "memory", "pid")
+
+    def __init__(self, pid: int, done: int, memory: int, identity: tuple[int, ...]) -> None:
+        self.pid = pid
+        self.done = done  # the read end of a pipe the child holds open until it ends
+        self.memory = memory  # the memory file holding the packed first pass
+        self.identity = identity
 
 
-_PENDING: dict[tuple[str, int | None, bool], _Child] = {}
+_PENDING: dict[tuple[str, int | None], _Child] = {}
 
 
 def read_command_line(argv: list[str]) -> tuple[list[str], int | None] | None:
@@ -83,28 +86,29 @@ def start(argv: list[str]) -> None:
     if read is None or not hasattr(os, "memfd_create"):
         return
     captures, port = read
-    every_flow = len(captures) == 2
     for path in captures:
         identity = _identity(path)
-        key = (os.path.abspath(path), port, every_flow)
+        key = (os.path.abspath(path), port)
         if identity is None or key in _PENDING:
             continue
         try:
-            _PENDING[key] = _spawn(lambda p=path: _read(p, port, every_flow), identity)  # type: ignore[misc]
+            _PENDING[key] = _spawn(lambda p=path: _read(p, port), identity)  # type: ignore[misc]
         except OSError:
             return
 
 
-def _read(path: str, port: int | None, every_flow: bool) -> Gathered:
-    """In the child: the capture, read whole (a part of a file cannot be read apart from
-    what comes before it: a connection's first packet says which end is its client)."""
-    from wizard.diag.packets.io.gather import gather
+def _read(path: str, port: int | None) -> bytes:
+    """In the child: the capture's first pass, packed (nothing when the first pass does not
+    read it: a gzip file)."""
+    from wizard.diag.packets.io import firstpass
 
-    return gather(path, port, every_flow)
+    if not firstpass.skimmable(path):
+        return b""
+    return firstpass.pack(firstpass.first_pass(path, port, lambda: None))
 
 
-def _spawn(work: Callable[[], object], identity: tuple[int, ...]) -> _Child:
-    """A child that runs ``work`` and leaves what it returns, pickled, in a memory file."""
+def _spawn(work: Callable[[], bytes], identity: tuple[int, ...]) -> _Child:
+    """A child that runs ``work`` and leaves the bytes it returns in a memory file."""
     memory = os.memfd_create("reset-wizard-capture", os.MFD_CLOEXEC)
     done, keep = os.pipe()
     parent = os.getpid()
@@ -116,7 +120,7 @@ def _spawn(work: Callable[[], object], identity: tuple[int, ...]) -> _Child:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with(parent)
-            data = memoryview(pickle.dumps(work(), pickle.HIGHEST_PROTOCOL))
+            data = memoryview(work())
             while data:
                 data = data[os.write(memory, data):]
             code = 0
@@ -134,14 +138,16 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def take(path: str, port: int | None, every_flow: bool, timeout: float) -> Gathered | None:
-    """The child's result for this reading (waiting up to ``timeout``), or None."""
-    child = _PENDING.pop((os.path.abspath(path), port, every_flow), None)
+def take(path: str, port: int | None, timeout: float) -> Skim | None:
+    """The child's first pass of ``path`` with ``port`` (waiting up to ``timeout``), or None."""
+    child = _PENDING.pop((os.path.abspath(path), port), None)
     return _result(child, path, timeout) if child is not None else None
 
 
-def _result(child: _Child, path: str, timeout: float) -> Gathered | None:
+def _result(child: _Child, path: str, timeout: float) -> Skim | None:
     """What ``child`` left, once it ended well (and ``path`` is as it was), else None."""
+    from wizard.diag.packets.io.firstpass import unpack
+
     try:
         ready, _, _ = select.select([child.done], [], [], timeout)
         if not ready:
@@ -150,9 +156,8 @@ def _result(child: _Child, path: str, timeout: float) -> Gathered | None:
         if not ready or status != 0 or _identity(path) != child.identity:
             return None
         size = os.lseek(child.memory, 0, os.SEEK_END)
-        got: Gathered | None = pickle.loads(os.pread(child.memory, size, 0)) if size else None
-        return got
-    except (OSError, pickle.UnpicklingError, EOFError):
+        return unpack(os.pread(child.memory, size, 0)) if size else None
+    except (OSError, ValueError):
         return None
     finally:
         os.close(child.done)

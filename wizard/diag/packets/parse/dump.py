@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from wizard.diag.packets.parse.frames import ip_offset
+from wizard.diag.packets.parse.links import ip_offset
 
 FILE_HEADER = 24
 _DUMPED = struct.Struct("=IIII")  # a record's header as pcap_dump writes it: this machine's byte order

@@ -11,9 +11,20 @@ import ipaddress
 import struct
 from typing import NamedTuple
 
-# Link types (the pcap LINKTYPE_ numbers).
-NULL, ETHERNET, RAW, RAW_OLD, LOOP, SLL, IPV4, IPV6, SLL2 = 0, 1, 101, 12, 108, 113, 228, 229, 276
-KNOWN_LINKTYPES = (NULL, ETHERNET, RAW, RAW_OLD, 14, LOOP, SLL, IPV4, IPV6, SLL2)
+from wizard.diag.packets.parse.links import (  # noqa: F401 (the link types are named here too)
+    ETHERNET,
+    IPV4,
+    IPV6,
+    KNOWN_LINKTYPES,
+    LOOP,
+    NULL,
+    RAW,
+    RAW_OLD,
+    SLL,
+    SLL2,
+    ip_offset,
+)
+
 _FLAG_LETTERS = (("F", 0x01), ("S", 0x02), ("R", 0x04), ("P", 0x08), ("A", 0x10), ("U", 0x20),
                  ("E", 0x40), ("C", 0x80))
 _OPTION_NAMES = {2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp", 28: "UTO",
@@ -62,32 +73,6 @@ _FLAGS_TEXT = tuple(_flags_text(bits) for bits in range(256))
 
 def flags_text(bits: int) -> str:
     return _FLAGS_TEXT[bits & 0xFF]
-
-
-def ip_offset(linktype: int, frame: bytes) -> tuple[int, int] | None:
-    """(offset of the IP header, IP version) in a frame of this link type, or None."""
-    if linktype == ETHERNET:
-        off, ethertype = 14, int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
-        while ethertype in (0x8100, 0x88A8) and len(frame) >= off + 4:  # VLAN tags
-            ethertype = int.from_bytes(frame[off + 2:off + 4], "big")
-            off += 4
-        version = {0x0800: 4, 0x86DD: 6}.get(ethertype)
-    elif linktype == SLL:
-        off, version = 16, {0x0800: 4, 0x86DD: 6}.get(int.from_bytes(frame[14:16], "big"))
-    elif linktype == SLL2:
-        off, version = 20, {0x0800: 4, 0x86DD: 6}.get(int.from_bytes(frame[0:2], "big"))
-    elif linktype in (NULL, LOOP):
-        family = int.from_bytes(frame[0:4], "little" if linktype == NULL else "big") if len(frame) >= 4 else 0
-        if family > 0xFFFF:  # written on a host of the other byte order
-            family = int.from_bytes(frame[0:4], "big" if linktype == NULL else "little")
-        off, version = 4, 4 if family == 2 else 6 if family in (10, 24, 28, 30) else None
-    elif linktype in (RAW, RAW_OLD, 14, IPV4, IPV6):
-        off, version = 0, (frame[0] >> 4) if frame else None
-    else:
-        return None
-    if version not in (4, 6) or len(frame) <= off:
-        return None
-    return off, version
 
 
 _ADDRESSES: dict[bytes, str] = {}  # IPv4 addresses as text, memoised (a capture has few)
