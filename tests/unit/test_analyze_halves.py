@@ -171,3 +171,50 @@ def test_a_second_half_thread_stopping_midway_is_read_on_from_its_last_chunk(tmp
     (_, _), two = read(path, monkeypatch, None, cut)
     assert len(given) == 3  # three chunks fed, then the rest read from where the third ended
     assert facts(two) == facts(one)
+
+
+class _GoAfter:
+    """A ``go`` event that is set once it has been looked at ``n`` times."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def is_set(self) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+def test_a_second_half_begun_late_from_a_cut_past_the_read_gives_one_reads_result(tmp_path, monkeypatch):
+    path = busy(tmp_path / "busy.pcap")
+    bpf = f"tcp and {gather.OPENERS_AND_RESETS}"
+    one_skim = skim(str(path), bpf, 3)
+    cuts = boundaries(path)
+    asked: list[int] = []
+    taken = 0
+    for n in (0, 1, 4, 9):
+        for cut in cuts[20::17]:
+            def near(_path, around, cut=cut):
+                asked.append(around)
+                return cut
+            monkeypatch.setattr(halves, "cut_near", near)
+            got, proved = halves.skim_halves(str(path), bpf, 3, lambda: None, _GoAfter(n))  # type: ignore[arg-type]
+            assert got == one_skim, (n, cut)
+            assert proved in (cut, None)  # None: the read had passed the cut when the thread would begin
+            taken += proved == cut
+    assert taken >= 10 and asked and all(a > 0 for a in asked)  # the late halves were read and joined
+    never, proved = halves.skim_halves(str(path), bpf, 3, lambda: None, _GoAfter(10**9))  # type: ignore[arg-type]
+    assert never == one_skim and proved is None
+
+
+def test_a_late_second_half_is_cut_in_the_middle_of_what_is_left(tmp_path, monkeypatch):
+    path = busy(tmp_path / "busy.pcap")
+    monkeypatch.setattr(halves, "MIN_SIZE", 0)
+    monkeypatch.setattr(halves.os, "sched_getaffinity", lambda _pid: {0, 1})
+    size = path.stat().st_size
+    at = size // 3
+    cut = halves.cut_near(str(path), (at + size) // 2)
+    assert cut in boundaries(path) and (at + size) // 2 <= cut < (at + size) // 2 + 2000
+    got, proved = halves.skim_halves(str(path), f"tcp and {gather.OPENERS_AND_RESETS}", 3, lambda: None,
+                                     _GoAfter(2))  # type: ignore[arg-type]
+    assert proved is not None and proved in boundaries(path)
+    assert got == skim(str(path), f"tcp and {gather.OPENERS_AND_RESETS}", 3)

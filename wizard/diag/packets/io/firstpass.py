@@ -13,6 +13,7 @@ result crosses to the command as plain bytes (``pack``, ``unpack``).
 from __future__ import annotations
 
 import struct
+import threading
 from array import array
 from collections.abc import Callable
 
@@ -35,9 +36,10 @@ def first_bpf(port: int | None) -> str:
     return f"{bpf_for(port)} and {OPENERS_AND_RESETS}"
 
 
-def first_pass(path: str, port: int | None, check: Callable[[], None]) -> Skim:
-    """The first pass over ``path`` (both halves at once on a large plain pcap file)."""
-    return skim_halves(path, first_bpf(port), BATCH, check)[0]
+def first_pass(path: str, port: int | None, check: Callable[[], None], go: threading.Event | None = None) -> Skim:
+    """The first pass over ``path`` (both halves at once on a large plain pcap file; with
+    ``go``, the second from when ``go`` is set: halves.skim_halves)."""
+    return skim_halves(path, first_bpf(port), BATCH, check, go)[0]
 
 
 def skimmable(path: str) -> bool:

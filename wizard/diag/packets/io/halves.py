@@ -46,13 +46,19 @@ def _worth_halves(size: int) -> bool:
 def cut_for(path: str) -> int | None:
     """Where to cut a plain pcap file in two (a guess, proved by the first half's read);
     None: read it whole (a small file, pcapng, one processor, or no record found there)."""
+    return cut_near(path)
+
+
+def cut_near(path: str, around: int | None = None) -> int | None:
+    """``cut_for`` near ``around`` instead of the middle (None as well when less than half
+    of MIN_SIZE is left after it)."""
     try:
         size = os.path.getsize(path)
-        if not _worth_halves(size):
+        if not _worth_halves(size if around is None else 2 * (size - around)):
             return None
         with open(path, "rb") as handle:
             head = handle.read(FILE_HEADER + 16)
-            handle.seek(size // 2)
+            handle.seek(size // 2 if around is None else around)
             window = handle.read(WINDOW)
     except OSError:
         return None
@@ -63,7 +69,7 @@ def cut_for(path: str) -> int | None:
     first = struct.unpack_from(order + "I", head, FILE_HEADER)[0]
     # A capture spans days at most: a record from outside them is no record.
     p = resync(window, order, fraction, snaplen, linktype & 0xFFFF, (max(first - 86400, 0), first + 30 * 86400))
-    return None if p is None else size // 2 + p
+    return None if p is None else (size // 2 if around is None else around) + p
 
 
 class Later:
@@ -172,44 +178,64 @@ def start(path: str, bpf: str | Code, cut: int | None, note: bool, first: Offlin
         return None
 
 
-def skim_halves(path: str, bpf: str, batch: int, check: Callable[[], None]) -> tuple[Skim, int | None]:
+def skim_halves(path: str, bpf: str, batch: int, check: Callable[[], None],
+                go: threading.Event | None = None) -> tuple[Skim, int | None]:
     """The first pass (pcaplib.skim's result, exactly) and the proved cut, or None when the
-    file was read whole."""
-    later = start(path, bpf, cut_for(path), note=True)
-    if later is None:
+    file was read whole. With ``go``, the second half's thread starts only once ``go`` is
+    set (another processor is free by then), cut in the middle of what is left to read;
+    until then, and if it never is, one read."""
+    later = start(path, bpf, cut_for(path), note=True) if go is None else None
+    if later is None and go is None:
         return skim(path, bpf, batch, check), None
     try:
         with Offline(path) as off:
             off.set_filter(bpf)
             copy = Copy(off)
             try:
-                return _first_half(off, copy, later, bpf, batch, check)
+                return _first_half(off, copy, later, bpf, batch, check, go)
             finally:
                 copy.close()
     finally:
-        later.drop()
-
-
-def _first_half(off: Offline, copy: Copy, later: Later, bpf: str, batch: int, check: Callable[[], None]
-                ) -> tuple[Skim, int | None]:
-    """pcaplib's first-pass loop up to the cut, then the halves joined (or on to the end)."""
-    ftell, file, cut = off.libc.ftell, off.file, later.cut
-    sources, dumps, kept, proving = [int(ftell(file))], [copy.tell()], 0, True
-    while (n := copy.dispatch(batch)) > 0:
-        if proving and ftell(file) >= cut:
-            proving = False
-            tail = up_to(off.path, bpf, sources[-1], cut)
-            rest = later.result() if tail is not None else None
-            if tail is not None and rest is not None:
-                head = Skim(off.linktype, copy.data()[:dumps[-1]], sources, dumps, kept)
-                return joined(head, tail, later, rest, batch), cut
+        if later is not None:
             later.drop()
-        kept += n
-        sources.append(ftell(file))
-        dumps.append(copy.tell())
-        if not len(dumps) & 0x3FF:
-            check()
-    return Skim(off.linktype, copy.data(), sources, dumps, kept), None
+
+
+def _first_half(off: Offline, copy: Copy, later: Later | None, bpf: str, batch: int, check: Callable[[], None],
+                go: threading.Event | None = None) -> tuple[Skim, int | None]:
+    """pcaplib's first-pass loop up to the cut, then the halves joined (or on to the end).
+    Without ``later`` yet, one is started once ``go`` is set, from a cut past this read."""
+    ftell, file = off.libc.ftell, off.file
+    sources, dumps, kept, proving = [int(ftell(file))], [copy.tell()], 0, later is not None
+    try:
+        while (n := copy.dispatch(batch)) > 0:
+            if go is not None and go.is_set():
+                go, later = None, _started_late(off, bpf, int(ftell(file)))
+                proving = later is not None
+            if proving and later is not None and ftell(file) >= later.cut:
+                proving = False
+                tail = up_to(off.path, bpf, sources[-1], later.cut)
+                rest = later.result() if tail is not None else None
+                if tail is not None and rest is not None:
+                    head = Skim(off.linktype, copy.data()[:dumps[-1]], sources, dumps, kept)
+                    return joined(head, tail, later, rest, batch), later.cut
+                later.drop()
+            kept += n
+            sources.append(ftell(file))
+            dumps.append(copy.tell())
+            if not len(dumps) & 0x3FF:
+                check()
+        return Skim(off.linktype, copy.data(), sources, dumps, kept), None
+    finally:
+        if later is not None:
+            later.drop()
+
+
+def _started_late(off: Offline, bpf: str, pos: int) -> Later | None:
+    """The second half's thread from a cut in the middle of what is left after ``pos`` (where
+    this read is), or None (too little left, or no cut found past ``pos``)."""
+    end = os.path.getsize(off.path)
+    cut = cut_near(off.path, (pos + end) // 2)
+    return start(off.path, bpf, cut, note=True) if cut is not None and cut > pos else None
 
 
 def up_to(path: str, bpf: str, start: int, cut: int) -> list[tuple[bytes, int]] | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import threading
 from collections.abc import Callable
 
 TYPE_CHECKING = False  # (typing's own is not imported for it: see above)
@@ -33,13 +34,14 @@ PR_SET_PDEATHSIG = 1
 
 
 class _Child:
-    __slots__ = ("done", "identity", "memory", "pid")
+    __slots__ = ("done", "go", "identity", "memory", "pid")
 
-    def __init__(self, pid: int, done: int, memory: int, identity: tuple[int, ...]) -> None:
+    def __init__(self, pid: int, done: int, memory: int, identity: tuple[int, ...], go: int) -> None:
         self.pid = pid
         self.done = done  # the read end of a pipe the child holds open until it ends
         self.memory = memory  # the memory file holding the packed first pass
         self.identity = identity
+        self.go = go  # the write end of a pipe: a byte tells the child the command has loaded
 
 
 _PENDING: dict[tuple[str, int | None], _Child] = {}
@@ -92,42 +94,64 @@ def start(argv: list[str]) -> None:
         if identity is None or key in _PENDING:
             continue
         try:
-            _PENDING[key] = _spawn(lambda p=path: _read(p, port), identity)  # type: ignore[misc]
+            _PENDING[key] = _spawn(lambda go, p=path: _read(p, port, go), identity)  # type: ignore[misc]
         except OSError:
             return
 
 
-def _read(path: str, port: int | None) -> bytes:
+def _read(path: str, port: int | None, go: threading.Event) -> bytes:
     """In the child: the capture's first pass, packed (nothing when the first pass does not
-    read it: a gzip file)."""
+    read it: a gzip file). One processor reads it until ``go`` is set, when the command has
+    loaded and waits: the other processor then reads the rest's second half (the command's
+    imports are not slowed down by a second reader meanwhile, and the first pass ends once
+    the command could go on with it, both processors reading from when it could)."""
     from wizard.diag.packets.io import firstpass
 
     if not firstpass.skimmable(path):
         return b""
-    return firstpass.pack(firstpass.first_pass(path, port, lambda: None))
+    return firstpass.pack(firstpass.first_pass(path, port, lambda: None, go))
 
 
-def _spawn(work: Callable[[], bytes], identity: tuple[int, ...]) -> _Child:
-    """A child that runs ``work`` and leaves the bytes it returns in a memory file."""
+def _spawn(work: Callable[[threading.Event], bytes], identity: tuple[int, ...]) -> _Child:
+    """A child that runs ``work`` and leaves the bytes it returns in a memory file; ``work``
+    is given an event set once the command asks for the result (``take``)."""
     memory = os.memfd_create("reset-wizard-capture", os.MFD_CLOEXEC)
     done, keep = os.pipe()
+    wait, go = os.pipe()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: work, write the result, end without the interpreter's teardown
         code = 1
         try:
             os.close(done)
+            os.close(go)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with(parent)
-            data = memoryview(work())
+            data = memoryview(work(_told(wait)))
             while data:
                 data = data[os.write(memory, data):]
             code = 0
         finally:
             os._exit(code)
     os.close(keep)
-    return _Child(pid, done, memory, identity)
+    os.close(wait)
+    return _Child(pid, done, memory, identity, go)
+
+
+def _told(fd: int) -> threading.Event:
+    """In the child: an event set when the command writes a byte to the pipe ``fd`` reads."""
+    told = threading.Event()
+
+    def listen() -> None:
+        try:
+            if os.read(fd, 1):
+                told.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=listen, name="command-loaded", daemon=True).start()
+    return told
 
 
 def _die_with(parent: int) -> None:
@@ -149,6 +173,10 @@ def _result(child: _Child, path: str, timeout: float) -> Skim | None:
     from wizard.diag.packets.io.firstpass import unpack
 
     try:
+        try:
+            os.write(child.go, b"!")  # the command waits from here: the other processor is free
+        except OSError:
+            pass  # (the child ended already)
         ready, _, _ = select.select([child.done], [], [], timeout)
         if not ready:
             os.kill(child.pid, signal.SIGKILL)
@@ -162,3 +190,4 @@ def _result(child: _Child, path: str, timeout: float) -> Skim | None:
     finally:
         os.close(child.done)
         os.close(child.memory)
+        os.close(child.go)
