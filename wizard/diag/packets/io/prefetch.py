@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 VALUED = {"--port", "--timeout", "--json", "--report"}
 FLAGS = {"--force", "--no-redact", "--redact-addresses", "--quiet"}
 PR_SET_PDEATHSIG = 1
+DONE = b"."  # the child's last word on the pipe: its result is written whole
 
 
 class _Child:
@@ -132,6 +133,9 @@ def _spawn(work: Callable[[threading.Event], bytes], identity: tuple[int, ...]) 
             while data:
                 data = data[os.write(memory, data):]
             code = 0
+            # Said before the process ends: freeing its memory takes a few milliseconds more
+            # (tens of MB), which the command need not wait for (it reaps the child meanwhile).
+            os.write(keep, DONE)
         finally:
             os._exit(code)
     os.close(keep)
@@ -178,10 +182,15 @@ def _result(child: _Child, path: str, timeout: float) -> Skim | None:
         except OSError:
             pass  # (the child ended already)
         ready, _, _ = select.select([child.done], [], [], timeout)
-        if not ready:
-            os.kill(child.pid, signal.SIGKILL)
-        _, status = os.waitpid(child.pid, 0)
-        if not ready or status != 0 or _identity(path) != child.identity:
+        said = os.read(child.done, 1) if ready else b""
+        if said != DONE:  # it failed, or is still reading (killed): it ends before this goes on
+            if not ready:
+                os.kill(child.pid, signal.SIGKILL)
+            os.waitpid(child.pid, 0)
+            return None
+        # (reaped by a thread once it has freed its memory; the result is in the memory file)
+        threading.Thread(target=os.waitpid, args=(child.pid, 0), name="reap-capture-child", daemon=True).start()
+        if _identity(path) != child.identity:
             return None
         size = os.lseek(child.memory, 0, os.SEEK_END)
         return unpack(os.pread(child.memory, size, 0)) if size else None
