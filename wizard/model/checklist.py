@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from wizard.model.errors import WizardError
+from wizard.model.factories import new_dict, new_list
 from wizard.model.results import SIGNAL_ID, STEP_IDS, StepId
 from wizard.model.yamlcache import parsed
 
@@ -32,7 +33,7 @@ class Strict(BaseModel):
 
 class CheckSpec(Strict):
     check: str = Field(description="a check id, e.g. tcp.burst")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=new_dict)
     timeout_s: float = Field(default=15.0, gt=0, le=120)
     stage: int = Field(default=0, ge=0, le=9, description=(
         "checks of a step run concurrently within a stage, stages one after another: a probe "
@@ -63,10 +64,10 @@ class CauseRule(Strict):
     summary: str
     remedy: str
     prior: float = Field(default=-3.0, description="log-odds before any evidence")
-    supports: list[Weight] = Field(default_factory=list)
-    contradicts: list[Weight] = Field(default_factory=list)
+    supports: list[Weight] = Field(default_factory=new_list)
+    contradicts: list[Weight] = Field(default_factory=new_list)
     separate_from: dict[str, str] = Field(
-        default_factory=dict, description="other cause id -> the check that tells them apart")
+        default_factory=new_dict, description="other cause id -> the check that tells them apart")
 
 
 #: the validation context's key that leaves the signatures' regexes uncompiled (load_checklist)
@@ -109,7 +110,7 @@ class Checklist(Strict):
                              description="confidence at which a cause counts as diagnosed")
     close_call: float = Field(default=0.1, ge=0, lt=1,
                               description="confidence gap under which two causes are a close call")
-    observed_reset: list[str] = Field(default_factory=list, description=(
+    observed_reset: list[str] = Field(default_factory=new_list, description=(
         "signals that mean this run itself saw a reset (a probe's RST, a captured or traced "
         "one): a verdict with none of them says that it rests on other evidence"))
 
