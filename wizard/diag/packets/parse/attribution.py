@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wizard.diag.kernel.parse.counters import parse_proc_counters
-from wizard.engine.probes import PacketEvent, initial_ttl
+from wizard.engine.wire import PacketEvent, initial_ttl
 from wizard.model.wording import plural
 
 Sender = Literal["server-kernel", "server-app", "server-firewall", "server-host", "path", "beyond", "unknown"]

@@ -20,7 +20,7 @@ from wizard.diag.packets.parse.attribution import (
 )
 from wizard.diag.packets.parse.flows import Sighting
 from wizard.diag.packets.parse.frames import Segment, flags_text
-from wizard.engine.probes import PacketEvent
+from wizard.engine.wire import PacketEvent
 from wizard.model.observed import ObservedSender, ResetEvent
 
 CLIENT_WORDS = "the client itself (its TTL and shape match the client's SYN)"
