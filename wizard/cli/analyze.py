@@ -7,6 +7,7 @@ No root is needed and nothing is probed. One line per reset goes to stdout (to s
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import threading
 from collections.abc import Callable
@@ -102,6 +103,10 @@ def analyze(args: argparse.Namespace) -> int:
     # parameters (diagnose does that; the checklist's tests hold it to the registry), and no
     # log line is matched, so the signatures' regexes are not compiled (its tests compile them).
     checklist = load_checklist(checklist_path(), compile_signatures=False)
+    if outputs.json is not None or outputs.report is not None:
+        # What writes them (~25 ms of imports) loads now, while the children read the captures
+        # and the parent has nothing else to do, rather than after their result, before the exit.
+        importlib.import_module("wizard.report")
     try:
         session = in_thread(lambda: analyze_captures(paths, port, checklist, timeout))
     except TimeoutError as exc:
