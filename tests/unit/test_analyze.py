@@ -284,3 +284,35 @@ def test_the_command_reads_the_capture_ahead_in_children_and_says_the_same(tmp_p
     assert [(e["client"], e["sender"], e["ttl"]) for e in data["observation"]["events"]] == \
         [(e.client, e.sender, e.ttl) for e in inproc.observation.events] and len(inproc.observation.events) == 12
     assert data["observation"]["sources"][0]["flows"] == 20
+
+
+def test_a_timeout_in_the_analysis_thread_is_the_commands_failure(tmp_path, capsys):
+    from wizard.cli.status import ExitStatus
+
+    path = capture(tmp_path / "c.pcap", ["fin", "server-app", "path"])
+    # in this process no child read ahead: the thread reads it and the deadline has passed
+    assert main(["analyze", str(path), "--timeout", "0.000001"]) == ExitStatus.FAILED
+    _, err = capsys.readouterr()
+    assert "reset-wizard: analysis failed: the analysis did not finish within 1e-06s" in err
+
+
+def test_the_analysis_threads_result_and_exception_reach_the_caller():
+    from wizard.cli.analyze import in_thread
+
+    assert in_thread(lambda: 6 * 7) == 42
+    with pytest.raises(ZeroDivisionError):
+        in_thread(lambda: 1 / 0)
+
+
+def test_analyze_quiet_loads_no_event_loop_nor_the_output_checks(tmp_path):
+    import subprocess
+    import sys
+
+    path = capture(tmp_path / "c.pcap", ["fin", "path"])
+    probe = ("import sys; from wizard.cli.main import main; code = main(['analyze', sys.argv[1], '--quiet']); "
+             "print(code, sorted(m for m in ('asyncio', 'ssl', 'wizard.hosts.files') if m in sys.modules))")
+    env = dict(__import__("os").environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "1 []", out.stdout + out.stderr

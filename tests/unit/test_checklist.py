@@ -48,6 +48,20 @@ def test_a_regex_that_does_not_compile_fails_at_load(tmp_path: Path, data: dict)
     assert "signatures[0:" in info.value.message and "regex" in info.value.message
 
 
+def test_a_loader_that_matches_no_line_leaves_the_regexes_uncompiled_and_the_rest_strict(
+        tmp_path: Path, data: dict) -> None:
+    data["signatures"][0]["regex"] = "(unclosed"
+    path = _write(tmp_path, data)
+    # analyze's load: the signatures are kept as written, never compiled
+    assert load_checklist(path, compile_signatures=False).signatures[0].regex == "(unclosed"
+    with pytest.raises(WizardError, match="regex"):  # and the next default load still compiles them
+        load_checklist(path)
+    data["steps"][3]["colour"] = "red"
+    with pytest.raises(WizardError) as info:
+        load_checklist(_write(tmp_path, data), compile_signatures=False)
+    assert "steps[3:firewall].colour" in info.value.message
+
+
 def test_unknown_check_id_and_bad_params_fail_with_their_path(tmp_path: Path, data: dict) -> None:
     from pydantic import BaseModel, ConfigDict
 

@@ -7,13 +7,21 @@ No root is needed and nothing is probed. One line per reset goes to stdout (to s
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from wizard.cli.console import say
 from wizard.cli.status import ExitStatus
 from wizard.model.errors import WizardError
+
+if TYPE_CHECKING:
+    from wizard.cli.diagnose import Outputs
+
+T = TypeVar("T")
 
 DESCRIPTION = """\
 Read pcap or pcapng files (from tcpdump, dumpcap or tshark; gzip too) and say for every
@@ -50,9 +58,7 @@ def options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, probes: object = None) -> int:
-    from wizard.cli.signals import run_async
-
-    return run_async(analyze(args))
+    return analyze(args)
 
 
 def checked_inputs(args: argparse.Namespace) -> tuple[list[str], int | None, float]:
@@ -81,20 +87,28 @@ def checked_inputs(args: argparse.Namespace) -> tuple[list[str], int | None, flo
     return paths, port, timeout
 
 
-async def analyze(args: argparse.Namespace) -> int:
+def analyze(args: argparse.Namespace) -> int:
+    """The command, without an event loop: nothing here waits on more than one thing at a
+    time, and asyncio's import (~17 ms of CPU, ssl and logging with it) would come out of
+    the start-up that the capture's reading (begun in children) shares the CPU with."""
     from wizard.analysis import diagnosed_causes
-    from wizard.cli.diagnose import check_outputs, write_outputs
+    from wizard.cli.diagnose import write_outputs
     from wizard.engine.observe import analyze_captures
     from wizard.engine.shipped import checklist_path
     from wizard.model.checklist import load_checklist
 
     paths, port, timeout = checked_inputs(args)
-    outputs = await check_outputs(args)
+    outputs = checked_outputs(args)
     # The causes and weights only: no check runs here, so none is imported to validate its
-    # parameters (diagnose does that; the checklist's tests hold it to the registry).
-    checklist = load_checklist(checklist_path())
+    # parameters (diagnose does that; the checklist's tests hold it to the registry), and no
+    # log line is matched, so the signatures' regexes are not compiled (its tests compile them).
+    checklist = load_checklist(checklist_path(), compile_signatures=False)
+    if outputs.json is not None or outputs.report is not None:
+        # What writes them (~25 ms of imports) loads now, while the children read the captures
+        # and the parent has nothing else to do, rather than after their result, before the exit.
+        importlib.import_module("wizard.report")
     try:
-        session = await asyncio.to_thread(analyze_captures, paths, port, checklist, timeout)
+        session = in_thread(lambda: analyze_captures(paths, port, checklist, timeout))
     except TimeoutError as exc:
         say(f"reset-wizard: analysis failed: {exc}")
         return ExitStatus.FAILED
@@ -114,6 +128,42 @@ async def analyze(args: argparse.Namespace) -> int:
         say(f"wrote {name}")
     sys.stdout.flush()
     return ExitStatus.DIAGNOSED if diagnosed_causes(session, checklist) else ExitStatus.OK
+
+
+def checked_outputs(args: argparse.Namespace) -> Outputs:
+    """The --json and --report paths, checked as diagnose checks them; with neither given
+    there is nothing to check, and neither the file checks nor their event loop load."""
+    from wizard.cli.diagnose import Outputs, check_outputs
+
+    if args.json is None and args.report is None:
+        return Outputs(None, None, args.force)
+    from wizard.cli.signals import run_async
+
+    return run_async(check_outputs(args))
+
+
+def in_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own, its result or its exception handed back. The main
+    thread only waits, in a join that a signal interrupts: libpcap's reading (a capture read
+    here when no child read it) runs in C for long stretches, and Ctrl-C, SIGTERM and SIGHUP
+    must not wait for it (their KeyboardInterrupt ends the run: wizard.entry). The thread
+    is a daemon: an interrupted run ends without it."""
+    got: list[tuple[bool, object]] = []
+
+    def target() -> None:
+        try:
+            got.append((True, work()))
+        except BaseException as exc:  # handed to the waiting thread, raised there
+            got.append((False, exc))
+
+    thread = threading.Thread(target=target, name="reset-wizard-analyze", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = got[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
 
 
 def verdict(session: object, checklist: object) -> list[str]:

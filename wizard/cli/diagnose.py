@@ -9,7 +9,6 @@ written, the console says what was not run, and the exit status is 3.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +183,8 @@ async def diagnose(args: argparse.Namespace, probes: Probes | None = None) -> in
 
     It owns the ending signals (``OWNS_SIGNALS``): start-up's handlers, which end the
     process at once, give way to the run's, which cancel it, just before the first probe."""
+    import asyncio  # here, not with the module: analyze takes its outputs' helpers and runs without a loop
+
     from wizard.cli.signals import cancel_on_signals
 
     # Until the run starts, start-up's handlers stay: nothing is probed or made yet, so a

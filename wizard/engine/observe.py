@@ -24,7 +24,6 @@ from wizard.diag.packets.parse.flows import Tracker
 from wizard.diag.packets.parse.sightings import to_event
 from wizard.diag.packets.parse.twoends import FlowIndex, judge
 from wizard.model import CheckResult, Evidence, Session, Signal, Status, ToolInfo
-from wizard.model.cancel import Stop
 from wizard.model.checklist import Checklist
 from wizard.model.errors import WizardError
 from wizard.model.observed import CaptureSummary, Observation, ResetEvent
@@ -201,6 +200,7 @@ def _lines_signals(lines: list[str], checklist: Checklist | None) -> dict[str, d
     # a capture's resets come with no log lines: the matcher loads only for a watch's
     from wizard.diag.logs.io.cut import Selector
     from wizard.diag.logs.parse.servers import line_signal
+    from wizard.model.cancel import Stop  # asyncio with it: a capture's analysis runs without
 
     signatures = checklist.signatures
     matched = Selector.of([sig.regex for sig in signatures]).ids(lines, Stop())

@@ -7,6 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
+# One segment as the wire showed it, apart (wizard.engine.wire): analyze's attribution reads
+# it without building the other value types; named here too, where the probes' modules look.
+from wizard.engine.wire import Direction as Direction
+from wizard.engine.wire import PacketEvent as PacketEvent
+from wizard.engine.wire import initial_ttl as initial_ttl
+
 OutcomeKind = Literal["ok", "refused", "reset", "eof", "timeout", "unreachable", "error"]
 # The stage an exchange ended in: the handshake; the first send and its answer; the idle
 # hold (the peer closed or reset while the probe said nothing); the send after the hold.
@@ -156,54 +162,6 @@ class ProcessSockets:
 
 # -- packets (raw sockets): what the capture and the SYN probes return ------------------
 T = TypeVar("T")
-Direction = Literal["out", "in"]
-
-
-@dataclass(frozen=True)
-class PacketEvent:
-    """One TCP segment seen on the wire, ``ms`` after the capture started."""
-
-    ms: float
-    direction: Direction  # out: towards the target port; in: from it
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    ttl: int  # TTL (IPv4) or hop limit (IPv6) as received
-    ip_id: int | None  # None for IPv6
-    df: bool
-    flags: str  # scapy's letters: S, SA, A, PA, FA, R, RA ...
-    seq: int
-    ack: int
-    window: int
-    options: tuple[str, ...] = ()
-    ts_val: int | None = None
-    ts_ecr: int | None = None
-    payload_len: int = 0
-
-    @property
-    def is_rst(self) -> bool:
-        return "R" in self.flags
-
-    @property
-    def is_syn(self) -> bool:
-        return "S" in self.flags and "A" not in self.flags
-
-    @property
-    def is_synack(self) -> bool:
-        return "S" in self.flags and "A" in self.flags
-
-    @property
-    def is_fin(self) -> bool:
-        return "F" in self.flags
-
-    @property
-    def has_timestamps(self) -> bool:
-        return "Timestamp" in self.options
-
-    @property
-    def client_port(self) -> int:
-        return self.sport if self.direction == "out" else self.dport
 
 
 @dataclass(frozen=True)
@@ -272,8 +230,3 @@ class Capture(Generic[T]):
     pcap_path: str = ""
     problems: list[str] = field(default_factory=list)
     reader: str = "scapy AsyncSniffer"  # what read the packets
-
-
-def initial_ttl(ttl: int) -> int:
-    """The usual initial TTL a received one started from (Linux 64, Windows 128, others 255)."""
-    return next(i for i in (32, 64, 128, 255) if ttl <= i)

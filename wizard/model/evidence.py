@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wizard.model.factories import new_dict, new_list
+
 if TYPE_CHECKING:
     from wizard.model.results import Evidence
 
@@ -23,7 +25,7 @@ class _Body(BaseModel):
 
     title: str
     source: str = ""
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=new_dict)
 
 
 class LogExcerpt(_Body):
@@ -31,16 +33,16 @@ class LogExcerpt(_Body):
 
     kind: Literal["log"] = "log"
     text: str = ""
-    highlight: list[int] = Field(default_factory=list)
+    highlight: list[int] = Field(default_factory=new_list)
 
 
 class Table(_Body):
     """Rows under named columns; ``marked`` rows matched (a rule, a moved counter)."""
 
     kind: Literal["table"] = "table"
-    columns: list[str] = Field(default_factory=list)
-    rows: list[list[Any]] = Field(default_factory=list)
-    marked: list[int] = Field(default_factory=list)
+    columns: list[str] = Field(default_factory=new_list)
+    rows: list[list[Any]] = Field(default_factory=new_list)
+    marked: list[int] = Field(default_factory=new_list)
     text: str = ""
 
 
@@ -57,7 +59,7 @@ class Counters(_Body):
     """Kernel counters read before and after a probe, in the order the check read them."""
 
     kind: Literal["counters"] = "counters"
-    counters: list[Counter] = Field(default_factory=list)
+    counters: list[Counter] = Field(default_factory=new_list)
     text: str = ""
 
     def moved(self) -> list[int]:
@@ -69,7 +71,7 @@ class Rules(_Body):
 
     kind: Literal["rules"] = "rules"
     text: str = ""
-    highlight: list[int] = Field(default_factory=list)
+    highlight: list[int] = Field(default_factory=new_list)
     whole: bool = False
     table: Table | None = Field(default=None, description="the rules as rows under columns, when given so")
 
@@ -88,8 +90,8 @@ class Ladder(_Body):
     """A connection as a ladder diagram: lanes (client, path, server) and timed packets."""
 
     kind: Literal["ladder"] = "ladder"
-    lanes: list[str] = Field(default_factory=list)
-    events: list[LadderEvent] = Field(default_factory=list)
+    lanes: list[str] = Field(default_factory=new_list)
+    events: list[LadderEvent] = Field(default_factory=new_list)
     text: str = ""
 
 
@@ -99,7 +101,7 @@ class Fact(_Body):
     kind: Literal["fact"] = "fact"
     as_: Literal["fact", "command", "file", "packets"] = "fact"
     text: str = ""
-    highlight: list[int] = Field(default_factory=list)
+    highlight: list[int] = Field(default_factory=new_list)
 
 
 class Traceback(_Body):
@@ -113,8 +115,8 @@ class Histogram(_Body):
     """Counts per time bucket and per class; ``text`` is the sparkline of each class."""
 
     kind: Literal["histogram"] = "histogram"
-    columns: list[str] = Field(default_factory=list)
-    rows: list[list[Any]] = Field(default_factory=list)
+    columns: list[str] = Field(default_factory=new_list)
+    rows: list[list[Any]] = Field(default_factory=new_list)
     text: str = ""
 
 

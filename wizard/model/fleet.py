@@ -7,6 +7,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wizard.model.factories import new_list
 from wizard.model.session import VerdictKind
 
 FLEET_SCHEMA: Final = "fleet/2"  # 2: the verdict and its diagnosis (the one-verdict contract)
@@ -26,8 +27,8 @@ class HostView(BaseModel):
     server_context: str
     role: Role
     target: str
-    addresses: list[str] = Field(default_factory=list)  # what the target resolved to there
-    sources: list[str] = Field(default_factory=list)  # the probe's own address(es)
+    addresses: list[str] = Field(default_factory=new_list)  # what the target resolved to there
+    sources: list[str] = Field(default_factory=new_list)  # the probe's own address(es)
     first_hop: str = ""  # the first router on its path to the target, when traced
     kind: VerdictKind = "no-cause"  # the kind of the session's own verdict
     verdict: str = ""  # the session's verdict.cause: a cause, no-reset-observed, or "" (no cause, interrupted)
@@ -37,8 +38,8 @@ class HostView(BaseModel):
     saw_reset: bool = False  # its verdict is a cause, or its probes or watch saw a reset
     resets: int = 0  # probe connections that ended in a reset
     attempts: int = 0  # probe connections made
-    server_said: list[str] = Field(default_factory=list)  # server-side facts about resets sent or not
-    rules: list[str] = Field(default_factory=list)  # its firewall's rules that reject or drop the target's port
+    server_said: list[str] = Field(default_factory=new_list)  # server-side facts about resets sent or not
+    rules: list[str] = Field(default_factory=new_list)  # its firewall's rules that reject or drop the target's port
     traced: bool = False  # its kernel trace of resets ran (so "no reset sent" was looked for)
     interrupted: bool = False
     started_at: datetime | None = None
@@ -57,9 +58,9 @@ class Pointer(BaseModel):
 
     kind: PointerKind
     headline: str
-    hosts: list[str] = Field(default_factory=list)  # the hosts the pointer names
-    differences: list[Difference] = Field(default_factory=list)
-    rules: list[str] = Field(default_factory=list)  # "HOST: rule" that names the sources of those hosts only
+    hosts: list[str] = Field(default_factory=new_list)  # the hosts the pointer names
+    differences: list[Difference] = Field(default_factory=new_list)
+    rules: list[str] = Field(default_factory=new_list)  # "HOST: rule" that names the sources of those hosts only
 
 
 class TimelineEvent(BaseModel):
@@ -95,7 +96,7 @@ class FleetVerdict(BaseModel):
     kind: VerdictKind
     cause: str | None = Field(default=None, description="diagnosis[0].cause for kind cause and no-reset, else null")
     confidence: float | None = None
-    hosts: list[str] = Field(default_factory=list, description="the hosts the verdict rests on")
+    hosts: list[str] = Field(default_factory=new_list, description="the hosts the verdict rests on")
     statement: str = Field(description="what the differences point to, as the report and the console say it")
     exit_status: int = Field(description="what `reset-wizard merge` exits with: 1 cause, 3 interrupted, else 0")
 
@@ -106,10 +107,10 @@ class Fleet(BaseModel):
     schema_version: Literal["fleet/2"] = Field(default=FLEET_SCHEMA, alias="schema")
     merged_at: datetime
     verdict: FleetVerdict
-    diagnosis: list[FleetFinding] = Field(default_factory=list)  # diagnosis[0] is the verdict's cause
+    diagnosis: list[FleetFinding] = Field(default_factory=new_list)  # diagnosis[0] is the verdict's cause
     hosts: list[HostView]
     pointer: Pointer
-    timeline: list[TimelineEvent] = Field(default_factory=list)
+    timeline: list[TimelineEvent] = Field(default_factory=new_list)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

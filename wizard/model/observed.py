@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, WrapSerializer
 
+from wizard.model.factories import new_dict, new_list
+
 Mode = Literal["diagnose", "watch", "analyze"]
 # Who sent an RST, as the packets tell it.
 ObservedSender = Literal["server-app", "server-kernel", "server-firewall", "server-host", "path", "client",
@@ -31,7 +33,7 @@ class ResetEvent(BaseModel):
     flags: str
     sender: ObservedSender
     sender_words: str
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=new_list)
     ttl: int
     hop_distance: int
     ip_id: int | None = None
@@ -42,12 +44,12 @@ class ResetEvent(BaseModel):
     kernel_reason: str | None = None  # the kernel's reason (watch, through tracefs)
     proof: Proof | None = None  # two captures only
     proof_detail: str = ""
-    counters: dict[str, int] = Field(default_factory=dict)  # the machine's TCP counters that moved that second
-    signals: list[str] = Field(default_factory=list)  # the analysis' signal ids this RST raises
-    ladder: dict[str, Any] = Field(default_factory=dict)
-    drops: list[str] = Field(default_factory=list)  # the kernel's drops of that second, by reason (watch)
-    states: list[str] = Field(default_factory=list)  # the flow's last TCP state changes, as the kernel logged them
-    logs: list[str] = Field(default_factory=list)  # the server's log lines of that second (watch)
+    counters: dict[str, int] = Field(default_factory=new_dict)  # the machine's TCP counters that moved that second
+    signals: list[str] = Field(default_factory=new_list)  # the analysis' signal ids this RST raises
+    ladder: dict[str, Any] = Field(default_factory=new_dict)
+    drops: list[str] = Field(default_factory=new_list)  # the kernel's drops of that second, by reason (watch)
+    states: list[str] = Field(default_factory=new_list)  # the flow's last TCP state changes, as the kernel logged them
+    logs: list[str] = Field(default_factory=new_list)  # the server's log lines of that second (watch)
 
 
 class CaptureSummary(BaseModel):
@@ -63,7 +65,7 @@ class CaptureSummary(BaseModel):
     resets: int = 0
     first: datetime | None = None
     last: datetime | None = None
-    notes: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=new_list)
 
 
 def _as_list(events: Sequence[ResetEvent], handler: SerializerFunctionWrapHandler) -> Any:
@@ -78,13 +80,13 @@ Events = Annotated[Sequence[ResetEvent], WrapSerializer(_as_list)]
 class Observation(BaseModel):
     """Every reset seen in one watch or one analysis, and what was read to see them."""
 
-    sources: list[CaptureSummary] = Field(default_factory=list)
-    events: Events = Field(default_factory=list)  # a list, or a watch's EventLog
-    by_sender: dict[str, int] = Field(default_factory=dict)
-    by_proof: dict[str, int] = Field(default_factory=dict)
+    sources: list[CaptureSummary] = Field(default_factory=new_list)
+    events: Events = Field(default_factory=new_list)  # a list, or a watch's EventLog
+    by_sender: dict[str, int] = Field(default_factory=new_dict)
+    by_proof: dict[str, int] = Field(default_factory=new_dict)
     dropped_events: int = 0  # events past the cap, counted and not kept
-    kernel: list[str] = Field(default_factory=list)  # what the kernel's tracepoints gave (watch)
-    logs: list[str] = Field(default_factory=list)  # the logs followed and what could not be (watch)
+    kernel: list[str] = Field(default_factory=new_list)  # what the kernel's tracepoints gave (watch)
+    logs: list[str] = Field(default_factory=new_list)  # the logs followed and what could not be (watch)
 
     @property
     def lost_packets(self) -> int:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wizard.model.factories import new_dict, new_list
+
 if TYPE_CHECKING:
     from wizard.model.evidence import Body
 
@@ -57,8 +59,8 @@ class Evidence(BaseModel):
     title: str
     source: str = ""
     text: str = ""
-    highlight: list[int] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    highlight: list[int] = Field(default_factory=new_list)
+    data: dict[str, Any] = Field(default_factory=new_dict)
 
     def typed(self) -> Body:
         """This evidence as its member of the tagged union of kinds."""
@@ -84,8 +86,8 @@ class CheckResult(BaseModel):
     title: str = ""
     status: Status
     summary: str
-    evidence: list[Evidence] = Field(default_factory=list)
-    signals: list[Signal] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=new_list)
+    signals: list[Signal] = Field(default_factory=new_list)
     duration_ms: int = 0
     started_at: datetime | None = None
     reason: str | None = None  # why it was skipped or errored
@@ -103,7 +105,7 @@ class StepResult(BaseModel):
     id: StepId
     title: str = ""
     status: Status = Status.SKIP
-    checks: list[CheckResult] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=new_list)
     notes: str = ""
 
     def refresh_status(self) -> None:

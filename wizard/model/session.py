@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wizard.model.errors import WizardError
+from wizard.model.factories import new_list
 from wizard.model.observed import Mode, Observation
 from wizard.model.results import STEP_IDS, Signal, StepResult
 from wizard.model.target import Target
@@ -42,8 +43,8 @@ class Answers(BaseModel):
     at: datetime | None = None
     window_s: float = Field(default=900.0, gt=0)
     side: Literal["client", "server", "unknown"] = "unknown"
-    logs: list[str] = Field(default_factory=list)
-    journal: list[str] = Field(default_factory=list)
+    logs: list[str] = Field(default_factory=new_list)
+    journal: list[str] = Field(default_factory=new_list)
     payload: str | None = None
     hold_s: float = Field(default=0.0, ge=0)
     attempts: int = Field(default=10, ge=1, le=1000)
@@ -58,8 +59,8 @@ class Finding(BaseModel):
     title: str = ""
     confidence: float = Field(ge=0.0, le=1.0)
     summary: str
-    evidence: list[str] = Field(default_factory=list)
-    against: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=new_list)
+    against: list[str] = Field(default_factory=new_list)
     remedy: str = ""
     diagnosed: bool = Field(default=False, description=(
         "decided by the analysis: a cause at or above the checklist's threshold (never "
@@ -110,9 +111,9 @@ class Session(BaseModel):
     target: Target
     context: Context
     answers: Answers = Field(default_factory=Answers)
-    steps: list[StepResult] = Field(default_factory=list)
+    steps: list[StepResult] = Field(default_factory=new_list)
     verdict: Verdict | None = Field(default=None, description="null until the analysis ran")
-    diagnosis: list[Finding] = Field(default_factory=list, description="the verdict first, then the rest")
+    diagnosis: list[Finding] = Field(default_factory=new_list, description="the verdict first, then the rest")
     close_call: CloseCall | None = None
     interrupted: bool = False
     notes: str = ""

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from wizard.model.errors import WizardError
+from wizard.model.factories import new_list
 
 #: the schemes the probe speaks: an HTTP GET, or a TLS ClientHello (wizard.model.payload)
 PROBED_SCHEMES = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -31,7 +32,7 @@ class Target(BaseModel):
 
     host: str
     port: int = Field(ge=1, le=65535)
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[str] = Field(default_factory=new_list)
     scheme: str | None = None
     path: str | None = None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wizard.diag.kernel.parse.counters import parse_proc_counters
-from wizard.engine.probes import PacketEvent, initial_ttl
+from wizard.engine.wire import PacketEvent, initial_ttl
 from wizard.model.wording import plural
 
 Sender = Literal["server-kernel", "server-app", "server-firewall", "server-host", "path", "beyond", "unknown"]
@@ -312,13 +312,12 @@ class Ladder:
 
 
 def _label(ev: PacketEvent) -> str:
-    if ev.is_rst:
-        return "RST-ACK" if "A" in ev.flags else "RST"
-    if ev.is_synack:
-        return "SYN-ACK"
-    if ev.is_syn:
-        return "SYN"
-    if ev.is_fin:
+    flags = ev.flags  # the is_* properties' tests, on the letters read once (a ladder per reset)
+    if "R" in flags:
+        return "RST-ACK" if "A" in flags else "RST"
+    if "S" in flags:
+        return "SYN-ACK" if "A" in flags else "SYN"
+    if "F" in flags:
         return f"FIN (data {ev.payload_len} B)" if ev.payload_len else "FIN"
     if ev.payload_len:
         return f"data {ev.payload_len} B"

@@ -19,8 +19,8 @@ from wizard.diag.packets.parse.attribution import (
     timing,
 )
 from wizard.diag.packets.parse.flows import Sighting
-from wizard.diag.packets.parse.frames import Segment
-from wizard.engine.probes import PacketEvent
+from wizard.diag.packets.parse.frames import Segment, flags_text
+from wizard.engine.wire import PacketEvent
 from wizard.model.observed import ObservedSender, ResetEvent
 
 CLIENT_WORDS = "the client itself (its TTL and shape match the client's SYN)"
@@ -40,12 +40,12 @@ def endpoint(address: str, port: int) -> str:
 
 
 def as_event(seg: Segment, t0: float, from_client: bool) -> PacketEvent:
-    """A segment as the live probe's PacketEvent (``out``: from the client)."""
-    return PacketEvent(
-        ms=round((seg.ts - t0) * 1000, 3), direction="out" if from_client else "in", src=seg.src,
-        dst=seg.dst, sport=seg.sport, dport=seg.dport, ttl=seg.ttl, ip_id=seg.ip_id, df=seg.df,
-        flags=seg.flags, seq=seg.seq, ack=seg.ack, window=seg.window, options=seg.options,
-        ts_val=seg.ts_val, ts_ecr=seg.ts_ecr, payload_len=seg.payload_len)
+    """A segment as the live probe's PacketEvent (``out``: from the client). The tuple is
+    unpacked once and the event built by position: a capture's resets make thousands (~1 us
+    less each than by keyword from the segment's fields)."""
+    ts, src, dst, sport, dport, bits, seq, ack, window, ttl, ip_id, df, options, ts_val, ts_ecr, payload_len = seg
+    return PacketEvent(round((ts - t0) * 1000, 3), "out" if from_client else "in", src, dst, sport, dport, ttl,
+                       ip_id, df, flags_text(bits), seq, ack, window, options, ts_val, ts_ecr, payload_len)
 
 
 def seq_fit(rst: Segment, expected: int | None) -> str:
@@ -81,8 +81,10 @@ def to_event(n: int, s: Sighting, source: str, from_server_end: bool = False) ->
     events = [as_event(p, t0, (p.src == client and p.sport == cport) != from_client) for p in packets]
     rst_ev = events[packets.index(s.rst)]
     opener = s.flow.syn if from_client else s.flow.synack
-    shape = ServerShape.from_event(as_event(opener, t0, False), "SYN" if from_client else "SYN-ACK") \
-        if opener is not None else None
+    # The opener's event as the sender's side ("in"), which it is among the events when it is one of the packets
+    at = next((i for i, p in enumerate(packets) if p is opener), -1) if opener is not None else -1
+    shape = ServerShape.from_event(events[at] if at >= 0 else as_event(opener, t0, False),
+                                   "SYN" if from_client else "SYN-ACK") if opener is not None else None
     refused = not from_client and refuses_syn(rst_ev, events)
     if shape is None and refused and from_server_end:
         shape = ServerShape(rst_ev.ttl, False, 0, None, PROVED_SHAPE, by_hops=True)
