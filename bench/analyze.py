@@ -22,8 +22,9 @@ while it loads). Time and memory are measured in separate runs: the memory is po
 whatever runs beside it, which costs a tool that keeps both processors busy (analyze, about
 20 ms a run on two cores) and not one that keeps one busy (tcpdump). So every round times
 each tool with nothing polling it, and one more run of each (before the timed rounds, its
-time not counted) gives the peak memory. The order of the tools turns by one each round. The capture is written under a temporary directory and removed
-afterwards (unless --keep names where to keep it; an existing file there is reused).
+time not counted) gives the peak memory. analyze and tcpdump run first in each round, each
+first every other round; tshark runs last, and the next round begins 3 s after it. The
+capture is written under a temporary directory and removed afterwards (unless --keep names where to keep it; an existing file there is reused).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from wizard.lab.pcapgen import frame, write_pcap  # noqa: E402
 GOALS = {"tshark": 0.25, "tcpdump": 2.0}
 MEMORY_GOAL_MB = 150
 TIMEOUT = 1800
+SETTLE = 3.0  # seconds of rest after each round (after tshark)
 SERVER = "10.2.0.2"
 SERVICES = (443, 8080, 5432)
 HOPS = 2  # routers between the clients and the server: the capture is near the clients
@@ -214,11 +216,12 @@ def main() -> int:
             print(f"{missing}: not installed (apt install {missing}), its ratio is not measured")
         times: dict[str, list[float]] = {k: [] for k in tools}
         memory: dict[str, list[float]] = {k: [] for k in tools}
-        names = list(tools)
+        quick = [k for k in tools if k != "tshark"]
         for n in range(args.rounds + 1):  # interleaved: each round runs every tool once
-            # in an order turned by one each round: no tool always follows the same one (a
-            # run right after tshark's minute at full load is slower, whichever tool it is)
-            for name in names[n % len(names):] + names[:n % len(names)]:
+            # analyze and tcpdump first, in turn (each goes first every other round), tshark
+            # last and a pause after it: a run right after tshark's minute at full load is
+            # slower, whichever tool it is
+            for name in (quick if n % 2 else quick[::-1]) + (["tshark"] if "tshark" in tools else []):
                 argv = tools[name]
                 seconds, code, out, peak = timed(argv, env, poll=n == 0)
                 if (code != 0 and name != "analyze") or code not in (0, 1):
@@ -232,6 +235,7 @@ def main() -> int:
                     continue
                 times[name].append(seconds)
                 print(f"  {name}: {seconds:.2f}s, {what}")
+            time.sleep(SETTLE)
         medians = {k: statistics.median(v) for k, v in times.items()}
         for name, median in medians.items():
             print(f"{name:>8}: median {median:.2f}s over {len(times[name])} rounds "
