@@ -23,7 +23,7 @@ from wizard.diag.packets.io.pcaplib import Skim
 # SYNs, SYN-ACKs and RSTs (IPv6 without extension headers: its TCP flags at a fixed offset).
 OPENERS_AND_RESETS = "(tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or (ip6 and ip6[6] == 6 and ip6[53] & 0x06 != 0))"
 BATCH = 16  # records of the first pass between two noted positions
-GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"  # (pcapfile reads it here too: the child must not import gzip)
 _HEAD = struct.Struct("<qqqqq")  # linktype, kept, positions noted (each list), copy's length, 0
 
 

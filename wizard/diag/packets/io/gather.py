@@ -28,8 +28,9 @@ from wizard.diag.packets.io.firstpass import (  # noqa: F401 (OPENERS_AND_RESETS
     OPENERS_AND_RESETS,
     bpf_for,
     first_bpf,
+    first_pass,
 )
-from wizard.diag.packets.io.halves import Later, noted_cut, skim_halves
+from wizard.diag.packets.io.halves import Later, noted_cut
 from wizard.diag.packets.io.halves import start as second_half
 from wizard.diag.packets.io.libpcap import libpcap_path
 from wizard.diag.packets.io.pcapfile import is_tcp, read, sniff_format
@@ -110,7 +111,7 @@ class _Reset:
 def _skimmed(path: str, fmt: str, port: int | None, every_flow: bool, check: Check,
              ready: Skim | None = None) -> Gathered | None:
     bpf = first_bpf(port)
-    first = ready if ready is not None else skim_halves(path, bpf, BATCH, check)[0]
+    first = ready if ready is not None else first_pass(path, port, check)
     _known(path, first.linktype)
     resets = _resets(first, port)
     if resets is None:

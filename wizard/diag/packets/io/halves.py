@@ -54,11 +54,12 @@ def cut_near(path: str, around: int | None = None) -> int | None:
     of MIN_SIZE is left after it)."""
     try:
         size = os.path.getsize(path)
-        if not _worth_halves(size if around is None else 2 * (size - around)):
+        at = size // 2 if around is None else around
+        if not _worth_halves(2 * (size - at) if around is not None else size):
             return None
         with open(path, "rb") as handle:
             head = handle.read(FILE_HEADER + 16)
-            handle.seek(size // 2 if around is None else around)
+            handle.seek(at)
             window = handle.read(WINDOW)
     except OSError:
         return None
@@ -69,7 +70,7 @@ def cut_near(path: str, around: int | None = None) -> int | None:
     first = struct.unpack_from(order + "I", head, FILE_HEADER)[0]
     # A capture spans days at most: a record from outside them is no record.
     p = resync(window, order, fraction, snaplen, linktype & 0xFFFF, (max(first - 86400, 0), first + 30 * 86400))
-    return None if p is None else (size // 2 if around is None else around) + p
+    return None if p is None else at + p
 
 
 class Later:

@@ -13,13 +13,13 @@ import gzip
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from wizard.diag.packets.io.firstpass import GZIP_MAGIC
 from wizard.diag.packets.io.libpcap import libpcap_path
 from wizard.diag.packets.io.pcaplib import CaptureError, Offline
 from wizard.diag.packets.parse.links import ip_offset
 
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
