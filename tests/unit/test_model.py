@@ -30,6 +30,9 @@ from wizard.model import (
     ("https://api.example.com", "api.example.com", 443),
     ("https://[::1]:8443/x", "::1", 8443),
     ("postgres://db.internal", "db.internal", 5432),
+    ("web1.example.com:80", "web1.example.com", 80),
+    ("1password.example:443", "1password.example", 443),
+    ("10.0.0.5.nip.example:80", "10.0.0.5.nip.example", 80),
 ])
 def test_targets_parse_names_addresses_and_urls(text: str, host: str, port: int) -> None:
     target = parse_target(text)
@@ -46,6 +49,12 @@ def test_targets_parse_names_addresses_and_urls(text: str, host: str, port: int)
     ("[::1]", "bad target"),
     ("[127.0.0.1]:80", "bad target"),
     ("bad_host!:80", "bad target"),
+    ("300.1.1.1:80", "bad target"),  # a typo of an address, never looked up as a name
+    ("127.1:80", "bad target"),
+    ("010.0.0.1:80", "bad target"),
+    ("2130706433:80", "bad target"),
+    ("https://1.2.3.256/", "bad target"),
+    ("web.123:80", "bad target"),
     ("gopher://example.com", "bad target"),
     ("https://example.com:99999", "bad port"),
     ("", "bad target"),

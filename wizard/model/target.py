@@ -69,8 +69,17 @@ def _check_host(host: str, raw: str) -> str:
     if is_ip(host):
         return str(ipaddress.ip_address(host))
     name = host.rstrip(".")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
         raise WizardError("bad target", f"{host!r} is neither an IP address nor a valid host name")
+    # No name ends in a label of digits alone (RFC 3696 2), and the resolver would read
+    # "127.1", "010.0.0.1" or "2130706433" as some address by inet_aton's old rules: said
+    # here, before any lookup, instead of a guessed address or a query for a typo.
+    if all(label.isdigit() for label in labels):
+        raise WizardError("bad target", f"{host!r} is not an IPv4 address: four numbers 0-255 "
+                                        "without leading zeros, e.g. 10.0.0.5")
+    if labels[-1].isdigit():
+        raise WizardError("bad target", f"{host!r} is not a host name: a name's last label is not all digits")
     return name.lower()
 
 
