@@ -142,6 +142,9 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
 
     async def _complete(self) -> None:
         styles.add(self.app.stylesheet, styles.FORM)  # the styles of what mounts now
+        # and the stepper's looks when hovered and in its states (its component styles are
+        # taken as it is styled: again now)
+        self.app.update_styles(self.query_one(Stepper))
         body = self.query_one("#body")
         await body.mount_all(self._rest(), after="#row-target")
         if not self.is_attached:  # the app quit within its first frame
