@@ -155,3 +155,43 @@ async def test_at_80_columns_the_footer_shows_whole_keys_in_their_order() -> Non
         await pilot.pause(0.3)
         footer = pilot.app.screen.query_one(WizardFooter)
         assert all(k.display for k in footer.query(FooterKey))  # at 160 columns every key fits
+
+
+async def test_the_footer_rebuilds_once_for_changes_that_come_before_its_rebuild(monkeypatch) -> None:
+    """Start-up builds the footer's keys once (after an empty footer); two changes of the
+    keys in a row (a target typed, then cleared) before the rebuild has composed make one
+    rebuild, and it shows the keys as they are by then."""
+    from textual.widgets import Input
+
+    from tests.ui.helpers import SIZE, make_app, until
+    from wizard.ui.widgets.footer import WizardFooter
+
+    composed: list[bool] = []
+    compose = WizardFooter.compose
+
+    def counted(self: WizardFooter):  # type: ignore[no-untyped-def]
+        composed.append(self._bindings_ready)
+        return compose(self)
+
+    monkeypatch.setattr(WizardFooter, "compose", counted)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.complete and app.checklist is not None)
+        await pilot.pause(0.1)
+        assert composed == [False, True]
+        footer = app.screen.query_one(WizardFooter)
+        target = app.screen.query_one("#target", Input)
+
+        def change(value: str) -> None:  # in the footer's own turn, as the screen's signal calls it
+            target.value = value
+            footer.bindings_changed(app.screen)
+
+        footer.call_next(change, "127.0.0.1:8080")  # Enter (Start) comes
+        footer.call_next(change, "")  # and goes, before the rebuild has composed
+        await pilot.pause(0.1)
+        assert composed == [False, True, True]
+        assert footer.shown_keys() == footer._shown
+        assert "Start" not in " ".join(str(k.render()) for k in footer.query("FooterKey"))
+        target.value = "127.0.0.1:8080"  # typed as a person does: the footer follows
+        await until(pilot, lambda: "Start" in " ".join(str(k.render()) for k in footer.query("FooterKey")))
+        assert composed == [False, True, True, True]

@@ -147,6 +147,28 @@ def test_only_the_command_that_runs_is_imported() -> None:
     assert not [m for m in loaded if not m.startswith("wizard.")]
 
 
+def test_reset_wizard_alone_is_what_the_parser_makes_of_nothing() -> None:
+    from wizard.cli import tui
+
+    assert vars(tui.nothing_typed()) == vars(grammar.parse([]))
+
+
+def test_reset_wizard_alone_opens_the_tui_without_loading_the_grammar() -> None:
+    """Nothing to parse: the TUI opens as the parser would open it, argparse never loaded."""
+    code = ("import json, sys\n"
+            "import wizard.ui.app\n"
+            "def opened(target, **kw):\n"
+            "    print(json.dumps([target, kw['server'], sorted(m for m in ('argparse', 'wizard.cli.parser', "
+            "'wizard.cli.console') if m in sys.modules)]))\n"
+            "    return 0\n"
+            "wizard.ui.app.run_tui = opened\n"
+            "from wizard.cli.main import main\n"
+            "sys.exit(main([]))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [None, "local", []]
+
+
 @pytest.mark.parametrize("word", ["10.0.0.5", "::1", "api.example.com", "web1.internal:8443"])
 def test_an_address_or_a_dotted_name_is_a_target_for_the_tui(word: str) -> None:
     args = grammar.parse([word])

@@ -4,10 +4,13 @@ textual is imported only here, when the TUI opens."""
 
 from __future__ import annotations
 
-import argparse
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 from wizard.cli.status import ExitStatus
-from wizard.model.questions import question
+
+if TYPE_CHECKING:
+    import argparse
 
 DESCRIPTION = """\
 Open the wizard in the terminal: step 1 asks what failed and where, steps 2 to 6 run their
@@ -25,9 +28,17 @@ EXIT = {ExitStatus.OK: "the wizard was closed",
 
 
 def options(p: argparse.ArgumentParser) -> None:
+    from wizard.model.questions import question
+
     target, server = question("target"), question("server")
     p.add_argument("target", nargs="?", metavar=target.metavar, help=target.help)
     p.add_argument(server.option, default=server.default, metavar=server.metavar, help=server.help)
+
+
+def nothing_typed() -> argparse.Namespace:
+    """What the parser makes of `reset-wizard` alone (a test holds the two equal): the TUI with
+    step 1 empty, the command line that wizard.cli.main opens without loading argparse."""
+    return cast("argparse.Namespace", SimpleNamespace(command="tui", target=None, server="local", argv=["tui"]))
 
 
 def run(args: argparse.Namespace, probes: object = None) -> int:

@@ -1,7 +1,8 @@
 """The wizard's style sheets, each parsed only once what it styles is about to mount.
 
 wizard.tcss (the app's CSS_PATH) holds what step 1's first frame shows; form.tcss the rest of
-step 1's form, its notice and every screen's nav bar (they mount right after that frame);
+step 1's form, its notice, every screen's nav bar (they mount right after that frame) and the
+stepper's looks that frame does not show (hovered, a step's state);
 run.tcss all else (a step's checks and evidence, the verdict, the dialogs). Added in that
 order, they cascade as the three files would in a row.
 """

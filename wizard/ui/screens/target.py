@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Select, Static
 
 from wizard.ui import fields, styles
 from wizard.ui.widgets.footer import WizardFooter
@@ -88,10 +88,11 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         yield Stepper("identify", self.step_states)
         with VerticalScroll(id="body"):
             yield Static("Step 1 of 6 · What failed, and where?", classes="step-title")
-            with Vertical(id="form"):
-                # A target given on the command line is checked once the form is out: its
-                # parser's model loads pydantic, which the first frame does without.
-                yield self._row(*FIELDS[0], check=not self.values.get("target"))
+            # The form's rows sit in the body itself, with no container of their own (one
+            # widget less to style and lay out before the first frame). A target given on the
+            # command line is checked once the form is out: its parser's model loads pydantic,
+            # which the first frame does without.
+            yield self._row(*FIELDS[0], check=not self.values.get("target"))
         yield WizardFooter()
 
     def _rest(self) -> list[Horizontal]:
@@ -100,19 +101,19 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
         from wizard.ui.widgets.errortext import ErrorText
 
         rows = [
-            Horizontal(Label("Error text (paste)", classes="form-label"),
+            Horizontal(Static("Error text (paste)", classes="form-label"),
                        ErrorText(self.values.get("error", ""), id="error", classes="error-text",
                                  soft_wrap=True, tab_behavior="focus",
                                  tooltip="Enter starts; Shift+Enter or Ctrl+J adds a line"),
                        classes="form-row", id="row-error"),
-            Horizontal(Label("Seen on", classes="form-label"),
+            Horizontal(Static("Seen on", classes="form-label"),
                        Select([("the client", "client"), ("the server", "server"), ("not sure", "unknown")],
                               value=self.values.get("side", "unknown"), allow_blank=False, id="side",
                               compact=True),
                        classes="form-row"),
         ]
         rows += [self._row(*field) for field in FIELDS[1:]]
-        rows.append(Horizontal(Label("", classes="form-label"),
+        rows.append(Horizontal(Static("", classes="form-label"),
                                Button("Start diagnosis ▸", id="start", variant="primary",
                                       tooltip="Enter or Ctrl+N"),
                                Static("", id="start-status", classes="start-status"),
@@ -123,7 +124,10 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
              check: bool = True) -> Horizontal:
         browse = [Button("Browse…", id="browse", compact=True, tooltip="Pick a log file")] if name == "logs" else []
         return Horizontal(
-            Label(label, classes="form-label"),
+            # A Static, not a Label: Label's default styles (a few variants' rules) would be
+            # parsed before the first frame for what .form-label sets anyway (the export
+            # dialog's labels are Statics too).
+            Static(label, classes="form-label"),
             # The value given (a pre-filled target) is kept when the field takes the focus:
             # the first key typed edits it instead of replacing it.
             FormInput(self.values.get(name, ""), placeholder=placeholder, id=name, compact=True,
@@ -138,12 +142,15 @@ class TargetScreen(NavButtons, StepperScreen, Screen):
 
     async def _complete(self) -> None:
         styles.add(self.app.stylesheet, styles.FORM)  # the styles of what mounts now
-        await self.query_one("#form").mount_all(self._rest())
+        # and the stepper's looks when hovered and in its states (its component styles are
+        # taken as it is styled: again now)
+        self.app.update_styles(self.query_one(Stepper))
+        body = self.query_one("#body")
+        await body.mount_all(self._rest(), after="#row-target")
         if not self.is_attached:  # the app quit within its first frame
             return
         # Below the title, the notice (hidden until there is one); below the form, the slot of
         # the identify step's checks: neither is in sight in the first frame.
-        body = self.query_one("#body")
         await body.mount(Static("", id="root-notice", classes="notice"), after=body.query_one(".step-title"))
         await body.mount(Vertical(id="identify-slot"))
         target = self.query_one("#target", Input)

@@ -74,15 +74,21 @@ class WizardFooter(Footer):
         palette = bindings.get(self.app.COMMAND_PALETTE_BINDING)
         return keys, self.show_command_palette, palette[2:] if palette else None
 
+    _rebuilding = False  # a rebuild is asked for and has not composed yet
+
     def bindings_changed(self, screen: Screen[Any]) -> None:
         if self.is_attached and screen is self.screen:
-            shown = self.shown_keys()
-            if self._bindings_ready and shown == self._shown:
-                return  # the same keys as shown, or as a rebuild already asked for will show
-            self._shown = shown
+            if self._rebuilding:
+                return  # the rebuild asked for shows the keys as they are when it composes
+            if self._bindings_ready and self.shown_keys() == self._shown:
+                return  # the same keys as shown
+            # (The first call, before the first frame, leaves the keys to that rebuild: they
+            # are worked out once, after the frame, instead of before it and again.)
+            self._rebuilding = screen.app.app_focus  # when Textual's Footer rebuilds
         super().bindings_changed(screen)
 
     def compose(self) -> Iterator[Widget]:
+        self._rebuilding = False
         if self._bindings_ready:
             self._shown = self.shown_keys()
         for widget in super().compose():
