@@ -97,3 +97,25 @@ def test_unreadable_checklist_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(WizardError) as info:
         load_checklist(tmp_path / "missing.yaml")
     assert info.value.title == "unreadable checklist"
+
+
+def test_diagnose_loads_the_shipped_checklist_without_compiling_its_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from wizard.cli.diagnose import checklist_for
+    from wizard.engine.discovery import load
+
+    compiled: list[str] = []
+    real = re.compile
+
+    def counting(pattern: str, flags: int = 0) -> re.Pattern[str]:
+        compiled.append(pattern)
+        return real(pattern, flags)
+
+    monkeypatch.setattr(re, "compile", counting)
+    checklist = checklist_for(False)
+    regexes = {s.regex for s in checklist.signatures}
+    assert regexes and not regexes & set(compiled)
+    monkeypatch.undo()
+    # the same checklist as the default load, which compiles every one of them
+    assert checklist == load()

@@ -40,7 +40,11 @@ def _load_builtin() -> None:
     _LOADED = True
 
 
-def load(path: Path | None = None) -> Checklist:
+def load(path: Path | None = None, *, compile_signatures: bool = True) -> Checklist:
+    """The checklist (the shipped one unless ``path``), checked against the registered checks.
+    ``compile_signatures=False``: its signature regexes are not compiled by ``re`` to check
+    them (load_checklist), for a caller whose log matching compiles what it uses itself."""
     checks = all_checks()
     emitted = {s for c in checks.values() for s in c.emits}
-    return load_checklist(path or checklist_path(), {k: v.Params for k, v in checks.items()}, emitted)
+    return load_checklist(path or checklist_path(), {k: v.Params for k, v in checks.items()}, emitted,
+                          compile_signatures=compile_signatures)
