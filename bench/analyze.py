@@ -27,8 +27,9 @@ rounds: first analyze and tcpdump in turn (each first every other round), then a
 tshark in turn. A run right after tshark's minute at full load is slower, whichever tool it
 is (0.54 s against 0.48 for analyze, 0.32 against 0.24 for tcpdump, with 3 s of rest
 between): in one rotation of all three, that toll fell on whichever ran next, so the
-tcpdump pairs are timed before tshark runs at all. The
-capture is written under a temporary directory and removed afterwards (unless --keep names where to keep it; an existing file there is reused).
+tcpdump pairs are timed before tshark runs at all. The capture is written under a temporary
+directory and removed afterwards (unless --keep names where to keep it; an existing file
+there is reused).
 """
 
 from __future__ import annotations
@@ -231,19 +232,25 @@ def main() -> int:
         tools = {k: v for k, v in tools.items() if shutil.which(v[0])}
         for missing in {"tcpdump", "tshark"} - tools.keys():
             print(f"{missing}: not installed (apt install {missing}), its ratio is not measured")
-        memory: dict[str, list[float]] = {k: [] for k in tools}
+        memory: dict[str, float] = {}
+
+        def memory_run(name: str) -> bool:
+            """One run of ``name`` with its memory polled (its time not counted)."""
+            seconds, code, out, peak = timed(tools[name], env, poll=True)
+            if not _ran(name, code):
+                return False
+            memory[name] = peak
+            print(f"  {name}: peak memory {peak:.0f} MB ({seconds:.2f}s polled, not counted), {_what(name, out)}")
+            return True
+
+        if not memory_run("analyze"):  # (it also brings the file into the page cache)
+            return 1
         met = True
         for other in ("tcpdump", "tshark"):  # tshark after every tcpdump pair (see above)
             if other not in tools:
                 continue
-            for name in ("analyze", other) if not memory["analyze"] else (other,):
-                # the memory run (the first also brings the file into the page cache)
-                seconds, code, out, peak = timed(tools[name], env, poll=True)
-                if not _ran(name, code):
-                    return 1
-                memory[name].append(peak)
-                print(f"  {name}: peak memory {peak:.0f} MB ({seconds:.2f}s polled, not counted), "
-                      f"{_what(name, out)}")
+            if not memory_run(other):
+                return 1
             times: dict[str, list[float]] = {"analyze": [], other: []}
             for n in range(args.rounds):  # interleaved pairs: each first every other round
                 for name in (["analyze", other] if n % 2 else [other, "analyze"]):
@@ -256,14 +263,12 @@ def main() -> int:
             medians = {k: statistics.median(v) for k, v in times.items()}
             for name, median in medians.items():
                 print(f"{name:>8}: median {median:.2f}s over {len(times[name])} rounds "
-                      f"({', '.join(f'{t:.2f}' for t in times[name])}), peak memory {max(memory[name]):.0f} MB")
+                      f"({', '.join(f'{t:.2f}' for t in times[name])}), peak memory {memory[name]:.0f} MB")
             ratio = medians["analyze"] / medians[other]
             ok = ratio <= GOALS[other]
             met &= ok
             print(f"analyze / {other}: {ratio:.2f} (goal <= {GOALS[other]}) {'met' if ok else 'NOT met'}")
-        if not memory["analyze"]:  # neither tool installed: analyze's memory alone
-            memory["analyze"].append(timed(tools["analyze"], env, poll=True)[3])
-        peak = max(memory["analyze"])
+        peak = memory["analyze"]
         met &= peak < MEMORY_GOAL_MB
         print(f"analyze peak memory: {peak:.0f} MB (goal < {MEMORY_GOAL_MB} MB) "
               f"{'met' if peak < MEMORY_GOAL_MB else 'NOT met'}")
