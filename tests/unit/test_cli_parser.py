@@ -133,15 +133,20 @@ def test_a_new_command_is_one_module_and_one_registration_line(
     assert "(default: world)" in capsys.readouterr().out
 
 
+def _python(code: str) -> str:
+    """The stdout of ``code`` run by a fresh interpreter in the repository (which must succeed)."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_only_the_command_that_runs_is_imported() -> None:
     code = ("import sys\n"
             "from wizard.cli.parser import parse\n"
             "parse(['lab', 'list']); parse(['--version']) if False else None\n"
             "print(sorted(m for m in sys.modules if m.startswith('wizard.cli.') or m.split('.')[0] in "
             "('textual', 'rich', 'scapy')))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout.replace("'", '"'))
+    loaded = json.loads(_python(code).replace("'", '"'))
     assert "wizard.cli.lab" in loaded
     assert not {"wizard.cli.diagnose", "wizard.cli.tui", "wizard.cli.demo", "wizard.cli.report"} & set(loaded)
     assert not [m for m in loaded if not m.startswith("wizard.")]
@@ -164,9 +169,7 @@ def test_reset_wizard_alone_opens_the_tui_without_loading_the_grammar() -> None:
             "wizard.ui.app.run_tui = opened\n"
             "from wizard.cli.main import main\n"
             "sys.exit(main([]))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [None, "local", []]
+    assert json.loads(_python(code)) == [None, "local", []]
 
 
 @pytest.mark.parametrize("word", ["10.0.0.5", "::1", "api.example.com", "web1.internal:8443"])
